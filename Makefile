@@ -1,0 +1,69 @@
+# ferrogate developer loop. Every target sets up what it needs: a venv in .venv, the pip packages
+# in requirements-dev.txt, and a release build of the extension (built once per run).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Tests must never wait on a network index for a package the venv already has.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+RUST_SRC := $(shell find src -name '*.rs') Cargo.toml
+PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
+
+.PHONY: help demo test lint bench dev build fmt clean rust-test py-test
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.deps: requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# The extension, built release (benchmarks and the demo measure what users get) and installed
+# into the venv in editable mode so python/ferrogate is imported from the work tree.
+$(VENV)/.built: $(VENV)/.deps $(RUST_SRC) pyproject.toml
+	maturin develop --release --quiet
+	touch $@
+
+build: $(VENV)/.built
+
+dev: build ## editable release build into .venv
+
+demo: build ## build everything and run the example API behind the gate
+	$(PY) -m ferrogate demo
+
+fmt: ## format Rust and Python
+	cargo fmt
+	ruff format python tests examples
+	ruff check --fix python tests examples
+
+lint: $(VENV)/.built ## cargo fmt/clippy (pedantic), ruff, mypy --strict, stubtest
+	cargo fmt --check
+	cargo clippy --release --all-targets --all-features -- -D warnings
+	ruff check python tests examples
+	ruff format --check python tests examples
+	mypy --strict python/ferrogate
+	$(PY) -m mypy.stubtest ferrogate._native
+
+rust-test:
+	cargo test --release
+
+py-test: $(VENV)/.built
+	$(PY) -m pytest -q -m "not bench" -p no:cacheprovider
+
+test: build lint rust-test py-test ## build everything and run every test (Rust and Python)
+
+bench: build ## benchmarks, side by side with the peers, in one run
+	mkdir -p bench-results
+	$(PY) -m pytest -q -m bench -p no:cacheprovider --benchmark-only \
+		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name \
+		--benchmark-json=bench-results/latest.json tests/bench
+	$(PY) tests/bench/ratios.py bench-results/latest.json
+
+clean:
+	rm -rf target $(VENV) bench-results

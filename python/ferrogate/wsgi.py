@@ -1,0 +1,54 @@
+"""``GateMiddleware``: the gate in front of any WSGI app, the fast path.
+
+The gate decides each request in one Rust call. Refused requests are answered here with an RFC 9457
+``application/problem+json`` body and never reach the app; forwarded ones reach it with the matched
+route in ``environ["ferrogate.route"]`` and its params in ``environ["ferrogate.params"]``.
+
+The app's response iterable is returned untouched, so streaming responses, ``close()`` and
+``wsgi.file_wrapper`` behave exactly as without the middleware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from ferrogate._native import Gate as NativeGate
+
+__all__ = ["GateMiddleware"]
+
+
+class GateMiddleware:
+    """Wraps ``app`` so that ``gate`` sees every request first."""
+
+    __slots__ = ("app", "gate")
+
+    def __init__(self, app: WSGIApplication, gate: NativeGate) -> None:
+        self.app = app
+        self.gate = gate
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        d = self.gate.check(environ)
+        if not d.forward:
+            body = d.body
+            headers = [*d.headers, ("content-length", str(len(body)))]
+            start_response(d.status_line, headers)
+            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+        environ["ferrogate.route"] = d.route
+        environ["ferrogate.route_name"] = d.route_name
+        environ["ferrogate.params"] = d.params
+        environ["ferrogate.decision"] = d
+        extra = d.headers
+        if not extra:
+            return self.app(environ, start_response)
+
+        def start_with_gate_headers(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Any:
+            return start_response(status, [*headers, *extra], exc_info)
+
+        return self.app(environ, start_with_gate_headers)

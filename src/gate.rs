@@ -1,0 +1,366 @@
+//! The per-request pipeline: one pass from request facts to a [`Decision`], no Python inside.
+//!
+//! Stages, in order: normalise the path → match the route (405 when only the method is wrong) →
+//! apply the route's resolved [`Policy`]. Later stages (credentials, rate limits, cache) slot in
+//! after the policy; each either answers the request or adds to what is forwarded.
+
+use crate::config::{ConfigError, GateConfig, Issues};
+use crate::http::Header;
+use crate::policy::{Access, Policy};
+use crate::problem::{self, Problem};
+use crate::router::{Lookup, PathEncoding, PathError, RouteId, Router, normalize};
+
+/// What the gate reads of a request. Strings borrow from the caller (the WSGI environ).
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path as the framework behind will read it: WSGI `PATH_INFO`, already decoded once.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub remote_addr: Option<&'a str>,
+    /// Values of the headers named by [`Gate::header_keys`], in that order.
+    pub headers: &'a [Option<&'a str>],
+}
+
+/// A response the gate sends itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn problem(p: &Problem, mut headers: Vec<Header>) -> Self {
+        headers.insert(0, ("content-type", problem::CONTENT_TYPE.to_owned()));
+        Self {
+            status: p.status,
+            headers,
+            body: p.to_body(),
+        }
+    }
+}
+
+/// The route a request matched.
+#[derive(Debug)]
+pub struct Matched<'s> {
+    pub id: RouteId,
+    pub pattern: &'s str,
+    pub name: Option<&'s str>,
+    pub params: matchit::Params<'s, 's>,
+}
+
+/// A request the app should handle, with what the gate learned about it.
+#[derive(Debug)]
+pub struct Forward<'s> {
+    pub route: Option<Matched<'s>>,
+    /// Headers to add to the app's response (rate-limit state, cache status).
+    pub headers: Vec<Header>,
+}
+
+#[derive(Debug)]
+pub enum Decision<'s> {
+    Respond(Response),
+    Forward(Forward<'s>),
+}
+
+#[derive(Debug)]
+struct RouteEntry {
+    name: Option<String>,
+    policy: Policy,
+}
+
+/// The built gate: routes and resolved policies. Immutable and `Sync`; share it across threads.
+#[derive(Debug)]
+pub struct Gate {
+    router: Router<RouteEntry>,
+    default_policy: Policy,
+    header_keys: Vec<String>,
+}
+
+/// What `explain` found for a method and path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Explanation {
+    Route {
+        pattern: String,
+        name: Option<String>,
+        params: Vec<(String, String)>,
+        policy: Policy,
+    },
+    MethodNotAllowed {
+        allow: Vec<&'static str>,
+    },
+    Unmatched {
+        policy: Policy,
+    },
+    BadPath(PathError),
+}
+
+impl Gate {
+    /// Builds a gate, reporting every route conflict along with any other config problem.
+    pub fn new(config: &GateConfig) -> Result<Self, ConfigError> {
+        let mut issues = Issues::default();
+        let default_policy = Policy::from_defaults(&config.defaults);
+        let mut router = Router::new();
+        for (i, spec) in config.routes.iter().enumerate() {
+            let methods: Vec<&str> = spec.methods.iter().map(String::as_str).collect();
+            let entry = RouteEntry {
+                name: spec.name.clone(),
+                policy: spec.policy.resolve(&default_policy),
+            };
+            if let Err(e) = router.insert(&spec.path, &methods, entry) {
+                issues.push(format!("routes[{i}].path"), e.to_string());
+            }
+        }
+        issues.finish(Self {
+            router,
+            default_policy,
+            header_keys: Vec::new(),
+        })
+    }
+
+    pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
+        Self::new(&GateConfig::from_value(v)?)
+    }
+
+    /// Request headers (lower-case names) the caller must supply in [`Request::headers`].
+    #[must_use]
+    pub fn header_keys(&self) -> &[String] {
+        &self.header_keys
+    }
+
+    /// `(pattern, name)` of every route, by [`RouteId`].
+    pub fn routes(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.router
+            .iter()
+            .map(|(_, pattern, e)| (pattern, e.name.as_deref()))
+    }
+
+    #[must_use]
+    pub fn route_count(&self) -> usize {
+        self.router.len()
+    }
+
+    /// Decides one request. `scratch` holds the normalised path when normalising had to rewrite it,
+    /// so the matched params can borrow from it without allocating on the common path.
+    pub fn check<'s>(&'s self, req: &Request<'s>, scratch: &'s mut String) -> Decision<'s> {
+        let path = match normalize(req.path, PathEncoding::Decoded) {
+            Ok(std::borrow::Cow::Borrowed(p)) => p,
+            Ok(std::borrow::Cow::Owned(p)) => {
+                *scratch = p;
+                scratch.as_str()
+            }
+            Err(e) => {
+                return Decision::Respond(Response::problem(
+                    &Problem::new(400, e.to_string()),
+                    Vec::new(),
+                ));
+            }
+        };
+        let (policy, route) = match self.router.lookup(req.method, path) {
+            Lookup::Found {
+                id,
+                value,
+                pattern,
+                params,
+            } => (
+                &value.policy,
+                Some(Matched {
+                    id,
+                    pattern,
+                    name: value.name.as_deref(),
+                    params,
+                }),
+            ),
+            Lookup::MethodNotAllowed { allow } => {
+                return Decision::Respond(method_not_allowed(req.method, &allow));
+            }
+            Lookup::NotFound => (&self.default_policy, None),
+        };
+        if policy.access == Access::Deny {
+            let p = Problem::new(
+                403,
+                "access to this resource is denied by the gateway policy",
+            );
+            return Decision::Respond(Response::problem(&p, Vec::new()));
+        }
+        Decision::Forward(Forward {
+            route,
+            headers: Vec::new(),
+        })
+    }
+
+    /// Which route and policy apply to `method path`, and why; for `python -m ferrogate explain`.
+    #[must_use]
+    pub fn explain(&self, method: &str, path: &str) -> Explanation {
+        let path = match normalize(path, PathEncoding::Decoded) {
+            Ok(p) => p,
+            Err(e) => return Explanation::BadPath(e),
+        };
+        match self.router.lookup(method, &path) {
+            Lookup::Found {
+                value,
+                pattern,
+                params,
+                ..
+            } => Explanation::Route {
+                pattern: pattern.to_owned(),
+                name: value.name.clone(),
+                params: params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                policy: value.policy.clone(),
+            },
+            Lookup::MethodNotAllowed { allow } => Explanation::MethodNotAllowed { allow },
+            Lookup::NotFound => Explanation::Unmatched {
+                policy: self.default_policy.clone(),
+            },
+        }
+    }
+}
+
+fn method_not_allowed(method: &str, allow: &[&'static str]) -> Response {
+    let allow_header = allow.join(", ");
+    // The method is a client-chosen token; it is named only when it is a plain token.
+    let detail = if crate::router::Method::is_token(method) && method.len() <= 32 {
+        format!("{method} is not allowed on this resource")
+    } else {
+        "this method is not allowed on this resource".to_owned()
+    };
+    let p = Problem::new(405, detail).with("allow", allow.to_vec());
+    Response::problem(&p, vec![("allow", allow_header)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn gate(v: &serde_json::Value) -> Gate {
+        Gate::from_value(v).unwrap()
+    }
+
+    fn req<'a>(method: &'a str, path: &'a str) -> Request<'a> {
+        Request {
+            method,
+            path,
+            query: "",
+            remote_addr: Some("127.0.0.1"),
+            headers: &[],
+        }
+    }
+
+    fn status(g: &Gate, method: &str, path: &str) -> u16 {
+        let mut scratch = String::new();
+        match g.check(&req(method, path), &mut scratch) {
+            Decision::Respond(r) => r.status,
+            Decision::Forward(_) => 0,
+        }
+    }
+
+    #[test]
+    fn policies_allow_deny_and_405() {
+        let g = gate(&json!({"routes": [
+            {"path": "/admin/{*rest}", "access": "deny"},
+            {"path": "/users/{id}", "methods": ["GET", "DELETE"], "name": "user"},
+            {"path": "/public", "access": "allow"},
+        ]}));
+        assert_eq!(status(&g, "GET", "/admin/x"), 403);
+        assert_eq!(status(&g, "GET", "//admin//x"), 403);
+        assert_eq!(status(&g, "GET", "/public/../admin/x"), 400);
+        assert_eq!(status(&g, "GET", "/users/1"), 0);
+        assert_eq!(status(&g, "HEAD", "/users/1"), 0);
+        assert_eq!(status(&g, "GET", "/unknown"), 0);
+        let mut scratch = String::new();
+        let Decision::Respond(r) = g.check(&req("PUT", "/users/1"), &mut scratch) else {
+            panic!()
+        };
+        assert_eq!(r.status, 405);
+        assert!(
+            r.headers
+                .contains(&("allow", "GET, HEAD, DELETE".to_owned()))
+        );
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["detail"], "PUT is not allowed on this resource");
+    }
+
+    #[test]
+    fn forward_carries_route_and_params() {
+        let g = gate(&json!({"routes": [{"path": "/users/{id}", "name": "user"}]}));
+        let mut scratch = String::new();
+        let Decision::Forward(f) = g.check(&req("GET", "//users/42"), &mut scratch) else {
+            panic!()
+        };
+        let m = f.route.unwrap();
+        assert_eq!(m.pattern, "/users/{id}");
+        assert_eq!(m.name, Some("user"));
+        assert_eq!(m.params.get("id"), Some("42"));
+    }
+
+    #[test]
+    fn deny_by_default_with_allowed_routes() {
+        let g = gate(
+            &json!({"defaults": {"access": "deny"}, "routes": [{"path": "/health", "access": "allow"}, {"path": "/other"}]}),
+        );
+        assert_eq!(status(&g, "GET", "/health"), 0);
+        assert_eq!(status(&g, "GET", "/other"), 403, "routes inherit defaults");
+        assert_eq!(status(&g, "GET", "/nothing"), 403);
+    }
+
+    #[test]
+    fn route_conflicts_are_config_errors_naming_both() {
+        let err = Gate::from_value(&json!({"routes": [
+            {"path": "/u/{id}"}, {"path": "/u/{name}"}, {"path": "/v/{a}"}, {"path": "/v/{b}"}
+        ]}))
+        .unwrap_err();
+        assert_eq!(err.issues.len(), 2);
+        assert_eq!(err.issues[0].key, "routes[1].path");
+        assert!(
+            err.issues[0].message.contains("/u/{name}")
+                && err.issues[0].message.contains("/u/{id}")
+        );
+    }
+
+    #[test]
+    fn hostile_methods_are_not_echoed() {
+        let g = gate(&json!({"routes": [{"path": "/a", "methods": ["GET"]}]}));
+        let mut scratch = String::new();
+        let Decision::Respond(r) = g.check(&req("<script>", "/a"), &mut scratch) else {
+            panic!()
+        };
+        assert_eq!(r.status, 405);
+        assert!(!String::from_utf8_lossy(&r.body).contains("script"));
+    }
+
+    #[test]
+    fn explain_says_why() {
+        let g =
+            gate(&json!({"routes": [{"path": "/a/{x}", "methods": ["GET"], "access": "deny"}]}));
+        match g.explain("GET", "/a/1") {
+            Explanation::Route {
+                pattern,
+                params,
+                policy,
+                ..
+            } => {
+                assert_eq!(pattern, "/a/{x}");
+                assert_eq!(params, vec![("x".to_owned(), "1".to_owned())]);
+                assert_eq!(policy.access, Access::Deny);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            g.explain("POST", "/a/1"),
+            Explanation::MethodNotAllowed { .. }
+        ));
+        assert!(matches!(
+            g.explain("GET", "/b"),
+            Explanation::Unmatched { .. }
+        ));
+        assert!(matches!(
+            g.explain("GET", "/a/.."),
+            Explanation::BadPath(PathError::DotSegment)
+        ));
+    }
+}

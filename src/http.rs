@@ -1,0 +1,43 @@
+//! Header helpers shared by the pipeline stages.
+
+/// A response header: lower-case static name, owned value.
+pub type Header = (&'static str, String);
+
+/// The WSGI/CGI environ key of a request header: `x-api-key` → `HTTP_X_API_KEY`.
+/// `content-type` and `content-length` have no `HTTP_` prefix in CGI.
+#[must_use]
+pub fn cgi_key(header: &str) -> String {
+    let upper: String = header
+        .chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect();
+    match upper.as_str() {
+        "CONTENT_TYPE" | "CONTENT_LENGTH" => upper,
+        _ => format!("HTTP_{upper}"),
+    }
+}
+
+/// Whether `name` is a valid header field name (RFC 9110 `token`).
+#[must_use]
+pub fn is_header_name(name: &str) -> bool {
+    crate::router::Method::is_token(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgi_keys() {
+        assert_eq!(cgi_key("X-Api-Key"), "HTTP_X_API_KEY");
+        assert_eq!(cgi_key("content-type"), "CONTENT_TYPE");
+        assert!(is_header_name("X-Api-Key"));
+        assert!(!is_header_name("X Api"));
+    }
+}

@@ -1,0 +1,16 @@
+//! ferrogate: the Rust core of an in-process API gateway for Python web apps.
+//!
+//! One call per request ([`gate::Gate::check`]) decides what happens to an HTTP request before the
+//! framework sees it. The core modules know nothing of Python; the binding layer lives in
+//! [`python`] behind the `python` feature, so `cargo test` exercises the core on its own.
+
+pub mod clock;
+pub mod config;
+pub mod gate;
+pub mod http;
+pub mod policy;
+pub mod problem;
+pub mod router;
+
+#[cfg(feature = "python")]
+pub mod python;

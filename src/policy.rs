@@ -1,0 +1,144 @@
+//! Per-route policy: the `defaults` table merged with each route's overrides, resolved once when
+//! the gate is built so the per-request path reads a finished [`Policy`] and merges nothing.
+
+use serde_json::Value;
+
+use crate::config::{Issues, join, show};
+
+/// Whether a route is open at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    #[default]
+    Allow,
+    Deny,
+}
+
+impl Access {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Allow => "allow",
+            Access::Deny => "deny",
+        }
+    }
+}
+
+/// The policy keys a `defaults` table or a route may set. `None` means "inherit".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyOverride {
+    pub access: Option<Access>,
+}
+
+/// Keys every policy table accepts.
+pub const POLICY_KEYS: &[&str] = &["access"];
+
+impl PolicyOverride {
+    /// Parses the policy keys of a table; `extra_keys` are the other keys the caller handles.
+    pub fn parse(v: &Value, at: &str, extra_keys: &[&str], issues: &mut Issues) -> Self {
+        let Some(map) = issues.object(v, at) else {
+            return Self::default();
+        };
+        let allowed: Vec<&str> = extra_keys.iter().chain(POLICY_KEYS).copied().collect();
+        issues.unknown_keys(map, &allowed, at);
+        let mut out = Self::default();
+        if let Some(a) = map.get("access") {
+            out.access = issues
+                .one_of(a, &["allow", "deny"], &join(at, "access"))
+                .map(|s| match s {
+                    "deny" => Access::Deny,
+                    _ => Access::Allow,
+                });
+        }
+        out
+    }
+
+    /// This override on top of `base`.
+    #[must_use]
+    pub fn resolve(&self, base: &Policy) -> Policy {
+        Policy {
+            access: self.access.unwrap_or(base.access),
+        }
+    }
+}
+
+/// A finished policy, as the gate enforces it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {
+    pub access: Access,
+}
+
+impl Policy {
+    /// The built-in defaults under a `defaults` table.
+    #[must_use]
+    pub fn from_defaults(defaults: &PolicyOverride) -> Self {
+        defaults.resolve(&Policy::default())
+    }
+
+    /// A human-readable account of the policy, for `explain`.
+    #[must_use]
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![("access", self.access.as_str().to_owned())]
+    }
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteSpec {
+    pub path: String,
+    /// Empty: every method.
+    pub methods: Vec<String>,
+    pub name: Option<String>,
+    pub policy: PolicyOverride,
+}
+
+const ROUTE_KEYS: &[&str] = &["path", "methods", "name"];
+
+impl RouteSpec {
+    pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<Self> {
+        let map = issues.object(v, at)?;
+        let policy = PolicyOverride::parse(v, at, ROUTE_KEYS, issues);
+        let path = match map.get("path") {
+            Some(p) => issues.string(p, &join(at, "path")).map(str::to_owned),
+            None => {
+                issues.push(
+                    join(at, "path"),
+                    "missing (every route needs a path such as \"/users/{id}\")",
+                );
+                None
+            }
+        };
+        let methods = match map.get("methods") {
+            None => Some(Vec::new()),
+            Some(m) => {
+                let key = join(at, "methods");
+                issues.strings(m, &key).and_then(|list| {
+                    let mut ok = true;
+                    for (i, s) in list.iter().enumerate() {
+                        if !crate::router::Method::is_token(s)
+                            || s.bytes().any(|b| b.is_ascii_lowercase())
+                        {
+                            issues.push(
+                                format!("{key}[{i}]"),
+                                format!(
+                                    "not an upper-case HTTP method: {}",
+                                    show(&Value::from(*s))
+                                ),
+                            );
+                            ok = false;
+                        }
+                    }
+                    ok.then(|| list.into_iter().map(str::to_owned).collect())
+                })
+            }
+        };
+        let name = map
+            .get("name")
+            .and_then(|n| issues.string(n, &join(at, "name")).map(str::to_owned));
+        Some(Self {
+            path: path?,
+            methods: methods?,
+            name,
+            policy,
+        })
+    }
+}

@@ -1,0 +1,318 @@
+//! `ferrogate._native.Gate` and `Decision`: the one-call-per-request binding.
+
+use std::borrow::Cow;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use super::convert::to_value;
+use super::errors::Error;
+use super::guard::guarded;
+use crate::gate::{Decision, Explanation, Gate, Request, Response};
+use crate::http::Header;
+use crate::problem::{self, Problem};
+
+/// Environ keys, interned once so each per-request lookup hashes nothing.
+struct EnvironKeys {
+    method: Py<PyString>,
+    path: Py<PyString>,
+    query: Py<PyString>,
+    remote_addr: Py<PyString>,
+    headers: Vec<Py<PyString>>,
+}
+
+#[pyclass(name = "Gate", module = "ferrogate._native", frozen, subclass)]
+pub struct PyGate {
+    core: Gate,
+    keys: EnvironKeys,
+    /// Python strings for each route's pattern and name, built once, shared by every Decision.
+    patterns: Vec<Py<PyString>>,
+    names: Vec<Option<Py<PyString>>>,
+}
+
+/// What the gate decided for one request.
+#[pyclass(name = "Decision", module = "ferrogate._native", frozen)]
+pub struct PyDecision {
+    /// True when the app should handle the request.
+    #[pyo3(get)]
+    forward: bool,
+    /// The status the gate answers with; 0 when forwarding.
+    #[pyo3(get)]
+    status: u16,
+    /// Response headers when answering; headers to add to the app's response when forwarding.
+    #[pyo3(get)]
+    headers: Py<PyTuple>,
+    #[pyo3(get)]
+    body: Py<PyBytes>,
+    /// The matched route pattern, or None.
+    #[pyo3(get)]
+    route: Option<Py<PyString>>,
+    #[pyo3(get)]
+    route_name: Option<Py<PyString>>,
+    #[pyo3(get)]
+    params: Py<PyDict>,
+}
+
+#[pymethods]
+impl PyDecision {
+    /// `"403 Forbidden"`, as WSGI's `start_response` wants it; empty when forwarding.
+    #[getter]
+    fn status_line(&self) -> String {
+        if self.forward {
+            String::new()
+        } else {
+            format!("{} {}", self.status, problem::reason_phrase(self.status))
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        if self.forward {
+            let route = self.route.as_ref().map_or_else(
+                || "None".to_owned(),
+                |r| format!("{:?}", r.bind(py).to_string()),
+            );
+            format!("<Decision forward route={route}>")
+        } else {
+            format!("<Decision respond {}>", self.status)
+        }
+    }
+}
+
+fn headers_tuple<'py>(py: Python<'py>, headers: &[Header]) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, headers.iter().map(|(k, v)| (*k, v.as_str())))
+}
+
+fn respond(py: Python<'_>, r: &Response) -> PyResult<PyDecision> {
+    Ok(PyDecision {
+        forward: false,
+        status: r.status,
+        headers: headers_tuple(py, &r.headers)?.unbind(),
+        body: PyBytes::new(py, &r.body).unbind(),
+        route: None,
+        route_name: None,
+        params: PyDict::new(py).unbind(),
+    })
+}
+
+fn internal_error(py: Python<'_>) -> PyResult<PyDecision> {
+    let p = Problem::new(500, "the gateway hit an internal error; it has been logged");
+    let r = Response {
+        status: 500,
+        headers: vec![("content-type", problem::CONTENT_TYPE.to_owned())],
+        body: p.to_body(),
+    };
+    respond(py, &r)
+}
+
+fn bad_request(py: Python<'_>, detail: &str) -> PyResult<PyDecision> {
+    let p = Problem::new(400, detail);
+    let r = Response {
+        status: 400,
+        headers: vec![("content-type", problem::CONTENT_TYPE.to_owned())],
+        body: p.to_body(),
+    };
+    respond(py, &r)
+}
+
+/// Reads a string from the environ; a missing or non-string value is None.
+fn environ_str<'py>(
+    environ: &Bound<'py, PyDict>,
+    key: &Py<PyString>,
+) -> PyResult<Option<Bound<'py, PyString>>> {
+    Ok(environ
+        .get_item(key.bind(environ.py()))?
+        .and_then(|v| v.cast_into::<PyString>().ok()))
+}
+
+/// WSGI hands the path as latin-1 code points standing for the raw bytes (PEP 3333); frameworks
+/// re-decode those bytes as UTF-8. ASCII (nearly every path) needs nothing.
+fn wsgi_path(s: &str) -> Result<Cow<'_, str>, ()> {
+    if s.is_ascii() {
+        return Ok(Cow::Borrowed(s));
+    }
+    if s.chars().any(|c| u32::from(c) > 0xff) {
+        // Not a PEP 3333 byte string: the server already decoded it; take it as it is.
+        return Ok(Cow::Borrowed(s));
+    }
+    #[allow(clippy::cast_possible_truncation)] // every char is <= 0xff, checked above
+    let bytes: Vec<u8> = s.chars().map(|c| u32::from(c) as u8).collect();
+    String::from_utf8(bytes).map(Cow::Owned).map_err(|_| ())
+}
+
+impl PyGate {
+    fn decide(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> PyResult<PyDecision> {
+        let method = environ_str(environ, &self.keys.method)?;
+        let path = environ_str(environ, &self.keys.path)?;
+        let query = environ_str(environ, &self.keys.query)?;
+        let remote = environ_str(environ, &self.keys.remote_addr)?;
+        let mut header_objs = Vec::with_capacity(self.keys.headers.len());
+        for k in &self.keys.headers {
+            header_objs.push(environ_str(environ, k)?);
+        }
+        let Some(method) = method else {
+            return bad_request(py, "request has no method");
+        };
+        let (Ok(method), Ok(raw_path)) = (
+            method.to_str(),
+            path.as_ref().map_or(Ok(""), |p| p.to_str()),
+        ) else {
+            return bad_request(py, "request line is not valid text");
+        };
+        let Ok(path) = wsgi_path(raw_path) else {
+            return bad_request(py, "path is not valid UTF-8");
+        };
+        let query = query.as_ref().and_then(|q| q.to_str().ok()).unwrap_or("");
+        let remote_addr = remote.as_ref().and_then(|r| r.to_str().ok());
+        let headers: Vec<Option<&str>> = header_objs
+            .iter()
+            .map(|h| h.as_ref().and_then(|h| h.to_str().ok()))
+            .collect();
+        let req = Request {
+            method,
+            path: &path,
+            query,
+            remote_addr,
+            headers: &headers,
+        };
+        let mut scratch = String::new();
+        match self.core.check(&req, &mut scratch) {
+            Decision::Respond(r) => respond(py, &r),
+            Decision::Forward(f) => {
+                let params = PyDict::new(py);
+                let (route, route_name) = match &f.route {
+                    Some(m) => {
+                        for (k, v) in m.params.iter() {
+                            params.set_item(PyString::new(py, k), PyString::new(py, v))?;
+                        }
+                        (
+                            Some(self.patterns[m.id].clone_ref(py)),
+                            self.names[m.id].as_ref().map(|n| n.clone_ref(py)),
+                        )
+                    }
+                    None => (None, None),
+                };
+                Ok(PyDecision {
+                    forward: true,
+                    status: 0,
+                    headers: headers_tuple(py, &f.headers)?.unbind(),
+                    body: PyBytes::new(py, b"").unbind(),
+                    route,
+                    route_name,
+                    params: params.unbind(),
+                })
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PyGate {
+    /// Builds a gate from a config dict; raises ConfigError listing every problem.
+    #[new]
+    fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let value = to_value(config).map_err(Error::from)?;
+        let core = Gate::from_value(&value).map_err(Error::from)?;
+        let intern = |s: &str| PyString::intern(py, s).unbind();
+        let keys = EnvironKeys {
+            method: intern("REQUEST_METHOD"),
+            path: intern("PATH_INFO"),
+            query: intern("QUERY_STRING"),
+            remote_addr: intern("REMOTE_ADDR"),
+            headers: core
+                .header_keys()
+                .iter()
+                .map(|h| intern(&crate::http::cgi_key(h)))
+                .collect(),
+        };
+        let mut patterns = Vec::with_capacity(core.route_count());
+        let mut names = Vec::with_capacity(core.route_count());
+        for (pattern, name) in core.routes() {
+            patterns.push(intern(pattern));
+            names.push(name.map(intern));
+        }
+        Ok(Self {
+            core,
+            keys,
+            patterns,
+            names,
+        })
+    }
+
+    /// Decides one request from its WSGI environ, in one call. Never raises for bad requests:
+    /// they get a 4xx Decision; an internal bug gets a logged 500 Decision.
+    fn check(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> PyResult<PyDecision> {
+        guarded(
+            py,
+            "Gate.check",
+            || self.decide(py, environ),
+            || internal_error(py),
+        )
+    }
+
+    /// Which route and policy apply to `method path`, and why.
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        path: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        match self.core.explain(method, path) {
+            Explanation::Route {
+                pattern,
+                name,
+                params,
+                policy,
+            } => {
+                out.set_item("outcome", "route")?;
+                out.set_item("pattern", pattern)?;
+                out.set_item("name", name)?;
+                out.set_item(
+                    "params",
+                    params
+                        .into_iter()
+                        .collect::<std::collections::BTreeMap<_, _>>(),
+                )?;
+                out.set_item(
+                    "policy",
+                    policy
+                        .describe()
+                        .into_iter()
+                        .collect::<std::collections::BTreeMap<_, _>>(),
+                )?;
+            }
+            Explanation::MethodNotAllowed { allow } => {
+                out.set_item("outcome", "method_not_allowed")?;
+                out.set_item("allow", allow)?;
+            }
+            Explanation::Unmatched { policy } => {
+                out.set_item("outcome", "unmatched")?;
+                out.set_item(
+                    "policy",
+                    policy
+                        .describe()
+                        .into_iter()
+                        .collect::<std::collections::BTreeMap<_, _>>(),
+                )?;
+            }
+            Explanation::BadPath(e) => {
+                out.set_item("outcome", "bad_path")?;
+                out.set_item("reason", e.to_string())?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `(pattern, name)` for every route, in config order.
+    fn routes(&self) -> Vec<(String, Option<String>)> {
+        self.core
+            .routes()
+            .map(|(p, n)| (p.to_owned(), n.map(str::to_owned)))
+            .collect()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyGate>()?;
+    m.add_class::<PyDecision>()
+}
