@@ -218,9 +218,11 @@ pub fn show(v: &Value) -> String {
 pub struct GateConfig {
     pub defaults: PolicyOverride,
     pub routes: Vec<RouteSpec>,
+    /// `limits`, `client_ip` and `rate_limit`.
+    pub rate_limit: crate::ratelimit::Settings,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["defaults", "routes"];
+const TOP_LEVEL_KEYS: &[&str] = &["defaults", "routes", "limits", "client_ip", "rate_limit"];
 
 impl GateConfig {
     /// Validates a config value, reporting every problem at once.
@@ -230,16 +232,20 @@ impl GateConfig {
             return issues.finish(Self::default());
         };
         issues.unknown_keys(root, TOP_LEVEL_KEYS, "");
+        let rate_limit = crate::ratelimit::Settings::parse(root, &mut issues);
         let defaults = match root.get("defaults") {
             Some(d) => PolicyOverride::parse(d, "defaults", &[], &mut issues),
             None => PolicyOverride::default(),
         };
+        rate_limit.check_policy(defaults.limit.as_ref(), "defaults", &mut issues);
         let mut routes = Vec::new();
         match root.get("routes") {
             None => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(r) = RouteSpec::parse(item, &format!("routes[{i}]"), &mut issues) {
+                    let at = format!("routes[{i}]");
+                    if let Some(r) = RouteSpec::parse(item, &at, &mut issues) {
+                        rate_limit.check_policy(r.policy.limit.as_ref(), &at, &mut issues);
                         routes.push(r);
                     }
                 }
@@ -249,7 +255,11 @@ impl GateConfig {
                 format!("expected a list of route tables, got {}", show(other)),
             ),
         }
-        issues.finish(Self { defaults, routes })
+        issues.finish(Self {
+            defaults,
+            routes,
+            rate_limit,
+        })
     }
 
     /// Parses JSON text (used by tests and the CLI when the file is JSON).

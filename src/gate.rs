@@ -4,10 +4,12 @@
 //! apply the route's resolved [`Policy`]. Later stages (credentials, rate limits, cache) slot in
 //! after the policy; each either answers the request or adds to what is forwarded.
 
+use crate::clock::SharedClock;
 use crate::config::{ConfigError, GateConfig, Issues};
 use crate::http::Header;
 use crate::policy::{Access, Policy};
 use crate::problem::{self, Problem};
+use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
 use crate::router::{Lookup, PathEncoding, PathError, RouteId, Router, normalize};
 
 /// What the gate reads of a request. Strings borrow from the caller (the WSGI environ).
@@ -56,6 +58,8 @@ pub struct Forward<'s> {
     pub route: Option<Matched<'s>>,
     /// Headers to add to the app's response (rate-limit state, cache status).
     pub headers: Vec<Header>,
+    /// A dry-run limit that would have refused this request (its name), for logs and metrics.
+    pub dry_run_refused: Option<&'s str>,
 }
 
 #[derive(Debug)]
@@ -68,6 +72,7 @@ pub enum Decision<'s> {
 struct RouteEntry {
     name: Option<String>,
     policy: Policy,
+    limits: RouteLimits,
 }
 
 /// The built gate: routes and resolved policies. Immutable and `Sync`; share it across threads.
@@ -75,6 +80,8 @@ struct RouteEntry {
 pub struct Gate {
     router: Router<RouteEntry>,
     default_policy: Policy,
+    default_limits: RouteLimits,
+    rate_limit: Stage,
     header_keys: Vec<String>,
 }
 
@@ -99,23 +106,37 @@ pub enum Explanation {
 impl Gate {
     /// Builds a gate, reporting every route conflict along with any other config problem.
     pub fn new(config: &GateConfig) -> Result<Self, ConfigError> {
+        Self::with_clock(config, crate::clock::system())
+    }
+
+    /// A gate whose time-dependent stages (rate limits) read `clock`; tests pass a ManualClock.
+    pub fn with_clock(config: &GateConfig, clock: SharedClock) -> Result<Self, ConfigError> {
         let mut issues = Issues::default();
+        let mut header_keys = Vec::new();
         let default_policy = Policy::from_defaults(&config.defaults);
+        let mut limits = StageBuilder::new(&config.rate_limit, clock);
+        let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
         let mut router = Router::new();
         for (i, spec) in config.routes.iter().enumerate() {
             let methods: Vec<&str> = spec.methods.iter().map(String::as_str).collect();
+            let policy = spec.policy.resolve(&default_policy);
+            let label = spec.name.as_deref().unwrap_or(&spec.path);
             let entry = RouteEntry {
                 name: spec.name.clone(),
-                policy: spec.policy.resolve(&default_policy),
+                limits: limits.bind(&policy.limit, label, &mut header_keys),
+                policy,
             };
             if let Err(e) = router.insert(&spec.path, &methods, entry) {
                 issues.push(format!("routes[{i}].path"), e.to_string());
             }
         }
+        let rate_limit = limits.finish(&mut header_keys);
         issues.finish(Self {
             router,
             default_policy,
-            header_keys: Vec::new(),
+            default_limits,
+            rate_limit,
+            header_keys,
         })
     }
 
@@ -134,6 +155,12 @@ impl Gate {
         self.router
             .iter()
             .map(|(_, pattern, e)| (pattern, e.name.as_deref()))
+    }
+
+    /// How many in-memory rate limiters this gate holds (each counts per process).
+    #[must_use]
+    pub fn memory_rate_limiters(&self) -> usize {
+        self.rate_limit.memory_limiters()
     }
 
     #[must_use]
@@ -157,7 +184,7 @@ impl Gate {
                 ));
             }
         };
-        let (policy, route) = match self.router.lookup(req.method, path) {
+        let (policy, limits, route) = match self.router.lookup(req.method, path) {
             Lookup::Found {
                 id,
                 value,
@@ -165,6 +192,7 @@ impl Gate {
                 params,
             } => (
                 &value.policy,
+                &value.limits,
                 Some(Matched {
                     id,
                     pattern,
@@ -175,7 +203,7 @@ impl Gate {
             Lookup::MethodNotAllowed { allow } => {
                 return Decision::Respond(method_not_allowed(req.method, &allow));
             }
-            Lookup::NotFound => (&self.default_policy, None),
+            Lookup::NotFound => (&self.default_policy, &self.default_limits, None),
         };
         if policy.access == Access::Deny {
             let p = Problem::new(
@@ -184,9 +212,16 @@ impl Gate {
             );
             return Decision::Respond(Response::problem(&p, Vec::new()));
         }
+        let mut headers = Vec::new();
+        // The JWT stage (another branch) supplies verified claims here; until then, None.
+        let dry_run_refused = match self.rate_limit.check(limits, req, None, &mut headers) {
+            Verdict::Refuse(r) => return Decision::Respond(r),
+            Verdict::Pass { dry_run_refused } => dry_run_refused,
+        };
         Decision::Forward(Forward {
             route,
-            headers: Vec::new(),
+            headers,
+            dry_run_refused,
         })
     }
 

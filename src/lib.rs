@@ -10,6 +10,7 @@ pub mod gate;
 pub mod http;
 pub mod policy;
 pub mod problem;
+pub mod ratelimit;
 pub mod router;
 
 #[cfg(feature = "python")]

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::config::{Issues, join, show};
+use crate::ratelimit::LimitPolicy;
 
 /// Whether a route is open at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,10 +28,12 @@ impl Access {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyOverride {
     pub access: Option<Access>,
+    /// Rate limits (`limit = "100/minute"`, a named limit, a table, a list, or `false`).
+    pub limit: Option<LimitPolicy>,
 }
 
 /// Keys every policy table accepts.
-pub const POLICY_KEYS: &[&str] = &["access"];
+pub const POLICY_KEYS: &[&str] = &["access", "limit"];
 
 impl PolicyOverride {
     /// Parses the policy keys of a table; `extra_keys` are the other keys the caller handles.
@@ -49,6 +52,9 @@ impl PolicyOverride {
                     _ => Access::Allow,
                 });
         }
+        if let Some(l) = map.get("limit") {
+            out.limit = crate::ratelimit::config::parse_limit(l, &join(at, "limit"), issues);
+        }
         out
     }
 
@@ -57,6 +63,7 @@ impl PolicyOverride {
     pub fn resolve(&self, base: &Policy) -> Policy {
         Policy {
             access: self.access.unwrap_or(base.access),
+            limit: self.limit.clone().unwrap_or_else(|| base.limit.clone()),
         }
     }
 }
@@ -65,6 +72,7 @@ impl PolicyOverride {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     pub access: Access,
+    pub limit: LimitPolicy,
 }
 
 impl Policy {
@@ -77,7 +85,10 @@ impl Policy {
     /// A human-readable account of the policy, for `explain`.
     #[must_use]
     pub fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![("access", self.access.as_str().to_owned())]
+        vec![
+            ("access", self.access.as_str().to_owned()),
+            ("limit", self.limit.describe()),
+        ]
     }
 }
 

@@ -1,0 +1,19 @@
+//! Rate limiting: quota parsing, keyed GCRA in memory with bounded memory, client identity behind
+//! trusted proxies, the standard response headers, and the gate stage that ties them together.
+//!
+//! The pieces stand alone: [`quota::parse_quotas`] and [`limiter::Limiter`] are what
+//! `ferrogate.RateLimiter` wraps; [`stage::Stage`] is what the gate runs per request.
+
+pub mod client_ip;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod limiter;
+pub mod quota;
+pub mod stage;
+
+pub use config::{LimitPolicy, Settings};
+pub use error::RateLimitError;
+pub use limiter::{Limiter, Outcome};
+pub use quota::{Quota, parse_quotas};
+pub use stage::{RouteLimits, Stage, StageBuilder, Verdict};

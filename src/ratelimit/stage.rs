@@ -1,0 +1,386 @@
+//! The gate's rate-limit stage: limits bound to routes at build time, decided per request.
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::client_ip::{Cidr, ClientIp};
+use super::config::{
+    DEFAULT_EXEMPT_METHODS, KeyPart, LimitDef, LimitOptions, LimitPolicy, LimitRef, Settings,
+};
+use super::headers;
+use super::limiter::Limiter;
+use super::quota::Quota;
+use crate::clock::SharedClock;
+use crate::gate::{Request, Response};
+use crate::http::Header;
+use crate::problem::{self, Problem};
+
+/// A key part with header names resolved to their slot in [`Request::headers`].
+#[derive(Debug, Clone)]
+enum BoundPart {
+    Ip,
+    Subject,
+    Claim(String),
+    Header(usize),
+}
+
+/// One limit as one route enforces it.
+#[derive(Debug)]
+struct BoundLimit {
+    limiter: Arc<Limiter>,
+    name: String,
+    quotas: Vec<Quota>,
+    key: Box<[BoundPart]>,
+    cost: u64,
+    dry_run: bool,
+    exempt_methods: Vec<String>,
+    exempt_ips: Vec<Cidr>,
+    exempt_subjects: Vec<String>,
+    policy_header: String,
+}
+
+/// The limits of one route (empty: none).
+#[derive(Debug, Default)]
+pub struct RouteLimits(Box<[BoundLimit]>);
+
+impl RouteLimits {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What the stage decided.
+#[derive(Debug)]
+pub enum Verdict<'a> {
+    /// Go on. `dry_run_refused` names the first dry-run limit that would have refused.
+    Pass {
+        dry_run_refused: Option<&'a str>,
+    },
+    Refuse(Response),
+}
+
+/// Builds the stage: one limiter per named limit (shared), one per inline limit per route.
+pub struct StageBuilder<'c> {
+    settings: &'c Settings,
+    named: HashMap<&'c str, Arc<Limiter>>,
+    clock: SharedClock,
+    limiters: usize,
+}
+
+impl<'c> StageBuilder<'c> {
+    #[must_use]
+    pub fn new(settings: &'c Settings, clock: SharedClock) -> Self {
+        Self {
+            settings,
+            named: HashMap::new(),
+            clock,
+            limiters: 0,
+        }
+    }
+
+    fn limiter(&mut self, def: &LimitDef) -> Option<Arc<Limiter>> {
+        let l = Limiter::with_clock(
+            &def.quotas,
+            def.max_keys.unwrap_or(self.settings.max_keys),
+            self.clock.clone(),
+        )
+        .ok()?;
+        self.limiters += 1;
+        Some(Arc::new(l))
+    }
+
+    /// Binds a resolved policy for the route `label` (its name, or `"default"`). Header key parts
+    /// are added to `header_keys`. Unknown names were reported by `Settings::check_policy`; they
+    /// are skipped here.
+    pub fn bind(
+        &mut self,
+        policy: &LimitPolicy,
+        label: &str,
+        header_keys: &mut Vec<String>,
+    ) -> RouteLimits {
+        let LimitPolicy::Limits(refs) = policy else {
+            return RouteLimits::default();
+        };
+        let mut out = Vec::with_capacity(refs.len());
+        for (j, r) in refs.iter().enumerate() {
+            let (def, options, limiter, name) = match r {
+                LimitRef::Named { name, options } => {
+                    let settings = self.settings;
+                    let Some((key, def)) = settings.named.iter().find(|(n, _)| n == name) else {
+                        continue;
+                    };
+                    let limiter = if let Some(l) = self.named.get(key.as_str()) {
+                        l.clone()
+                    } else {
+                        let Some(l) = self.limiter(def) else { continue };
+                        self.named.insert(key.as_str(), l.clone());
+                        l
+                    };
+                    (def, options.over(&def.options), limiter, name.clone())
+                }
+                LimitRef::Inline(def) => {
+                    let Some(l) = self.limiter(def) else { continue };
+                    let name = if refs.len() > 1 {
+                        format!("{label}.{}", j + 1)
+                    } else {
+                        label.to_owned()
+                    };
+                    (def, def.options.clone(), l, name)
+                }
+            };
+            out.push(bind_one(def, &options, limiter, name, header_keys));
+        }
+        RouteLimits(out.into_boxed_slice())
+    }
+
+    /// Finishes the stage; `header_keys` must be the gate's final list.
+    #[must_use]
+    pub fn finish(self, header_keys: &mut Vec<String>) -> Stage {
+        let client_ip = self.settings.client_ip.clone();
+        let forwarded_slot = client_ip
+            .reads_header()
+            .then(|| header_slot(header_keys, client_ip.header.name()));
+        Stage {
+            client_ip,
+            forwarded_slot,
+            legacy_headers: self.settings.legacy_headers,
+            clock: self.clock,
+            memory_limiters: self.limiters,
+        }
+    }
+}
+
+fn header_slot(keys: &mut Vec<String>, name: &str) -> usize {
+    if let Some(i) = keys.iter().position(|k| k == name) {
+        return i;
+    }
+    keys.push(name.to_owned());
+    keys.len() - 1
+}
+
+fn bind_one(
+    def: &LimitDef,
+    options: &LimitOptions,
+    limiter: Arc<Limiter>,
+    name: String,
+    header_keys: &mut Vec<String>,
+) -> BoundLimit {
+    let key = def
+        .key
+        .iter()
+        .map(|p| match p {
+            KeyPart::Ip => BoundPart::Ip,
+            KeyPart::Subject => BoundPart::Subject,
+            KeyPart::Claim(c) => BoundPart::Claim(c.clone()),
+            KeyPart::Header(h) => BoundPart::Header(header_slot(header_keys, h)),
+        })
+        .collect();
+    BoundLimit {
+        policy_header: headers::policy_value(&name, &def.quotas),
+        limiter,
+        name,
+        quotas: def.quotas.clone(),
+        key,
+        cost: options.cost.unwrap_or(1),
+        dry_run: options.dry_run.unwrap_or(false),
+        exempt_methods: options.exempt_methods.clone().unwrap_or_else(|| {
+            DEFAULT_EXEMPT_METHODS
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect()
+        }),
+        exempt_ips: options.exempt_ips.clone().unwrap_or_default(),
+        exempt_subjects: options.exempt_subjects.clone().unwrap_or_default(),
+    }
+}
+
+/// The built stage, shared by every route.
+#[derive(Debug)]
+pub struct Stage {
+    client_ip: ClientIp,
+    forwarded_slot: Option<usize>,
+    legacy_headers: bool,
+    clock: SharedClock,
+    memory_limiters: usize,
+}
+
+/// Key part tags, so `ip=1.2.3.4` and `header=1.2.3.4` never hash alike.
+const TAG_IP: u8 = 1;
+const TAG_SUB: u8 = 2;
+const TAG_CLAIM: u8 = 3;
+const TAG_HEADER: u8 = 4;
+const TAG_MISSING: u8 = 5;
+
+impl Stage {
+    /// How many in-memory limiters the gate holds (for the multi-process warning).
+    #[must_use]
+    pub fn memory_limiters(&self) -> usize {
+        self.memory_limiters
+    }
+
+    /// Decides `limits` for one request. Headers for the app's response go to `out`.
+    pub fn check<'a>(
+        &self,
+        limits: &'a RouteLimits,
+        req: &Request<'_>,
+        claims: Option<&Map<String, Value>>,
+        out: &mut Vec<Header>,
+    ) -> Verdict<'a> {
+        if limits.is_empty() {
+            return Verdict::Pass {
+                dry_run_refused: None,
+            };
+        }
+        let forwarded = self
+            .forwarded_slot
+            .and_then(|i| req.headers.get(i).copied().flatten());
+        let client = self.client_ip.resolve(req.remote_addr, forwarded);
+        let subject = claims.and_then(|c| c.get("sub"));
+        let now = self.clock.now_nanos();
+        let mut dry_run_refused = None;
+        // The legacy trio describes one quota: the one with the fewest requests left.
+        let mut legacy: Option<(Quota, super::limiter::QuotaState)> = None;
+        for limit in &limits.0 {
+            if limit.exempt_methods.iter().any(|m| m == req.method)
+                || client.is_some_and(|ip| limit.exempt_ips.iter().any(|c| c.contains(ip)))
+                || subject
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| limit.exempt_subjects.iter().any(|e| e == s))
+            {
+                continue;
+            }
+            let key = self.key(limit, req, client, claims);
+            let outcome = limit.limiter.hit_hashed(key, limit.cost, now);
+            if limit.dry_run {
+                if !outcome.allowed && dry_run_refused.is_none() {
+                    dry_run_refused = Some(limit.name.as_str());
+                }
+                continue;
+            }
+            let state = outcome.state();
+            let quota = limit.quotas.get(outcome.binding).copied();
+            if !outcome.allowed {
+                return Verdict::Refuse(self.refusal(limit, &outcome, now));
+            }
+            out.push((headers::RATELIMIT_POLICY, limit.policy_header.clone()));
+            out.push((
+                headers::RATELIMIT,
+                headers::ratelimit_value(&limit.name, &outcome),
+            ));
+            if let Some(q) = quota {
+                if legacy.is_none_or(|(_, s)| state.remaining < s.remaining) {
+                    legacy = Some((q, state));
+                }
+            }
+        }
+        if self.legacy_headers {
+            if let Some((q, s)) = legacy {
+                out.extend(headers::legacy_values(&q, &s, now));
+            }
+        }
+        Verdict::Pass { dry_run_refused }
+    }
+
+    fn refusal(&self, limit: &BoundLimit, outcome: &super::limiter::Outcome, now: u64) -> Response {
+        let state = outcome.state();
+        let retry = headers::retry_after_secs(&state);
+        let mut hs: Vec<Header> = vec![
+            ("content-type", problem::CONTENT_TYPE.to_owned()),
+            (headers::RETRY_AFTER, retry.to_string()),
+            (headers::RATELIMIT_POLICY, limit.policy_header.clone()),
+            (
+                headers::RATELIMIT,
+                headers::ratelimit_value(&limit.name, outcome),
+            ),
+        ];
+        if self.legacy_headers {
+            if let Some(q) = limit.quotas.get(outcome.binding) {
+                hs.extend(headers::legacy_values(q, &state, now));
+            }
+        }
+        let p = Problem::new(
+            429,
+            format!(
+                "rate limit exceeded; retry in {retry} second{}",
+                if retry == 1 { "" } else { "s" }
+            ),
+        )
+        .with("retry_after", retry)
+        .with("limit", limit.name.as_str());
+        Response {
+            status: 429,
+            headers: hs,
+            body: p.to_body(),
+        }
+    }
+
+    /// The stored key of this request under `limit`: each part tagged and length-prefixed, hashed
+    /// straight from borrowed request data (no allocation). A part the request lacks (no token,
+    /// no API-key header) falls back to the client address, so leaving it out is no way around
+    /// the limit.
+    fn key(
+        &self,
+        limit: &BoundLimit,
+        req: &Request<'_>,
+        client: Option<IpAddr>,
+        claims: Option<&Map<String, Value>>,
+    ) -> u64 {
+        let mut h = limit.limiter.key_hasher();
+        for part in &limit.key {
+            match part {
+                BoundPart::Ip => self.write_ip(&mut h, TAG_IP, client),
+                BoundPart::Subject => match claims.and_then(|c| c.get("sub")) {
+                    Some(v) => write_claim(&mut h, TAG_SUB, v),
+                    None => self.write_ip(&mut h, TAG_MISSING, client),
+                },
+                BoundPart::Claim(name) => match claims.and_then(|c| c.get(name)) {
+                    Some(v) => write_claim(&mut h, TAG_CLAIM, v),
+                    None => self.write_ip(&mut h, TAG_MISSING, client),
+                },
+                BoundPart::Header(i) => match req.headers.get(*i).copied().flatten() {
+                    Some(v) => write_bytes(&mut h, TAG_HEADER, v.as_bytes()),
+                    None => self.write_ip(&mut h, TAG_MISSING, client),
+                },
+            }
+        }
+        h.finish()
+    }
+
+    fn write_ip(&self, h: &mut impl Hasher, tag: u8, client: Option<IpAddr>) {
+        match client.map(|ip| self.client_ip.key_of(ip)) {
+            Some(IpAddr::V4(v4)) => write_bytes(h, tag, &v4.octets()),
+            Some(IpAddr::V6(v6)) => write_bytes(h, tag, &v6.octets()),
+            // No usable REMOTE_ADDR: every such request shares one bucket.
+            None => write_bytes(h, tag, b""),
+        }
+    }
+}
+
+fn write_bytes(h: &mut impl Hasher, tag: u8, bytes: &[u8]) {
+    h.write_u8(tag);
+    h.write_usize(bytes.len());
+    h.write(bytes);
+}
+
+fn write_claim(h: &mut impl Hasher, tag: u8, v: &Value) {
+    match v {
+        Value::String(s) => write_bytes(h, tag, s.as_bytes()),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                write_bytes(h, tag, &i.to_le_bytes());
+            } else if let Some(u) = n.as_u64() {
+                write_bytes(h, tag, &u.to_le_bytes());
+            } else {
+                write_bytes(h, tag, &n.as_f64().unwrap_or(0.0).to_le_bytes());
+            }
+        }
+        Value::Bool(b) => write_bytes(h, tag, &[u8::from(*b)]),
+        // Null, arrays, objects: rare as keys; hash their JSON text (allocates, off the hot path).
+        other => write_bytes(h, tag, other.to_string().as_bytes()),
+    }
+}
