@@ -6,9 +6,9 @@ Rust call per request.
 
 from __future__ import annotations
 
-from ferrogate._native import Decision, Router
+from ferrogate._native import Decision, RateLimiter, RateLimitResult, Router
 from ferrogate._native import __version__ as __version__
-from ferrogate.exceptions import ConfigError, FerroGateError, InvalidPathError
+from ferrogate.exceptions import ConfigError, FerroGateError, InMemoryRateLimitWarning, InvalidPathError
 from ferrogate.gate import Gate
 
 __all__ = [
@@ -16,7 +16,10 @@ __all__ = [
     "Decision",
     "FerroGateError",
     "Gate",
+    "InMemoryRateLimitWarning",
     "InvalidPathError",
+    "RateLimitResult",
+    "RateLimiter",
     "Router",
     "__version__",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 __all__ = [
     "ConfigError",
     "FerroGateError",
+    "InMemoryRateLimitWarning",
     "InvalidPathError",
 ]
 
@@ -36,3 +37,7 @@ class ConfigError(FerroGateError, ValueError):
 
 class InvalidPathError(FerroGateError, ValueError):
     """A request path that cannot be matched safely (dot segments, control characters, bad escapes)."""
+
+
+class InMemoryRateLimitWarning(RuntimeWarning):
+    """In-memory rate limits under a server with several worker processes: each counts alone."""

@@ -22,6 +22,12 @@ class Gate(_native.Gate):
     raises :class:`~ferrogate.ConfigError` listing every problem with its key path.
     """
 
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        from ferrogate.ratelimit import warn_if_multiprocess
+
+        warn_if_multiprocess(self.memory_rate_limiters)
+
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Gate:
         return cls(load_config_file(path))

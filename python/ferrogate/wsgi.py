@@ -10,6 +10,7 @@ The app's response iterable is returned untouched, so streaming responses, ``clo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from ferrogate._native import Gate as NativeGate
 
 __all__ = ["GateMiddleware"]
+
+logger = logging.getLogger("ferrogate")
 
 
 class GateMiddleware:
@@ -42,6 +45,8 @@ class GateMiddleware:
         environ["ferrogate.route_name"] = d.route_name
         environ["ferrogate.params"] = d.params
         environ["ferrogate.decision"] = d
+        if d.dry_run_refused is not None:
+            logger.info("dry-run rate limit %r would have refused %s", d.dry_run_refused, d.route)
         extra = d.headers
         if not extra:
             return self.app(environ, start_response)

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::config::ConfigError;
+use crate::ratelimit::RateLimitError;
 use crate::router::{PathError, RouterError};
 
 /// The Python exception classes, imported from `ferrogate.exceptions` on first use.
@@ -22,6 +23,13 @@ enum ErrorKind {
     Config(ConfigError),
     Router(RouterError),
     Path(PathError),
+    RateLimit(RateLimitError),
+}
+
+impl From<RateLimitError> for Error {
+    fn from(e: RateLimitError) -> Self {
+        Self(ErrorKind::RateLimit(e))
+    }
 }
 
 impl From<ConfigError> for Error {
@@ -58,6 +66,16 @@ impl From<Error> for PyErr {
             }),
             ErrorKind::Router(r) => PyConfigError::new_err(r.to_string()),
             ErrorKind::Path(p) => PyInvalidPathError::new_err(p.to_string()),
+            // Every rate-limit error is a bad quota or setting given at start-up.
+            ErrorKind::RateLimit(r) => {
+                let key = match &r {
+                    RateLimitError::InvalidQuota { .. } => "quota",
+                    RateLimitError::InvalidSetting { name, .. } => name,
+                    RateLimitError::InvalidCidr { .. } => "cidr",
+                };
+                let msg = r.to_string();
+                PyConfigError::new_err((msg.clone(), vec![(key.to_owned(), msg)]))
+            }
         }
     }
 }

@@ -51,6 +51,9 @@ pub struct PyDecision {
     route_name: Option<Py<PyString>>,
     #[pyo3(get)]
     params: Py<PyDict>,
+    /// The dry-run rate limit that would have refused this request, or None.
+    #[pyo3(get)]
+    dry_run_refused: Option<Py<PyString>>,
 }
 
 #[pymethods]
@@ -91,6 +94,7 @@ fn respond(py: Python<'_>, r: &Response) -> PyResult<PyDecision> {
         route: None,
         route_name: None,
         params: PyDict::new(py).unbind(),
+        dry_run_refused: None,
     })
 }
 
@@ -199,6 +203,7 @@ impl PyGate {
                     route,
                     route_name,
                     params: params.unbind(),
+                    dry_run_refused: f.dry_run_refused.map(|n| PyString::new(py, n).unbind()),
                 })
             }
         }
@@ -301,6 +306,12 @@ impl PyGate {
             }
         }
         Ok(out)
+    }
+
+    /// How many rate limiters keep their counts in this process's memory.
+    #[getter]
+    fn memory_rate_limiters(&self) -> usize {
+        self.core.memory_rate_limiters()
     }
 
     /// `(pattern, name)` for every route, in config order.

@@ -5,6 +5,7 @@ mod convert;
 mod errors;
 mod gate;
 mod guard;
+mod ratelimit;
 mod router;
 
 use pyo3::prelude::*;
@@ -18,5 +19,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     router::register(m)?;
     gate::register(m)?;
     guard::register(m)?;
+    ratelimit::register(m)?;
     Ok(())
 }

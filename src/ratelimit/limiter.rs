@@ -228,6 +228,12 @@ impl Limiter {
         self.rates.iter().map(|r| r.quota).collect()
     }
 
+    /// Quota `i`, as given.
+    #[must_use]
+    pub fn quota_at(&self, i: usize) -> Option<Quota> {
+        self.rates.get(i).map(|r| r.quota)
+    }
+
     #[must_use]
     pub fn max_keys(&self) -> usize {
         self.max_keys

@@ -1,0 +1,113 @@
+"""Rate limiting helpers on the Python side: the multi-process warning.
+
+The in-memory store keeps counts in each process. Under a pre-fork server with several worker
+processes every worker counts on its own, so a client can get up to *workers* times the quota.
+:func:`warn_if_multiprocess` (called when a :class:`~ferrogate.Gate` with rate limits is built)
+detects the common servers and says so.
+
+What is detected, exactly:
+
+* **uWSGI** — the ``uwsgi`` module exists only inside uWSGI; ``uwsgi.numproc`` is the number of
+  worker processes.
+* **gunicorn** — the process runs gunicorn when ``"gunicorn"`` is in ``sys.modules`` or the
+  basename of ``sys.argv[0]`` starts with ``gunicorn``. The worker count is read, first match
+  wins, from ``sys.argv`` (``-w N``, ``-wN``, ``--workers N``, ``--workers=N``), then the same
+  flags in the ``GUNICORN_CMD_ARGS`` environment variable, then ``WEB_CONCURRENCY`` (gunicorn's
+  own default). A count set only in a gunicorn config file is not seen (gunicorn then defaults to
+  1 unless ``WEB_CONCURRENCY`` says otherwise).
+* ``FERROGATE_WORKERS`` — set it to the number of processes sharing the config when a server is
+  not detected (e.g. mod_wsgi ``processes=``, several containers behind one address is a
+  different problem and needs a shared store).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+
+from ferrogate.exceptions import InMemoryRateLimitWarning
+
+__all__ = ["detect_worker_processes", "warn_if_multiprocess"]
+
+logger = logging.getLogger("ferrogate")
+
+
+def _workers_flag(args: Sequence[str]) -> int | None:
+    found: int | None = None
+    it = iter(range(len(args)))
+    for i in it:
+        a = args[i]
+        value: str | None = None
+        if a in ("-w", "--workers") and i + 1 < len(args):
+            value = args[i + 1]
+            next(it, None)
+        elif a.startswith("--workers="):
+            value = a.split("=", 1)[1]
+        elif a.startswith("-w") and not a.startswith("--") and len(a) > 2:
+            value = a[2:]
+        if value is not None and value.strip().isdigit():
+            found = int(value)  # the last occurrence wins, as with argparse
+    return found
+
+
+def detect_worker_processes(
+    environ: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+    modules: Mapping[str, object] | None = None,
+) -> tuple[str, int] | None:
+    """``(server, worker_processes)`` when this process looks like one of several workers."""
+    environ = os.environ if environ is None else environ
+    argv = sys.argv if argv is None else argv
+    modules = sys.modules if modules is None else modules
+    uwsgi = modules.get("uwsgi")
+    if uwsgi is not None:
+        n = getattr(uwsgi, "numproc", None)
+        if isinstance(n, int):
+            return ("uWSGI", n)
+    prog = os.path.basename(argv[0]) if argv else ""
+    if "gunicorn" in modules or prog.startswith("gunicorn"):
+        n = _workers_flag(list(argv[1:]))
+        if n is None:
+            try:
+                n = _workers_flag(shlex.split(environ.get("GUNICORN_CMD_ARGS", "")))
+            except ValueError:
+                n = None
+        if n is None:
+            wc = environ.get("WEB_CONCURRENCY", "").strip()
+            n = int(wc) if wc.isdigit() else 1
+        return ("gunicorn", n)
+    explicit = environ.get("FERROGATE_WORKERS", "").strip()
+    if explicit.isdigit():
+        return ("FERROGATE_WORKERS", int(explicit))
+    return None
+
+
+def warn_if_multiprocess(
+    memory_limiters: int,
+    *,
+    environ: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+    modules: Mapping[str, object] | None = None,
+) -> str | None:
+    """Warns (``warnings`` and the ``ferrogate`` logger) when in-memory limits run in several
+    worker processes; returns the message, or None when there is nothing to say."""
+    if memory_limiters <= 0:
+        return None
+    found = detect_worker_processes(environ, argv, modules)
+    if found is None or found[1] <= 1:
+        return None
+    server, workers = found
+    msg = (
+        f"ferrogate: {memory_limiters} rate limit(s) keep their counts in process memory, but "
+        f"{server} runs {workers} worker processes: each worker counts on its own, so a client "
+        f"may get up to {workers}x the configured quota. Share the counts with "
+        f'[rate_limit] storage = "redis://..." (the Redis store, a later release), '
+        f"or run a single worker process."
+    )
+    warnings.warn(msg, InMemoryRateLimitWarning, stacklevel=3)
+    logger.warning(msg)
+    return msg

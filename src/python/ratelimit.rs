@@ -1,0 +1,190 @@
+//! `ferrogate.RateLimiter` and `RateLimitResult`: the core keyed GCRA limiter with Python values.
+//!
+//! Time: the limiter reads the system clock unless a call passes `now=` (seconds since the
+//! epoch, float). Tests drive time with `now=` and never sleep; the same `now` for every call
+//! makes counts exact regardless of how long the test takes.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use super::errors::Error;
+use crate::ratelimit::limiter::{Limiter, Outcome};
+use crate::ratelimit::{Quota, RateLimitError, parse_quotas};
+
+#[pyclass(name = "RateLimiter", module = "ferrogate._native", frozen)]
+pub struct PyRateLimiter {
+    core: Limiter,
+    quota: String,
+}
+
+/// The answer to one `hit` or `peek`. Truthy when allowed.
+#[pyclass(name = "RateLimitResult", module = "ferrogate._native", frozen)]
+pub struct PyRateLimitResult {
+    #[pyo3(get)]
+    allowed: bool,
+    /// The binding quota's request count per period.
+    #[pyo3(get)]
+    limit: u64,
+    /// Requests of cost 1 still allowed now under every quota.
+    #[pyo3(get)]
+    remaining: u64,
+    /// Seconds until the binding quota has its whole burst back.
+    #[pyo3(get)]
+    reset_after: f64,
+    /// Seconds to wait before this hit would be allowed (0.0 when allowed; inf when the cost is
+    /// above the burst and no wait helps).
+    #[pyo3(get)]
+    retry_after: f64,
+}
+
+#[pymethods]
+impl PyRateLimitResult {
+    fn __bool__(&self) -> bool {
+        self.allowed
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RateLimitResult(allowed={}, limit={}, remaining={}, reset_after={:?}, retry_after={:?})",
+            if self.allowed { "True" } else { "False" },
+            self.limit,
+            self.remaining,
+            self.reset_after,
+            self.retry_after
+        )
+    }
+}
+
+fn secs(nanos: u64) -> f64 {
+    if nanos == u64::MAX {
+        f64::INFINITY
+    } else {
+        nanos as f64 / 1e9
+    }
+}
+
+fn now_nanos(core: &Limiter, now: Option<f64>) -> PyResult<u64> {
+    match now {
+        None => Ok(core.now_nanos()),
+        Some(t) if t.is_finite() && t >= 0.0 && t < 1.8e10 => {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            // checked above: 0 <= t < 1.8e10 s, so t * 1e9 < 2^64
+            Ok((t * 1e9).round() as u64)
+        }
+        Some(t) => Err(PyValueError::new_err(format!(
+            "now must be seconds since the epoch (0 to 1.8e10), got {t}"
+        ))),
+    }
+}
+
+impl PyRateLimiter {
+    fn result(&self, o: &Outcome) -> PyRateLimitResult {
+        let state = o.state();
+        let limit = self.core.quota_at(o.binding).map_or(0, |q: Quota| q.count);
+        // `remaining` is the least over every quota: what a client may still send.
+        let remaining = o.quotas().iter().map(|q| q.remaining).min().unwrap_or(0);
+        PyRateLimitResult {
+            allowed: o.allowed,
+            limit,
+            remaining,
+            reset_after: secs(state.reset_nanos),
+            retry_after: if o.allowed {
+                0.0
+            } else {
+                secs(state.retry_nanos)
+            },
+        }
+    }
+}
+
+#[pymethods]
+impl PyRateLimiter {
+    /// `RateLimiter("100/minute")`, `RateLimiter("10/5 minutes; 1000/day")`,
+    /// `RateLimiter("20/second", burst=40)`. A malformed quota raises ConfigError quoting it.
+    #[new]
+    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000))]
+    fn new(quota: &str, burst: Option<u64>, max_keys: usize) -> PyResult<Self> {
+        let mut quotas = parse_quotas(quota).map_err(Error::from)?;
+        if let Some(b) = burst {
+            let [q] = quotas.as_slice() else {
+                return Err(Error::from(RateLimitError::InvalidSetting {
+                    name: "burst",
+                    reason: format!(
+                        "burst= applies to a single quota; {quota:?} has {}: write \"... burst N\" inside each",
+                        quotas.len()
+                    ),
+                })
+                .into());
+            };
+            quotas = vec![Quota::with_burst(q.count, q.period_secs, b).map_err(Error::from)?];
+        }
+        let core = Limiter::new(&quotas, max_keys).map_err(Error::from)?;
+        Ok(Self {
+            core,
+            quota: quota.to_owned(),
+        })
+    }
+
+    /// Counts one request of `cost` against `key` (refused hits consume nothing).
+    #[pyo3(signature = (key, cost=1, *, now=None))]
+    fn hit(
+        &self,
+        key: &Bound<'_, PyString>,
+        cost: u64,
+        now: Option<f64>,
+    ) -> PyResult<PyRateLimitResult> {
+        let now = now_nanos(&self.core, now)?;
+        let k = self.core.hash_key(key.to_str()?.as_bytes());
+        Ok(self.result(&self.core.hit_hashed(k, cost, now)))
+    }
+
+    /// What a hit of cost 1 would get now, consuming nothing; `remaining` is before it.
+    #[pyo3(signature = (key, *, now=None))]
+    fn peek(&self, key: &Bound<'_, PyString>, now: Option<f64>) -> PyResult<PyRateLimitResult> {
+        let now = now_nanos(&self.core, now)?;
+        let k = self.core.hash_key(key.to_str()?.as_bytes());
+        Ok(self.result(&self.core.peek_hashed(k, now)))
+    }
+
+    /// Drops keys idle at `now` (they have their whole burst back); returns how many entries.
+    #[pyo3(signature = (*, now=None))]
+    fn prune(&self, py: Python<'_>, now: Option<f64>) -> PyResult<usize> {
+        let now = now_nanos(&self.core, now)?;
+        Ok(py.detach(|| self.core.prune(now)))
+    }
+
+    /// Bytes held by the key tables (entries of 16 bytes plus hashbrown's control bytes).
+    fn memory_bytes(&self) -> usize {
+        self.core.memory_bytes()
+    }
+
+    /// The quota string as given.
+    #[getter]
+    fn quota(&self) -> &str {
+        &self.quota
+    }
+
+    #[getter]
+    fn max_keys(&self) -> usize {
+        self.core.max_keys()
+    }
+
+    /// Live entries: one per key and quota.
+    fn __len__(&self) -> usize {
+        self.core.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RateLimiter({:?}, max_keys={})",
+            self.quota,
+            self.core.max_keys()
+        )
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyRateLimiter>()?;
+    m.add_class::<PyRateLimitResult>()
+}
