@@ -226,12 +226,19 @@ impl GateConfig {
     /// Validates a config value, reporting every problem at once.
     pub fn from_value(v: &Value) -> Result<Self, ConfigError> {
         let mut issues = Issues::default();
+        let config = Self::parse(v, &mut issues);
+        issues.finish(config)
+    }
+
+    /// Validates into `issues`, keeping every part that is valid so that later checks (route
+    /// conflicts) can still run and be reported in the same round.
+    pub fn parse(v: &Value, issues: &mut Issues) -> Self {
         let Some(root) = issues.object(v, "") else {
-            return issues.finish(Self::default());
+            return Self::default();
         };
         issues.unknown_keys(root, TOP_LEVEL_KEYS, "");
         let defaults = match root.get("defaults") {
-            Some(d) => PolicyOverride::parse(d, "defaults", &[], &mut issues),
+            Some(d) => PolicyOverride::parse(d, "defaults", &[], issues),
             None => PolicyOverride::default(),
         };
         let mut routes = Vec::new();
@@ -239,7 +246,7 @@ impl GateConfig {
             None => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(r) = RouteSpec::parse(item, &format!("routes[{i}]"), &mut issues) {
+                    if let Some(r) = RouteSpec::parse(item, &format!("routes[{i}]"), issues) {
                         routes.push(r);
                     }
                 }
@@ -249,7 +256,7 @@ impl GateConfig {
                 format!("expected a list of route tables, got {}", show(other)),
             ),
         }
-        issues.finish(Self { defaults, routes })
+        Self { defaults, routes }
     }
 
     /// Parses JSON text (used by tests and the CLI when the file is JSON).

@@ -97,30 +97,40 @@ pub enum Explanation {
 }
 
 impl Gate {
-    /// Builds a gate, reporting every route conflict along with any other config problem.
+    /// Builds a gate from a validated config; route conflicts are config errors.
     pub fn new(config: &GateConfig) -> Result<Self, ConfigError> {
         let mut issues = Issues::default();
+        let gate = Self::build(config, &mut issues);
+        issues.finish(gate)
+    }
+
+    /// Validates and builds in one round, so shape problems and route conflicts are reported
+    /// together.
+    pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
+        let mut issues = Issues::default();
+        let config = GateConfig::parse(v, &mut issues);
+        let gate = Self::build(&config, &mut issues);
+        issues.finish(gate)
+    }
+
+    fn build(config: &GateConfig, issues: &mut Issues) -> Self {
         let default_policy = Policy::from_defaults(&config.defaults);
         let mut router = Router::new();
-        for (i, spec) in config.routes.iter().enumerate() {
+        for spec in &config.routes {
             let methods: Vec<&str> = spec.methods.iter().map(String::as_str).collect();
             let entry = RouteEntry {
                 name: spec.name.clone(),
                 policy: spec.policy.resolve(&default_policy),
             };
             if let Err(e) = router.insert(&spec.path, &methods, entry) {
-                issues.push(format!("routes[{i}].path"), e.to_string());
+                issues.push(format!("{}.path", spec.key), e.to_string());
             }
         }
-        issues.finish(Self {
+        Self {
             router,
             default_policy,
             header_keys: Vec::new(),
-        })
-    }
-
-    pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
-        Self::new(&GateConfig::from_value(v)?)
+        }
     }
 
     /// Request headers (lower-case names) the caller must supply in [`Request::headers`].

@@ -84,6 +84,8 @@ impl Policy {
 /// One `[[routes]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteSpec {
+    /// Where the route sits in the config (`routes[3]`), for error messages.
+    pub key: String,
     pub path: String,
     /// Empty: every method.
     pub methods: Vec<String>,
@@ -97,15 +99,14 @@ impl RouteSpec {
     pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<Self> {
         let map = issues.object(v, at)?;
         let policy = PolicyOverride::parse(v, at, ROUTE_KEYS, issues);
-        let path = match map.get("path") {
-            Some(p) => issues.string(p, &join(at, "path")).map(str::to_owned),
-            None => {
-                issues.push(
-                    join(at, "path"),
-                    "missing (every route needs a path such as \"/users/{id}\")",
-                );
-                None
-            }
+        let path = if let Some(p) = map.get("path") {
+            issues.string(p, &join(at, "path")).map(str::to_owned)
+        } else {
+            issues.push(
+                join(at, "path"),
+                "missing (every route needs a path such as \"/users/{id}\")",
+            );
+            None
         };
         let methods = match map.get("methods") {
             None => Some(Vec::new()),
@@ -135,6 +136,7 @@ impl RouteSpec {
             .get("name")
             .and_then(|n| issues.string(n, &join(at, "name")).map(str::to_owned));
         Some(Self {
+            key: at.to_owned(),
             path: path?,
             methods: methods?,
             name,

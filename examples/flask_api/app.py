@@ -1,6 +1,6 @@
 """A small articles API, protected by ferrogate. Run it with ``python -m ferrogate demo``, or:
 
-    flask --app examples/flask_api/app.py run
+flask --app examples/flask_api/app.py run
 """
 
 from __future__ import annotations
@@ -40,7 +40,12 @@ def create_app() -> Flask:
         with lock:
             items = sorted(articles.values(), key=lambda a: a["id"])
         start = (page - 1) * per_page
-        return {"items": items[start : start + per_page], "page": page, "per_page": per_page, "total": len(items)}
+        return {
+            "items": items[start : start + per_page],
+            "page": page,
+            "per_page": per_page,
+            "total": len(items),
+        }
 
     @app.post("/articles")
     def create_article() -> Any:

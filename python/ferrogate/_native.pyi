@@ -1,7 +1,12 @@
 from typing import Any, final
 
+from typing_extensions import disjoint_base
+
+__all__ = ["Decision", "Gate", "Router", "__version__", "_panic_guard_probe"]
+
 __version__: str
 
+@final
 class Router:
     def __init__(self) -> None: ...
     def insert(self, pattern: str, value: object, methods: list[str] | None = None) -> None: ...
@@ -28,6 +33,7 @@ class Decision:
     @property
     def params(self) -> dict[str, str]: ...
 
+@disjoint_base
 class Gate:
     def __new__(cls, config: dict[str, Any]) -> Gate: ...
     def check(self, environ: dict[str, Any]) -> Decision: ...

@@ -44,7 +44,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         for k, v in info["policy"].items():
             print(f"  {k} = {v}")
     elif outcome == "method_not_allowed":
-        print(f"{method} {args.path}: 405 Method Not Allowed; the path matches for {', '.join(info['allow'])}")
+        print(
+            f"{method} {args.path}: 405 Method Not Allowed; the path matches for {', '.join(info['allow'])}"
+        )
     elif outcome == "unmatched":
         print(f"{method} {args.path} matches no route; the defaults apply:")
         for k, v in info["policy"].items():
@@ -64,8 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ferrogate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the example Flask API behind the gate and show each policy at work")
-    demo.add_argument("--app", default=None, help="path of the example app module (default: examples/flask_api/app.py)")
+    demo = sub.add_parser(
+        "demo", help="run the example Flask API behind the gate and show each policy at work"
+    )
+    demo.add_argument(
+        "--app", default=None, help="path of the example app module (default: examples/flask_api/app.py)"
+    )
     demo.set_defaults(func=_cmd_demo)
 
     check = sub.add_parser("check", help="validate a config file (TOML or JSON)")

@@ -106,7 +106,16 @@ def run_demo(app_path: str | None = None) -> int:
             ok = status == step.expect
             failures += not ok
             mark = "ok" if ok else f"EXPECTED {step.expect}"
-            rows.append((f"{step.method} {step.path}", str(status), mark, f"{ms:.1f}", step.why, _summary(status, headers, body)))
+            rows.append(
+                (
+                    f"{step.method} {step.path}",
+                    str(status),
+                    mark,
+                    f"{ms:.1f}",
+                    step.why,
+                    _summary(status, headers, body),
+                )
+            )
     finally:
         server.shutdown()
     head = ("request", "status", "check", "ms", "why", "answered by")

@@ -21,7 +21,7 @@ impl PyRouter {
     }
 
     /// Adds `pattern` (matchit syntax: `/users/{id}`, `/files/{*path}`) with `value`; `methods`
-    /// None means every method. Conflicts raise ConfigError naming both patterns.
+    /// None means every method. Conflicts raise `ConfigError` naming both patterns.
     #[pyo3(signature = (pattern, value, methods=None))]
     fn insert(
         &mut self,
@@ -38,7 +38,7 @@ impl PyRouter {
     }
 
     /// `(value, params)` for the route `method path` matches, or None. `path` is as on the wire:
-    /// params are percent-decoded once. Raises InvalidPathError for dot segments, control
+    /// params are percent-decoded once. Raises `InvalidPathError` for dot segments, control
     /// characters or malformed escapes. When this returns None, `allowed(path)` tells 404 from 405.
     #[pyo3(name = "match")]
     fn match_<'py>(
