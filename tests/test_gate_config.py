@@ -35,9 +35,11 @@ def test_all_problems_at_once_with_key_paths() -> None:
         "routes[2].colour",
         "routes[2].methods[1]",
         "routes[3].path",
+        "routes[5].path",
     ]
     text = str(exc.value)
-    assert text.startswith("6 problems in ferrogate config:")
+    assert text.startswith("7 problems in ferrogate config:")
+    assert "routes[5].path: route \"/u/{name}\" conflicts with route \"/u/{id}\"" in text
     assert 'defaults.access: expected one of allow | deny, got "denny"' in text
     assert "routes[1].path: expected a string, got 7" in text
 
