@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ferrogate import _native
 from ferrogate.cli import main
 

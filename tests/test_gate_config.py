@@ -7,7 +7,6 @@ import pickle
 from pathlib import Path
 
 import pytest
-
 from ferrogate import ConfigError, Gate
 
 
@@ -39,7 +38,7 @@ def test_all_problems_at_once_with_key_paths() -> None:
     ]
     text = str(exc.value)
     assert text.startswith("7 problems in ferrogate config:")
-    assert "routes[5].path: route \"/u/{name}\" conflicts with route \"/u/{id}\"" in text
+    assert 'routes[5].path: route "/u/{name}" conflicts with route "/u/{id}"' in text
     assert 'defaults.access: expected one of allow | deny, got "denny"' in text
     assert "routes[1].path: expected a string, got 7" in text
 

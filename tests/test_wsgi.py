@@ -8,11 +8,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, request
-from werkzeug.test import Client
-
 from ferrogate import Gate
 from ferrogate.wsgi import GateMiddleware
+from flask import Flask, request
+from werkzeug.test import Client
 
 CONFIG: dict[str, Any] = {
     "routes": [
