@@ -218,9 +218,21 @@ pub fn show(v: &Value) -> String {
 pub struct GateConfig {
     pub defaults: PolicyOverride,
     pub routes: Vec<RouteSpec>,
+    pub unmatched: Unmatched,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["defaults", "routes"];
+/// What the gate does with a request that matches no route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unmatched {
+    /// Apply the `defaults` policy (deny-by-default gateways set `defaults.access = "deny"`).
+    #[default]
+    Defaults,
+    /// Forward untouched: a framework hook checks these requests itself (the Flask and Django
+    /// adapters use this for routes the router cannot express).
+    Forward,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &["defaults", "routes", "unmatched"];
 
 impl GateConfig {
     /// Validates a config value, reporting every problem at once.
@@ -241,6 +253,14 @@ impl GateConfig {
             Some(d) => PolicyOverride::parse(d, "defaults", &[], issues),
             None => PolicyOverride::default(),
         };
+        let unmatched = match root.get("unmatched") {
+            Some(u)
+                if issues.one_of(u, &["defaults", "forward"], "unmatched") == Some("forward") =>
+            {
+                Unmatched::Forward
+            }
+            _ => Unmatched::Defaults,
+        };
         let mut routes = Vec::new();
         match root.get("routes") {
             None => {}
@@ -256,7 +276,11 @@ impl GateConfig {
                 format!("expected a list of route tables, got {}", show(other)),
             ),
         }
-        Self { defaults, routes }
+        Self {
+            defaults,
+            routes,
+            unmatched,
+        }
     }
 
     /// Parses JSON text (used by tests and the CLI when the file is JSON).

@@ -4,7 +4,7 @@
 //! apply the route's resolved [`Policy`]. Later stages (credentials, rate limits, cache) slot in
 //! after the policy; each either answers the request or adds to what is forwarded.
 
-use crate::config::{ConfigError, GateConfig, Issues};
+use crate::config::{ConfigError, GateConfig, Issues, Unmatched};
 use crate::http::Header;
 use crate::policy::{Access, Policy};
 use crate::problem::{self, Problem};
@@ -75,6 +75,7 @@ struct RouteEntry {
 pub struct Gate {
     router: Router<RouteEntry>,
     default_policy: Policy,
+    unmatched: Unmatched,
     header_keys: Vec<String>,
 }
 
@@ -129,6 +130,7 @@ impl Gate {
         Self {
             router,
             default_policy,
+            unmatched: config.unmatched,
             header_keys: Vec::new(),
         }
     }
@@ -185,8 +187,20 @@ impl Gate {
             Lookup::MethodNotAllowed { allow } => {
                 return Decision::Respond(method_not_allowed(req.method, &allow));
             }
+            Lookup::NotFound if self.unmatched == Unmatched::Forward => {
+                return Decision::Forward(Forward {
+                    route: None,
+                    headers: Vec::new(),
+                });
+            }
             Lookup::NotFound => (&self.default_policy, None),
         };
+        if policy.exempt {
+            return Decision::Forward(Forward {
+                route,
+                headers: Vec::new(),
+            });
+        }
         if policy.access == Access::Deny {
             let p = Problem::new(
                 403,
@@ -316,6 +330,25 @@ mod tests {
         assert_eq!(status(&g, "GET", "/health"), 0);
         assert_eq!(status(&g, "GET", "/other"), 403, "routes inherit defaults");
         assert_eq!(status(&g, "GET", "/nothing"), 403);
+    }
+
+    #[test]
+    fn exempt_routes_skip_every_check() {
+        let g = gate(
+            &json!({"defaults": {"access": "deny"}, "routes": [{"path": "/open", "exempt": true}]}),
+        );
+        assert_eq!(status(&g, "GET", "/open"), 0);
+        assert_eq!(status(&g, "GET", "/closed"), 403);
+    }
+
+    #[test]
+    fn unmatched_forward_skips_the_defaults() {
+        let g = gate(
+            &json!({"defaults": {"access": "deny"}, "unmatched": "forward", "routes": [{"path": "/a"}]}),
+        );
+        assert_eq!(status(&g, "GET", "/a"), 403);
+        assert_eq!(status(&g, "GET", "/b"), 0);
+        assert!(Gate::from_value(&json!({"unmatched": "ignore"})).is_err());
     }
 
     #[test]

@@ -27,10 +27,11 @@ impl Access {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyOverride {
     pub access: Option<Access>,
+    pub exempt: Option<bool>,
 }
 
 /// Keys every policy table accepts.
-pub const POLICY_KEYS: &[&str] = &["access"];
+pub const POLICY_KEYS: &[&str] = &["access", "exempt"];
 
 impl PolicyOverride {
     /// Parses the policy keys of a table; `extra_keys` are the other keys the caller handles.
@@ -49,6 +50,9 @@ impl PolicyOverride {
                     _ => Access::Allow,
                 });
         }
+        if let Some(e) = map.get("exempt") {
+            out.exempt = issues.boolean(e, &join(at, "exempt"));
+        }
         out
     }
 
@@ -57,6 +61,7 @@ impl PolicyOverride {
     pub fn resolve(&self, base: &Policy) -> Policy {
         Policy {
             access: self.access.unwrap_or(base.access),
+            exempt: self.exempt.unwrap_or(base.exempt),
         }
     }
 }
@@ -65,6 +70,8 @@ impl PolicyOverride {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     pub access: Access,
+    /// Skip every check: the route is forwarded as if the gate were not there (`@gate.exempt`).
+    pub exempt: bool,
 }
 
 impl Policy {
@@ -77,7 +84,10 @@ impl Policy {
     /// A human-readable account of the policy, for `explain`.
     #[must_use]
     pub fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![("access", self.access.as_str().to_owned())]
+        vec![
+            ("access", self.access.as_str().to_owned()),
+            ("exempt", self.exempt.to_string()),
+        ]
     }
 }
 

@@ -338,40 +338,11 @@ impl<V> Router<V> {
         methods: &[&str],
         value: V,
     ) -> Result<RouteId, RouterError> {
-        validate_pattern(pattern)?;
-        let mut targets: Vec<Method> = Vec::new();
-        if methods.is_empty() {
-            targets.extend(Method::ALL);
-        } else {
-            for m in methods {
-                if !Method::is_token(m) || m.bytes().any(|b| b.is_ascii_lowercase()) {
-                    return Err(RouterError::InvalidMethod((*m).to_owned()));
-                }
-                let parsed = Method::parse(m);
-                if parsed == Method::Other {
-                    return Err(RouterError::UnsupportedMethod((*m).to_owned()));
-                }
-                if !targets.contains(&parsed) {
-                    targets.push(parsed);
-                }
-            }
-        }
+        let targets = self.check_insert(pattern, methods)?;
         let id = self.entries.len();
         let explicit: Vec<(Method, String)> =
             targets.iter().map(|&m| (m, pattern.to_owned())).collect();
         let implicit = implicit_slots(pattern, &targets);
-
-        // Dry run first so a conflict leaves every tree untouched. An explicit route may take a
-        // slot an implicit entry holds; only explicit routes conflict with each other.
-        for (m, p) in &explicit {
-            let mut probe = self.trees[m.index()].clone();
-            if self.implicit.contains(&(*m, p.clone())) {
-                let _ = probe.remove(p.as_str());
-            }
-            probe
-                .insert(p.as_str(), usize::MAX)
-                .map_err(|e| insert_error(pattern, &e))?;
-        }
         for (m, p) in explicit {
             let tree = &mut self.trees[m.index()];
             if self.implicit.remove(&(m, p.clone())) {
@@ -398,6 +369,45 @@ impl<V> Router<V> {
             value,
         });
         Ok(id)
+    }
+
+    /// Whether `insert(pattern, methods, _)` would succeed, without inserting; returns the
+    /// methods the route would be inserted for. A conflict names the existing pattern.
+    pub fn check_insert(
+        &self,
+        pattern: &str,
+        methods: &[&str],
+    ) -> Result<Vec<Method>, RouterError> {
+        validate_pattern(pattern)?;
+        let mut targets: Vec<Method> = Vec::new();
+        if methods.is_empty() {
+            targets.extend(Method::ALL);
+        } else {
+            for m in methods {
+                if !Method::is_token(m) || m.bytes().any(|b| b.is_ascii_lowercase()) {
+                    return Err(RouterError::InvalidMethod((*m).to_owned()));
+                }
+                let parsed = Method::parse(m);
+                if parsed == Method::Other {
+                    return Err(RouterError::UnsupportedMethod((*m).to_owned()));
+                }
+                if !targets.contains(&parsed) {
+                    targets.push(parsed);
+                }
+            }
+        }
+        // An explicit route may take a slot an implicit entry holds; only explicit routes conflict
+        // with each other. matchit has no "would conflict" query, so probe a clone (start-up only).
+        for &m in &targets {
+            let mut probe = self.trees[m.index()].clone();
+            if self.implicit.contains(&(m, pattern.to_owned())) {
+                let _ = probe.remove(pattern);
+            }
+            probe
+                .insert(pattern, usize::MAX)
+                .map_err(|e| insert_error(pattern, &e))?;
+        }
+        Ok(targets)
     }
 
     /// Looks up a normalised path (see [`normalize`]).

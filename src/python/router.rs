@@ -62,6 +62,19 @@ impl PyRouter {
         )?))
     }
 
+    /// The existing pattern that `insert(pattern, _, methods)` would conflict with, or None if the
+    /// insert would succeed. Invalid patterns or methods raise `ConfigError`.
+    #[pyo3(signature = (pattern, methods=None))]
+    fn conflict(&self, pattern: &str, methods: Option<Vec<String>>) -> PyResult<Option<String>> {
+        let methods = methods.unwrap_or_default();
+        let refs: Vec<&str> = methods.iter().map(String::as_str).collect();
+        match self.inner.check_insert(pattern, &refs) {
+            Ok(_) => Ok(None),
+            Err(crate::router::RouterError::Conflict { existing, .. }) => Ok(Some(existing)),
+            Err(e) => Err(Error::from(e).into()),
+        }
+    }
+
     /// The methods for which `path` matches a route (empty when nothing matches), e.g. for `Allow`.
     fn allowed(&self, path: &str) -> PyResult<Vec<&'static str>> {
         let path = normalize(path, PathEncoding::Raw).map_err(Error::from)?;
