@@ -112,7 +112,7 @@ name = "user"
     )
     gate = Gate.from_file(path)
     assert gate.routes() == [("/admin/{*rest}", None), ("/users/{id}", "user")]
-    assert gate.explain("GET", "/admin/x")["policy"] == {"access": "deny"}
+    assert gate.explain("GET", "/admin/x")["policy"] == {"access": "deny", "exempt": "false"}
 
 
 def test_from_json_file(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ class InvalidPathError(FerroGateError, ValueError):
     """A request path that cannot be matched safely (dot segments, control characters, bad escapes)."""
 
 
-class GateRefused(FerroGateError):
+class GateRefused(FerroGateError):  # noqa: N818 - the name is public API, as werkzeug's NotFound
     """The gate refused a request. Raised inside a Flask app only when the app registered an error
     handler for it (or a subclass), so the app can render its own body; the standard headers
     (``WWW-Authenticate``, ``Retry-After``, ``RateLimit``, ``Allow``) are added to whatever the
