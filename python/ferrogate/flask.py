@@ -11,15 +11,24 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.local import LocalProxy
 
-from ferrogate._native import Decision, Router
+from ferrogate._adapter import (
+    Candidate,
+    Compiled,
+    RouteReport,
+    add_policy,
+    compile_routes,
+    describe,
+    policy_of,
+    validate_fragment,
+)
+from ferrogate._native import Decision
 from ferrogate.exceptions import ConfigError, GateRefused
-from ferrogate.gate import Gate, load_config_file
+from ferrogate.gate import load_config_file
 from ferrogate.wsgi import forward, respond
 
 if TYPE_CHECKING:
@@ -47,10 +56,6 @@ CONFIG_KEYS: dict[str, Any] = {
 #: Gate config sections that may also be given as their own ``FERROGATE_<NAME>`` keys.
 SECTION_KEYS: tuple[str, ...] = ()
 
-_POLICY_ATTR = "__ferrogate_policy__"
-_FALLBACK_PREFIX = "/_ferrogate_fallback/"
-_UNMATCHED_PATH = _FALLBACK_PREFIX + "unmatched"
-
 
 def _claims() -> Any:
     return g.get("ferrogate_claims")
@@ -58,18 +63,6 @@ def _claims() -> Any:
 
 #: The verified token claims of the current request (None when unauthenticated).
 current_claims: Any = LocalProxy(_claims)
-
-
-@dataclass
-class RouteReport:
-    """How one werkzeug rule is enforced; listed by ``flask ferrogate routes``."""
-
-    rule: str
-    endpoint: str
-    methods: list[str]
-    pattern: str | None
-    policy: dict[str, Any]
-    fallback_reason: str | None = None
 
 
 def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
@@ -126,23 +119,6 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
     return "/" + "/".join(out), None
 
 
-@dataclass
-class _Candidate:
-    rule: Rule
-    pattern: str | None
-    methods: list[str]
-    policy: dict[str, Any]
-    reason: str | None
-
-
-@dataclass
-class _Compiled:
-    gate: Gate
-    fallback_gate: Gate | None
-    fallback_paths: dict[int, str]
-    reports: list[RouteReport] = field(default_factory=list)
-
-
 class _AppState:
     """Per-app state, kept in ``app.extensions["ferrogate"]``."""
 
@@ -150,7 +126,7 @@ class _AppState:
         self.ext = ext
         self.app = app
         self.lock = threading.Lock()
-        self.compiled: _Compiled | None = None
+        self.compiled: Compiled | None = None
         self.rule_count = -1
         self.defer_refusals = False
         self.serving = False
@@ -169,7 +145,7 @@ class _AppState:
     def enabled(self) -> bool:
         return bool(self.setting("FERROGATE_ENABLED"))
 
-    def current(self) -> _Compiled:
+    def current(self) -> Compiled:
         """The compiled gate, recompiled when rules were added since."""
         compiled = self.compiled
         if compiled is None or len(self.app.url_map._rules) != self.rule_count:
@@ -180,7 +156,7 @@ class _AppState:
                 compiled = self.compiled
         return compiled
 
-    def for_request(self) -> _Compiled:
+    def for_request(self) -> Compiled:
         """``current()``, plus the one look at the app's error handlers: Flask allows no set-up after
         the first request, so what is registered then is final."""
         compiled = self.current()
@@ -211,90 +187,18 @@ class _AppState:
         config["defaults"] = defaults
         return config
 
-    def _compile(self) -> _Compiled:
-        base = self.base_config()
-        candidates = self._candidates()
-        _resolve_conflicts(candidates)
-        compiled = [c for c in candidates if c.pattern is not None and c.methods]
-        fallback = [c for c in candidates if c.pattern is None and c.methods]
-        routes = [
-            {"path": c.pattern, "methods": c.methods, "name": c.rule.endpoint, **c.policy} for c in compiled
-        ]
-        gate = self._build(
-            {**base, "routes": routes, "unmatched": "forward" if fallback else "defaults"},
-            [c.rule.endpoint for c in compiled],
-        )
-        fallback_gate = None
-        fallback_paths: dict[int, str] = {}
-        if fallback:
-            fb_routes: list[dict[str, Any]] = [{"path": _UNMATCHED_PATH}]
-            for i, c in enumerate(fallback):
-                path = f"{_FALLBACK_PREFIX}{i}"
-                fallback_paths[id(c.rule)] = path
-                fb_routes.append({"path": path, "methods": c.methods, "name": c.rule.endpoint, **c.policy})
-            fallback_gate = self._build(
-                {**base, "routes": fb_routes}, ["(unmatched)", *[c.rule.endpoint for c in fallback]]
-            )
-        reports = [
-            RouteReport(c.rule.rule, c.rule.endpoint, c.methods, c.pattern, c.policy, c.reason)
-            for c in candidates
-        ]
-        return _Compiled(gate, fallback_gate, fallback_paths, reports)
+    def _compile(self) -> Compiled:
+        return compile_routes(self.base_config(), self._candidates(), f"the Flask app {self.app.name!r}")
 
-    def _build(self, config: dict[str, Any], endpoints: list[str]) -> Gate:
-        try:
-            return Gate(config)
-        except ConfigError as e:
-            issues = [(_name_route(k, endpoints), m) for k, m in e.issues]
-            lines = "\n  ".join(f"{k}: {m}" for k, m in issues)
-            raise ConfigError(f"ferrogate: invalid policy in the Flask app:\n  {lines}", issues) from None
-
-    def _candidates(self) -> list[_Candidate]:
-        out: list[_Candidate] = []
-        claimed: dict[str, set[str]] = {}
+    def _candidates(self) -> list[Candidate]:
+        out: list[Candidate] = []
         for rule in self.app.url_map.iter_rules():
             view = self.app.view_functions.get(rule.endpoint)
-            policy = self.ext.policy_for(rule.endpoint, view)
             pattern, reason = werkzeug_to_matchit(rule)
             methods = sorted(rule.methods or ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
-            if pattern is not None:
-                # werkzeug gives a path+method to the first rule that has both; later ones never see it.
-                taken = claimed.setdefault(pattern, set())
-                methods = [m for m in methods if m not in taken]
-                taken.update(methods)
-            out.append(_Candidate(rule, pattern, methods, policy, reason))
+            policy = self.ext.policy_for(rule.endpoint, view)
+            out.append(Candidate(id(rule), rule.endpoint, rule.rule, pattern, methods, policy, reason))
         return out
-
-
-def _resolve_conflicts(candidates: list[_Candidate]) -> None:
-    """Moves every rule whose pattern conflicts with another's to the fallback path, both sides."""
-    while True:
-        router = Router()
-        clash: tuple[_Candidate, str] | None = None
-        for c in candidates:
-            if c.pattern is None or not c.methods:
-                continue
-            existing = router.conflict(c.pattern, c.methods)
-            if existing is not None:
-                clash = (c, existing)
-                break
-            router.insert(c.pattern, None, c.methods)
-        if clash is None:
-            return
-        c, existing = clash
-        for other in candidates:
-            if other is c or other.pattern == existing:
-                reason = f"its pattern overlaps another rule's ({c.pattern} vs {existing})"
-                other.pattern, other.reason = None, reason
-
-
-def _name_route(key: str, endpoints: list[str]) -> str:
-    """``routes[3].limit`` -> ``view 'users.show' (routes[3].limit)``."""
-    if key.startswith("routes["):
-        idx = key[7 : key.index("]")]
-        if idx.isdigit() and int(idx) < len(endpoints):
-            return f"view {endpoints[int(idx)]!r} ({key})"
-    return key
 
 
 def _has_refusal_handler(app: Flask) -> bool:
@@ -398,15 +302,11 @@ class FerroGate:
         """
 
         def decorate(target: F) -> F:
-            where = _describe(target)
-            _validate_fragment(fragment, where)
+            validate_fragment(fragment, _describe(target))
             if isinstance(target, Blueprint):
                 self._blueprint_policies.setdefault(target.name, {}).update(fragment)
                 return target
-            existing = dict(getattr(target, _POLICY_ATTR, {}))
-            existing.update(fragment)
-            setattr(target, _POLICY_ATTR, existing)
-            return target
+            return add_policy(target, fragment)
 
         return decorate
 
@@ -424,10 +324,7 @@ class FerroGate:
             for name in dict.fromkeys((parts[i - 1], ".".join(parts[:i]))):
                 merged.update(self._blueprint_policies.get(name, {}))
         if view is not None:
-            view_class = getattr(view, "view_class", None)
-            if view_class is not None:
-                merged.update(getattr(view_class, _POLICY_ATTR, {}))
-            merged.update(getattr(view, _POLICY_ATTR, {}))
+            merged.update(policy_of(view))
         return merged
 
     # -- hooks ----------------------------------------------------------------------------------
@@ -446,16 +343,10 @@ class FerroGate:
             result = self._apply(state, d)
             if result is not None:
                 return result
-        if compiled.fallback_gate is not None and environ.get("ferrogate.route") is None:
+        if environ.get("ferrogate.route") is None:
             rule = request.url_rule
-            path = (
-                compiled.fallback_paths.get(id(rule), _UNMATCHED_PATH)
-                if rule is not None
-                else _UNMATCHED_PATH
-            )
-            synthetic = dict(environ)
-            synthetic["PATH_INFO"] = path
-            result = self._apply(state, compiled.fallback_gate.check(synthetic))
+            fallback = compiled.check_fallback(id(rule) if rule is not None else None, environ)
+            result = None if fallback is None else self._apply(state, fallback)
             if result is not None:
                 return result
         g.ferrogate_claims = environ.get("ferrogate.claims")
@@ -483,18 +374,4 @@ class FerroGate:
 
 
 def _describe(target: Any) -> str:
-    if isinstance(target, Blueprint):
-        return f"blueprint {target.name!r}"
-    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
-    module = getattr(target, "__module__", None)
-    return f"view {module}.{name}" if module else f"view {name}"
-
-
-def _validate_fragment(fragment: Mapping[str, Any], where: str) -> None:
-    """Checks policy keys in isolation, so a typo fails where it is written."""
-    try:
-        Gate({"routes": [{"path": "/", **fragment}]})
-    except ConfigError as e:
-        issues = [(f"{where}: {k.replace('routes[0].', '')}", m) for k, m in e.issues]
-        lines = "\n  ".join(f"{k}: {m}" for k, m in issues)
-        raise ConfigError(f"invalid ferrogate policy on {where}:\n  {lines}", issues) from None
+    return f"blueprint {target.name!r}" if isinstance(target, Blueprint) else describe(target)
