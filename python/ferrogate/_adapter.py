@@ -44,7 +44,8 @@ class Candidate:
     label: str
     rule: str
     pattern: str | None
-    methods: list[str]
+    #: None: every method (Django routes are method-agnostic).
+    methods: list[str] | None
     policy: dict[str, Any]
     reason: str | None = None
 
@@ -55,7 +56,7 @@ class RouteReport:
 
     rule: str
     endpoint: str
-    methods: list[str]
+    methods: list[str] | None
     pattern: str | None
     policy: dict[str, Any]
     fallback_reason: str | None = None
@@ -79,13 +80,30 @@ class Compiled:
 
 def claim_methods(candidates: list[Candidate]) -> None:
     """A path+method belongs to the first route that has both, as in werkzeug and Django."""
-    claimed: dict[str, set[str]] = {}
+    claimed: dict[str, set[str] | None] = {}
     for c in candidates:
         if c.pattern is None:
             continue
-        taken = claimed.setdefault(c.pattern, set())
+        if c.pattern not in claimed:
+            claimed[c.pattern] = None if c.methods is None else set(c.methods)
+            continue
+        taken = claimed[c.pattern]
+        if taken is None or c.methods is None:
+            # An earlier route takes every method (or this one wants all of them): the framework
+            # hands this route only what the earlier one leaves, which we cannot express; the
+            # earlier route wins, as it does in the framework for the methods both accept.
+            c.methods = [] if taken is None else [m for m in _ALL if m not in taken]
+            claimed[c.pattern] = None
+            continue
         c.methods = [m for m in c.methods if m not in taken]
         taken.update(c.methods)
+
+
+_ALL = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+
+def _active(c: Candidate) -> bool:
+    return c.pattern is not None and c.methods != []
 
 
 def resolve_conflicts(candidates: list[Candidate]) -> None:
@@ -95,7 +113,7 @@ def resolve_conflicts(candidates: list[Candidate]) -> None:
         router = Router()
         clash: tuple[Candidate, str] | None = None
         for c in candidates:
-            if c.pattern is None or not c.methods:
+            if c.pattern is None or not _active(c):
                 continue
             existing = router.conflict(c.pattern, c.methods)
             if existing is not None:
@@ -115,9 +133,9 @@ def compile_routes(base: Mapping[str, Any], candidates: list[Candidate], where: 
     """Builds the fast-path gate and, when some routes cannot be expressed, the fallback gate."""
     claim_methods(candidates)
     resolve_conflicts(candidates)
-    fast = [c for c in candidates if c.pattern is not None and c.methods]
+    fast = [c for c in candidates if _active(c)]
     fallback = [c for c in candidates if c.pattern is None]
-    routes = [{"path": c.pattern, "methods": c.methods, "name": c.label, **c.policy} for c in fast]
+    routes = [_route(c.pattern or "", c) for c in fast]
     config = {**base, "routes": routes, "unmatched": "forward" if fallback else "defaults"}
     gate = _build(config, [c.label for c in fast], where)
     fallback_gate = None
@@ -127,15 +145,19 @@ def compile_routes(base: Mapping[str, Any], candidates: list[Candidate], where: 
         for i, c in enumerate(fallback):
             path = f"{_FALLBACK_PREFIX}{i}"
             fallback_paths[c.key] = path
-            route: dict[str, Any] = {"path": path, "name": c.label, **c.policy}
-            if c.methods:
-                route["methods"] = c.methods
-            fb_routes.append(route)
+            fb_routes.append(_route(path, c))
         fallback_gate = _build(
             {**base, "routes": fb_routes}, ["(unmatched)", *[c.label for c in fallback]], where
         )
     reports = [RouteReport(c.rule, c.label, c.methods, c.pattern, c.policy, c.reason) for c in candidates]
     return Compiled(gate, fallback_gate, fallback_paths, reports)
+
+
+def _route(path: str, c: Candidate) -> dict[str, Any]:
+    route: dict[str, Any] = {"path": path, "name": c.label, **c.policy}
+    if c.methods is not None:
+        route["methods"] = c.methods
+    return route
 
 
 def _build(config: dict[str, Any], labels: list[str], where: str) -> Gate:

@@ -30,7 +30,8 @@ def routes_command(as_json: bool) -> None:
     for r in sorted(reports, key=lambda r: r.rule):
         how = r.pattern if r.pattern is not None else f"before_request ({r.fallback_reason})"
         policy = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(r.policy.items())) or "defaults"
-        rows.append((",".join(r.methods) or "-", r.rule, r.endpoint, how, policy))
+        methods = "*" if r.methods is None else ",".join(r.methods) or "-"
+        rows.append((methods, r.rule, r.endpoint, how, policy))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
