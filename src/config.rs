@@ -218,34 +218,68 @@ pub fn show(v: &Value) -> String {
 pub struct GateConfig {
     pub defaults: PolicyOverride,
     pub routes: Vec<RouteSpec>,
+    pub unmatched: Unmatched,
     /// `limits`, `client_ip` and `rate_limit`.
     pub rate_limit: crate::ratelimit::Settings,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["defaults", "routes", "limits", "client_ip", "rate_limit"];
+/// What the gate does with a request that matches no route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unmatched {
+    /// Apply the `defaults` policy (deny-by-default gateways set `defaults.access = "deny"`).
+    #[default]
+    Defaults,
+    /// Forward untouched: a framework hook checks these requests itself (the Flask and Django
+    /// adapters use this for routes the router cannot express).
+    Forward,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "defaults",
+    "routes",
+    "unmatched",
+    "limits",
+    "client_ip",
+    "rate_limit",
+];
 
 impl GateConfig {
     /// Validates a config value, reporting every problem at once.
     pub fn from_value(v: &Value) -> Result<Self, ConfigError> {
         let mut issues = Issues::default();
+        let config = Self::parse(v, &mut issues);
+        issues.finish(config)
+    }
+
+    /// Validates into `issues`, keeping every part that is valid so that later checks (route
+    /// conflicts) can still run and be reported in the same round.
+    pub fn parse(v: &Value, issues: &mut Issues) -> Self {
         let Some(root) = issues.object(v, "") else {
-            return issues.finish(Self::default());
+            return Self::default();
         };
         issues.unknown_keys(root, TOP_LEVEL_KEYS, "");
-        let rate_limit = crate::ratelimit::Settings::parse(root, &mut issues);
+        let rate_limit = crate::ratelimit::Settings::parse(root, issues);
         let defaults = match root.get("defaults") {
-            Some(d) => PolicyOverride::parse(d, "defaults", &[], &mut issues),
+            Some(d) => PolicyOverride::parse(d, "defaults", &[], issues),
             None => PolicyOverride::default(),
         };
-        rate_limit.check_policy(defaults.limit.as_ref(), "defaults", &mut issues);
+        let unmatched = match root.get("unmatched") {
+            Some(u)
+                if issues.one_of(u, &["defaults", "forward"], "unmatched") == Some("forward") =>
+            {
+                Unmatched::Forward
+            }
+            _ => Unmatched::Defaults,
+        };
+        rate_limit.check_policy(defaults.limit.as_ref(), "defaults", issues);
         let mut routes = Vec::new();
         match root.get("routes") {
             None => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     let at = format!("routes[{i}]");
-                    if let Some(r) = RouteSpec::parse(item, &at, &mut issues) {
-                        rate_limit.check_policy(r.policy.limit.as_ref(), &at, &mut issues);
+                    if let Some(r) = RouteSpec::parse(item, &at, issues) {
+                        rate_limit.check_policy(r.policy.limit.as_ref(), &at, issues);
                         routes.push(r);
                     }
                 }
@@ -255,11 +289,12 @@ impl GateConfig {
                 format!("expected a list of route tables, got {}", show(other)),
             ),
         }
-        issues.finish(Self {
+        Self {
             defaults,
             routes,
+            unmatched,
             rate_limit,
-        })
+        }
     }
 
     /// Parses JSON text (used by tests and the CLI when the file is JSON).

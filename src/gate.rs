@@ -5,7 +5,7 @@
 //! after the policy; each either answers the request or adds to what is forwarded.
 
 use crate::clock::SharedClock;
-use crate::config::{ConfigError, GateConfig, Issues};
+use crate::config::{ConfigError, GateConfig, Issues, Unmatched};
 use crate::http::Header;
 use crate::policy::{Access, Policy};
 use crate::problem::{self, Problem};
@@ -82,6 +82,7 @@ pub struct Gate {
     default_policy: Policy,
     default_limits: RouteLimits,
     rate_limit: Stage,
+    unmatched: Unmatched,
     header_keys: Vec<String>,
 }
 
@@ -104,20 +105,34 @@ pub enum Explanation {
 }
 
 impl Gate {
-    /// Builds a gate, reporting every route conflict along with any other config problem.
+    /// Builds a gate from a validated config; route conflicts are config errors.
     pub fn new(config: &GateConfig) -> Result<Self, ConfigError> {
         Self::with_clock(config, crate::clock::system())
     }
 
-    /// A gate whose time-dependent stages (rate limits) read `clock`; tests pass a ManualClock.
+    /// A gate whose time-dependent stages (rate limits) read `clock`; tests pass a `ManualClock`.
     pub fn with_clock(config: &GateConfig, clock: SharedClock) -> Result<Self, ConfigError> {
         let mut issues = Issues::default();
+        let gate = Self::build(config, clock, &mut issues);
+        issues.finish(gate)
+    }
+
+    /// Validates and builds in one round, so shape problems and route conflicts are reported
+    /// together.
+    pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
+        let mut issues = Issues::default();
+        let config = GateConfig::parse(v, &mut issues);
+        let gate = Self::build(&config, crate::clock::system(), &mut issues);
+        issues.finish(gate)
+    }
+
+    fn build(config: &GateConfig, clock: SharedClock, issues: &mut Issues) -> Self {
         let mut header_keys = Vec::new();
         let default_policy = Policy::from_defaults(&config.defaults);
         let mut limits = StageBuilder::new(&config.rate_limit, clock);
         let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
         let mut router = Router::new();
-        for (i, spec) in config.routes.iter().enumerate() {
+        for spec in &config.routes {
             let methods: Vec<&str> = spec.methods.iter().map(String::as_str).collect();
             let policy = spec.policy.resolve(&default_policy);
             let label = spec.name.as_deref().unwrap_or(&spec.path);
@@ -127,21 +142,18 @@ impl Gate {
                 policy,
             };
             if let Err(e) = router.insert(&spec.path, &methods, entry) {
-                issues.push(format!("routes[{i}].path"), e.to_string());
+                issues.push(format!("{}.path", spec.key), e.to_string());
             }
         }
         let rate_limit = limits.finish(&mut header_keys);
-        issues.finish(Self {
+        Self {
             router,
             default_policy,
             default_limits,
             rate_limit,
+            unmatched: config.unmatched,
             header_keys,
-        })
-    }
-
-    pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
-        Self::new(&GateConfig::from_value(v)?)
+        }
     }
 
     /// Request headers (lower-case names) the caller must supply in [`Request::headers`].
@@ -203,8 +215,22 @@ impl Gate {
             Lookup::MethodNotAllowed { allow } => {
                 return Decision::Respond(method_not_allowed(req.method, &allow));
             }
+            Lookup::NotFound if self.unmatched == Unmatched::Forward => {
+                return Decision::Forward(Forward {
+                    route: None,
+                    headers: Vec::new(),
+                    dry_run_refused: None,
+                });
+            }
             Lookup::NotFound => (&self.default_policy, &self.default_limits, None),
         };
+        if policy.exempt {
+            return Decision::Forward(Forward {
+                route,
+                headers: Vec::new(),
+                dry_run_refused: None,
+            });
+        }
         if policy.access == Access::Deny {
             let p = Problem::new(
                 403,
@@ -341,6 +367,25 @@ mod tests {
         assert_eq!(status(&g, "GET", "/health"), 0);
         assert_eq!(status(&g, "GET", "/other"), 403, "routes inherit defaults");
         assert_eq!(status(&g, "GET", "/nothing"), 403);
+    }
+
+    #[test]
+    fn exempt_routes_skip_every_check() {
+        let g = gate(
+            &json!({"defaults": {"access": "deny"}, "routes": [{"path": "/open", "exempt": true}]}),
+        );
+        assert_eq!(status(&g, "GET", "/open"), 0);
+        assert_eq!(status(&g, "GET", "/closed"), 403);
+    }
+
+    #[test]
+    fn unmatched_forward_skips_the_defaults() {
+        let g = gate(
+            &json!({"defaults": {"access": "deny"}, "unmatched": "forward", "routes": [{"path": "/a"}]}),
+        );
+        assert_eq!(status(&g, "GET", "/a"), 403);
+        assert_eq!(status(&g, "GET", "/b"), 0);
+        assert!(Gate::from_value(&json!({"unmatched": "ignore"})).is_err());
     }
 
     #[test]

@@ -28,12 +28,13 @@ impl Access {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyOverride {
     pub access: Option<Access>,
+    pub exempt: Option<bool>,
     /// Rate limits (`limit = "100/minute"`, a named limit, a table, a list, or `false`).
     pub limit: Option<LimitPolicy>,
 }
 
 /// Keys every policy table accepts.
-pub const POLICY_KEYS: &[&str] = &["access", "limit"];
+pub const POLICY_KEYS: &[&str] = &["access", "exempt", "limit"];
 
 impl PolicyOverride {
     /// Parses the policy keys of a table; `extra_keys` are the other keys the caller handles.
@@ -52,6 +53,9 @@ impl PolicyOverride {
                     _ => Access::Allow,
                 });
         }
+        if let Some(e) = map.get("exempt") {
+            out.exempt = issues.boolean(e, &join(at, "exempt"));
+        }
         if let Some(l) = map.get("limit") {
             out.limit = crate::ratelimit::config::parse_limit(l, &join(at, "limit"), issues);
         }
@@ -63,6 +67,7 @@ impl PolicyOverride {
     pub fn resolve(&self, base: &Policy) -> Policy {
         Policy {
             access: self.access.unwrap_or(base.access),
+            exempt: self.exempt.unwrap_or(base.exempt),
             limit: self.limit.clone().unwrap_or_else(|| base.limit.clone()),
         }
     }
@@ -72,6 +77,8 @@ impl PolicyOverride {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     pub access: Access,
+    /// Skip every check: the route is forwarded as if the gate were not there (`@gate.exempt`).
+    pub exempt: bool,
     pub limit: LimitPolicy,
 }
 
@@ -87,6 +94,7 @@ impl Policy {
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         vec![
             ("access", self.access.as_str().to_owned()),
+            ("exempt", self.exempt.to_string()),
             ("limit", self.limit.describe()),
         ]
     }
@@ -95,6 +103,8 @@ impl Policy {
 /// One `[[routes]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteSpec {
+    /// Where the route sits in the config (`routes[3]`), for error messages.
+    pub key: String,
     pub path: String,
     /// Empty: every method.
     pub methods: Vec<String>,
@@ -108,15 +118,14 @@ impl RouteSpec {
     pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<Self> {
         let map = issues.object(v, at)?;
         let policy = PolicyOverride::parse(v, at, ROUTE_KEYS, issues);
-        let path = match map.get("path") {
-            Some(p) => issues.string(p, &join(at, "path")).map(str::to_owned),
-            None => {
-                issues.push(
-                    join(at, "path"),
-                    "missing (every route needs a path such as \"/users/{id}\")",
-                );
-                None
-            }
+        let path = if let Some(p) = map.get("path") {
+            issues.string(p, &join(at, "path")).map(str::to_owned)
+        } else {
+            issues.push(
+                join(at, "path"),
+                "missing (every route needs a path such as \"/users/{id}\")",
+            );
+            None
         };
         let methods = match map.get("methods") {
             None => Some(Vec::new()),
@@ -146,6 +155,7 @@ impl RouteSpec {
             .get("name")
             .and_then(|n| issues.string(n, &join(at, "name")).map(str::to_owned));
         Some(Self {
+            key: at.to_owned(),
             path: path?,
             methods: methods?,
             name,

@@ -10,6 +10,7 @@
 //! spelling a path differently from how the framework behind the gate will read it.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use percent_encoding::percent_decode_str;
@@ -271,8 +272,10 @@ struct Entry<V> {
 pub struct Router<V> {
     entries: Vec<Entry<V>>,
     trees: Vec<matchit::Router<RouteId>>,
-    /// Patterns an explicit HEAD route holds, so implicit HEAD-from-GET entries yield to them.
-    explicit_head: Vec<String>,
+    /// Tree slots (method, pattern) that routes were inserted for.
+    explicit: HashSet<(Method, String)>,
+    /// Slots filled on a route's behalf (see [`implicit_slots`]); an explicit route takes them over.
+    implicit: HashSet<(Method, String)>,
 }
 
 impl<V> Default for Router<V> {
@@ -295,7 +298,8 @@ impl<V> Router<V> {
         Self {
             entries: Vec::new(),
             trees: Method::ALL.iter().map(|_| matchit::Router::new()).collect(),
-            explicit_head: Vec::new(),
+            explicit: HashSet::new(),
+            implicit: HashSet::new(),
         }
     }
 
@@ -334,6 +338,46 @@ impl<V> Router<V> {
         methods: &[&str],
         value: V,
     ) -> Result<RouteId, RouterError> {
+        let targets = self.check_insert(pattern, methods)?;
+        let id = self.entries.len();
+        let explicit: Vec<(Method, String)> =
+            targets.iter().map(|&m| (m, pattern.to_owned())).collect();
+        let implicit = implicit_slots(pattern, &targets);
+        for (m, p) in explicit {
+            let tree = &mut self.trees[m.index()];
+            if self.implicit.remove(&(m, p.clone())) {
+                let _ = tree.remove(p.as_str());
+            }
+            tree.insert(p.as_str(), id)
+                .map_err(|e| insert_error(pattern, &e))?;
+            self.explicit.insert((m, p));
+        }
+        for slot in implicit {
+            if self.explicit.contains(&slot) || self.implicit.contains(&slot) {
+                continue;
+            }
+            // A clash here is with a route that claimed the slot first; that route keeps it.
+            if self.trees[slot.0.index()]
+                .insert(slot.1.as_str(), id)
+                .is_ok()
+            {
+                self.implicit.insert(slot);
+            }
+        }
+        self.entries.push(Entry {
+            pattern: pattern.to_owned(),
+            value,
+        });
+        Ok(id)
+    }
+
+    /// Whether `insert(pattern, methods, _)` would succeed, without inserting; returns the
+    /// methods the route would be inserted for. A conflict names the existing pattern.
+    pub fn check_insert(
+        &self,
+        pattern: &str,
+        methods: &[&str],
+    ) -> Result<Vec<Method>, RouterError> {
         validate_pattern(pattern)?;
         let mut targets: Vec<Method> = Vec::new();
         if methods.is_empty() {
@@ -352,71 +396,18 @@ impl<V> Router<V> {
                 }
             }
         }
-        let explicit_head = targets.contains(&Method::Head);
-        let implicit_head = targets.contains(&Method::Get) && !explicit_head;
-        let id = self.entries.len();
-
-        // Dry run first so a conflict leaves every tree untouched.
+        // An explicit route may take a slot an implicit entry holds; only explicit routes conflict
+        // with each other. matchit has no "would conflict" query, so probe a clone (start-up only).
         for &m in &targets {
-            if m == Method::Head && implicit_head {
-                continue;
+            let mut probe = self.trees[m.index()].clone();
+            if self.implicit.contains(&(m, pattern.to_owned())) {
+                let _ = probe.remove(pattern);
             }
-            self.check_free(m, pattern, explicit_head && m == Method::Head)?;
+            probe
+                .insert(pattern, usize::MAX)
+                .map_err(|e| insert_error(pattern, &e))?;
         }
-
-        for &m in &targets {
-            if m == Method::Head && implicit_head {
-                continue;
-            }
-            if m == Method::Head {
-                // An explicit HEAD route takes the slot from an implicit GET-derived one.
-                let _ = self.trees[m.index()].remove(pattern);
-                self.explicit_head.push(pattern.to_owned());
-            }
-            self.trees[m.index()]
-                .insert(pattern, id)
-                .map_err(|e| self.insert_error(pattern, &e))?;
-        }
-        if implicit_head && !self.explicit_head.iter().any(|p| p == pattern) {
-            // The GET tree already refused real conflicts; a clash left here is with an explicit HEAD
-            // route, which keeps HEAD requests for itself.
-            let _ = self.trees[Method::Head.index()].insert(pattern, id);
-        }
-        self.entries.push(Entry {
-            pattern: pattern.to_owned(),
-            value,
-        });
-        Ok(id)
-    }
-
-    fn check_free(
-        &self,
-        m: Method,
-        pattern: &str,
-        replacing_implicit: bool,
-    ) -> Result<(), RouterError> {
-        let tree = &self.trees[m.index()];
-        // matchit has no "would conflict" query; probe a clone. Start-up only, so the cost is moot.
-        let mut probe = tree.clone();
-        if replacing_implicit {
-            let _ = probe.remove(pattern);
-        }
-        probe
-            .insert(pattern, usize::MAX)
-            .map_err(|e| self.insert_error(pattern, &e))
-    }
-
-    fn insert_error(&self, pattern: &str, e: &matchit::InsertError) -> RouterError {
-        match e {
-            matchit::InsertError::Conflict { with } => RouterError::Conflict {
-                new: pattern.to_owned(),
-                existing: with.clone(),
-            },
-            other => RouterError::InvalidPattern {
-                pattern: pattern.to_owned(),
-                reason: other.to_string(),
-            },
-        }
+        Ok(targets)
     }
 
     /// Looks up a normalised path (see [`normalize`]).
@@ -448,6 +439,39 @@ impl<V> Router<V> {
         }
         Lookup::MethodNotAllowed { allow }
     }
+}
+
+fn insert_error(pattern: &str, e: &matchit::InsertError) -> RouterError {
+    match e {
+        matchit::InsertError::Conflict { with } => RouterError::Conflict {
+            new: pattern.to_owned(),
+            existing: with.clone(),
+        },
+        other => RouterError::InvalidPattern {
+            pattern: pattern.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Slots a route also answers for unless another route claims them:
+/// - HEAD for a GET route (RFC 9110 §9.3.2: HEAD is GET without the body);
+/// - `/prefix/` for a catch-all `/prefix/{*rest}`, which matchit (like werkzeug's `<path:rest>`)
+///   would otherwise not match, so a policy on a subtree also covers the subtree's root.
+fn implicit_slots(pattern: &str, targets: &[Method]) -> Vec<(Method, String)> {
+    let mut methods: Vec<Method> = targets.to_vec();
+    let mut slots = Vec::new();
+    if targets.contains(&Method::Get) && !targets.contains(&Method::Head) {
+        slots.push((Method::Head, pattern.to_owned()));
+        methods.push(Method::Head);
+    }
+    if let Some(star) = pattern.rfind("/{*") {
+        if pattern.ends_with('}') && !pattern[star + 1..].contains('/') {
+            let root = &pattern[..=star];
+            slots.extend(methods.iter().map(|&m| (m, root.to_owned())));
+        }
+    }
+    slots
 }
 
 fn validate_pattern(pattern: &str) -> Result<(), RouterError> {
@@ -576,6 +600,23 @@ mod tests {
             .insert("/users/{*rest}", &["GET"], "x".into())
             .unwrap_err();
         assert!(matches!(err, RouterError::Conflict { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn catch_all_covers_its_root_unless_a_route_claims_it() {
+        let mut r = router(&[("/admin/{*rest}", &["GET"])]);
+        let (v, p) = found(&r, "GET", "/admin/").unwrap();
+        assert_eq!((v.as_str(), p.len()), ("GET /admin/{*rest}", 0));
+        assert!(found(&r, "HEAD", "/admin/").is_some());
+        assert!(
+            found(&r, "GET", "/admin").is_none(),
+            "a different resource, as in werkzeug"
+        );
+        // An explicit route takes the root over, in either order.
+        r.insert("/admin/", &["GET"], "root".into()).unwrap();
+        assert_eq!(found(&r, "GET", "/admin/").unwrap().0, "root");
+        let r = router(&[("/files/", &[]), ("/files/{*p}", &[])]);
+        assert_eq!(found(&r, "GET", "/files/").unwrap().0, " /files/");
     }
 
     #[test]

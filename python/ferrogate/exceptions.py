@@ -9,10 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AuthenticationRequired",
+    "BadRequest",
     "ConfigError",
     "FerroGateError",
+    "GateRefused",
     "InMemoryRateLimitWarning",
     "InvalidPathError",
+    "MethodNotAllowed",
+    "PermissionDenied",
+    "RateLimited",
 ]
 
 
@@ -37,6 +43,67 @@ class ConfigError(FerroGateError, ValueError):
 
 class InvalidPathError(FerroGateError, ValueError):
     """A request path that cannot be matched safely (dot segments, control characters, bad escapes)."""
+
+
+class GateRefused(FerroGateError):  # noqa: N818 - the name is public API, as werkzeug's NotFound
+    """The gate refused a request. Raised inside a Flask app only when the app registered an error
+    handler for it (or a subclass), so the app can render its own body; the standard headers
+    (``WWW-Authenticate``, ``Retry-After``, ``RateLimit``, ``Allow``) are added to whatever the
+    handler returns.
+
+    ``status``, ``headers`` (the gate's response headers) and ``problem`` (the RFC 9457 document as
+    a dict) describe the refusal.
+    """
+
+    status: int = 0
+
+    def __init__(self, status: int, headers: Sequence[tuple[str, str]], problem: dict[str, object]) -> None:
+        super().__init__(str(problem.get("detail") or problem.get("title") or f"refused with {status}"))
+        self.status = status
+        self.headers: list[tuple[str, str]] = list(headers)
+        self.problem = problem
+
+    @property
+    def standard_headers(self) -> list[tuple[str, str]]:
+        """The gate's headers minus the body's own (content-type, content-length)."""
+        return [(k, v) for k, v in self.headers if k.lower() not in ("content-type", "content-length")]
+
+    @staticmethod
+    def for_status(
+        status: int, headers: Sequence[tuple[str, str]], problem: dict[str, object]
+    ) -> GateRefused:
+        """The most specific subclass for a status."""
+        cls: type[GateRefused] = _REFUSALS.get(status, GateRefused)
+        return cls(status, headers, problem)
+
+
+class BadRequest(GateRefused):
+    """400: the request cannot be matched safely (dot segments, bad encoding)."""
+
+
+class AuthenticationRequired(GateRefused):
+    """401: no valid bearer token."""
+
+
+class PermissionDenied(GateRefused):
+    """403: the route is denied, or the token lacks a required scope or claim."""
+
+
+class MethodNotAllowed(GateRefused):
+    """405: the route does not accept this method."""
+
+
+class RateLimited(GateRefused):
+    """429: over quota."""
+
+
+_REFUSALS: dict[int, type[GateRefused]] = {
+    400: BadRequest,
+    401: AuthenticationRequired,
+    403: PermissionDenied,
+    405: MethodNotAllowed,
+    429: RateLimited,
+}
 
 
 class InMemoryRateLimitWarning(RuntimeWarning):

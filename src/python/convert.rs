@@ -50,13 +50,11 @@ fn walk(obj: &Bound<'_, PyAny>, at: &str, depth: usize, issues: &mut Issues) -> 
         );
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return match s.to_str() {
-            Ok(s) => Value::String(s.to_owned()),
-            Err(_) => {
-                issues.push(at, "string is not valid Unicode (lone surrogate)");
-                Value::Null
-            }
-        };
+        if let Ok(s) = s.to_str() {
+            return Value::String(s.to_owned());
+        }
+        issues.push(at, "string is not valid Unicode (lone surrogate)");
+        return Value::Null;
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut m = Map::new();

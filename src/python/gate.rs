@@ -212,7 +212,7 @@ impl PyGate {
 
 #[pymethods]
 impl PyGate {
-    /// Builds a gate from a config dict; raises ConfigError listing every problem.
+    /// Builds a gate from a config dict; raises `ConfigError` listing every problem.
     #[new]
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
         let value = to_value(config).map_err(Error::from)?;

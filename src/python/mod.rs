@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 
 /// `gil_used = false`: every pyclass here is either immutable (`frozen`) or guarded by pyo3's
 /// runtime borrow checking, and the core types are `Sync`, so the module is safe on free-threaded
-/// CPython builds.
+/// `CPython` builds.
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

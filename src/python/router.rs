@@ -21,7 +21,7 @@ impl PyRouter {
     }
 
     /// Adds `pattern` (matchit syntax: `/users/{id}`, `/files/{*path}`) with `value`; `methods`
-    /// None means every method. Conflicts raise ConfigError naming both patterns.
+    /// None means every method. Conflicts raise `ConfigError` naming both patterns.
     #[pyo3(signature = (pattern, value, methods=None))]
     fn insert(
         &mut self,
@@ -38,7 +38,7 @@ impl PyRouter {
     }
 
     /// `(value, params)` for the route `method path` matches, or None. `path` is as on the wire:
-    /// params are percent-decoded once. Raises InvalidPathError for dot segments, control
+    /// params are percent-decoded once. Raises `InvalidPathError` for dot segments, control
     /// characters or malformed escapes. When this returns None, `allowed(path)` tells 404 from 405.
     #[pyo3(name = "match")]
     fn match_<'py>(
@@ -60,6 +60,19 @@ impl PyRouter {
             py,
             [value.clone_ref(py).into_bound(py), dict.into_any()],
         )?))
+    }
+
+    /// The existing pattern that `insert(pattern, _, methods)` would conflict with, or None if the
+    /// insert would succeed. Invalid patterns or methods raise `ConfigError`.
+    #[pyo3(signature = (pattern, methods=None))]
+    fn conflict(&self, pattern: &str, methods: Option<Vec<String>>) -> PyResult<Option<String>> {
+        let methods = methods.unwrap_or_default();
+        let refs: Vec<&str> = methods.iter().map(String::as_str).collect();
+        match self.inner.check_insert(pattern, &refs) {
+            Ok(_) => Ok(None),
+            Err(crate::router::RouterError::Conflict { existing, .. }) => Ok(Some(existing)),
+            Err(e) => Err(Error::from(e).into()),
+        }
     }
 
     /// The methods for which `path` matches a route (empty when nothing matches), e.g. for `Allow`.

@@ -1,0 +1,211 @@
+"""What the framework adapters share: compiling a framework's route table into the gate.
+
+A framework route becomes a *candidate*: a matchit pattern (or the reason it has none), the methods
+it answers and its policy keys. Candidates whose patterns overlap are moved to the fallback path
+together, and the fallback candidates get a second gate keyed by synthetic paths, which the
+framework hook checks once it knows which route the framework picked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ferrogate._native import Decision, Router
+from ferrogate.exceptions import ConfigError
+from ferrogate.gate import Gate
+
+__all__ = [
+    "FALLBACK_UNMATCHED",
+    "POLICY_ATTR",
+    "Candidate",
+    "Compiled",
+    "RouteReport",
+    "add_policy",
+    "compile_routes",
+    "describe",
+    "policy_of",
+    "validate_fragment",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Attribute that carries a view's policy keys, like Django's ``csrf_exempt`` marker.
+POLICY_ATTR = "__ferrogate_policy__"
+_FALLBACK_PREFIX = "/_ferrogate_fallback/"
+#: The synthetic path under which the fallback gate applies the defaults to unmatched requests.
+FALLBACK_UNMATCHED = _FALLBACK_PREFIX + "unmatched"
+
+
+@dataclass
+class Candidate:
+    key: Hashable
+    label: str
+    rule: str
+    pattern: str | None
+    #: None: every method (Django routes are method-agnostic).
+    methods: list[str] | None
+    policy: dict[str, Any]
+    reason: str | None = None
+
+
+@dataclass
+class RouteReport:
+    """How one framework route is enforced; listed by the adapters' ``routes`` commands."""
+
+    rule: str
+    endpoint: str
+    methods: list[str] | None
+    pattern: str | None
+    policy: dict[str, Any]
+    fallback_reason: str | None = None
+
+
+@dataclass
+class Compiled:
+    gate: Gate
+    fallback_gate: Gate | None
+    fallback_paths: dict[Hashable, str]
+    reports: list[RouteReport] = field(default_factory=list)
+
+    def check_fallback(self, key: Hashable | None, environ: Mapping[str, Any]) -> Decision | None:
+        """Checks a request the fast path did not match, by the route the framework picked."""
+        if self.fallback_gate is None:
+            return None
+        synthetic = dict(environ)
+        synthetic["PATH_INFO"] = self.fallback_paths.get(key, FALLBACK_UNMATCHED)
+        return self.fallback_gate.check(synthetic)
+
+
+def claim_methods(candidates: list[Candidate]) -> None:
+    """A path+method belongs to the first route that has both, as in werkzeug and Django."""
+    claimed: dict[str, set[str] | None] = {}
+    for c in candidates:
+        if c.pattern is None:
+            continue
+        if c.pattern not in claimed:
+            claimed[c.pattern] = None if c.methods is None else set(c.methods)
+            continue
+        taken = claimed[c.pattern]
+        if taken is None or c.methods is None:
+            # An earlier route takes every method (or this one wants all of them): the framework
+            # hands this route only what the earlier one leaves, which we cannot express; the
+            # earlier route wins, as it does in the framework for the methods both accept.
+            c.methods = [] if taken is None else [m for m in _ALL if m not in taken]
+            claimed[c.pattern] = None
+            continue
+        c.methods = [m for m in c.methods if m not in taken]
+        taken.update(c.methods)
+
+
+_ALL = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+
+def _active(c: Candidate) -> bool:
+    return c.pattern is not None and c.methods != []
+
+
+def resolve_conflicts(candidates: list[Candidate]) -> None:
+    """Moves every candidate whose pattern overlaps another's to the fallback path, both sides, so a
+    request never gets one route's policy on the fast path and another's in the hook."""
+    while True:
+        router = Router()
+        clash: tuple[Candidate, str] | None = None
+        for c in candidates:
+            if c.pattern is None or not _active(c):
+                continue
+            existing = router.conflict(c.pattern, c.methods)
+            if existing is not None:
+                clash = (c, existing)
+                break
+            router.insert(c.pattern, None, c.methods)
+        if clash is None:
+            return
+        c, existing = clash
+        reason = f"its pattern overlaps another route's ({c.pattern} vs {existing})"
+        for other in candidates:
+            if other is c or other.pattern == existing:
+                other.pattern, other.reason = None, reason
+
+
+def compile_routes(base: Mapping[str, Any], candidates: list[Candidate], where: str) -> Compiled:
+    """Builds the fast-path gate and, when some routes cannot be expressed, the fallback gate."""
+    claim_methods(candidates)
+    resolve_conflicts(candidates)
+    fast = [c for c in candidates if _active(c)]
+    fallback = [c for c in candidates if c.pattern is None]
+    routes = [_route(c.pattern or "", c) for c in fast]
+    config = {**base, "routes": routes, "unmatched": "forward" if fallback else "defaults"}
+    gate = _build(config, [c.label for c in fast], where)
+    fallback_gate = None
+    fallback_paths: dict[Hashable, str] = {}
+    if fallback:
+        fb_routes: list[dict[str, Any]] = [{"path": FALLBACK_UNMATCHED}]
+        for i, c in enumerate(fallback):
+            path = f"{_FALLBACK_PREFIX}{i}"
+            fallback_paths[c.key] = path
+            fb_routes.append(_route(path, c))
+        fallback_gate = _build(
+            {**base, "routes": fb_routes}, ["(unmatched)", *[c.label for c in fallback]], where
+        )
+    reports = [RouteReport(c.rule, c.label, c.methods, c.pattern, c.policy, c.reason) for c in candidates]
+    return Compiled(gate, fallback_gate, fallback_paths, reports)
+
+
+def _route(path: str, c: Candidate) -> dict[str, Any]:
+    route: dict[str, Any] = {"path": path, "name": c.label, **c.policy}
+    if c.methods is not None:
+        route["methods"] = c.methods
+    return route
+
+
+def _build(config: dict[str, Any], labels: list[str], where: str) -> Gate:
+    try:
+        return Gate(config)
+    except ConfigError as e:
+        issues = [(_name_route(k, labels), m) for k, m in e.issues]
+        lines = "\n  ".join(f"{k}: {m}" for k, m in issues)
+        raise ConfigError(f"ferrogate: invalid policy in {where}:\n  {lines}", issues) from None
+
+
+def _name_route(key: str, labels: list[str]) -> str:
+    """``routes[3].limit`` -> ``view 'users.show' (routes[3].limit)``."""
+    if key.startswith("routes["):
+        idx = key[7 : key.index("]")]
+        if idx.isdigit() and int(idx) < len(labels):
+            return f"view {labels[int(idx)]!r} ({key})"
+    return key
+
+
+def describe(target: Any) -> str:
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    module = getattr(target, "__module__", None)
+    return f"view {module}.{name}" if module else f"view {name}"
+
+
+def validate_fragment(fragment: Mapping[str, Any], where: str) -> None:
+    """Checks policy keys in isolation, so a typo fails where it is written, naming the view."""
+    try:
+        Gate({"routes": [{"path": "/", **fragment}]})
+    except ConfigError as e:
+        issues = [(f"{where}: {k.replace('routes[0].', '')}", m) for k, m in e.issues]
+        lines = "\n  ".join(f"{k}: {m}" for k, m in issues)
+        raise ConfigError(f"invalid ferrogate policy on {where}:\n  {lines}", issues) from None
+
+
+def add_policy(target: F, fragment: Mapping[str, Any]) -> F:
+    """Merges policy keys into a view's marker attribute."""
+    merged = dict(getattr(target, POLICY_ATTR, {}))
+    merged.update(fragment)
+    setattr(target, POLICY_ATTR, merged)
+    return target
+
+
+def policy_of(view: Any) -> dict[str, Any]:
+    """A view's policy keys: its class's (class-based views), then its own."""
+    merged: dict[str, Any] = {}
+    for source in (getattr(view, "view_class", None), getattr(view, "cls", None), view):
+        if source is not None:
+            merged.update(getattr(source, POLICY_ATTR, {}))
+    return merged

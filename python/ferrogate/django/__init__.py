@@ -1,0 +1,28 @@
+"""ferrogate for Django: ``GateMiddleware``, view decorators and system checks.
+
+Add ``"ferrogate.django"`` to ``INSTALLED_APPS`` (for the system checks) and
+``"ferrogate.django.GateMiddleware"`` near the top of ``MIDDLEWARE``; configure with the
+``FERROGATE`` setting, a dict with the same schema as :class:`ferrogate.Gate` (without ``routes``:
+routes come from the URLconf).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ferrogate.django.decorators import exempt, policy
+
+if TYPE_CHECKING:
+    from ferrogate.django.middleware import GateMiddleware as GateMiddleware
+
+__all__ = ["GateMiddleware", "exempt", "policy"]
+
+
+def __getattr__(name: str) -> Any:
+    # The middleware imports Django's request machinery; import it only when asked for, so that
+    # `import ferrogate.django` in settings.py does not configure Django prematurely.
+    if name == "GateMiddleware":
+        from ferrogate.django.middleware import GateMiddleware
+
+        return GateMiddleware
+    raise AttributeError(name)

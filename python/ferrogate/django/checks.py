@@ -1,0 +1,72 @@
+"""System checks (``manage.py check``), ids ``ferrogate.E001`` ..."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from ferrogate.exceptions import ConfigError
+
+__all__ = ["check_config", "check_middleware", "register"]
+
+_MIDDLEWARE = "ferrogate.django.GateMiddleware"
+_MIDDLEWARE_ALIASES = (_MIDDLEWARE, "ferrogate.django.middleware.GateMiddleware")
+# Middleware that does per-request work (sessions, database, CSRF, messages) the gate can spare a
+# refused request when it runs first.
+_COSTLY = (
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+)
+
+
+def check_config(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E001: ``settings.FERROGATE`` (with the URLconf's routes) builds a valid gate."""
+    from ferrogate.django import state
+
+    state.reset()
+    try:
+        state.compiled()
+    except ConfigError as e:
+        return [
+            checks.Error(
+                f"invalid ferrogate config: {key or '<root>'}: {message}",
+                hint="Fix settings.FERROGATE or the view decorator named here.",
+                obj="settings.FERROGATE",
+                id="ferrogate.E001",
+            )
+            for key, message in (e.issues or [("", str(e))])
+        ]
+    return []
+
+
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E002: the middleware is installed. W001: it runs after middleware that costs per request."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    positions = [i for i, m in enumerate(middleware) if m in _MIDDLEWARE_ALIASES]
+    if not positions:
+        return [
+            checks.Error(
+                f"{_MIDDLEWARE} is not in MIDDLEWARE, so no request is checked",
+                hint=f"Add '{_MIDDLEWARE}' near the top of MIDDLEWARE, after SecurityMiddleware.",
+                id="ferrogate.E002",
+            )
+        ]
+    before = [m for m in middleware[: positions[0]] if m in _COSTLY]
+    if before:
+        return [
+            checks.Warning(
+                f"{_MIDDLEWARE} runs after {', '.join(before)}: refused requests still pay for them",
+                hint=f"Move '{_MIDDLEWARE}' above them.",
+                id="ferrogate.W001",
+            )
+        ]
+    return []
+
+
+def register() -> None:
+    checks.register(check_config, "ferrogate")
+    checks.register(check_middleware, "ferrogate")

@@ -1,0 +1,69 @@
+"""The compiled gate for the current settings and URLconf, built lazily and rebuilt when
+``FERROGATE`` or ``ROOT_URLCONF`` change (``override_settings`` in tests)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.urls import clear_url_caches, get_resolver
+
+from ferrogate._adapter import Compiled, compile_routes
+from ferrogate.exceptions import ConfigError
+
+__all__ = ["compiled", "connect_signals", "gate_config", "reset"]
+
+_lock = threading.Lock()
+_compiled: Compiled | None = None
+
+
+def gate_config() -> dict[str, Any]:
+    """``settings.FERROGATE`` as a gate config without routes."""
+    raw = getattr(settings, "FERROGATE", None) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"settings.FERROGATE must be a dict, got {type(raw).__name__}",
+            [("FERROGATE", "expected a dict")],
+        )
+    if "routes" in raw:
+        raise ConfigError(
+            "settings.FERROGATE has no 'routes': routes come from the URLconf; set policies with the "
+            "ferrogate.django decorators",
+            [("FERROGATE.routes", "not allowed: routes come from the URLconf; set policies with decorators")],
+        )
+    return dict(raw)
+
+
+def compiled() -> Compiled:
+    global _compiled
+    current = _compiled
+    if current is None:
+        with _lock:
+            if _compiled is None:
+                _compiled = compile_routes(gate_config(), _candidates(), "the Django URLconf")
+            current = _compiled
+    return current
+
+
+def _candidates() -> list[Any]:
+    from ferrogate.django.urls import candidates
+
+    return candidates(get_resolver().url_patterns)
+
+
+def reset(**_: Any) -> None:
+    global _compiled
+    with _lock:
+        _compiled = None
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("FERROGATE", "ROOT_URLCONF"):
+        clear_url_caches()
+        reset()
+
+
+def connect_signals() -> None:
+    setting_changed.connect(_on_setting_changed, dispatch_uid="ferrogate-setting-changed")

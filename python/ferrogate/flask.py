@@ -1,0 +1,377 @@
+"""``FerroGate``: the gate as a Flask extension.
+
+The app's own URL map is compiled into the Rust router (werkzeug rules become matchit patterns), so
+the WSGI fast path refuses requests before Flask builds a request object. Rules the router cannot
+express fall back to a ``before_request`` check with the same policy. See the README's "Flask"
+section for the rules and the config keys (all listed in :data:`CONFIG_KEYS`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.local import LocalProxy
+
+from ferrogate._adapter import (
+    Candidate,
+    Compiled,
+    RouteReport,
+    add_policy,
+    compile_routes,
+    describe,
+    policy_of,
+    validate_fragment,
+)
+from ferrogate._native import Decision
+from ferrogate.exceptions import ConfigError, GateRefused
+from ferrogate.gate import load_config_file
+from ferrogate.wsgi import forward, respond
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from werkzeug.routing import Rule
+
+__all__ = ["CONFIG_KEYS", "FerroGate", "current_claims"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Every ``app.config`` key the extension reads, with its default. Constructor options override them
+#: (``FerroGate(app, fast_path=False)`` overrides ``FERROGATE_FAST_PATH``).
+CONFIG_KEYS: dict[str, Any] = {
+    # Turn the gate off entirely (e.g. in some tests): requests reach Flask untouched.
+    "FERROGATE_ENABLED": True,
+    # Wrap app.wsgi_app so refused requests never reach Flask. False: check from before_request.
+    "FERROGATE_FAST_PATH": True,
+    # The policy every route starts from (the gate config's `defaults` table).
+    "FERROGATE_DEFAULTS": {},
+    # A base gate config: a dict, or the path of a TOML/JSON file. Its `routes` are ignored: the
+    # extension derives routes from the URL map.
+    "FERROGATE_CONFIG": None,
+}
+
+#: Gate config sections that may also be given as their own ``FERROGATE_<NAME>`` keys.
+SECTION_KEYS: tuple[str, ...] = ()
+
+
+def _claims() -> Any:
+    return g.get("ferrogate_claims")
+
+
+#: The verified token claims of the current request (None when unauthenticated).
+current_claims: Any = LocalProxy(_claims)
+
+
+def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
+    """``(pattern, None)`` for a rule matchit can express, else ``(None, reason)``.
+
+    Whole-segment variables become ``{name}``; a trailing ``<path:...>`` becomes ``{*name}``. Typed
+    converters (int, float, uuid, any) become plain ``{name}``: the gate then matches a superset of
+    the rule's paths, and applies its policy to paths the app would answer 404 anyway. Any rule
+    whose shape overlaps another's is caught as a conflict at compile time and falls back.
+    """
+    if rule.host or rule.subdomain:
+        return None, "host or subdomain matching"
+    if getattr(rule, "websocket", False):
+        return None, "websocket rule"
+    trace = list(rule._trace)
+    if trace and trace[0] == (False, "|"):
+        trace = trace[1:]
+    segments: list[list[tuple[bool, str]]] = [[]]
+    for is_var, part in trace:
+        if is_var:
+            segments[-1].append((True, part))
+            continue
+        pieces = part.split("/")
+        for i, piece in enumerate(pieces):
+            if i > 0:
+                segments.append([])
+            if piece:
+                segments[-1].append((False, piece))
+    out: list[str] = []
+    last = len(segments) - 1
+    for i, seg in enumerate(segments):
+        if i == 0:
+            if seg:
+                return None, "rule does not start with '/'"
+            continue
+        if not seg:
+            out.append("")
+            continue
+        if len(seg) > 1:
+            return None, "a variable shares its segment with other text"
+        is_var, part = seg[0]
+        if not is_var:
+            if any(c in part for c in "{}*"):
+                return None, "literal braces or '*' in the rule"
+            out.append(part)
+            continue
+        converter = type(rule._converters[part]).__name__
+        if converter == "PathConverter":
+            if i != last:
+                return None, "<path:...> is not the last segment"
+            out.append("{*" + part + "}")
+        else:
+            out.append("{" + part + "}")
+    return "/" + "/".join(out), None
+
+
+class _AppState:
+    """Per-app state, kept in ``app.extensions["ferrogate"]``."""
+
+    def __init__(self, ext: FerroGate, app: Flask) -> None:
+        self.ext = ext
+        self.app = app
+        self.lock = threading.Lock()
+        self.compiled: Compiled | None = None
+        self.rule_count = -1
+        self.defer_refusals = False
+        self.serving = False
+
+    def setting(self, key: str) -> Any:
+        short = key.removeprefix("FERROGATE_").lower()
+        if short in self.ext.options:
+            return self.ext.options[short]
+        return self.app.config.get(key, CONFIG_KEYS.get(key))
+
+    @property
+    def fast_path(self) -> bool:
+        return bool(self.setting("FERROGATE_FAST_PATH"))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.setting("FERROGATE_ENABLED"))
+
+    def current(self) -> Compiled:
+        """The compiled gate, recompiled when rules were added since."""
+        compiled = self.compiled
+        if compiled is None or len(self.app.url_map._rules) != self.rule_count:
+            with self.lock:
+                if self.compiled is None or len(self.app.url_map._rules) != self.rule_count:
+                    self.rule_count = len(self.app.url_map._rules)
+                    self.compiled = self._compile()
+                compiled = self.compiled
+        return compiled
+
+    def for_request(self) -> Compiled:
+        """``current()``, plus the one look at the app's error handlers: Flask allows no set-up after
+        the first request, so what is registered then is final."""
+        compiled = self.current()
+        if not self.serving:
+            self.defer_refusals = _has_refusal_handler(self.app)
+            self.serving = True
+        return compiled
+
+    def base_config(self) -> dict[str, Any]:
+        base = self.setting("FERROGATE_CONFIG")
+        config: dict[str, Any] = {}
+        if isinstance(base, str):
+            config = load_config_file(base)
+        elif isinstance(base, Mapping):
+            config = dict(base)
+        elif base is not None:
+            raise ConfigError(
+                f"FERROGATE_CONFIG must be a dict or a file path, got {type(base).__name__}",
+                [("FERROGATE_CONFIG", "expected a dict or a path")],
+            )
+        config.pop("routes", None)
+        for section in SECTION_KEYS:
+            value = self.setting("FERROGATE_" + section.upper())
+            if value is not None:
+                config[section] = value
+        defaults = dict(config.get("defaults") or {})
+        defaults.update(self.setting("FERROGATE_DEFAULTS") or {})
+        config["defaults"] = defaults
+        return config
+
+    def _compile(self) -> Compiled:
+        return compile_routes(self.base_config(), self._candidates(), f"the Flask app {self.app.name!r}")
+
+    def _candidates(self) -> list[Candidate]:
+        out: list[Candidate] = []
+        for rule in self.app.url_map.iter_rules():
+            view = self.app.view_functions.get(rule.endpoint)
+            pattern, reason = werkzeug_to_matchit(rule)
+            methods = sorted(rule.methods or ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+            policy = self.ext.policy_for(rule.endpoint, view)
+            out.append(Candidate(id(rule), rule.endpoint, rule.rule, pattern, methods, policy, reason))
+        return out
+
+
+def _has_refusal_handler(app: Flask) -> bool:
+    for handlers in app.error_handler_spec.values():
+        for by_class in handlers.values():
+            if any(isinstance(cls, type) and issubclass(cls, GateRefused) for cls in by_class):
+                return True
+    return False
+
+
+def _refusal(d: Decision) -> GateRefused:
+    """The exception for a refused decision; its standard headers go on the handler's response."""
+    exc = GateRefused.for_status(d.status, d.headers, _problem(d))
+    g.ferrogate_headers = exc.standard_headers
+    return exc
+
+
+def _problem(d: Decision) -> dict[str, Any]:
+    try:
+        loaded = json.loads(d.body) if d.body else {}
+    except ValueError:
+        loaded = {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+class _FlaskGateMiddleware:
+    """The fast path: the compiled gate in front of ``app.wsgi_app``."""
+
+    def __init__(self, wsgi_app: WSGIApplication, state: _AppState) -> None:
+        self.wsgi_app = wsgi_app
+        self.state = state
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        state = self.state
+        if not state.enabled or not state.fast_path:
+            return self.wsgi_app(environ, start_response)
+        d = state.for_request().gate.check(environ)
+        if d.forward:
+            return forward(self.wsgi_app, d, environ, start_response)
+        if state.defer_refusals:
+            # The app renders refusals itself: let Flask run so its error handler can.
+            environ["ferrogate.refused"] = d
+            return self.wsgi_app(environ, start_response)
+        return respond(d, environ, start_response)
+
+
+class FerroGate:
+    """The Flask extension. ``FerroGate(app)`` or ``gate = FerroGate(); gate.init_app(app)``.
+
+    One instance may serve several apps; each app's state lives in ``app.extensions["ferrogate"]``.
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        unknown = sorted(
+            k for k in options if "FERROGATE_" + k.upper() not in CONFIG_KEYS and k not in SECTION_KEYS
+        )
+        if unknown:
+            raise ConfigError(
+                f"FerroGate: unknown option(s) {', '.join(unknown)}",
+                [(k, "unknown option") for k in unknown],
+            )
+        self.options = options
+        self._blueprint_policies: dict[str, dict[str, Any]] = {}
+        if app is not None:
+            self.init_app(app)
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def init_app(self, app: Flask) -> None:
+        if "ferrogate" in app.extensions:
+            raise RuntimeError("ferrogate is already initialised on this app")
+        state = _AppState(self, app)
+        app.extensions["ferrogate"] = state
+        app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
+        app.before_request(self._before_request)
+        app.after_request(self._after_request)
+        from ferrogate.flask_cli import ferrogate_cli
+
+        app.cli.add_command(ferrogate_cli)
+        # Compile now so a bad policy fails at start-up; rules added later recompile on first use.
+        state.current()
+
+    @staticmethod
+    def state(app: Flask | None = None) -> _AppState:
+        target = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            return cast(_AppState, target.extensions["ferrogate"])
+        except KeyError:
+            raise RuntimeError("ferrogate is not initialised on this app: call FerroGate(app)") from None
+
+    def routes(self, app: Flask | None = None) -> list[RouteReport]:
+        """How every rule of the app is enforced (compiled pattern or fallback, and its policy)."""
+        return self.state(app).current().reports
+
+    # -- policies -------------------------------------------------------------------------------
+
+    def policy(self, **fragment: Any) -> Callable[[F], F]:
+        """Sets gate policy keys on a view or a blueprint: ``@gate.policy(access="deny")``.
+
+        The keys are validated now, so a malformed argument fails at import naming the view.
+        """
+
+        def decorate(target: F) -> F:
+            validate_fragment(fragment, _describe(target))
+            if isinstance(target, Blueprint):
+                self._blueprint_policies.setdefault(target.name, {}).update(fragment)
+                return target
+            return add_policy(target, fragment)
+
+        return decorate
+
+    def exempt(self, target: F) -> F:
+        """No gate checks at all for this view (or blueprint)."""
+        return self.policy(exempt=True)(target)
+
+    def policy_for(self, endpoint: str, view: Callable[..., Any] | None) -> dict[str, Any]:
+        """The policy keys for an endpoint: outer blueprints, inner blueprints, then the view."""
+        merged: dict[str, Any] = {}
+        parts = endpoint.split(".")[:-1]
+        for i in range(1, len(parts) + 1):
+            # A nested blueprint's endpoints carry its dotted path ("api.internal"); its policy is
+            # stored under its own name ("internal").
+            for name in dict.fromkeys((parts[i - 1], ".".join(parts[:i]))):
+                merged.update(self._blueprint_policies.get(name, {}))
+        if view is not None:
+            merged.update(policy_of(view))
+        return merged
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def _before_request(self) -> Response | None:
+        state = self.state()
+        if not state.enabled:
+            return None
+        environ = request.environ
+        refused = environ.pop("ferrogate.refused", None)
+        if refused is not None:
+            raise _refusal(refused)
+        compiled = state.for_request()
+        if not state.fast_path:
+            d = compiled.gate.check(environ)
+            result = self._apply(state, d)
+            if result is not None:
+                return result
+        if environ.get("ferrogate.route") is None:
+            rule = request.url_rule
+            fallback = compiled.check_fallback(id(rule) if rule is not None else None, environ)
+            result = None if fallback is None else self._apply(state, fallback)
+            if result is not None:
+                return result
+        g.ferrogate_claims = environ.get("ferrogate.claims")
+        return None
+
+    def _apply(self, state: _AppState, d: Decision) -> Response | None:
+        environ = request.environ
+        if d.forward:
+            environ.setdefault("ferrogate.route", d.route)
+            environ.setdefault("ferrogate.route_name", d.route_name)
+            environ.setdefault("ferrogate.params", d.params)
+            if d.headers:
+                g.ferrogate_headers = [*g.get("ferrogate_headers", ()), *d.headers]
+            return None
+        if state.defer_refusals:
+            raise _refusal(d)
+        body = b"" if request.method == "HEAD" else d.body
+        return Response(body, status=d.status, headers=list(d.headers))
+
+    @staticmethod
+    def _after_request(response: Response) -> Response:
+        for k, v in g.get("ferrogate_headers", ()):
+            response.headers.add(k, v)
+        return response
+
+
+def _describe(target: Any) -> str:
+    return f"blueprint {target.name!r}" if isinstance(target, Blueprint) else describe(target)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from ferrogate.django import exempt, policy
+
+CALLS: dict[str, int] = {"middleware": 0, "views": 0}
+
+
+class CountingMiddleware:
+    """Counts requests that got past the gate into the rest of the Django stack."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        CALLS["middleware"] += 1
+        return self.get_response(request)
+
+
+def _seen(request: HttpRequest, **extra: Any) -> JsonResponse:
+    CALLS["views"] += 1
+    return JsonResponse(
+        {
+            "route": request.META.get("ferrogate.route"),
+            "claims": getattr(request, "jwt_claims", None),
+            **extra,
+        }
+    )
+
+
+def item(request: HttpRequest, pk: int) -> JsonResponse:
+    return _seen(request, pk=pk)
+
+
+@policy(access="deny")
+def admin(request: HttpRequest, rest: str) -> JsonResponse:
+    return _seen(request, rest=rest)
+
+
+@exempt
+def health(request: HttpRequest) -> JsonResponse:
+    return _seen(request, ok=True)
+
+
+@policy(access="deny")
+def legacy(request: HttpRequest, year: str) -> JsonResponse:
+    return _seen(request, year=year)
+
+
+def legacy_open(request: HttpRequest, slug: str) -> JsonResponse:
+    return _seen(request, slug=slug)
+
+
+@method_decorator(policy(access="deny"), name="dispatch")
+class SecretView(View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        return _seen(request, secret=True)
+
+
+class OpenView(View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        return _seen(request, open=True)
+
+
+async def async_item(request: HttpRequest, pk: int) -> JsonResponse:
+    return _seen(request, pk=pk, mode="async")
+
+
+@policy(access="deny")
+async def async_admin(request: HttpRequest) -> JsonResponse:
+    return _seen(request)
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    def gen() -> Iterator[bytes]:
+        yield b"a;"
+        yield b"b"
+
+    return StreamingHttpResponse(gen(), content_type="text/plain")
+
+
+def api_ping(request: HttpRequest) -> HttpResponse:
+    return _seen(request, ping=True)

@@ -1,0 +1,104 @@
+"""The CLI (check, explain, demo) and the panic guard."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ferrogate import _native
+from ferrogate.cli import main
+
+CONFIG = """
+[defaults]
+access = "allow"
+
+[[routes]]
+path = "/admin/{*rest}"
+access = "deny"
+name = "admin"
+
+[[routes]]
+path = "/users/{id}"
+methods = ["GET", "DELETE"]
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    p = tmp_path / "gate.toml"
+    p.write_text(CONFIG)
+    return p
+
+
+def test_check_ok(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(config_file)]) == 0
+    assert "OK (2 routes)" in capsys.readouterr().out
+
+
+def test_check_reports_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text('[defaults]\naccess = "maybe"\n[[routes]]\npath = "/a/{x}"\n[[routes]]\npath = "/a/{y}"\n')
+    assert main(["check", str(p)]) == 1
+    err = capsys.readouterr().err
+    assert "2 problems" in err
+    assert "defaults.access" in err
+    assert "routes[1].path" in err
+
+
+def test_explain_route(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(config_file), "get", "/admin/x/y"]) == 0
+    out = capsys.readouterr().out
+    assert "GET /admin/x/y matches route /admin/{*rest} (name: admin)" in out
+    assert "param rest = 'x/y'" in out
+    assert "access = deny" in out
+
+
+def test_explain_405_unmatched_and_bad_path(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["explain", str(config_file), "PUT", "/users/1"])
+    assert "405 Method Not Allowed; the path matches for GET, HEAD, DELETE" in capsys.readouterr().out
+    main(["explain", str(config_file), "GET", "/other"])
+    assert "matches no route; the defaults apply" in capsys.readouterr().out
+    main(["explain", str(config_file), "GET", "/users/../admin"])
+    assert "400 Bad Request" in capsys.readouterr().out
+
+
+def test_explain_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["explain", "--json", str(config_file), "GET", "/users/9"])
+    info = json.loads(capsys.readouterr().out)
+    assert info == {
+        "outcome": "route",
+        "pattern": "/users/{id}",
+        "name": None,
+        "params": {"id": "9"},
+        "policy": {"access": "allow", "exempt": "false"},
+    }
+
+
+def test_explain_with_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text("routes = 3")
+    assert main(["explain", str(p), "GET", "/"]) == 1
+    assert "routes: expected a list" in capsys.readouterr().err
+
+
+def test_demo_runs_and_every_step_behaves() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ferrogate", "demo"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "requests behaved as expected" in proc.stdout
+    assert "EXPECTED" not in proc.stdout
+
+
+def test_demo_with_missing_app(tmp_path: Path) -> None:
+    assert main(["demo", "--app", str(tmp_path / "none.py")]) == 2
+
+
+def test_panic_guard_answers_500_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="ferrogate"):
+        assert _native._panic_guard_probe() == 500
+    assert any("probe panic" in r.getMessage() and r.name == "ferrogate" for r in caplog.records)

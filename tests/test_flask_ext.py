@@ -1,0 +1,314 @@
+"""ferrogate.flask.FerroGate with real Flask apps, on the fast path and in hook mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ferrogate import ConfigError
+from ferrogate.exceptions import GateRefused, MethodNotAllowed, PermissionDenied
+from ferrogate.flask import FerroGate, current_claims, werkzeug_to_matchit
+from flask import Blueprint, Flask, Response, jsonify
+from flask.views import MethodView
+from werkzeug.routing import Map, Rule
+
+
+@pytest.mark.parametrize(
+    ("rule", "pattern"),
+    [
+        ("/", "/"),
+        ("/users/<int:user_id>", "/users/{user_id}"),
+        ("/users/<user_id>/repos/", "/users/{user_id}/repos/"),
+        ("/files/<path:rest>", "/files/{*rest}"),
+        ("/u/<uuid:u>/x", "/u/{u}/x"),
+        ("/k/<any(a,b):kind>", "/k/{kind}"),
+    ],
+)
+def test_rules_that_convert(rule: str, pattern: str) -> None:
+    m = Map([Rule(rule, endpoint="e")])
+    assert werkzeug_to_matchit(next(iter(m.iter_rules()))) == (pattern, None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        ("/x/<name>.<ext>", "shares its segment"),
+        ("/<path:p>/edit", "not the last segment"),
+        ("/v<int:n>", "shares its segment"),
+    ],
+)
+def test_rules_that_fall_back(rule: str, reason: str) -> None:
+    m = Map([Rule(rule, endpoint="e")])
+    pattern, why = werkzeug_to_matchit(next(iter(m.iter_rules())))
+    assert pattern is None
+    assert why is not None
+    assert reason in why
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.flask_requests = 0
+        self.views = 0
+
+
+def make_app(gate: FerroGate | None = None, **config: Any) -> tuple[Flask, FerroGate, Counter]:
+    app = Flask(__name__)
+    app.config.update(config)
+    gate = gate or FerroGate()
+    counter = Counter()
+
+    @app.before_request
+    def count() -> None:
+        counter.flask_requests += 1
+
+    @app.get("/items/<int:item_id>")
+    def item(item_id: int) -> Any:
+        counter.views += 1
+        return {"id": item_id, "claims": current_claims or None}
+
+    @app.get("/admin/<path:rest>")
+    @gate.policy(access="deny")
+    def admin(rest: str) -> Any:
+        counter.views += 1
+        return {"secret": rest}
+
+    @app.get("/health")
+    @gate.exempt
+    def health() -> Any:
+        return {"ok": True}
+
+    @app.get("/files/<name>.<ext>")
+    @gate.policy(access="deny")
+    def odd_file(name: str, ext: str) -> Any:
+        counter.views += 1
+        return {"file": f"{name}.{ext}"}
+
+    @app.get("/stream")
+    def stream() -> Any:
+        def gen() -> Iterator[str]:
+            yield "a;"
+            yield "b"
+
+        return Response(gen(), mimetype="text/plain")
+
+    gate.init_app(app)
+    return app, gate, counter
+
+
+def test_state_lives_in_app_extensions() -> None:
+    app, gate, _ = make_app()
+    assert FerroGate.state(app).ext is gate
+    assert "ferrogate" in app.extensions
+    with pytest.raises(RuntimeError, match="already initialised"):
+        gate.init_app(app)
+
+
+def test_denied_on_the_fast_path_before_flask_runs() -> None:
+    app, _, counter = make_app()
+    client = app.test_client()
+    r = client.get("/admin/x")
+    assert r.status_code == 403
+    assert r.mimetype == "application/problem+json"
+    assert counter.flask_requests == 0
+    assert client.get("/items/3").json == {"id": 3, "claims": None}
+    assert counter.views == 1
+
+
+def test_method_not_allowed_from_the_url_map() -> None:
+    app, _, counter = make_app()
+    r = app.test_client().post("/items/3")
+    assert r.status_code == 405
+    assert r.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert counter.flask_requests == 0
+
+
+def test_fallback_rules_are_checked_in_before_request() -> None:
+    app, gate, counter = make_app()
+    reports = {r.endpoint: r for r in gate.routes(app)}
+    assert reports["odd_file"].pattern is None
+    assert "shares its segment" in (reports["odd_file"].fallback_reason or "")
+    r = app.test_client().get("/files/report.pdf")
+    assert r.status_code == 403
+    assert counter.views == 0
+    # Flask ran (before_request), the view did not.
+    assert counter.flask_requests == 1
+
+
+def test_exempt_beats_deny_by_default() -> None:
+    app, _, _ = make_app(FERROGATE_DEFAULTS={"access": "deny"})
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    assert client.get("/items/1").status_code == 403
+    # An unmatched path is denied by the defaults too (checked in before_request: the app has fallbacks).
+    assert client.get("/nowhere").status_code == 403
+
+
+def test_constructor_options_override_app_config() -> None:
+    app, _, _ = make_app(FerroGate(defaults={"access": "allow"}), FERROGATE_DEFAULTS={"access": "deny"})
+    assert app.test_client().get("/items/1").status_code == 200
+
+
+def test_unknown_option_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown option"):
+        FerroGate(fastpath=True)
+
+
+def test_disabled_gate_lets_everything_through() -> None:
+    app, _, _ = make_app(FERROGATE_ENABLED=False)
+    assert app.test_client().get("/admin/x").status_code == 200
+
+
+def test_hook_mode_gives_the_same_answers() -> None:
+    app, _, counter = make_app(FERROGATE_FAST_PATH=False)
+    client = app.test_client()
+    assert client.get("/admin/x").status_code == 403
+    assert counter.flask_requests == 1  # Flask ran, the view did not
+    assert counter.views == 0
+    assert client.get("/items/2").status_code == 200
+    assert client.get("/files/a.b").status_code == 403
+    r = client.post("/items/2")
+    assert r.status_code == 405
+
+
+def test_rules_added_after_init_are_compiled() -> None:
+    app, gate, _ = make_app()
+    client = app.test_client()
+
+    @app.get("/late/<x>")
+    @gate.policy(access="deny")
+    def late(x: str) -> Any:
+        return {"x": x}
+
+    assert client.get("/late/1").status_code == 403
+    assert any(r.pattern == "/late/{x}" for r in gate.routes(app))
+
+
+def test_overlapping_rules_fall_back_together() -> None:
+    app = Flask(__name__)
+    gate = FerroGate()
+
+    @app.get("/u/<int:uid>")
+    @gate.policy(access="deny")
+    def by_id(uid: int) -> Any:
+        return {"id": uid}
+
+    @app.get("/u/<name>")
+    def by_name(name: str) -> Any:
+        return {"name": name}
+
+    gate.init_app(app)
+    reports = {r.endpoint: r for r in gate.routes(app)}
+    assert reports["by_id"].pattern is None
+    assert reports["by_name"].pattern is None
+    client = app.test_client()
+    # werkzeug sends digits to by_id (denied) and names to by_name (allowed): the gate agrees.
+    assert client.get("/u/12").status_code == 403
+    assert client.get("/u/bob").json == {"name": "bob"}
+
+
+def test_blueprint_policies_nest_and_views_override() -> None:
+    app = Flask(__name__)
+    gate = FerroGate()
+    api = Blueprint("api", __name__, url_prefix="/api")
+    internal = Blueprint("internal", __name__, url_prefix="/internal")
+
+    @internal.get("/stats")
+    def stats() -> Any:
+        return {"n": 1}
+
+    @internal.get("/ping")
+    @gate.policy(access="allow")
+    def ping() -> Any:
+        return {"pong": True}
+
+    @api.get("/public")
+    def public() -> Any:
+        return {"p": 1}
+
+    gate.policy(access="deny")(internal)
+    api.register_blueprint(internal)
+    app.register_blueprint(api)
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/api/public").status_code == 200
+    assert client.get("/api/internal/stats").status_code == 403
+    assert client.get("/api/internal/ping").status_code == 200
+
+
+def test_class_based_views() -> None:
+    app = Flask(__name__)
+    gate = FerroGate()
+
+    @gate.policy(access="deny")
+    class Secret(MethodView):
+        def get(self) -> Any:
+            return {"s": 1}
+
+    app.add_url_rule("/secret", view_func=Secret.as_view("secret"))
+    gate.init_app(app)
+    assert app.test_client().get("/secret").status_code == 403
+
+
+def test_malformed_decorator_fails_at_import_naming_the_view() -> None:
+    gate = FerroGate()
+    with pytest.raises(ConfigError) as exc:
+
+        @gate.policy(access="maybe")
+        def my_view() -> None:
+            pass
+
+    assert "my_view" in str(exc.value)
+    assert "access" in str(exc.value)
+
+
+def test_two_apps_on_one_extension() -> None:
+    gate = FerroGate()
+    app1, _, _ = make_app(gate)
+    app2 = Flask("second")
+
+    @app2.get("/admin/<path:rest>")
+    def other_admin(rest: str) -> Any:
+        return {"open": True}
+
+    gate.init_app(app2)
+    assert app1.test_client().get("/admin/x").status_code == 403
+    assert app2.test_client().get("/admin/x").status_code == 200
+    assert FerroGate.state(app1) is not FerroGate.state(app2)
+
+
+def test_error_handler_renders_refusals_with_standard_headers() -> None:
+    app, _, counter = make_app()
+
+    @app.errorhandler(GateRefused)
+    def refused(exc: GateRefused) -> Any:
+        return jsonify(error=type(exc).__name__, status=exc.status), exc.status
+
+    client = app.test_client()
+    r = client.get("/admin/x")
+    assert r.status_code == 403
+    assert r.json == {"error": "PermissionDenied", "status": 403}
+    assert counter.views == 0
+    r = client.post("/items/1")
+    assert r.status_code == 405
+    assert r.json == {"error": "MethodNotAllowed", "status": 405}
+    assert r.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert issubclass(MethodNotAllowed, GateRefused)
+    assert issubclass(PermissionDenied, GateRefused)
+
+
+def test_streaming_response_through_the_extension() -> None:
+    app, _, _ = make_app()
+    r = app.test_client().get("/stream")
+    assert r.get_data() == b"a;b"
+
+
+def test_cli_lists_routes() -> None:
+    app, _, _ = make_app()
+    result = app.test_cli_runner().invoke(args=["ferrogate", "routes"])
+    assert result.exit_code == 0, result.output
+    assert "/admin/{*rest}" in result.output
+    assert 'access="deny"' in result.output
+    assert "before_request (a variable shares its segment with other text)" in result.output
+    result = app.test_cli_runner().invoke(args=["ferrogate", "routes", "--json"])
+    assert '"endpoint": "health"' in result.output
