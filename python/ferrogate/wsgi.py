@@ -50,6 +50,7 @@ def forward(
 
     return app(environ, start_with_gate_headers)
 
+
 logger = logging.getLogger("ferrogate")
 
 

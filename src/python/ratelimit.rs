@@ -67,7 +67,7 @@ fn secs(nanos: u64) -> f64 {
 fn now_nanos(core: &Limiter, now: Option<f64>) -> PyResult<u64> {
     match now {
         None => Ok(core.now_nanos()),
-        Some(t) if t.is_finite() && t >= 0.0 && t < 1.8e10 => {
+        Some(t) if (0.0..1.8e10).contains(&t) => {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             // checked above: 0 <= t < 1.8e10 s, so t * 1e9 < 2^64
             Ok((t * 1e9).round() as u64)
@@ -101,7 +101,7 @@ impl PyRateLimiter {
 #[pymethods]
 impl PyRateLimiter {
     /// `RateLimiter("100/minute")`, `RateLimiter("10/5 minutes; 1000/day")`,
-    /// `RateLimiter("20/second", burst=40)`. A malformed quota raises ConfigError quoting it.
+    /// `RateLimiter("20/second", burst=40)`. A malformed quota raises `ConfigError` quoting it.
     #[new]
     #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000))]
     fn new(quota: &str, burst: Option<u64>, max_keys: usize) -> PyResult<Self> {

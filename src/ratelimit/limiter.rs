@@ -15,7 +15,7 @@
 //!    compute them from the same TAT the decision used, under the same lock.
 //! 3. **Bytes per key.** governor's keyed state is a `DashMap<K, AtomicU64>` that keeps the key
 //!    itself (a `String` here: 24 bytes plus a heap block) and grows until `retain_recent` is
-//!    called. We store a 64-bit keyed SipHash of the key and the TAT: 16 bytes per entry plus
+//!    called. We store a 64-bit keyed `SipHash` of the key and the TAT: 16 bytes per entry plus
 //!    hashbrown's control byte, and we prune idle entries before the table grows.
 //!
 //! # Keys are hashed
