@@ -1,0 +1,248 @@
+"""Rate limiting: ferrogate.RateLimiter vs the `limits` library (what Flask-Limiter uses), and a
+rate-limited Flask endpoint through the gate vs Flask-Limiter, in the same run.
+
+Per-hit groups run 1000 hits per benchmark call (``extra_info["ops"]``), so the figure per hit is
+the median / 1000 and includes the Python loop both sides pay. Every limiter uses the same quota,
+``1000/hour``: with one key, hits after the first thousand are refused (both libraries' refusal
+path); with 100k or 1M keys every key stays live (an hour-long quota is never idle within the run)
+and every hit is allowed, so the tables really hold that many keys.
+
+Whole-request groups call the WSGI app directly (no test client) with a fresh environ per call.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+from typing import Any
+
+import flask
+import pytest
+from ferrogate import Gate, RateLimiter
+from flask_limiter import Limiter as FlaskLimiter
+from flask_limiter.util import get_remote_address
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+QUOTA = "1000/hour"
+OPS = 1000
+
+
+def _keys(n: int) -> list[str]:
+    return [f"client-{i}" for i in range(n)]
+
+
+def _cycle_batches(keys: list[str]) -> Any:
+    """An endless supply of 1000-key batches walking through `keys`."""
+    batches = [keys[i : i + OPS] for i in range(0, len(keys), OPS)]
+    return itertools.cycle(batches)
+
+
+def _ours(n_keys: int) -> tuple[Any, list[str]]:
+    lim = RateLimiter(QUOTA, max_keys=max(n_keys, 1000))
+    keys = _keys(n_keys)
+    for k in keys:
+        lim.hit(k)
+    return lim.hit, keys
+
+
+def _limits(strategy: type[Any], n_keys: int) -> tuple[Any, list[str]]:
+    limiter = strategy(MemoryStorage())
+    item = parse(QUOTA)
+    keys = _keys(n_keys)
+    for k in keys:
+        limiter.hit(item, k)
+
+    def hit(key: str) -> bool:
+        return bool(limiter.hit(item, key))
+
+    return hit, keys
+
+
+def _bench_one_key(benchmark: Any, hit: Any) -> None:
+    def run() -> None:
+        for _ in range(OPS):
+            hit("one")
+
+    benchmark.extra_info["ops"] = OPS
+    benchmark(run)
+
+
+def _bench_many(benchmark: Any, hit: Any, keys: list[str]) -> None:
+    batches = _cycle_batches(keys)
+
+    def run() -> None:
+        for k in next(batches):
+            hit(k)
+
+    benchmark.extra_info["ops"] = OPS
+    benchmark.extra_info["keys"] = len(keys)
+    benchmark(run)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: hit, one key")
+def test_ferrogate_hit_one_key(benchmark: Any) -> None:
+    hit, _ = _ours(1)
+    _bench_one_key(benchmark, hit)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: hit, one key")
+def test_limits_fixed_window_hit_one_key(benchmark: Any) -> None:
+    hit, _ = _limits(FixedWindowRateLimiter, 1)
+    _bench_one_key(benchmark, hit)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: hit, one key")
+def test_limits_moving_window_hit_one_key(benchmark: Any) -> None:
+    hit, _ = _limits(MovingWindowRateLimiter, 1)
+    _bench_one_key(benchmark, hit)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: hit, 100k keys")
+def test_ferrogate_hit_100k_keys(benchmark: Any) -> None:
+    hit, keys = _ours(100_000)
+    _bench_many(benchmark, hit, keys)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: hit, 100k keys")
+def test_limits_fixed_window_hit_100k_keys(benchmark: Any) -> None:
+    hit, keys = _limits(FixedWindowRateLimiter, 100_000)
+    _bench_many(benchmark, hit, keys)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: hit, 100k keys")
+def test_limits_moving_window_hit_100k_keys(benchmark: Any) -> None:
+    hit, keys = _limits(MovingWindowRateLimiter, 100_000)
+    _bench_many(benchmark, hit, keys)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: hit, 1M keys")
+def test_ferrogate_hit_1m_keys(benchmark: Any) -> None:
+    hit, keys = _ours(1_000_000)
+    _bench_many(benchmark, hit, keys)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: bytes per live key (1M keys)")
+def test_ferrogate_bytes_per_key(benchmark: Any) -> None:
+    """Not a timing: records bytes per live key at 1M keys, by the table size and by RSS delta."""
+    keys = _keys(1_000_000)  # built before the first RSS reading, so not counted
+    before = _rss_bytes()
+    lim = RateLimiter(QUOTA)
+    for k in keys:
+        lim.hit(k)
+    after = _rss_bytes()
+    assert len(lim) == 1_000_000
+    table = lim.memory_bytes() / len(lim)
+    rss = (after - before) / len(lim)
+    benchmark.extra_info["table_bytes_per_key"] = round(table, 1)
+    benchmark.extra_info["rss_bytes_per_key"] = round(rss, 1)
+    print(f"\nbytes per live key at 1M keys: table {table:.1f}, RSS delta {rss:.1f}")
+    assert table <= 120
+    assert rss <= 120
+    benchmark.pedantic(lim.hit, args=("client-1",), rounds=1, iterations=1)
+
+
+# -- whole request ------------------------------------------------------------------------------
+
+BIG = "1000000000/hour"  # never refuses during the run: every request reaches the view
+
+
+def _flask_app() -> flask.Flask:
+    app = flask.Flask(__name__)
+
+    @app.route("/items/<int:item>")
+    def item(item: int) -> str:
+        return "ok"
+
+    return app
+
+
+def _environ() -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/items/7",
+        "QUERY_STRING": "",
+        "REMOTE_ADDR": "198.51.100.7",
+        "SERVER_NAME": "api.example.com",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
+def _bench_wsgi(benchmark: Any, app: Any, expect_header: str | None) -> None:
+    base = _environ()
+    seen: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append((status, headers))
+        return None
+
+    def run() -> None:
+        body = app(dict(base), start_response)
+        for _ in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+    run()
+    status, headers = seen[-1]
+    assert status.startswith("200")
+    if expect_header is not None:
+        assert any(k.lower() == expect_header for k, _ in headers), headers
+    seen.clear()
+
+    def measured() -> None:
+        run()
+        seen.clear()
+
+    benchmark(measured)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: Flask request with a limit")
+def test_bare_flask_endpoint(benchmark: Any) -> None:
+    _bench_wsgi(benchmark, _flask_app().wsgi_app, None)
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: Flask request with a limit")
+def test_ferrogate_gate_limited_endpoint(benchmark: Any) -> None:
+    app = _flask_app()
+    gate = Gate({"routes": [{"path": "/items/{id}", "limit": BIG}]})
+    _bench_wsgi(benchmark, gate.wsgi(app.wsgi_app), "ratelimit")
+
+
+@pytest.mark.bench
+@pytest.mark.benchmark(group="ratelimit: Flask request with a limit")
+def test_flask_limiter_limited_endpoint(benchmark: Any) -> None:
+    app = _flask_app()
+    FlaskLimiter(
+        get_remote_address,
+        app=app,
+        default_limits=[BIG],
+        storage_uri="memory://",
+        headers_enabled=True,
+    )
+    _bench_wsgi(benchmark, app.wsgi_app, "x-ratelimit-limit")
