@@ -307,3 +307,17 @@ def test_gate_construction_warns_under_gunicorn(monkeypatch: pytest.MonkeyPatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Gate({"routes": [{"path": "/a"}]})  # no limits: nothing to say
+
+
+def test_the_documented_config_builds() -> None:
+    import pathlib
+    import re
+    import tomllib
+
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "ratelimit.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert block is not None
+    gate = Gate(tomllib.loads(block.group(1)))
+    assert gate.memory_rate_limiters == 3  # api and login (shared) and the /reports inline one
+    assert gate.explain("GET", "/search")["policy"]["limit"] == "api (shared)"
+    assert gate.explain("GET", "/health")["policy"]["limit"] == "off"

@@ -323,7 +323,8 @@ impl Limiter {
             let stored = st.tats.get(&entry_key(key, i)).copied().unwrap_or(0);
             let tat = stored.max(now);
             let state = &mut out.per[i];
-            state.remaining = (now + rate.tolerance).saturating_sub(tat) / rate.emission;
+            state.remaining =
+                now.saturating_add(rate.tolerance).saturating_sub(tat) / rate.emission;
             state.reset_nanos = tat - now;
             let inc = rate.emission.checked_mul(cost);
             match inc.and_then(|inc| tat.checked_add(inc)) {
@@ -345,7 +346,10 @@ impl Limiter {
             // Report the state after the hit; a refused hit changed nothing.
             for (i, rate) in self.rates.iter().enumerate() {
                 let state = &mut out.per[i];
-                state.remaining = (now + rate.tolerance - new_tats[i]) / rate.emission;
+                state.remaining = now
+                    .saturating_add(rate.tolerance)
+                    .saturating_sub(new_tats[i])
+                    / rate.emission;
                 state.reset_nanos = new_tats[i] - now;
             }
         }
@@ -532,6 +536,17 @@ mod tests {
         );
         let o = l.hit_hashed(k, u64::MAX, 100 * S);
         assert!(!o.allowed);
+    }
+
+    #[test]
+    fn extreme_quotas_and_instants_do_not_overflow() {
+        let l = lim("1/year burst 580; 1/second");
+        let k = l.hash_key(b"k");
+        for now in [0, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
+            let o = l.hit_hashed(k, 1, now);
+            let _ = l.peek_hashed(k, now);
+            assert!(o.quotas().len() == 2);
+        }
     }
 
     #[test]
