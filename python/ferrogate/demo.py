@@ -129,7 +129,8 @@ def _django_app() -> Any:
     import sys
 
     sys.path.insert(0, str(_DJANGO_PROJECT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_api.settings")
+    # The demo owns its process: its project's settings, whatever the environment says.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "django_api.settings"
     import django
 
     django.setup()

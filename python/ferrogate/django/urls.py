@@ -87,7 +87,9 @@ def regex_to_matchit(regex: str, *, endpoint: bool) -> tuple[str | None, str | N
 
 def _split_segments(regex: str) -> list[str]:
     """Splits on "/" outside character classes and escapes."""
-    segments, current, in_class, escaped = [], [], False, False
+    segments: list[str] = []
+    current: list[str] = []
+    in_class = escaped = False
     for ch in regex:
         if escaped:
             escaped = False
