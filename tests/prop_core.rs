@@ -1,5 +1,5 @@
 //! Property tests over the core's untrusted-input surfaces: request paths and config values.
-//! They run in `cargo test`; PROPTEST_CASES raises the count for longer runs (`make fuzz`).
+//! They run in `cargo test`; `PROPTEST_CASES` raises the count for longer runs (`make fuzz`).
 
 use ferrogate::config::GateConfig;
 use ferrogate::gate::{Decision, Gate, Request};
