@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml
 PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
 
-.PHONY: help demo test lint bench dev build fmt clean rust-test py-test
+.PHONY: help demo test lint bench dev build fmt clean rust-test py-test fuzz
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,10 @@ bench: build ## benchmarks, side by side with the peers, in one run
 		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name \
 		--benchmark-json=bench-results/latest.json tests/bench
 	$(PY) tests/bench/ratios.py bench-results/latest.json
+
+fuzz: build ## property tests / fuzzing for much longer than `make test` runs them
+	PROPTEST_CASES=50000 cargo test --release --test prop_core
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz_boundary.py
 
 clean:
 	rm -rf target $(VENV) bench-results

@@ -16,7 +16,7 @@ from django.test import AsyncClient, Client, override_settings
 from django_project.views import CALLS
 from ferrogate import ConfigError
 from ferrogate.django import checks, policy, state
-from ferrogate.django.urls import route_to_matchit
+from ferrogate.django.urls import regex_to_matchit, route_to_matchit
 from ferrogate.django.wsgi import get_wsgi_application
 
 
@@ -69,10 +69,45 @@ def test_include_prefixes_compile() -> None:
     assert reports["api-ping"].pattern == "/api/v1/ping/"
 
 
+@pytest.mark.parametrize(
+    ("regex", "endpoint", "route"),
+    [
+        ("^articles/$", True, "articles/"),
+        ("^articles/(?P<pk>[^/.]+)/$", True, "articles/<pk>/"),
+        ("^legacy/(?P<year>[0-9]{4})/$", True, "legacy/<year>/"),
+        (r"^(?P<slug>[-\w]+)/\Z", True, "<slug>/"),
+        ("^api/", False, "api/"),
+        (r"^x\.json$", True, "x.json"),
+    ],
+)
+def test_plain_regexes_compile(regex: str, endpoint: bool, route: str) -> None:
+    assert regex_to_matchit(regex, endpoint=endpoint) == (route, None)
+
+
+@pytest.mark.parametrize(
+    ("regex", "why"),
+    [
+        ("^a/(?P<x>[^.]+)/$", "may match '/'"),
+        ("^a/(?P<x>.+)/$", "more than literal"),
+        (r"^v(?P<n>\d+)/$", "more than literal"),
+        ("^a/(b|c)/$", "more than literal"),
+        ("a/$", "not anchored"),
+        ("^a/", "not anchored at the end"),
+    ],
+)
+def test_other_regexes_fall_back(regex: str, why: str) -> None:
+    pattern, reason = regex_to_matchit(regex, endpoint=True)
+    assert pattern is None
+    assert why in (reason or "")
+
+
 def test_re_path_falls_back_to_process_view() -> None:
     reports = {r.endpoint: r for r in state.compiled().reports}
+    # Both legacy regexes compile to /legacy/{...}/; they overlap, so both fall back and Django's
+    # choice between them decides the policy.
     assert reports["legacy"].pattern is None
-    assert "re_path" in (reports["legacy"].fallback_reason or "")
+    assert reports["legacy-open"].pattern is None
+    assert "overlaps" in (reports["legacy"].fallback_reason or "")
     client = Client()
     assert client.get("/legacy/2024/").status_code == 403
     assert CALLS["views"] == 0

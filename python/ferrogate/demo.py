@@ -21,7 +21,9 @@ from ferrogate.gate import Gate
 
 __all__ = ["run_demo"]
 
-_DEFAULT_APP = Path(__file__).resolve().parents[2] / "examples" / "flask_api" / "app.py"
+_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+_DEFAULT_APP = _EXAMPLES / "flask_api" / "app.py"
+_DJANGO_PROJECT = _EXAMPLES / "django_api"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,15 @@ STEPS = [
     Step("GET", "//admin//stats", 403, "doubled slashes cannot dodge the deny"),
     Step("GET", "/articles/../admin/stats", 400, "dot segments are refused"),
     Step("GET", "/nothing-here", 404, "unmatched: defaults allow, the app answers 404"),
+]
+
+DJANGO_STEPS = [
+    Step("GET", "/health/", 200, "@exempt view"),
+    Step("GET", "/articles/?page=1&per_page=2", 200, "DRF viewset list (router regex compiled)"),
+    Step("POST", "/articles/", 201, "DRF create", {"title": "From Django"}),
+    Step("GET", "/articles/2/", 200, "DRF retrieve"),
+    Step("GET", "/admin/stats", 403, "@policy(access='deny') view, refused before Django"),
+    Step("GET", "/articles/../admin/stats", 400, "dot segments are refused"),
 ]
 
 
@@ -77,50 +88,69 @@ def _summary(status: int, headers: dict[str, str], body: bytes) -> str:
     return f"app: {text[:60]}"
 
 
-def run_demo(app_path: str | None = None) -> int:
+def _serve_and_drive(title: str, app: Any, steps: list[Step]) -> int:
+    """Serves ``app`` on a free loopback port, runs ``steps`` against it and prints the table."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     class QuietHandler(WSGIRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass
 
-    path = Path(app_path) if app_path else _DEFAULT_APP
-    if not path.exists():
-        print(f"demo app not found at {path}; pass --app PATH")
-        return 2
-    module = _load_app_module(path)
-    gate = Gate(module.GATE_CONFIG)
-    app = gate.wsgi(module.create_app())
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     port = server.server_port
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    print(f"ferrogate demo: examples/flask_api behind the gate on http://127.0.0.1:{port}\n")
+    print(f"\n{title} on http://127.0.0.1:{port}\n")
     rows = []
     failures = 0
     try:
-        for step in STEPS:
+        for step in steps:
             t0 = time.perf_counter()
             status, headers, body = _request(port, step)
             ms = (time.perf_counter() - t0) * 1000
             ok = status == step.expect
             failures += not ok
             mark = "ok" if ok else f"EXPECTED {step.expect}"
-            rows.append(
-                (
-                    f"{step.method} {step.path}",
-                    str(status),
-                    mark,
-                    f"{ms:.1f}",
-                    step.why,
-                    _summary(status, headers, body),
-                )
-            )
+            summary = _summary(status, headers, body)
+            rows.append((f"{step.method} {step.path}", str(status), mark, f"{ms:.1f}", step.why, summary))
     finally:
         server.shutdown()
+        server.server_close()
     head = ("request", "status", "check", "ms", "why", "answered by")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, tuple("-" * w for w in widths), *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     print(f"\n{len(rows) - failures}/{len(rows)} requests behaved as expected")
+    return failures
+
+
+def _django_app() -> Any:
+    import os
+    import sys
+
+    sys.path.insert(0, str(_DJANGO_PROJECT))
+    # The demo owns its process: its project's settings, whatever the environment says.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "django_api.settings"
+    import django
+
+    django.setup()
+    from django_api.wsgi import application  # type: ignore[import-not-found]
+
+    return application
+
+
+def run_demo(app_path: str | None = None) -> int:
+    path = Path(app_path) if app_path else _DEFAULT_APP
+    if not path.exists():
+        print(f"demo app not found at {path}; pass --app PATH")
+        return 2
+    module = _load_app_module(path)
+    gate = Gate(module.GATE_CONFIG)
+    failures = _serve_and_drive(
+        "ferrogate demo: examples/flask_api behind the gate", gate.wsgi(module.create_app()), STEPS
+    )
+    if app_path is None and _DJANGO_PROJECT.exists():
+        failures += _serve_and_drive(
+            "examples/django_api (DRF) behind ferrogate.django's WSGI fast path", _django_app(), DJANGO_STEPS
+        )
     return 1 if failures else 0

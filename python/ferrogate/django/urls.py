@@ -1,8 +1,10 @@
 """Compiling a Django URLconf into gate routes.
 
 ``path()`` patterns become matchit patterns (``articles/<int:year>/`` -> ``/articles/{year}/``;
-a trailing ``<path:rest>`` -> ``{*rest}``). ``re_path()`` patterns, locale prefixes and converters
-that share a segment with other text fall back to ``process_view``, keyed by the resolved route.
+a trailing ``<path:rest>`` -> ``{*rest}``). ``re_path()`` patterns of the plain shape DRF's routers
+generate (``^articles/(?P<pk>[^/.]+)/$``: literal segments and whole-segment named groups that cannot
+match ``/``) compile too. Anything else (other regexes, locale prefixes, converters that share a
+segment with other text) falls back to ``process_view``, keyed by the resolved route.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 from django.urls import URLPattern, URLResolver
-from django.urls.resolvers import RoutePattern
+from django.urls.resolvers import RegexPattern, RoutePattern
 
 from ferrogate._adapter import Candidate, policy_of
 
-__all__ = ["candidates", "fallback_key", "route_to_matchit"]
+__all__ = ["candidates", "fallback_key", "regex_to_matchit", "route_to_matchit"]
 
 _PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 
@@ -45,6 +47,67 @@ def route_to_matchit(route: str) -> tuple[str | None, str | None]:
     return "/" + "/".join(out), None
 
 
+# A named group that cannot match "/": a class without "/" (or a negated one that excludes it),
+# \d or \w, with a quantifier.
+_GROUP = re.compile(
+    r"\(\?P<(?P<name>[A-Za-z_][A-Za-z0-9_]*)>"
+    r"(?:\[(?P<cls>\^?(?:[^\]\\]|\\.)+)\]|\\d|\\w)"
+    r"(?:\+|\{\d+(?:,\d*)?\})\)"
+)
+_LITERAL = re.compile(r"(?:[A-Za-z0-9_~-]|\\[.-])+")
+
+
+def regex_to_matchit(regex: str, *, endpoint: bool) -> tuple[str | None, str | None]:
+    """Route text for a plain ``re_path`` regex, or ``(None, reason)``. The result is a ``path()``-
+    style route (``articles/<pk>/``) for :func:`route_to_matchit` to finish."""
+    body = regex.removeprefix("^")
+    if body == regex and regex:
+        return None, "regex is not anchored with '^'"
+    if endpoint:
+        for end in ("\\Z", "$"):
+            if body.endswith(end):
+                body = body[: -len(end)]
+                break
+        else:
+            return None, "regex is not anchored at the end"
+    out: list[str] = []
+    for seg in _split_segments(body):
+        group = _GROUP.fullmatch(seg)
+        if group is not None:
+            cls = group["cls"]
+            if cls is not None and (("/" in cls) != cls.startswith("^")):
+                return None, f"group {group['name']!r} may match '/'"
+            out.append(f"<{group['name']}>")
+        elif seg == "" or _LITERAL.fullmatch(seg):
+            out.append(seg.replace("\\", ""))
+        else:
+            return None, "regex is more than literal segments and named groups"
+    return "/".join(out), None
+
+
+def _split_segments(regex: str) -> list[str]:
+    """Splits on "/" outside character classes and escapes."""
+    segments: list[str] = []
+    current: list[str] = []
+    in_class = escaped = False
+    for ch in regex:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "[":
+            in_class = True
+        elif ch == "]":
+            in_class = False
+        elif ch == "/" and not in_class:
+            segments.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    segments.append("".join(current))
+    return segments
+
+
 def _join_route(route1: str, route2: str) -> str:
     # As django.urls.resolvers.URLResolver._join_route builds ResolverMatch.route.
     if not route1:
@@ -70,9 +133,15 @@ def _walk(
         pattern = p.pattern
         full_route = _join_route(route, str(pattern))
         own_reason = reason
-        if own_reason is None and not isinstance(pattern, RoutePattern):
-            own_reason = f"{type(pattern).__name__} (re_path or i18n) cannot be compiled"
-        full_path_route = path_route + (str(pattern) if isinstance(pattern, RoutePattern) else "")
+        piece = str(pattern)
+        if own_reason is None and isinstance(pattern, RegexPattern):
+            converted, why = regex_to_matchit(piece, endpoint=isinstance(p, URLPattern))
+            if converted is None:
+                own_reason = f"re_path {piece!r}: {why}"
+            piece = converted or ""
+        elif own_reason is None and not isinstance(pattern, RoutePattern):
+            own_reason = f"{type(pattern).__name__} cannot be compiled"
+        full_path_route = path_route + piece
         if isinstance(p, URLResolver):
             _walk(p.url_patterns, full_route, full_path_route, own_reason, out)
         elif isinstance(p, URLPattern):
