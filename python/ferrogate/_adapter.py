@@ -65,17 +65,18 @@ class RouteReport:
 @dataclass
 class Compiled:
     gate: Gate
-    fallback_gate: Gate | None
+    has_fallbacks: bool
     fallback_paths: dict[Hashable, str]
     reports: list[RouteReport] = field(default_factory=list)
 
     def check_fallback(self, key: Hashable | None, environ: Mapping[str, Any]) -> Decision | None:
-        """Checks a request the fast path did not match, by the route the framework picked."""
-        if self.fallback_gate is None:
+        """Checks a request the fast path did not match, by the route the framework picked
+        (``None``: no route, the defaults apply)."""
+        if not self.has_fallbacks:
             return None
         synthetic = dict(environ)
         synthetic["PATH_INFO"] = self.fallback_paths.get(key, FALLBACK_UNMATCHED)
-        return self.fallback_gate.check(synthetic)
+        return self.gate.check(synthetic)
 
 
 def claim_methods(candidates: list[Candidate]) -> None:
@@ -136,21 +137,22 @@ def compile_routes(base: Mapping[str, Any], candidates: list[Candidate], where: 
     fast = [c for c in candidates if _active(c)]
     fallback = [c for c in candidates if c.pattern is None]
     routes = [_route(c.pattern or "", c) for c in fast]
-    config = {**base, "routes": routes, "unmatched": "forward" if fallback else "defaults"}
-    gate = _build(config, [c.label for c in fast], where)
-    fallback_gate = None
+    labels = [c.label for c in fast]
     fallback_paths: dict[Hashable, str] = {}
     if fallback:
-        fb_routes: list[dict[str, Any]] = [{"path": FALLBACK_UNMATCHED}]
+        # The fallback routes live in the same gate under synthetic paths, so they share its state
+        # (a named limit used by a compiled route and a fallback route is one bucket, not two).
+        routes.append({"path": FALLBACK_UNMATCHED})
+        labels.append("(unmatched)")
         for i, c in enumerate(fallback):
             path = f"{_FALLBACK_PREFIX}{i}"
             fallback_paths[c.key] = path
-            fb_routes.append(_route(path, c))
-        fallback_gate = _build(
-            {**base, "routes": fb_routes}, ["(unmatched)", *[c.label for c in fallback]], where
-        )
+            routes.append(_route(path, c))
+            labels.append(c.label)
+    config = {**base, "routes": routes, "unmatched": "forward" if fallback else "defaults"}
+    gate = _build(config, labels, where)
     reports = [RouteReport(c.rule, c.label, c.methods, c.pattern, c.policy, c.reason) for c in candidates]
-    return Compiled(gate, fallback_gate, fallback_paths, reports)
+    return Compiled(gate, bool(fallback), fallback_paths, reports)
 
 
 def _route(path: str, c: Candidate) -> dict[str, Any]:
