@@ -253,3 +253,22 @@ def test_wsgi_fast_path_refuses_before_django() -> None:
     assert status == "200 OK"
     assert json.loads(body)["route"] == "/items/{pk}/"
     assert CALLS == {"middleware": 1, "views": 1}
+
+
+def test_limit_decorators() -> None:
+    client = Client()
+    assert client.get("/limited/").status_code == 200
+    r = client.get("/limited/")
+    assert r.status_code == 429
+    assert int(r["Retry-After"]) >= 1
+    assert json.loads(r.content)["status"] == 429
+
+
+def test_callable_key_limit_runs_in_process_view() -> None:
+    reports = {r.endpoint: r for r in state.compiled().reports}
+    assert reports["per-user"].pattern is None
+    client = Client()
+    assert client.get("/per-user/", HTTP_X_USER="ann").status_code == 200
+    assert client.get("/per-user/", HTTP_X_USER="ann").status_code == 429
+    assert client.get("/per-user/", HTTP_X_USER="bob").status_code == 200
+    assert client.get("/per-user/", HTTP_X_USER="ann", HTTP_X_FERROGATE_KEY_0="x").status_code == 429

@@ -9,7 +9,7 @@ import pytest
 from ferrogate import ConfigError
 from ferrogate.exceptions import GateRefused, MethodNotAllowed, PermissionDenied
 from ferrogate.flask import FerroGate, current_claims, werkzeug_to_matchit
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify, request
 from flask.views import MethodView
 from werkzeug.routing import Map, Rule
 
@@ -312,3 +312,124 @@ def test_cli_lists_routes() -> None:
     assert "before_request (a variable shares its segment with other text)" in result.output
     result = app.test_cli_runner().invoke(args=["ferrogate", "routes", "--json"])
     assert '"endpoint": "health"' in result.output
+
+
+def limited_app(**config: Any) -> tuple[Flask, FerroGate]:
+    app = Flask(__name__)
+    app.config.update(config)
+    gate = FerroGate()
+    api = Blueprint("api", __name__, url_prefix="/api")
+
+    @app.get("/one")
+    @gate.limit("2/minute")
+    def one() -> Any:
+        return {"one": True}
+
+    @app.get("/stacked")
+    @gate.limit("3/minute")
+    @gate.limit("1/second")
+    def stacked() -> Any:
+        return {"stacked": True}
+
+    @app.get("/a")
+    @gate.limit("3/minute", shared="pair")
+    def a() -> Any:
+        return {"a": True}
+
+    @app.get("/b")
+    @gate.limit(shared="pair", cost=2)
+    def b() -> Any:
+        return {"b": True}
+
+    @app.get("/per-user")
+    @gate.limit("1/minute", key=lambda: request.headers.get("X-User", "anon"))
+    def per_user() -> Any:
+        return {"user": request.headers.get("X-User")}
+
+    @api.get("/x")
+    def x() -> Any:
+        return {"x": True}
+
+    gate.limit("1/minute")(api)
+    app.register_blueprint(api)
+    gate.init_app(app)
+    return app, gate
+
+
+def test_limit_decorator_429_with_standard_headers() -> None:
+    app, _ = limited_app()
+    client = app.test_client()
+    r = client.get("/one")
+    assert r.status_code == 200
+    # Inline limits are named after the route (the endpoint).
+    assert r.headers["RateLimit-Policy"] == '"one";q=2;w=60'
+    assert r.headers["RateLimit"] == '"one";r=1;t=30'
+
+    assert client.get("/one").status_code == 200
+    r = client.get("/one")
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    assert r.mimetype == "application/problem+json"
+
+
+def test_stacked_limits_and_shared_limits() -> None:
+    app, _ = limited_app()
+    client = app.test_client()
+    assert client.get("/stacked").status_code == 200
+    assert client.get("/stacked").status_code == 429  # 1/second binds first
+    # /a and /b share one 3/minute counter; /b costs 2.
+    assert client.get("/b").status_code == 200
+    assert client.get("/a").status_code == 200
+    assert client.get("/a").status_code == 429
+
+
+def test_callable_key_runs_in_before_request() -> None:
+    app, gate = limited_app()
+    reports = {r.endpoint: r for r in gate.routes(app)}
+    assert reports["per_user"].pattern is None
+    assert "Python callable" in (reports["per_user"].fallback_reason or "")
+    client = app.test_client()
+    assert client.get("/per-user", headers={"X-User": "ann"}).status_code == 200
+    assert client.get("/per-user", headers={"X-User": "ann"}).status_code == 429
+    assert client.get("/per-user", headers={"X-User": "bob"}).status_code == 200
+    # A client cannot pick the gate's internal key header to dodge the limit.
+    r = client.get("/per-user", headers={"X-User": "ann", "X-Ferrogate-Key-0": "fresh"})
+    assert r.status_code == 429
+
+
+def test_blueprint_limit_applies_to_its_views() -> None:
+    app, _ = limited_app()
+    client = app.test_client()
+    assert client.get("/api/x").status_code == 200
+    assert client.get("/api/x").status_code == 429
+
+
+def test_malformed_limit_fails_at_import() -> None:
+    gate = FerroGate()
+    with pytest.raises(ConfigError) as exc:
+
+        @gate.limit("10/fortnight")
+        def bad_view() -> None:
+            pass
+
+    assert "bad_view" in str(exc.value)
+    assert "10/fortnight" in str(exc.value)
+    with pytest.raises(ConfigError, match="quota"):
+        gate.limit()
+
+
+def test_rate_limited_handler_keeps_retry_after() -> None:
+    app, _ = limited_app()
+
+    @app.errorhandler(GateRefused)
+    def refused(exc: GateRefused) -> Any:
+        return {"mine": True, "status": exc.status}, exc.status
+
+    client = app.test_client()
+    client.get("/one")
+    client.get("/one")
+    r = client.get("/one")
+    assert r.status_code == 429
+    assert r.json == {"mine": True, "status": 429}
+    assert "Retry-After" in r.headers
+    assert "RateLimit" in r.headers

@@ -8,7 +8,8 @@ framework hook checks once it knows which route the framework picked.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+import itertools
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -19,12 +20,16 @@ from ferrogate.gate import Gate
 __all__ = [
     "FALLBACK_UNMATCHED",
     "POLICY_ATTR",
+    "CallableKey",
     "Candidate",
     "Compiled",
     "RouteReport",
+    "add_limit",
     "add_policy",
+    "callables_of",
     "compile_routes",
     "describe",
+    "limit_entry",
     "policy_of",
     "validate_fragment",
 ]
@@ -38,6 +43,25 @@ _FALLBACK_PREFIX = "/_ferrogate_fallback/"
 FALLBACK_UNMATCHED = _FALLBACK_PREFIX + "unmatched"
 
 
+#: Attribute that carries a view's Python key functions for rate limits.
+CALLABLES_ATTR = "__ferrogate_callables__"
+_callable_ids = itertools.count()
+
+
+@dataclass(frozen=True)
+class CallableKey:
+    """A rate-limit key computed by Python. The gate keys the limit on a request header that only
+    the adapter sets (from ``fn``), so such routes are checked in the framework hook, where the
+    request exists: the slow path."""
+
+    fn: Callable[..., Any]
+    header: str
+
+    @property
+    def environ_key(self) -> str:
+        return "HTTP_" + self.header.upper().replace("-", "_")
+
+
 @dataclass
 class Candidate:
     key: Hashable
@@ -48,6 +72,7 @@ class Candidate:
     methods: list[str] | None
     policy: dict[str, Any]
     reason: str | None = None
+    callables: list[CallableKey] = field(default_factory=list)
 
 
 @dataclass
@@ -68,14 +93,20 @@ class Compiled:
     has_fallbacks: bool
     fallback_paths: dict[Hashable, str]
     reports: list[RouteReport] = field(default_factory=list)
+    callables: dict[Hashable, list[CallableKey]] = field(default_factory=dict)
 
-    def check_fallback(self, key: Hashable | None, environ: Mapping[str, Any]) -> Decision | None:
+    def check_fallback(
+        self, key: Hashable | None, environ: Mapping[str, Any], call: Callable[[CallableKey], Any]
+    ) -> Decision | None:
         """Checks a request the fast path did not match, by the route the framework picked
-        (``None``: no route, the defaults apply)."""
+        (``None``: no route, the defaults apply). ``call`` runs a Python key function."""
         if not self.has_fallbacks:
             return None
         synthetic = dict(environ)
         synthetic["PATH_INFO"] = self.fallback_paths.get(key, FALLBACK_UNMATCHED)
+        for ck in self.callables.get(key, ()) if key is not None else ():
+            # Overwrites anything a client sent under the same header name.
+            synthetic[ck.environ_key] = str(call(ck))
         return self.gate.check(synthetic)
 
 
@@ -132,6 +163,9 @@ def resolve_conflicts(candidates: list[Candidate]) -> None:
 
 def compile_routes(base: Mapping[str, Any], candidates: list[Candidate], where: str) -> Compiled:
     """Builds the fast-path gate and, when some routes cannot be expressed, the fallback gate."""
+    for c in candidates:
+        if c.callables and c.pattern is not None:
+            c.pattern, c.reason = None, "a rate-limit key is a Python callable, which needs the request"
     claim_methods(candidates)
     resolve_conflicts(candidates)
     fast = [c for c in candidates if _active(c)]
@@ -152,7 +186,8 @@ def compile_routes(base: Mapping[str, Any], candidates: list[Candidate], where: 
     config = {**base, "routes": routes, "unmatched": "forward" if fallback else "defaults"}
     gate = _build(config, labels, where)
     reports = [RouteReport(c.rule, c.label, c.methods, c.pattern, c.policy, c.reason) for c in candidates]
-    return Compiled(gate, bool(fallback), fallback_paths, reports)
+    callables = {c.key: c.callables for c in fallback if c.callables}
+    return Compiled(gate, bool(fallback), fallback_paths, reports, callables)
 
 
 def _route(path: str, c: Candidate) -> dict[str, Any]:
@@ -186,10 +221,13 @@ def describe(target: Any) -> str:
     return f"view {module}.{name}" if module else f"view {name}"
 
 
-def validate_fragment(fragment: Mapping[str, Any], where: str) -> None:
-    """Checks policy keys in isolation, so a typo fails where it is written, naming the view."""
+def validate_fragment(
+    fragment: Mapping[str, Any], where: str, context: Mapping[str, Any] | None = None
+) -> None:
+    """Checks policy keys in isolation, so a typo fails where it is written, naming the view.
+    ``context`` supplies top-level sections the keys refer to (named limits)."""
     try:
-        Gate({"routes": [{"path": "/", **fragment}]})
+        Gate({**(context or {}), "routes": [{"path": "/", **fragment}]})
     except ConfigError as e:
         issues = [(f"{where}: {k.replace('routes[0].', '')}", m) for k, m in e.issues]
         lines = "\n  ".join(f"{k}: {m}" for k, m in issues)
@@ -202,6 +240,71 @@ def add_policy(target: F, fragment: Mapping[str, Any]) -> F:
     merged.update(fragment)
     setattr(target, POLICY_ATTR, merged)
     return target
+
+
+def limit_entry(
+    quota: str | None,
+    *,
+    key: str | Sequence[str] | Callable[..., Any] | None,
+    cost: int | None,
+    shared: str | None,
+    dry_run: bool | None,
+    exempt_methods: Sequence[str] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None, CallableKey | None]:
+    """One ``limit`` entry from decorator arguments: ``(entry, named limit definition, callable)``.
+
+    ``shared="name"`` counts on the named limit (from the config's ``limits`` section, or defined
+    right here when a quota is given too); otherwise the limit is this route's own.
+    """
+    if quota is None and shared is None:
+        raise ConfigError("a limit needs a quota string or shared=<name>", [("limit", "no quota")])
+    callable_key = None
+    key_value: Any = key
+    if callable(key):
+        callable_key = CallableKey(key, f"x-ferrogate-key-{next(_callable_ids)}")
+        key_value = f"header:{callable_key.header}"
+    elif isinstance(key, Sequence) and not isinstance(key, str):
+        key_value = list(key)
+    options: dict[str, Any] = {}
+    if cost is not None:
+        options["cost"] = cost
+    if dry_run is not None:
+        options["dry_run"] = dry_run
+    if exempt_methods is not None:
+        options["exempt_methods"] = list(exempt_methods)
+    if shared is None:
+        entry = {"quota": quota, **({"key": key_value} if key_value is not None else {}), **options}
+        return entry, None, callable_key
+    definition = None
+    if quota is not None:
+        definition = {"quota": quota, **({"key": key_value} if key_value is not None else {})}
+    elif key_value is not None:
+        raise ConfigError(
+            f"limit shared={shared!r}: key= belongs to the shared limit's definition (give the quota too)",
+            [("limit.key", "not allowed with shared= alone")],
+        )
+    return {"use": shared, **options}, definition, callable_key
+
+
+def add_limit(target: F, entry: Mapping[str, Any], callable_key: CallableKey | None) -> F:
+    """Appends a limit to a view's policy (several decorators stack into a list of limits)."""
+    policy = dict(getattr(target, POLICY_ATTR, {}))
+    existing = policy.get("limit")
+    entries = list(existing) if isinstance(existing, list) else ([] if existing is None else [existing])
+    policy["limit"] = [*entries, dict(entry)]
+    setattr(target, POLICY_ATTR, policy)
+    if callable_key is not None:
+        setattr(target, CALLABLES_ATTR, [*getattr(target, CALLABLES_ATTR, []), callable_key])
+    return target
+
+
+def callables_of(*sources: Any) -> list[CallableKey]:
+    out: list[CallableKey] = []
+    for source in sources:
+        for candidate in (getattr(source, "view_class", None), getattr(source, "cls", None), source):
+            if candidate is not None:
+                out.extend(getattr(candidate, CALLABLES_ATTR, []))
+    return out
 
 
 def policy_of(view: Any) -> dict[str, Any]:

@@ -17,12 +17,16 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.local import LocalProxy
 
 from ferrogate._adapter import (
+    CallableKey,
     Candidate,
     Compiled,
     RouteReport,
+    add_limit,
     add_policy,
+    callables_of,
     compile_routes,
     describe,
+    limit_entry,
     policy_of,
     validate_fragment,
 )
@@ -178,6 +182,16 @@ class _AppState:
                 [("FERROGATE_CONFIG", "expected a dict or a path")],
             )
         config.pop("routes", None)
+        if self.ext.named_limits:
+            limits = dict(config.get("limits") or {})
+            for name, definition in self.ext.named_limits.items():
+                if name in limits and limits[name] != definition:
+                    raise ConfigError(
+                        f"limit {name!r} is defined both in the config and by @gate.limit(shared=...)",
+                        [(f"limits.{name}", "defined twice")],
+                    )
+                limits[name] = definition
+            config["limits"] = limits
         for section in SECTION_KEYS:
             value = self.setting("FERROGATE_" + section.upper())
             if value is not None:
@@ -197,7 +211,10 @@ class _AppState:
             pattern, reason = werkzeug_to_matchit(rule)
             methods = sorted(rule.methods or ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
             policy = self.ext.policy_for(rule.endpoint, view)
-            out.append(Candidate(id(rule), rule.endpoint, rule.rule, pattern, methods, policy, reason))
+            callables = self.ext.callables_for(rule.endpoint, view)
+            out.append(
+                Candidate(id(rule), rule.endpoint, rule.rule, pattern, methods, policy, reason, callables)
+            )
         return out
 
 
@@ -262,6 +279,9 @@ class FerroGate:
             )
         self.options = options
         self._blueprint_policies: dict[str, dict[str, Any]] = {}
+        self._blueprint_callables: dict[str, list[CallableKey]] = {}
+        #: Named limits defined by ``@gate.limit(quota, shared=name)``.
+        self.named_limits: dict[str, dict[str, Any]] = {}
         if app is not None:
             self.init_app(app)
 
@@ -314,15 +334,77 @@ class FerroGate:
         """No gate checks at all for this view (or blueprint)."""
         return self.policy(exempt=True)(target)
 
+    def limit(
+        self,
+        quota: str | None = None,
+        *,
+        key: str | list[str] | Callable[[], Any] | None = None,
+        cost: int | None = None,
+        shared: str | None = None,
+        dry_run: bool | None = None,
+        exempt_methods: list[str] | None = None,
+    ) -> Callable[[F], F]:
+        """A rate limit on a view or blueprint: ``@gate.limit("10/second")``.
+
+        ``key``: ``"ip"`` (default), ``"sub"``, ``"claim:<name>"``, ``"header:<name>"``, a list of
+        those (compound), or a function of no arguments that reads ``flask.request`` (the slow path:
+        such views are checked in ``before_request``). ``shared="name"`` counts on a named limit,
+        defined in the config's ``limits`` or here when a quota is given too. Stacked decorators add
+        limits; a view's limits replace its blueprint's.
+        """
+        entry, definition, callable_key = limit_entry(
+            quota, key=key, cost=cost, shared=shared, dry_run=dry_run, exempt_methods=exempt_methods
+        )
+
+        def decorate(target: F) -> F:
+            where = _describe(target)
+            context = None
+            if shared is not None:
+                known = self.named_limits.get(shared)
+                if definition is not None and known is not None and known != definition:
+                    raise ConfigError(
+                        f"@gate.limit on {where}: shared limit {shared!r} is already defined differently",
+                        [(f"{where}: limit", "conflicting definition")],
+                    )
+                context = {"limits": {shared: definition or known or {"quota": "1/second"}}}
+            validate_fragment({"limit": [entry]}, where, context)
+            if definition is not None and shared is not None:
+                self.named_limits[shared] = definition
+            if isinstance(target, Blueprint):
+                holder = self._blueprint_policies.setdefault(target.name, {})
+                holder["limit"] = [*holder.get("limit", []), entry]
+                if callable_key is not None:
+                    self._blueprint_callables.setdefault(target.name, []).append(callable_key)
+                return target
+            return add_limit(target, entry, callable_key)
+
+        return decorate
+
+    def callables_for(self, endpoint: str, view: Callable[..., Any] | None) -> list[CallableKey]:
+        """The Python key functions of the limits in force for an endpoint."""
+        if view is not None and "limit" in policy_of(view):
+            return callables_of(view)
+        out: list[CallableKey] = []
+        for name in self._blueprint_names(endpoint):
+            if "limit" in self._blueprint_policies.get(name, {}):
+                out = list(self._blueprint_callables.get(name, []))
+        return out
+
+    @staticmethod
+    def _blueprint_names(endpoint: str) -> list[str]:
+        """Blueprint names an endpoint belongs to, outermost first. A nested blueprint's endpoints
+        carry its dotted path ("api.internal"); its policy is stored under its own name."""
+        parts = endpoint.split(".")[:-1]
+        names: list[str] = []
+        for i in range(1, len(parts) + 1):
+            names.extend(dict.fromkeys((parts[i - 1], ".".join(parts[:i]))))
+        return names
+
     def policy_for(self, endpoint: str, view: Callable[..., Any] | None) -> dict[str, Any]:
         """The policy keys for an endpoint: outer blueprints, inner blueprints, then the view."""
         merged: dict[str, Any] = {}
-        parts = endpoint.split(".")[:-1]
-        for i in range(1, len(parts) + 1):
-            # A nested blueprint's endpoints carry its dotted path ("api.internal"); its policy is
-            # stored under its own name ("internal").
-            for name in dict.fromkeys((parts[i - 1], ".".join(parts[:i]))):
-                merged.update(self._blueprint_policies.get(name, {}))
+        for name in self._blueprint_names(endpoint):
+            merged.update(self._blueprint_policies.get(name, {}))
         if view is not None:
             merged.update(policy_of(view))
         return merged
@@ -345,7 +427,9 @@ class FerroGate:
                 return result
         if environ.get("ferrogate.route") is None:
             rule = request.url_rule
-            fallback = compiled.check_fallback(id(rule) if rule is not None else None, environ)
+            fallback = compiled.check_fallback(
+                id(rule) if rule is not None else None, environ, lambda ck: ck.fn()
+            )
             result = None if fallback is None else self._apply(state, fallback)
             if result is not None:
                 return result

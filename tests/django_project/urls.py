@@ -20,4 +20,6 @@ urlpatterns = [
     path("async/admin/", views.async_admin, name="async-admin"),
     path("stream/", views.stream, name="stream"),
     path("api/v1/", include(api)),
+    path("limited/", views.limited, name="limited"),
+    path("per-user/", views.per_user, name="per-user"),
 ]

@@ -6,7 +6,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
-from ferrogate.django import exempt, policy
+from ferrogate.django import exempt, limit, policy
 
 CALLS: dict[str, int] = {"middleware": 0, "views": 0}
 
@@ -86,3 +86,13 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
 
 def api_ping(request: HttpRequest) -> HttpResponse:
     return _seen(request, ping=True)
+
+
+@limit("1/minute")
+def limited(request: HttpRequest) -> JsonResponse:
+    return _seen(request)
+
+
+@limit("1/minute", key=lambda request: request.headers.get("X-User", "anon"))
+def per_user(request: HttpRequest) -> JsonResponse:
+    return _seen(request)

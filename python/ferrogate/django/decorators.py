@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ferrogate._adapter import add_policy, describe, validate_fragment
+from ferrogate._adapter import add_limit, add_policy, describe, limit_entry, validate_fragment
+from ferrogate.exceptions import ConfigError
 
-__all__ = ["exempt", "policy"]
+__all__ = ["NAMED_LIMITS", "exempt", "limit", "policy"]
+
+#: Named limits defined by ``@limit(quota, shared=name)``; merged into the gate config's ``limits``.
+NAMED_LIMITS: dict[str, dict[str, Any]] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,3 +34,42 @@ def policy(**fragment: Any) -> Callable[[F], F]:
 def exempt(view: F) -> F:
     """No gate checks at all for this view."""
     return add_policy(view, {"exempt": True})
+
+
+def limit(
+    quota: str | None = None,
+    *,
+    key: str | list[str] | Callable[[Any], Any] | None = None,
+    cost: int | None = None,
+    shared: str | None = None,
+    dry_run: bool | None = None,
+    exempt_methods: list[str] | None = None,
+) -> Callable[[F], F]:
+    """A rate limit on a view: ``@limit("10/second")``.
+
+    ``key``: ``"ip"`` (default), ``"sub"``, ``"claim:<name>"``, ``"header:<name>"``, a list of those,
+    or a function of the request (the slow path: such views are checked in ``process_view``).
+    ``shared="name"`` counts on a named limit from ``FERROGATE["limits"]``, or defined here when a
+    quota is given too. Stacked decorators add limits.
+    """
+    entry, definition, callable_key = limit_entry(
+        quota, key=key, cost=cost, shared=shared, dry_run=dry_run, exempt_methods=exempt_methods
+    )
+
+    def decorate(view: F) -> F:
+        where = describe(view)
+        context = None
+        if shared is not None:
+            known = NAMED_LIMITS.get(shared)
+            if definition is not None and known is not None and known != definition:
+                raise ConfigError(
+                    f"@limit on {where}: shared limit {shared!r} is already defined differently",
+                    [(f"{where}: limit", "conflicting definition")],
+                )
+            context = {"limits": {shared: definition or known or {"quota": "1/second"}}}
+        validate_fragment({"limit": [entry]}, where, context)
+        if definition is not None and shared is not None:
+            NAMED_LIMITS[shared] = definition
+        return add_limit(view, entry, callable_key)
+
+    return decorate

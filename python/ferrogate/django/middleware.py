@@ -99,7 +99,7 @@ class GateMiddleware:
             return None
         match = request.resolver_match
         key = fallback_key(match.route, match.func) if match is not None else None
-        d = state.compiled().check_fallback(key, meta)
+        d = state.compiled().check_fallback(key, meta, lambda ck: ck.fn(request))
         if d is None:
             return None
         if not d.forward:

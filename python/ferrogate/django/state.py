@@ -33,7 +33,20 @@ def gate_config() -> dict[str, Any]:
             "ferrogate.django decorators",
             [("FERROGATE.routes", "not allowed: routes come from the URLconf; set policies with decorators")],
         )
-    return dict(raw)
+    config = dict(raw)
+    from ferrogate.django.decorators import NAMED_LIMITS
+
+    if NAMED_LIMITS:
+        limits = dict(config.get("limits") or {})
+        for name, definition in NAMED_LIMITS.items():
+            if name in limits and limits[name] != definition:
+                raise ConfigError(
+                    f"limit {name!r} is defined both in FERROGATE and by @limit(shared=...)",
+                    [(f"FERROGATE.limits.{name}", "defined twice")],
+                )
+            limits[name] = definition
+        config["limits"] = limits
+    return config
 
 
 def compiled() -> Compiled:

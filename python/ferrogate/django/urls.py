@@ -16,7 +16,7 @@ from typing import Any
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 
-from ferrogate._adapter import Candidate, policy_of
+from ferrogate._adapter import Candidate, callables_of, policy_of
 
 __all__ = ["candidates", "fallback_key", "regex_to_matchit", "route_to_matchit"]
 
@@ -157,5 +157,6 @@ def _walk(
                     methods=None,
                     policy=policy_of(callback),
                     reason=why,
+                    callables=callables_of(callback),
                 )
             )
