@@ -1,5 +1,8 @@
-from typing import Any, final
+from collections.abc import Iterable
+from typing import Any, Self, final
 
+from _typeshed import OptExcInfo
+from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 from typing_extensions import disjoint_base
 
 __all__ = [
@@ -8,6 +11,8 @@ __all__ = [
     "RateLimitResult",
     "RateLimiter",
     "Router",
+    "WsgiGate",
+    "_StartResponse",
     "__version__",
     "_panic_guard_probe",
 ]
@@ -81,3 +86,20 @@ class RateLimiter:
     def __len__(self) -> int: ...
 
 def _panic_guard_probe() -> int: ...
+
+@disjoint_base
+class WsgiGate:
+    def __new__(cls, app: WSGIApplication, gate: Gate, defer_refusals: bool = False) -> Self: ...
+    @property
+    def app(self) -> WSGIApplication: ...
+    @property
+    def gate(self) -> Gate: ...
+    @property
+    def defer_refusals(self) -> bool: ...
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]: ...
+
+@final
+class _StartResponse:
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Any: ...

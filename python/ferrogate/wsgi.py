@@ -10,16 +10,16 @@ The app's response iterable is returned untouched, so streaming responses, ``clo
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from ferrogate._native import WsgiGate
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from ferrogate._native import Decision
-    from ferrogate._native import Gate as NativeGate
 
 __all__ = ["GateMiddleware", "forward", "respond"]
 
@@ -51,22 +51,14 @@ def forward(
     return app(environ, start_with_gate_headers)
 
 
-logger = logging.getLogger("ferrogate")
+class GateMiddleware(WsgiGate):
+    """Wraps ``app`` so that ``gate`` sees every request first: ``GateMiddleware(app, gate)``.
 
+    The per-request work is native (``ferrogate._native.WsgiGate``): the check, the refusal, the
+    environ keys and, only when the gate adds response headers, a ``start_response`` wrapper. A
+    dry-run rate limit that would have refused is logged at INFO on the ``ferrogate`` logger.
+    ``defer_refusals=True`` hands refused requests to the app with the decision in
+    ``environ["ferrogate.refused"]`` (the Flask extension uses it for app-rendered refusals).
+    """
 
-class GateMiddleware:
-    """Wraps ``app`` so that ``gate`` sees every request first."""
-
-    __slots__ = ("app", "gate")
-
-    def __init__(self, app: WSGIApplication, gate: NativeGate) -> None:
-        self.app = app
-        self.gate = gate
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        d = self.gate.check(environ)
-        if d.forward:
-            if d.dry_run_refused is not None:
-                logger.info("dry-run rate limit %r would have refused %s", d.dry_run_refused, d.route)
-            return forward(self.app, d, environ, start_response)
-        return respond(d, environ, start_response)
+    __slots__ = ()

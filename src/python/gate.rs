@@ -35,32 +35,32 @@ pub struct PyGate {
 pub struct PyDecision {
     /// True when the app should handle the request.
     #[pyo3(get)]
-    forward: bool,
+    pub(super) forward: bool,
     /// The status the gate answers with; 0 when forwarding.
     #[pyo3(get)]
-    status: u16,
+    pub(super) status: u16,
     /// Response headers when answering; headers to add to the app's response when forwarding.
     #[pyo3(get)]
-    headers: Py<PyTuple>,
+    pub(super) headers: Py<PyTuple>,
     #[pyo3(get)]
-    body: Py<PyBytes>,
+    pub(super) body: Py<PyBytes>,
     /// The matched route pattern, or None.
     #[pyo3(get)]
-    route: Option<Py<PyString>>,
+    pub(super) route: Option<Py<PyString>>,
     #[pyo3(get)]
-    route_name: Option<Py<PyString>>,
+    pub(super) route_name: Option<Py<PyString>>,
     #[pyo3(get)]
-    params: Py<PyDict>,
+    pub(super) params: Py<PyDict>,
     /// The dry-run rate limit that would have refused this request, or None.
     #[pyo3(get)]
-    dry_run_refused: Option<Py<PyString>>,
+    pub(super) dry_run_refused: Option<Py<PyString>>,
 }
 
 #[pymethods]
 impl PyDecision {
     /// `"403 Forbidden"`, as WSGI's `start_response` wants it; empty when forwarding.
     #[getter]
-    fn status_line(&self) -> String {
+    pub(super) fn status_line(&self) -> String {
         if self.forward {
             String::new()
         } else {
@@ -245,7 +245,11 @@ impl PyGate {
 
     /// Decides one request from its WSGI environ, in one call. Never raises for bad requests:
     /// they get a 4xx Decision; an internal bug gets a logged 500 Decision.
-    fn check(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> PyResult<PyDecision> {
+    pub(super) fn check(
+        &self,
+        py: Python<'_>,
+        environ: &Bound<'_, PyDict>,
+    ) -> PyResult<PyDecision> {
         guarded(
             py,
             "Gate.check",

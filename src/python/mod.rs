@@ -7,6 +7,7 @@ mod gate;
 mod guard;
 mod ratelimit;
 mod router;
+mod wsgi;
 
 use pyo3::prelude::*;
 
@@ -18,6 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     router::register(m)?;
     gate::register(m)?;
+    wsgi::register(m)?;
     guard::register(m)?;
     ratelimit::register(m)?;
     Ok(())
