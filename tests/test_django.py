@@ -272,3 +272,26 @@ def test_callable_key_limit_runs_in_process_view() -> None:
     assert client.get("/per-user/", HTTP_X_USER="ann").status_code == 429
     assert client.get("/per-user/", HTTP_X_USER="bob").status_code == 200
     assert client.get("/per-user/", HTTP_X_USER="ann", HTTP_X_FERROGATE_KEY_0="x").status_code == 429
+
+
+def test_wsgi_fast_path_adds_gate_headers_once() -> None:
+    app = get_wsgi_application()
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen["status"], seen["headers"] = status, headers
+        return lambda data: None
+
+    b"".join(app(_environ("/limited/"), start_response))
+    assert seen["status"] == "200 OK"
+    names = [k.lower() for k, _ in seen["headers"]]
+    assert names.count("ratelimit") == 1
+    assert names.count("ratelimit-policy") == 1
+    b"".join(app(_environ("/limited/"), start_response))
+    assert seen["status"].startswith("429")
+
+
+def test_middleware_adds_gate_headers_without_fast_path() -> None:
+    r = Client().get("/limited/")
+    assert r.status_code == 200
+    assert "ratelimit" in r.headers

@@ -30,10 +30,9 @@ from ferrogate._adapter import (
     policy_of,
     validate_fragment,
 )
-from ferrogate._native import Decision
+from ferrogate._native import Decision, WsgiGate
 from ferrogate.exceptions import ConfigError, GateRefused
 from ferrogate.gate import load_config_file
-from ferrogate.wsgi import forward, respond
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -247,19 +246,18 @@ class _FlaskGateMiddleware:
     def __init__(self, wsgi_app: WSGIApplication, state: _AppState) -> None:
         self.wsgi_app = wsgi_app
         self.state = state
+        self._native: WsgiGate | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         state = self.state
         if not state.enabled or not state.fast_path:
             return self.wsgi_app(environ, start_response)
-        d = state.for_request().gate.check(environ)
-        if d.forward:
-            return forward(self.wsgi_app, d, environ, start_response)
-        if state.defer_refusals:
-            # The app renders refusals itself: let Flask run so its error handler can.
-            environ["ferrogate.refused"] = d
-            return self.wsgi_app(environ, start_response)
-        return respond(d, environ, start_response)
+        gate = state.for_request().gate
+        native = self._native
+        if native is None or native.gate is not gate or native.defer_refusals != state.defer_refusals:
+            # With defer_refusals, Flask runs for refused requests so the app's handler renders them.
+            native = self._native = WsgiGate(self.wsgi_app, gate, state.defer_refusals)
+        return native(environ, start_response)
 
 
 class FerroGate:

@@ -61,15 +61,17 @@ class GateMiddleware:
             if not d.forward:
                 return _refusal(d, request)
             _forwarded(d, request)
+            # Checked here (not by the WSGI fast path, which adds its own headers on the way out).
+            request._ferrogate_headers = d.headers
         request.jwt_claims = meta.get("ferrogate.claims")
         return None
 
     @staticmethod
     def _finish(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        for source in (request.META.get("ferrogate.decision"), getattr(request, "_ferrogate_fallback", None)):
-            if source is not None:
-                for k, v in source.headers:
-                    response.headers[k] = v
+        fallback = getattr(request, "_ferrogate_fallback", None)
+        for headers in (getattr(request, "_ferrogate_headers", ()), fallback.headers if fallback else ()):
+            for k, v in headers:
+                response.headers[k] = v
         return response
 
     def __call__(self, request: HttpRequest) -> Any:

@@ -4,7 +4,7 @@
 requests are answered before Django builds an ``HttpRequest``, so they skip every middleware
 (logging, sessions, CSRF) and cost microseconds. Forwarded requests carry the decision in the
 environ and ``GateMiddleware`` (still required in ``MIDDLEWARE``) does not check them again; it still
-applies ``re_path`` fallbacks and adds the response headers. Under ASGI, use the middleware alone.
+applies fallbacks. The gate's response headers are added here, on the way out. Under ASGI, use the middleware alone.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ferrogate.wsgi import respond
+from ferrogate._native import WsgiGate
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -21,22 +21,20 @@ __all__ = ["DjangoGateWSGI", "get_wsgi_application"]
 
 
 class DjangoGateWSGI:
-    """Wraps Django's WSGI handler with the compiled gate."""
+    """Wraps Django's WSGI handler with the compiled gate (rebuilt when the settings change)."""
 
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
+        self._native: WsgiGate | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         from ferrogate.django import state
 
-        d = state.compiled().gate.check(environ)
-        if not d.forward:
-            return respond(d, environ, start_response)
-        environ["ferrogate.route"] = d.route
-        environ["ferrogate.route_name"] = d.route_name
-        environ["ferrogate.params"] = d.params
-        environ["ferrogate.decision"] = d
-        return self.app(environ, start_response)
+        gate = state.compiled().gate
+        native = self._native
+        if native is None or native.gate is not gate:
+            native = self._native = WsgiGate(self.app, gate)
+        return native(environ, start_response)
 
 
 def get_wsgi_application() -> WSGIApplication:
