@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml
 PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
 
-.PHONY: help demo test lint bench dev build fmt clean rust-test py-test fuzz
+.PHONY: help demo test lint bench dev build fmt clean rust-test py-test fuzz load
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,10 @@ bench: build ## benchmarks, side by side with the peers, in one run
 fuzz: build ## property tests / fuzzing for much longer than `make test` runs them
 	PROPTEST_CASES=50000 cargo test --release --test prop_core
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz_boundary.py
+
+load: build ## gunicorn + wrk load test: bare app vs the app behind the gate (real HTTP on 127.0.0.1)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) tests/load/run.py
 
 clean:
 	rm -rf target $(VENV) bench-results

@@ -1,0 +1,103 @@
+"""Load test: the example Flask API under gunicorn (real HTTP on 127.0.0.1), driven by wrk.
+
+    python tests/load/run.py [--duration 5] [--workers 2] [--connections 16]
+
+Each variant is served in turn by gunicorn on a free loopback port and driven by wrk for the same
+duration; the table gives requests/s and the ratio to the bare app measured in the same run.
+Requests are bounded by the duration; nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {
+    "bare": "apps:bare",
+    "gate (routing)": "apps:gated",
+    "gate (routing + limit)": "apps:gated_limited",
+}
+PATH = "/articles/1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"gunicorn did not listen on {port}")
+
+
+def run_variant(target: str, args: argparse.Namespace) -> float:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(args.workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(HERE),
+            "--log-level",
+            "warning",
+            target,
+        ],
+    )
+    try:
+        wait_listening(port)
+        url = f"http://127.0.0.1:{port}{PATH}"
+        subprocess.run(["wrk", "-t1", "-c4", "-d1s", url], capture_output=True, check=True)  # warm-up
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if m is None or "Non-2xx" in out:
+            raise RuntimeError(f"unexpected wrk output:\n{out}")
+        return float(m.group(1))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    results = {name: run_variant(target, args) for name, target in VARIANTS.items()}
+    base = results["bare"]
+    print(f"\n{PATH} under gunicorn -w {args.workers}, wrk -c{args.connections} -d{args.duration}s")
+    print(f"{'variant':28} {'req/s':>10} {'vs bare':>8}")
+    for name, rps in results.items():
+        print(f"{name:28} {rps:10.0f} {rps / base:7.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
