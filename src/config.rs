@@ -82,6 +82,12 @@ impl Issues {
         self.0.is_empty()
     }
 
+    /// How many problems were reported so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// `Ok(value)` when nothing was reported.
     pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
         if self.0.is_empty() {
@@ -221,6 +227,8 @@ pub struct GateConfig {
     pub unmatched: Unmatched,
     /// `limits`, `client_ip` and `rate_limit`.
     pub rate_limit: crate::ratelimit::Settings,
+    /// The `[jwt]` section, as given; built into a verifier with the gate (it may fetch keys).
+    pub jwt: Option<Value>,
 }
 
 /// What the gate does with a request that matches no route.
@@ -241,6 +249,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "client_ip",
     "rate_limit",
+    "jwt",
 ];
 
 impl GateConfig {
@@ -290,6 +299,7 @@ impl GateConfig {
             ),
         }
         Self {
+            jwt: root.get("jwt").cloned(),
             defaults,
             routes,
             unmatched,

@@ -5,6 +5,13 @@
 //! after the policy; each either answers the request or adds to what is forwarded.
 
 use crate::clock::SharedClock;
+use std::sync::Arc;
+
+use crate::auth::jwks::Fetcher;
+use crate::auth::stage::{
+    Blocking, InPlace, Mode as AuthMode, Slots as AuthSlots, Stage as AuthStage,
+};
+use crate::auth::verifier::Verified;
 use crate::config::{ConfigError, GateConfig, Issues, Unmatched};
 use crate::http::Header;
 use crate::policy::{Access, Policy};
@@ -60,6 +67,8 @@ pub struct Forward<'s> {
     pub headers: Vec<Header>,
     /// A dry-run limit that would have refused this request (its name), for logs and metrics.
     pub dry_run_refused: Option<&'s str>,
+    /// The verified token, when the route looked for one and the request had it.
+    pub claims: Option<Arc<Verified>>,
 }
 
 #[derive(Debug)]
@@ -82,8 +91,26 @@ pub struct Gate {
     default_policy: Policy,
     default_limits: RouteLimits,
     rate_limit: Stage,
+    auth: Option<AuthStage>,
     unmatched: Unmatched,
     header_keys: Vec<String>,
+}
+
+/// What a gate needs from its host besides the config.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    pub clock: SharedClock,
+    /// Serves `[jwt] jwks_url` and `discovery`.
+    pub fetcher: Option<Arc<dyn Fetcher>>,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        Self {
+            clock: crate::clock::system(),
+            fetcher: None,
+        }
+    }
 }
 
 /// What `explain` found for a method and path.
@@ -110,24 +137,70 @@ impl Gate {
         Self::with_clock(config, crate::clock::system())
     }
 
-    /// A gate whose time-dependent stages (rate limits) read `clock`; tests pass a `ManualClock`.
+    /// A gate whose time-dependent stages (rate limits, token expiry) read `clock`; tests pass a
+    /// `ManualClock`.
     pub fn with_clock(config: &GateConfig, clock: SharedClock) -> Result<Self, ConfigError> {
         let mut issues = Issues::default();
-        let gate = Self::build(config, clock, &mut issues);
+        let gate = Self::build(
+            config,
+            &GateOptions {
+                clock,
+                fetcher: None,
+            },
+            &mut issues,
+        );
         issues.finish(gate)
     }
 
     /// Validates and builds in one round, so shape problems and route conflicts are reported
     /// together.
     pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
+        Self::from_value_with(v, &GateOptions::default())
+    }
+
+    /// [`Gate::from_value`] with a clock and an HTTP fetcher.
+    pub fn from_value_with(
+        v: &serde_json::Value,
+        options: &GateOptions,
+    ) -> Result<Self, ConfigError> {
         let mut issues = Issues::default();
         let config = GateConfig::parse(v, &mut issues);
-        let gate = Self::build(&config, crate::clock::system(), &mut issues);
+        let gate = Self::build(&config, options, &mut issues);
         issues.finish(gate)
     }
 
-    fn build(config: &GateConfig, clock: SharedClock, issues: &mut Issues) -> Self {
+    fn build(config: &GateConfig, options: &GateOptions, issues: &mut Issues) -> Self {
+        let clock = options.clock.clone();
         let mut header_keys = Vec::new();
+        let auth = config.jwt.as_ref().and_then(|jwt| {
+            let settings =
+                crate::auth::settings::parse(jwt, "jwt", &clock, options.fetcher.as_ref(), issues)?;
+            Some(AuthStage {
+                verifier: settings.verifier,
+                realm: settings.realm,
+                slots: AuthSlots {
+                    authorization: header_slot(&mut header_keys, "authorization"),
+                    cookie: header_slot(&mut header_keys, "cookie"),
+                },
+            })
+        });
+        if config.jwt.is_none() {
+            let needs = |p: &crate::policy::PolicyOverride| {
+                p.auth.as_ref().is_some_and(|a| a.mode != AuthMode::None)
+            };
+            if needs(&config.defaults) {
+                issues.push(
+                    "defaults.auth",
+                    "needs a [jwt] section to verify tokens with",
+                );
+            }
+            for spec in config.routes.iter().filter(|r| needs(&r.policy)) {
+                issues.push(
+                    format!("{}.auth", spec.key),
+                    "needs a [jwt] section to verify tokens with",
+                );
+            }
+        }
         let default_policy = Policy::from_defaults(&config.defaults);
         let mut limits = StageBuilder::new(&config.rate_limit, clock);
         let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
@@ -151,6 +224,7 @@ impl Gate {
             default_policy,
             default_limits,
             rate_limit,
+            auth,
             unmatched: config.unmatched,
             header_keys,
         }
@@ -180,9 +254,25 @@ impl Gate {
         self.router.len()
     }
 
+    /// The gate's token verifier, if it has a `[jwt]` section.
+    #[must_use]
+    pub fn verifier(&self) -> Option<&Arc<crate::auth::Verifier>> {
+        self.auth.as_ref().map(|a| &a.verifier)
+    }
+
     /// Decides one request. `scratch` holds the normalised path when normalising had to rewrite it,
     /// so the matched params can borrow from it without allocating on the common path.
     pub fn check<'s>(&'s self, req: &Request<'s>, scratch: &'s mut String) -> Decision<'s> {
+        self.check_with(req, scratch, &InPlace)
+    }
+
+    /// [`Gate::check`], running signature checks on a token-cache miss through `blocking`.
+    pub fn check_with<'s>(
+        &'s self,
+        req: &Request<'s>,
+        scratch: &'s mut String,
+        blocking: &dyn Blocking,
+    ) -> Decision<'s> {
         let path = match normalize(req.path, PathEncoding::Decoded) {
             Ok(std::borrow::Cow::Borrowed(p)) => p,
             Ok(std::borrow::Cow::Owned(p)) => {
@@ -220,6 +310,7 @@ impl Gate {
                     route: None,
                     headers: Vec::new(),
                     dry_run_refused: None,
+                    claims: None,
                 });
             }
             Lookup::NotFound => (&self.default_policy, &self.default_limits, None),
@@ -229,6 +320,7 @@ impl Gate {
                 route,
                 headers: Vec::new(),
                 dry_run_refused: None,
+                claims: None,
             });
         }
         if policy.access == Access::Deny {
@@ -238,9 +330,20 @@ impl Gate {
             );
             return Decision::Respond(Response::problem(&p, Vec::new()));
         }
+        let claims = match &self.auth {
+            Some(stage) => match stage.check(&policy.auth, req, blocking) {
+                Ok(v) => v,
+                Err(r) => return Decision::Respond(r),
+            },
+            None => None,
+        };
         let mut headers = Vec::new();
-        // The JWT stage (another branch) supplies verified claims here; until then, None.
-        let dry_run_refused = match self.rate_limit.check(limits, req, None, &mut headers) {
+        let dry_run_refused = match self.rate_limit.check(
+            limits,
+            req,
+            claims.as_deref().map(|v| &*v.claims),
+            &mut headers,
+        ) {
             Verdict::Refuse(r) => return Decision::Respond(r),
             Verdict::Pass { dry_run_refused } => dry_run_refused,
         };
@@ -248,6 +351,7 @@ impl Gate {
             route,
             headers,
             dry_run_refused,
+            claims,
         })
     }
 
@@ -279,6 +383,15 @@ impl Gate {
             },
         }
     }
+}
+
+/// The slot of a request header in [`Request::headers`], adding it if new.
+fn header_slot(keys: &mut Vec<String>, name: &str) -> usize {
+    if let Some(i) = keys.iter().position(|k| k == name) {
+        return i;
+    }
+    keys.push(name.to_owned());
+    keys.len() - 1
 }
 
 fn method_not_allowed(method: &str, allow: &[&'static str]) -> Response {

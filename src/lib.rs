@@ -4,6 +4,7 @@
 //! framework sees it. The core modules know nothing of Python; the binding layer lives in
 //! [`python`] behind the `python` feature, so `cargo test` exercises the core on its own.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod gate;

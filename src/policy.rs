@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::auth::stage::AuthPolicy;
 use crate::config::{Issues, join, show};
 use crate::ratelimit::LimitPolicy;
 
@@ -31,10 +32,12 @@ pub struct PolicyOverride {
     pub exempt: Option<bool>,
     /// Rate limits (`limit = "100/minute"`, a named limit, a table, a list, or `false`).
     pub limit: Option<LimitPolicy>,
+    /// Bearer-token auth (`auth = "required"` or a table).
+    pub auth: Option<AuthPolicy>,
 }
 
 /// Keys every policy table accepts.
-pub const POLICY_KEYS: &[&str] = &["access", "exempt", "limit"];
+pub const POLICY_KEYS: &[&str] = &["access", "exempt", "limit", "auth"];
 
 impl PolicyOverride {
     /// Parses the policy keys of a table; `extra_keys` are the other keys the caller handles.
@@ -56,6 +59,9 @@ impl PolicyOverride {
         if let Some(e) = map.get("exempt") {
             out.exempt = issues.boolean(e, &join(at, "exempt"));
         }
+        if let Some(a) = map.get("auth") {
+            out.auth = AuthPolicy::parse(a, &join(at, "auth"), issues);
+        }
         if let Some(l) = map.get("limit") {
             out.limit = crate::ratelimit::config::parse_limit(l, &join(at, "limit"), issues);
         }
@@ -69,6 +75,7 @@ impl PolicyOverride {
             access: self.access.unwrap_or(base.access),
             exempt: self.exempt.unwrap_or(base.exempt),
             limit: self.limit.clone().unwrap_or_else(|| base.limit.clone()),
+            auth: self.auth.clone().unwrap_or_else(|| base.auth.clone()),
         }
     }
 }
@@ -80,6 +87,7 @@ pub struct Policy {
     /// Skip every check: the route is forwarded as if the gate were not there (`@gate.exempt`).
     pub exempt: bool,
     pub limit: LimitPolicy,
+    pub auth: AuthPolicy,
 }
 
 impl Policy {
@@ -96,6 +104,7 @@ impl Policy {
             ("access", self.access.as_str().to_owned()),
             ("exempt", self.exempt.to_string()),
             ("limit", self.limit.describe()),
+            ("auth", self.auth.describe()),
         ]
     }
 }

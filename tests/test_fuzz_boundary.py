@@ -3,6 +3,7 @@ never a crash, a TypeError or a PanicException."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ferrogate import ConfigError, Gate, InvalidPathError, Router
@@ -71,3 +72,24 @@ def test_gate_config_builds_or_explains(config: Any) -> None:
     except ConfigError as e:
         error = e
     assert error is None or error.issues
+
+
+segment = st.one_of(
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.", max_size=40),
+    st.binary(max_size=30).map(lambda b: __import__("base64").urlsafe_b64encode(b).decode().rstrip("=")),
+    st.sampled_from(["eyJhbGciOiJIUzI1NiJ9", "eyJhbGciOiJub25lIn0", "e30", "W10", "bnVsbA"]),
+)
+
+
+@given(
+    token=st.one_of(
+        st.lists(segment, min_size=0, max_size=6).map(".".join), st.binary(max_size=64), st.text(max_size=64)
+    )
+)
+def test_verify_only_raises_invalid_token_errors(token: Any) -> None:
+    from ferrogate import InvalidTokenError, JWTVerifier
+
+    verifier = JWTVerifier(["HS256"], key="fuzz-secret", cache_size=0)
+    # Anything else (TypeError, ValueError, PanicException) fails the test.
+    with contextlib.suppress(InvalidTokenError):
+        verifier.verify(token, now=1_800_000_000)

@@ -112,7 +112,12 @@ name = "user"
     )
     gate = Gate.from_file(path)
     assert gate.routes() == [("/admin/{*rest}", None), ("/users/{id}", "user")]
-    assert gate.explain("GET", "/admin/x")["policy"] == {"access": "deny", "exempt": "false", "limit": "off"}
+    assert gate.explain("GET", "/admin/x")["policy"] == {
+        "access": "deny",
+        "auth": "none",
+        "exempt": "false",
+        "limit": "off",
+    }
 
 
 def test_from_json_file(tmp_path: Path) -> None:

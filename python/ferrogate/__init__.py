@@ -6,20 +6,47 @@ Rust call per request.
 
 from __future__ import annotations
 
-from ferrogate._native import Decision, RateLimiter, RateLimitResult, Router
+from ferrogate._native import Decision, JWTVerifier, RateLimiter, RateLimitResult, Router, encode
 from ferrogate._native import __version__ as __version__
-from ferrogate.exceptions import ConfigError, FerroGateError, InMemoryRateLimitWarning, InvalidPathError
+from ferrogate.exceptions import (
+    ConfigError,
+    DecodeError,
+    ExpiredSignatureError,
+    FerroGateError,
+    ImmatureSignatureError,
+    InMemoryRateLimitWarning,
+    InvalidAlgorithmError,
+    InvalidAudienceError,
+    InvalidIssuerError,
+    InvalidKeyError,
+    InvalidPathError,
+    InvalidSignatureError,
+    InvalidTokenError,
+    MissingRequiredClaimError,
+)
 from ferrogate.gate import Gate
 
 __all__ = [
     "ConfigError",
     "Decision",
+    "DecodeError",
+    "ExpiredSignatureError",
     "FerroGateError",
     "Gate",
+    "ImmatureSignatureError",
     "InMemoryRateLimitWarning",
+    "InvalidAlgorithmError",
+    "InvalidAudienceError",
+    "InvalidIssuerError",
+    "InvalidKeyError",
     "InvalidPathError",
+    "InvalidSignatureError",
+    "InvalidTokenError",
+    "JWTVerifier",
+    "MissingRequiredClaimError",
     "RateLimitResult",
     "RateLimiter",
     "Router",
     "__version__",
+    "encode",
 ]

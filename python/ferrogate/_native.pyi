@@ -8,6 +8,7 @@ from typing_extensions import disjoint_base
 __all__ = [
     "Decision",
     "Gate",
+    "JWTVerifier",
     "RateLimitResult",
     "RateLimiter",
     "Router",
@@ -15,6 +16,7 @@ __all__ = [
     "_StartResponse",
     "__version__",
     "_panic_guard_probe",
+    "encode",
 ]
 
 __version__: str
@@ -48,6 +50,8 @@ class Decision:
     def params(self) -> dict[str, str]: ...
     @property
     def dry_run_refused(self) -> str | None: ...
+    @property
+    def claims(self) -> dict[str, Any] | None: ...
 
 @disjoint_base
 class Gate:
@@ -103,3 +107,39 @@ class _StartResponse:
     def __call__(
         self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
     ) -> Any: ...
+
+@final
+class JWTVerifier:
+    def __new__(
+        cls,
+        algorithms: list[str],
+        *,
+        key: str | bytes | dict[str, Any] | None = None,
+        keys: list[str | bytes | dict[str, Any]] | None = None,
+        jwks: dict[str, Any] | None = None,
+        jwks_url: str | None = None,
+        issuer: str | list[str] | None = None,
+        discovery: bool = False,
+        audience: str | list[str] | None = None,
+        leeway: float | None = None,
+        required_claims: list[str] | None = None,
+        verify_exp: bool = True,
+        max_token_bytes: int | None = None,
+        cache_size: int | None = None,
+        jwks_ttl: float | None = None,
+        kid_cooldown: float | None = None,
+        timeout: float | None = None,
+    ) -> Self: ...
+    def verify(self, token: str | bytes, *, now: float | None = None) -> dict[str, Any]: ...
+    def verify_jws(self, token: str | bytes) -> bytes: ...
+    def refresh(self) -> None: ...
+    @property
+    def fetch_count(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def algorithms(self) -> list[str]: ...
+
+def encode(
+    claims: dict[str, Any], key: str | bytes, algorithm: str, headers: dict[str, Any] | None = None
+) -> str: ...

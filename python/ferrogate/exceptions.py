@@ -12,11 +12,21 @@ __all__ = [
     "AuthenticationRequired",
     "BadRequest",
     "ConfigError",
+    "DecodeError",
+    "ExpiredSignatureError",
     "FerroGateError",
     "GateRefused",
+    "ImmatureSignatureError",
     "InMemoryRateLimitWarning",
+    "InvalidAlgorithmError",
+    "InvalidAudienceError",
+    "InvalidIssuerError",
+    "InvalidKeyError",
     "InvalidPathError",
+    "InvalidSignatureError",
+    "InvalidTokenError",
     "MethodNotAllowed",
+    "MissingRequiredClaimError",
     "PermissionDenied",
     "RateLimited",
 ]
@@ -108,3 +118,54 @@ _REFUSALS: dict[int, type[GateRefused]] = {
 
 class InMemoryRateLimitWarning(RuntimeWarning):
     """In-memory rate limits under a server with several worker processes: each counts alone."""
+
+
+# -- tokens (names as in PyJWT) -------------------------------------------------------------------
+
+
+class InvalidTokenError(FerroGateError):
+    """A token was refused. Every error ``JWTVerifier.verify`` raises is one of these."""
+
+
+class DecodeError(InvalidTokenError):
+    """The token is not a well-formed JWS/JWT: segments, base64url, JSON, header or claim types."""
+
+
+class InvalidSignatureError(DecodeError):
+    """The signature does not verify (or no key could check it, e.g. an unknown ``kid``)."""
+
+
+class ExpiredSignatureError(InvalidTokenError):
+    """``exp`` has passed (the token is invalid at exactly ``exp``, plus any leeway)."""
+
+
+class ImmatureSignatureError(InvalidTokenError):
+    """``nbf`` is in the future, or ``iat`` is."""
+
+
+class InvalidAudienceError(InvalidTokenError):
+    """``aud`` does not name this service, has the wrong type, or is present when none is expected."""
+
+
+class InvalidIssuerError(InvalidTokenError):
+    """``iss`` is not an accepted issuer, or not a string."""
+
+
+class MissingRequiredClaimError(InvalidTokenError):
+    """A required claim is missing; ``claim`` names it."""
+
+    def __init__(self, message: str, claim: str = "") -> None:
+        super().__init__(message)
+        self.claim = claim
+
+    def __reduce__(self) -> tuple[type[MissingRequiredClaimError], tuple[str, str]]:
+        return (type(self), (str(self), self.claim))
+
+
+class InvalidAlgorithmError(InvalidTokenError):
+    """The token's ``alg`` is not allowed (``none`` never is) or does not fit the key."""
+
+
+class InvalidKeyError(FerroGateError, ValueError):
+    """A key given to ``JWTVerifier`` or ``encode`` is unusable (wrong type for the algorithm,
+    malformed PEM/JWK, a public key used as an HMAC secret...)."""

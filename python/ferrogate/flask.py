@@ -440,6 +440,8 @@ class FerroGate:
             environ.setdefault("ferrogate.route", d.route)
             environ.setdefault("ferrogate.route_name", d.route_name)
             environ.setdefault("ferrogate.params", d.params)
+            if d.claims is not None:
+                environ["ferrogate.claims"] = d.claims
             if d.headers:
                 g.ferrogate_headers = [*g.get("ferrogate_headers", ()), *d.headers]
             return None

@@ -38,6 +38,7 @@ def forward(
     environ["ferrogate.route"] = d.route
     environ["ferrogate.route_name"] = d.route_name
     environ["ferrogate.params"] = d.params
+    environ["ferrogate.claims"] = d.claims
     environ["ferrogate.decision"] = d
     extra = d.headers
     if not extra:

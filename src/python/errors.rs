@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::auth::{KeyError, TokenError};
 use crate::config::ConfigError;
 use crate::ratelimit::RateLimitError;
 use crate::router::{PathError, RouterError};
@@ -13,6 +14,15 @@ use crate::router::{PathError, RouterError};
 pub mod exc {
     pyo3::import_exception!(ferrogate.exceptions, ConfigError);
     pyo3::import_exception!(ferrogate.exceptions, InvalidPathError);
+    pyo3::import_exception!(ferrogate.exceptions, DecodeError);
+    pyo3::import_exception!(ferrogate.exceptions, InvalidSignatureError);
+    pyo3::import_exception!(ferrogate.exceptions, ExpiredSignatureError);
+    pyo3::import_exception!(ferrogate.exceptions, ImmatureSignatureError);
+    pyo3::import_exception!(ferrogate.exceptions, InvalidAudienceError);
+    pyo3::import_exception!(ferrogate.exceptions, InvalidIssuerError);
+    pyo3::import_exception!(ferrogate.exceptions, MissingRequiredClaimError);
+    pyo3::import_exception!(ferrogate.exceptions, InvalidAlgorithmError);
+    pyo3::import_exception!(ferrogate.exceptions, InvalidKeyError);
 }
 use exc::{ConfigError as PyConfigError, InvalidPathError as PyInvalidPathError};
 
@@ -24,6 +34,40 @@ enum ErrorKind {
     Router(RouterError),
     Path(PathError),
     RateLimit(RateLimitError),
+    Token(TokenError),
+    Key(KeyError),
+    /// A verifier config whose problems are all about keys: `InvalidKeyError`, like `PyJWT`.
+    KeyConfig(ConfigError),
+}
+
+impl Error {
+    /// Verifier options: `InvalidKeyError` when every problem is in a key, else `ConfigError`.
+    pub fn key_config(e: ConfigError) -> Self {
+        let about_keys = e.issues.iter().all(|i| {
+            let k = i.key.as_str();
+            ["key", "keys", "jwks"].iter().any(|p| {
+                k == *p || k.starts_with(&format!("{p}[")) || k.starts_with(&format!("{p}."))
+            }) || i.message.starts_with("invalid key")
+                || i.message.contains("no key can verify")
+        });
+        Self(if about_keys {
+            ErrorKind::KeyConfig(e)
+        } else {
+            ErrorKind::Config(e)
+        })
+    }
+}
+
+impl From<TokenError> for Error {
+    fn from(e: TokenError) -> Self {
+        Self(ErrorKind::Token(e))
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        Self(ErrorKind::Key(e))
+    }
 }
 
 impl From<RateLimitError> for Error {
@@ -66,6 +110,9 @@ impl From<Error> for PyErr {
             }),
             ErrorKind::Router(r) => PyConfigError::new_err(r.to_string()),
             ErrorKind::Path(p) => PyInvalidPathError::new_err(p.to_string()),
+            ErrorKind::Token(t) => token_error(&t),
+            ErrorKind::Key(k) => exc::InvalidKeyError::new_err(k.to_string()),
+            ErrorKind::KeyConfig(c) => exc::InvalidKeyError::new_err(c.to_string()),
             // Every rate-limit error is a bad quota or setting given at start-up.
             ErrorKind::RateLimit(r) => {
                 let key = match &r {
@@ -77,5 +124,24 @@ impl From<Error> for PyErr {
                 PyConfigError::new_err((msg.clone(), vec![(key.to_owned(), msg)]))
             }
         }
+    }
+}
+
+fn token_error(e: &TokenError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        TokenError::Decode(_) | TokenError::InvalidClaim(_) => exc::DecodeError::new_err(msg),
+        TokenError::InvalidSignature | TokenError::NoKey(_) => {
+            exc::InvalidSignatureError::new_err(msg)
+        }
+        TokenError::Expired => exc::ExpiredSignatureError::new_err(msg),
+        TokenError::Immature(_) => exc::ImmatureSignatureError::new_err(msg),
+        TokenError::InvalidAudience(_) => exc::InvalidAudienceError::new_err(msg),
+        TokenError::InvalidIssuer(_) => exc::InvalidIssuerError::new_err(msg),
+        TokenError::MissingClaim(claim) => {
+            exc::MissingRequiredClaimError::new_err((msg, claim.clone()))
+        }
+        // `TokenError` is non-exhaustive: anything new is at least an invalid token.
+        TokenError::InvalidAlgorithm(_) => exc::InvalidAlgorithmError::new_err(msg),
     }
 }

@@ -8,9 +8,19 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use super::convert::to_value;
 use super::errors::Error;
 use super::guard::guarded;
-use crate::gate::{Decision, Explanation, Gate, Request, Response};
+use crate::auth::stage::Blocking;
+use crate::gate::{Decision, Explanation, Gate, GateOptions, Request, Response};
 use crate::http::Header;
 use crate::problem::{self, Problem};
+
+/// Runs signature checks with the GIL released, so other threads serve requests meanwhile.
+struct ReleaseGil<'py>(Python<'py>);
+
+impl Blocking for ReleaseGil<'_> {
+    fn run(&self, f: &mut (dyn FnMut() + Send)) {
+        self.0.detach(f);
+    }
+}
 
 /// Environ keys, interned once so each per-request lookup hashes nothing.
 struct EnvironKeys {
@@ -54,6 +64,9 @@ pub struct PyDecision {
     /// The dry-run rate limit that would have refused this request, or None.
     #[pyo3(get)]
     pub(super) dry_run_refused: Option<Py<PyString>>,
+    /// The verified token claims (a fresh dict), or None.
+    #[pyo3(get)]
+    pub(super) claims: Option<Py<PyDict>>,
 }
 
 #[pymethods]
@@ -95,6 +108,7 @@ fn respond(py: Python<'_>, r: &Response) -> PyResult<PyDecision> {
         route_name: None,
         params: PyDict::new(py).unbind(),
         dry_run_refused: None,
+        claims: None,
     })
 }
 
@@ -179,7 +193,7 @@ impl PyGate {
             headers: &headers,
         };
         let mut scratch = String::new();
-        match self.core.check(&req, &mut scratch) {
+        match self.core.check_with(&req, &mut scratch, &ReleaseGil(py)) {
             Decision::Respond(r) => respond(py, &r),
             Decision::Forward(f) => {
                 let params = PyDict::new(py);
@@ -204,6 +218,10 @@ impl PyGate {
                     route_name,
                     params: params.unbind(),
                     dry_run_refused: f.dry_run_refused.map(|n| PyString::new(py, n).unbind()),
+                    claims: match &f.claims {
+                        Some(v) => Some(super::jwt::claims_dict(py, v)?.unbind()),
+                        None => None,
+                    },
                 })
             }
         }
@@ -216,7 +234,11 @@ impl PyGate {
     #[new]
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
         let value = to_value(config).map_err(Error::from)?;
-        let core = Gate::from_value(&value).map_err(Error::from)?;
+        let options = GateOptions {
+            clock: crate::clock::system(),
+            fetcher: Some(super::jwt::fetcher()),
+        };
+        let core = Gate::from_value_with(&value, &options).map_err(Error::from)?;
         let intern = |s: &str| PyString::intern(py, s).unbind();
         let keys = EnvironKeys {
             method: intern("REQUEST_METHOD"),

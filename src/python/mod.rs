@@ -5,6 +5,7 @@ mod convert;
 mod errors;
 mod gate;
 mod guard;
+mod jwt;
 mod ratelimit;
 mod router;
 mod wsgi;
@@ -19,6 +20,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     router::register(m)?;
     gate::register(m)?;
+    jwt::register(m)?;
     wsgi::register(m)?;
     guard::register(m)?;
     ratelimit::register(m)?;

@@ -12,6 +12,7 @@ struct Keys {
     route_name: Py<PyString>,
     params: Py<PyString>,
     decision: Py<PyString>,
+    claims: Py<PyString>,
     refused: Py<PyString>,
     method: Py<PyString>,
 }
@@ -109,6 +110,7 @@ impl PyWsgiGate {
                 route_name: intern("ferrogate.route_name"),
                 params: intern("ferrogate.params"),
                 decision: intern("ferrogate.decision"),
+                claims: intern("ferrogate.claims"),
                 refused: intern("ferrogate.refused"),
                 method: intern("REQUEST_METHOD"),
             },
@@ -139,6 +141,7 @@ impl PyWsgiGate {
             d.route_name.as_ref().map(|r| r.bind(py)),
         )?;
         environ.set_item(k.params.bind(py), d.params.bind(py))?;
+        environ.set_item(k.claims.bind(py), d.claims.as_ref().map(|c| c.bind(py)))?;
         let extra = d.headers.clone_ref(py);
         environ.set_item(k.decision.bind(py), Py::new(py, d)?)?;
         let app = self.app.bind(py);

@@ -32,6 +32,7 @@ def _forwarded(d: Decision, request: HttpRequest) -> None:
     meta["ferrogate.route"] = d.route
     meta["ferrogate.route_name"] = d.route_name
     meta["ferrogate.params"] = d.params
+    meta["ferrogate.claims"] = d.claims
     meta["ferrogate.decision"] = d
 
 

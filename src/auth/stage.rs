@@ -1,0 +1,462 @@
+//! The gate's auth stage: find the bearer token where the route allows it, verify it, check
+//! scopes and claims, and answer 401/403 the RFC 6750 way when that fails.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+
+use super::verifier::{Verified, Verifier};
+use crate::config::{Issues, join, show};
+use crate::gate::{Request, Response};
+use crate::http::Header;
+use crate::problem::{self, Problem};
+
+/// Whether a route needs a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// No token is looked for (a token sent anyway is ignored).
+    #[default]
+    None,
+    /// A token is used when present (and must then be valid); requests without one pass.
+    Optional,
+    /// A valid token is needed.
+    Required,
+}
+
+/// Where a route accepts the token from. Only the header by default: cookies and query strings
+/// leak into logs and cross-site requests, so each is opt-in per route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLocation {
+    Header,
+    Cookie(String),
+    Query(String),
+}
+
+/// A requirement on a claim.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimRule {
+    /// The claim equals this value.
+    Equals(Value),
+    /// The claim (a list, or a space-delimited string) contains every one of these.
+    Contains(Vec<String>),
+}
+
+/// A route's auth policy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuthPolicy {
+    pub mode: Mode,
+    pub scopes: Vec<String>,
+    pub claims: Vec<(String, ClaimRule)>,
+    pub locations: Vec<TokenLocation>,
+}
+
+impl AuthPolicy {
+    /// Parses `auth = "required" | "optional" | "none"` or a table
+    /// `{ mode, scopes, claims, locations }`; a table without `mode` means required.
+    pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<AuthPolicy> {
+        const MODES: &[&str] = &["required", "optional", "none"];
+        let mode_of = |s: &str| match s {
+            "required" => Mode::Required,
+            "optional" => Mode::Optional,
+            _ => Mode::None,
+        };
+        if let Value::String(_) = v {
+            let mode = issues.one_of(v, MODES, at)?;
+            return Some(AuthPolicy {
+                mode: mode_of(mode),
+                locations: vec![TokenLocation::Header],
+                ..Default::default()
+            });
+        }
+        let map = issues.object(v, at)?;
+        issues.unknown_keys(map, &["mode", "scopes", "claims", "locations"], at);
+        let mut p = AuthPolicy {
+            mode: Mode::Required,
+            locations: vec![TokenLocation::Header],
+            ..Default::default()
+        };
+        if let Some(m) = map.get("mode") {
+            p.mode = mode_of(issues.one_of(m, MODES, &join(at, "mode"))?);
+        }
+        if let Some(s) = map.get("scopes") {
+            p.scopes = issues
+                .strings(s, &join(at, "scopes"))?
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            for (i, scope) in p.scopes.iter().enumerate() {
+                if scope.is_empty()
+                    || scope.contains(' ')
+                    || scope.contains('"')
+                    || scope.contains('\\')
+                {
+                    issues.push(
+                        format!("{at}.scopes[{i}]"),
+                        format!("not a scope token: {}", show(&Value::from(scope.as_str()))),
+                    );
+                }
+            }
+        }
+        if let Some(c) = map.get("claims") {
+            let cat = join(at, "claims");
+            for (name, rule) in issues.object(c, &cat)? {
+                let rule = match rule {
+                    Value::Object(r) => {
+                        let rat = join(&cat, name);
+                        issues.unknown_keys(r, &["contains"], &rat);
+                        let list = r.get("contains").and_then(|l| match l {
+                            Value::String(s) => Some(vec![s.clone()]),
+                            other => issues
+                                .strings(other, &join(&rat, "contains"))
+                                .map(|v| v.into_iter().map(str::to_owned).collect()),
+                        });
+                        ClaimRule::Contains(list?)
+                    }
+                    other => ClaimRule::Equals(other.clone()),
+                };
+                p.claims.push((name.clone(), rule));
+            }
+        }
+        if let Some(l) = map.get("locations") {
+            let lat = join(at, "locations");
+            let mut out = Vec::new();
+            for (i, s) in issues.strings(l, &lat)?.into_iter().enumerate() {
+                let loc = if s == "header" {
+                    Some(TokenLocation::Header)
+                } else if let Some(name) = s
+                    .strip_prefix("cookie:")
+                    .filter(|n| crate::http::is_header_name(n))
+                {
+                    Some(TokenLocation::Cookie(name.to_owned()))
+                } else if let Some(name) = s.strip_prefix("query:").filter(|n| !n.is_empty()) {
+                    Some(TokenLocation::Query(name.to_owned()))
+                } else {
+                    issues.push(
+                        format!("{lat}[{i}]"),
+                        format!(
+                            "expected \"header\", \"cookie:<name>\" or \"query:<name>\", got {}",
+                            show(&Value::from(s))
+                        ),
+                    );
+                    None
+                };
+                out.extend(loc);
+            }
+            if out.is_empty() {
+                issues.push(lat, "at least one location is needed");
+            }
+            p.locations = out;
+        }
+        Some(p)
+    }
+
+    /// A short account for `explain`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mode = match self.mode {
+            Mode::None => return "none".into(),
+            Mode::Optional => "optional",
+            Mode::Required => "required",
+        };
+        let mut s = mode.to_owned();
+        if !self.scopes.is_empty() {
+            let _ = write!(s, "; scopes {}", self.scopes.join(" "));
+        }
+        for (name, _) in &self.claims {
+            let _ = write!(s, "; claim {name}");
+        }
+        s
+    }
+}
+
+/// Header slots the stage reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    pub authorization: usize,
+    pub cookie: usize,
+}
+
+/// Runs the heavy part of a check (a signature on a cache miss) somewhere the caller chooses:
+/// the Python binding releases the GIL for it.
+pub trait Blocking {
+    fn run(&self, f: &mut (dyn FnMut() + Send));
+}
+
+/// Runs in place.
+#[derive(Debug)]
+pub struct InPlace;
+
+impl Blocking for InPlace {
+    fn run(&self, f: &mut (dyn FnMut() + Send)) {
+        f();
+    }
+}
+
+/// The stage: the gate's verifier and realm.
+#[derive(Debug)]
+pub struct Stage {
+    pub verifier: Arc<Verifier>,
+    pub realm: String,
+    pub slots: Slots,
+}
+
+impl Stage {
+    /// `Ok(None)`: no token and none needed. `Ok(Some)`: verified. `Err`: the 401/403 answer.
+    pub fn check(
+        &self,
+        policy: &AuthPolicy,
+        req: &Request<'_>,
+        blocking: &dyn Blocking,
+    ) -> Result<Option<Arc<Verified>>, Response> {
+        if policy.mode == Mode::None {
+            return Ok(None);
+        }
+        let Some(token) = self.find_token(policy, req) else {
+            return if policy.mode == Mode::Required {
+                Err(self.unauthorized(None, "a bearer token is required"))
+            } else {
+                Ok(None)
+            };
+        };
+        let Ok(token) = token else {
+            return Err(self.unauthorized(
+                Some("invalid_token"),
+                "the credentials are not a well-formed bearer token",
+            ));
+        };
+        let now = self.verifier.now();
+        let verified = match self.verifier.cached(&token, now) {
+            Some(r) => r,
+            None => {
+                let mut out = None;
+                let verifier = &self.verifier;
+                let token_ref: &str = &token;
+                blocking.run(&mut || out = Some(verifier.verify_uncached(token_ref, now)));
+                out.unwrap_or(Err(super::TokenError::InvalidSignature))
+            }
+        };
+        let verified =
+            verified.map_err(|e| self.unauthorized(Some("invalid_token"), &e.to_string()))?;
+        if let Some(missing) = missing_scope(&verified.claims, &policy.scopes) {
+            return Err(self.forbidden(
+                &policy.scopes,
+                &format!("the token lacks the scope {missing:?}"),
+            ));
+        }
+        for (name, rule) in &policy.claims {
+            if !claim_ok(verified.claims.get(name), rule) {
+                return Err(self.forbidden(
+                    &policy.scopes,
+                    &format!("the token's {name:?} claim does not grant access"),
+                ));
+            }
+        }
+        Ok(Some(verified))
+    }
+
+    /// The token from the first location that has credentials: `Some(Err)` when they are malformed.
+    fn find_token(&self, policy: &AuthPolicy, req: &Request<'_>) -> Option<Result<String, ()>> {
+        for loc in &policy.locations {
+            let found = match loc {
+                TokenLocation::Header => req
+                    .headers
+                    .get(self.slots.authorization)
+                    .copied()
+                    .flatten()
+                    .and_then(bearer),
+                TokenLocation::Cookie(name) => req
+                    .headers
+                    .get(self.slots.cookie)
+                    .copied()
+                    .flatten()
+                    .and_then(|c| cookie(c, name))
+                    .map(|v| {
+                        if is_token68(v) {
+                            Ok(v.to_owned())
+                        } else {
+                            Err(())
+                        }
+                    }),
+                TokenLocation::Query(name) => query(req.query, name),
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    fn unauthorized(&self, error: Option<&str>, description: &str) -> Response {
+        let mut challenge = format!("Bearer realm=\"{}\"", self.realm);
+        if let Some(e) = error {
+            let _ = write!(
+                challenge,
+                ", error=\"{e}\", error_description=\"{}\"",
+                quoted(description)
+            );
+        }
+        respond(401, description, vec![("www-authenticate", challenge)])
+    }
+
+    fn forbidden(&self, scopes: &[String], description: &str) -> Response {
+        let mut challenge = format!(
+            "Bearer realm=\"{}\", error=\"insufficient_scope\", error_description=\"{}\"",
+            self.realm,
+            quoted(description)
+        );
+        if !scopes.is_empty() {
+            let _ = write!(challenge, ", scope=\"{}\"", scopes.join(" "));
+        }
+        respond(403, description, vec![("www-authenticate", challenge)])
+    }
+}
+
+fn respond(status: u16, detail: &str, mut headers: Vec<Header>) -> Response {
+    let p = Problem::new(status, detail);
+    headers.insert(0, ("content-type", problem::CONTENT_TYPE.to_owned()));
+    Response {
+        status,
+        headers,
+        body: p.to_body(),
+    }
+}
+
+/// RFC 6750 §3: `error_description` is limited to %x20-21 / %x23-5B / %x5D-7E.
+fn quoted(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// `Authorization: Bearer <token>`: scheme case-insensitive, one or more spaces (RFC 6750 §2.1).
+/// Another scheme (Basic, ...) is no bearer token at all.
+fn bearer(value: &str) -> Option<Result<String, ()>> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim_start_matches(' ').trim_end();
+    Some(if is_token68(token) {
+        Ok(token.to_owned())
+    } else {
+        Err(())
+    })
+}
+
+/// RFC 7235 token68: what a JWS compact serialisation is made of.
+fn is_token68(s: &str) -> bool {
+    !s.is_empty()
+        && s.trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+fn query(qs: &str, name: &str) -> Option<Result<String, ()>> {
+    qs.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != name {
+            return None;
+        }
+        Some(
+            match percent_decode_str(&v.replace('+', " ")).decode_utf8() {
+                Ok(t) if is_token68(&t) => Ok(t.into_owned()),
+                _ => Err(()),
+            },
+        )
+    })
+}
+
+/// Scopes from `scope` (space-delimited string, RFC 8693 §4.2) and `scp` (list or string).
+fn missing_scope<'a>(claims: &Map<String, Value>, needed: &'a [String]) -> Option<&'a str> {
+    if needed.is_empty() {
+        return None;
+    }
+    let mut have: Vec<&str> = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => have.extend(s.split(' ').filter(|x| !x.is_empty())),
+            Some(Value::Array(a)) => have.extend(a.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    needed
+        .iter()
+        .map(String::as_str)
+        .find(|n| !have.contains(n))
+}
+
+fn claim_ok(value: Option<&Value>, rule: &ClaimRule) -> bool {
+    match rule {
+        ClaimRule::Equals(expected) => value == Some(expected),
+        ClaimRule::Contains(needed) => {
+            let have: Vec<&str> = match value {
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                Some(Value::String(s)) => s.split(' ').collect(),
+                _ => return false,
+            };
+            needed.iter().all(|n| have.contains(&n.as_str()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer("Bearer abc.def.ghi"), Some(Ok("abc.def.ghi".into())));
+        assert_eq!(bearer("bearer    abc"), Some(Ok("abc".into())));
+        assert_eq!(bearer("BEARER abc"), Some(Ok("abc".into())));
+        assert_eq!(bearer("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(bearer("Bearer a b"), Some(Err(())));
+        assert_eq!(bearer("Bearer "), Some(Err(())));
+        assert_eq!(bearer("Bearer\"x"), None);
+    }
+
+    #[test]
+    fn cookies_queries_and_scopes() {
+        assert_eq!(cookie("a=1; token=xyz; b=2", "token"), Some("xyz"));
+        assert_eq!(cookie("tokenx=1", "token"), None);
+        assert_eq!(
+            query("a=1&access_token=abc.def", "access_token"),
+            Some(Ok("abc.def".into()))
+        );
+        assert_eq!(query("access_token=a%20b", "access_token"), Some(Err(())));
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"scope":"read write","scp":["admin"]}"#).unwrap();
+        assert_eq!(
+            missing_scope(&claims, &["read".into(), "admin".into()]),
+            None
+        );
+        assert_eq!(missing_scope(&claims, &["delete".into()]), Some("delete"));
+        assert!(claim_ok(
+            Some(&serde_json::json!(["a", "b"])),
+            &ClaimRule::Contains(vec!["b".into()])
+        ));
+        assert!(!claim_ok(
+            Some(&serde_json::json!("ab")),
+            &ClaimRule::Contains(vec!["a".into()])
+        ));
+        assert!(claim_ok(
+            Some(&serde_json::json!(true)),
+            &ClaimRule::Equals(serde_json::json!(true))
+        ));
+        assert_eq!(quoted("a \"b\" \\ é"), "a 'b' ' '");
+    }
+}

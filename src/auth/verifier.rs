@@ -1,0 +1,570 @@
+//! Token verification: our own parsing and header/claims validation around the signature check.
+//!
+//! Why not `jsonwebtoken::Validation`: it ignores `crit`, accepts a non-string `iss` and a
+//! malformed `aud`, lets a missing `aud` pass when one is configured, accepts a token at exactly
+//! `exp`, rounds fractional `exp`, defaults to 60 s of leeway with `nbf` unchecked, can overflow on
+//! a large leeway and has no ES512. Signatures are checked with aws-lc-rs directly, on keys parsed
+//! once (`jsonwebtoken::crypto::verify` rebuilds its verifier on every call).
+
+use std::any::Any;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::alg::Algorithm;
+use super::error::{KeyError, TokenError};
+use super::json::parse_strict;
+use super::keys::{Key, b64url};
+use crate::clock::SharedClock;
+
+/// Verified claims.
+pub type Claims = Map<String, Value>;
+
+/// Where keys come from: a fixed set, or a JWKS endpoint that may refresh.
+pub trait KeySource: Send + Sync + std::fmt::Debug {
+    /// The current keys (possibly stale: stale keys beat no keys during an outage).
+    fn keys(&self) -> Arc<Vec<Key>>;
+    /// A token names a `kid` we do not have: refetch if the cooldown allows, and return the keys.
+    fn refresh_for_unknown_kid(&self) -> Option<Arc<Vec<Key>>> {
+        None
+    }
+    /// Changes whenever the key set changes (so refusals cached under old keys can be dropped).
+    fn version(&self) -> u64 {
+        0
+    }
+}
+
+/// A fixed key set.
+#[derive(Debug)]
+pub struct StaticKeys(pub Arc<Vec<Key>>);
+
+impl KeySource for StaticKeys {
+    fn keys(&self) -> Arc<Vec<Key>> {
+        self.0.clone()
+    }
+}
+
+/// What is checked besides the signature.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// The verifier's allow-list; the token's `alg` must be in it. Never the token's choice.
+    pub algorithms: Vec<Algorithm>,
+    /// Accepted `iss` values; empty: `iss` is not checked.
+    pub issuers: Vec<String>,
+    /// Accepted `aud` values; empty: a token that carries `aud` is refused (RFC 7519 §4.1.3).
+    pub audiences: Vec<String>,
+    /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`. Default 0.
+    pub leeway: f64,
+    pub required_claims: Vec<String>,
+    pub verify_exp: bool,
+    pub max_token_bytes: usize,
+    /// Verified-token cache entries (0 disables the cache).
+    pub cache_size: u64,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Self {
+            algorithms: Vec::new(),
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: 0.0,
+            required_claims: Vec::new(),
+            verify_exp: true,
+            max_token_bytes: 8192,
+            cache_size: 10_000,
+        }
+    }
+}
+
+/// Nesting allowed in a header and in claims.
+const HEADER_DEPTH: usize = 4;
+const CLAIMS_DEPTH: usize = 16;
+/// Keys tried for a token without `kid`.
+const MAX_CANDIDATE_KEYS: usize = 8;
+/// The longest a verified token stays cached, whatever its `exp`.
+const CACHE_TTL: Duration = Duration::from_secs(600);
+/// How long a refusal is remembered.
+const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+
+/// A verified token: its claims and time bounds, re-checked on every cache hit.
+pub struct Verified {
+    pub claims: Arc<Claims>,
+    pub alg: Algorithm,
+    /// The key-set version it was verified under: a rotation invalidates cached verifications.
+    version: u64,
+    exp: Option<f64>,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+    /// A slot for the binding layer to keep its own rendering of the claims (a Python dict).
+    pub ext: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("alg", &self.alg)
+            .field("exp", &self.exp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks tokens. `Sync`: share one across threads.
+pub struct Verifier {
+    validation: Validation,
+    source: Arc<dyn KeySource>,
+    clock: SharedClock,
+    cache: Option<moka::sync::Cache<Box<str>, Arc<Verified>>>,
+    refused: Option<moka::sync::Cache<Box<str>, (u64, TokenError)>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("validation", &self.validation)
+            .finish_non_exhaustive()
+    }
+}
+
+struct ExpireAtExp;
+
+impl moka::Expiry<Box<str>, Arc<Verified>> for ExpireAtExp {
+    fn expire_after_create(
+        &self,
+        _: &Box<str>,
+        v: &Arc<Verified>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        // No later than the token's exp (checked again on every hit anyway), at most CACHE_TTL.
+        let ttl = v.exp.map_or(CACHE_TTL, |exp| {
+            let left = exp - now_secs();
+            if left.is_finite() && left > 0.0 {
+                Duration::from_secs_f64(left.min(CACHE_TTL.as_secs_f64()))
+            } else {
+                Duration::ZERO
+            }
+        });
+        Some(ttl)
+    }
+}
+
+fn now_secs() -> f64 {
+    crate::clock::SystemClock.now_secs_f64()
+}
+
+use crate::clock::Clock as _;
+
+impl Verifier {
+    pub fn new(
+        validation: Validation,
+        source: Arc<dyn KeySource>,
+        clock: SharedClock,
+    ) -> Result<Self, KeyError> {
+        if validation.algorithms.is_empty() {
+            return Err(KeyError::Options(
+                "algorithms must name at least one algorithm".into(),
+            ));
+        }
+        if !(validation.leeway.is_finite() && validation.leeway >= 0.0) {
+            return Err(KeyError::Options(
+                "leeway must be a finite number of seconds >= 0".into(),
+            ));
+        }
+        if validation.max_token_bytes < 16 {
+            return Err(KeyError::Options("max_token_bytes is too small".into()));
+        }
+        let cache = (validation.cache_size > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(validation.cache_size)
+                .expire_after(ExpireAtExp)
+                .build()
+        });
+        let refused = (validation.cache_size > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(validation.cache_size)
+                .time_to_live(NEGATIVE_TTL)
+                .build()
+        });
+        Ok(Self {
+            validation,
+            source,
+            clock,
+            cache,
+            refused,
+        })
+    }
+
+    /// A verifier over fixed keys; every allowed algorithm must have a key of its family, which
+    /// catches configurations such as `HS256` with an RSA key before they meet a token.
+    pub fn with_keys(
+        validation: Validation,
+        keys: Vec<Key>,
+        clock: SharedClock,
+    ) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::Options("no key given".into()));
+        }
+        for alg in &validation.algorithms {
+            if !keys.iter().any(|k| k.accepts(*alg)) {
+                return Err(KeyError::Options(format!(
+                    "algorithm {alg} is allowed but no key can verify it (an {:?} key is needed)",
+                    alg.family()
+                )));
+            }
+        }
+        Self::new(validation, Arc::new(StaticKeys(Arc::new(keys))), clock)
+    }
+
+    #[must_use]
+    pub fn validation(&self) -> &Validation {
+        &self.validation
+    }
+
+    #[must_use]
+    pub fn now(&self) -> f64 {
+        self.clock.now_secs_f64()
+    }
+
+    /// A cached verification of `token`, if any (time claims re-checked against `now`).
+    #[must_use]
+    pub fn cached(&self, token: &str, now: f64) -> Option<Result<Arc<Verified>, TokenError>> {
+        let version = self.source.version();
+        if let Some(v) = self.cache.as_ref().and_then(|c| c.get(token)) {
+            if v.version == version {
+                return Some(self.check_time(&v, now).map(|()| v));
+            }
+        }
+        match self.refused.as_ref().and_then(|c| c.get(token)) {
+            Some((v, e)) if v == version => Some(Err(e)),
+            _ => None,
+        }
+    }
+
+    /// Verifies `token` at `now` (seconds since the epoch), using the caches.
+    pub fn verify(&self, token: &str, now: f64) -> Result<Arc<Verified>, TokenError> {
+        if let Some(r) = self.cached(token, now) {
+            return r;
+        }
+        self.verify_uncached(token, now)
+    }
+
+    /// Verifies without consulting the caches, then records the outcome in them.
+    pub fn verify_uncached(&self, token: &str, now: f64) -> Result<Arc<Verified>, TokenError> {
+        let version = self.source.version();
+        let result = self.verify_fresh(token, now, version);
+        match &result {
+            Ok(v) => {
+                if let Some(c) = &self.cache {
+                    c.insert(token.into(), v.clone());
+                }
+            }
+            // Refusals that time or new keys cannot change are remembered briefly.
+            Err(
+                e @ (TokenError::Decode(_)
+                | TokenError::InvalidSignature
+                | TokenError::Expired
+                | TokenError::InvalidAudience(_)
+                | TokenError::InvalidIssuer(_)
+                | TokenError::MissingClaim(_)
+                | TokenError::InvalidAlgorithm(_)
+                | TokenError::InvalidClaim(_)),
+            ) => {
+                if let Some(c) = &self.refused {
+                    if token.len() <= self.validation.max_token_bytes {
+                        c.insert(token.into(), (version, e.clone()));
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn verify_fresh(
+        &self,
+        token: &str,
+        now: f64,
+        version: u64,
+    ) -> Result<Arc<Verified>, TokenError> {
+        let (alg, payload) = self.check_jws(token)?;
+        let claims = match parse_strict(&payload, CLAIMS_DEPTH) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => {
+                return Err(TokenError::Decode(
+                    "the payload is not a JSON object (not a JWT)".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(TokenError::Decode(format!(
+                    "the payload is not valid JSON: {e}"
+                )));
+            }
+        };
+        let v = Verified {
+            exp: numeric_date(&claims, "exp")?,
+            nbf: numeric_date(&claims, "nbf")?,
+            iat: numeric_date(&claims, "iat")?,
+            claims: Arc::new(claims),
+            alg,
+            version,
+            ext: OnceLock::new(),
+        };
+        self.check_claims(&v.claims)?;
+        self.check_time(&v, now)?;
+        Ok(Arc::new(v))
+    }
+
+    /// Checks a JWS (header and signature, not claims) and returns its algorithm and payload.
+    pub fn check_jws(&self, token: &str) -> Result<(Algorithm, Vec<u8>), TokenError> {
+        if token.len() > self.validation.max_token_bytes {
+            return Err(TokenError::Decode(format!(
+                "the token is larger than {} bytes",
+                self.validation.max_token_bytes
+            )));
+        }
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            let n = token.split('.').count();
+            return Err(TokenError::Decode(if n == 5 {
+                "encrypted tokens (JWE) are not accepted".into()
+            } else {
+                format!("a JWS has 3 dot-separated segments, this has {n}")
+            }));
+        };
+        let header_bytes = b64url(h64)
+            .ok_or_else(|| TokenError::Decode("the header is not canonical base64url".into()))?;
+        let header = match parse_strict(&header_bytes, HEADER_DEPTH) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return Err(TokenError::Decode("the header is not a JSON object".into())),
+            Err(e) => {
+                return Err(TokenError::Decode(format!(
+                    "the header is not valid JSON: {e}"
+                )));
+            }
+        };
+        let alg = self.check_header(&header)?;
+        let signature = b64url(s64)
+            .ok_or_else(|| TokenError::Decode("the signature is not canonical base64url".into()))?;
+        let payload = b64url(p64)
+            .ok_or_else(|| TokenError::Decode("the payload is not canonical base64url".into()))?;
+        let message = &token.as_bytes()[..h64.len() + 1 + p64.len()];
+        let kid = header.get("kid").and_then(Value::as_str);
+        self.check_signature(alg, kid, message, &signature)?;
+        Ok((alg, payload))
+    }
+
+    fn check_header(&self, header: &Map<String, Value>) -> Result<Algorithm, TokenError> {
+        let alg_name = match header.get("alg") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err(TokenError::Decode("\"alg\" must be a string".into())),
+            None => return Err(TokenError::Decode("the header has no \"alg\"".into())),
+        };
+        let Ok(alg) = Algorithm::from_str(alg_name) else {
+            return Err(TokenError::InvalidAlgorithm(
+                if alg_name.eq_ignore_ascii_case("none") {
+                    "unsigned tokens (alg \"none\") are never accepted".into()
+                } else {
+                    "the token's algorithm is not supported".into()
+                },
+            ));
+        };
+        if !self.validation.algorithms.contains(&alg) {
+            return Err(TokenError::InvalidAlgorithm(format!(
+                "the algorithm {alg} is not allowed"
+            )));
+        }
+        for embedded in ["jwk", "jku", "x5u", "x5c"] {
+            if header.contains_key(embedded) {
+                return Err(TokenError::Decode(format!(
+                    "header parameter {embedded:?} (a key source inside the token) is not accepted"
+                )));
+            }
+        }
+        if let Some(crit) = header.get("crit") {
+            // We implement no JWS extension, so any critical one must be refused (RFC 7515 §4.1.11).
+            let valid_shape = crit
+                .as_array()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string));
+            return Err(TokenError::Decode(if valid_shape {
+                "the token requires extensions (\"crit\") this verifier does not implement".into()
+            } else {
+                "\"crit\" must be a non-empty list of names".into()
+            }));
+        }
+        if header.get("b64").is_some_and(|b| b != &Value::Bool(true)) {
+            return Err(TokenError::Decode(
+                "unencoded payloads (\"b64\") are not accepted".into(),
+            ));
+        }
+        for name in ["kid", "typ", "cty"] {
+            if header.get(name).is_some_and(|v| !v.is_string()) {
+                return Err(TokenError::Decode(format!("{name:?} must be a string")));
+            }
+        }
+        Ok(alg)
+    }
+
+    fn check_signature(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), TokenError> {
+        let mut keys = self.source.keys();
+        if let Some(kid) = kid {
+            let known = |keys: &[Key]| {
+                keys.iter()
+                    .any(|k| k.kid.as_deref() == Some(kid) || k.kid.is_none())
+            };
+            if !known(&keys) {
+                // Rotation: refetch once per cooldown; a storm of unknown kids costs one fetch.
+                if let Some(fresh) = self.source.refresh_for_unknown_kid() {
+                    keys = fresh;
+                }
+            }
+            // A key named by `kid` is the only candidate; keys without a `kid` (a key given
+            // directly) stand for any `kid`, as in PyJWT.
+            if let Some(key) = keys.iter().find(|k| k.kid.as_deref() == Some(kid)) {
+                if !key.accepts(alg) {
+                    return Err(TokenError::InvalidAlgorithm(format!(
+                        "the key named by \"kid\" cannot verify {alg}"
+                    )));
+                }
+                return if key.verify(alg, message, signature) {
+                    Ok(())
+                } else {
+                    Err(TokenError::InvalidSignature)
+                };
+            }
+            if !keys.iter().any(|k| k.kid.is_none()) {
+                return Err(TokenError::NoKey(
+                    "no verification key has the token's \"kid\"".into(),
+                ));
+            }
+        }
+        let keys: Vec<&Key> = keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.is_none())
+            .collect();
+        let mut tried = 0;
+        for key in keys
+            .into_iter()
+            .filter(|k| k.accepts(alg))
+            .take(MAX_CANDIDATE_KEYS)
+        {
+            tried += 1;
+            if key.verify(alg, message, signature) {
+                return Ok(());
+            }
+        }
+        if tried == 0 {
+            return Err(TokenError::NoKey(format!("no verification key for {alg}")));
+        }
+        Err(TokenError::InvalidSignature)
+    }
+
+    fn check_claims(&self, claims: &Claims) -> Result<(), TokenError> {
+        let v = &self.validation;
+        if !v.issuers.is_empty() {
+            match claims.get("iss") {
+                None => return Err(TokenError::MissingClaim("iss".into())),
+                Some(Value::String(iss)) if v.issuers.iter().any(|i| i == iss) => {}
+                Some(Value::String(_)) => {
+                    return Err(TokenError::InvalidIssuer(
+                        "the issuer is not accepted".into(),
+                    ));
+                }
+                Some(_) => {
+                    return Err(TokenError::InvalidIssuer("\"iss\" must be a string".into()));
+                }
+            }
+        } else if claims.get("iss").is_some_and(|i| !i.is_string()) {
+            return Err(TokenError::InvalidIssuer("\"iss\" must be a string".into()));
+        }
+        match claims.get("aud") {
+            None if v.audiences.is_empty() => {}
+            None => return Err(TokenError::MissingClaim("aud".into())),
+            Some(aud) => {
+                let values: Vec<&str> = match aud {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Array(items)
+                        if !items.is_empty() && items.iter().all(Value::is_string) =>
+                    {
+                        items.iter().filter_map(Value::as_str).collect()
+                    }
+                    _ => {
+                        return Err(TokenError::InvalidAudience(
+                            "\"aud\" must be a string or a non-empty list of strings".into(),
+                        ));
+                    }
+                };
+                if v.audiences.is_empty() {
+                    return Err(TokenError::InvalidAudience(
+                        "the token is for an audience, and this verifier expects none".into(),
+                    ));
+                }
+                if !values.iter().any(|a| v.audiences.iter().any(|x| x == a)) {
+                    return Err(TokenError::InvalidAudience(
+                        "the token is not for this audience".into(),
+                    ));
+                }
+            }
+        }
+        if claims.get("sub").is_some_and(|s| !s.is_string()) {
+            return Err(TokenError::InvalidClaim("\"sub\" must be a string".into()));
+        }
+        if claims.get("jti").is_some_and(|s| !s.is_string()) {
+            return Err(TokenError::InvalidClaim("\"jti\" must be a string".into()));
+        }
+        for name in &v.required_claims {
+            if !claims.contains_key(name) {
+                return Err(TokenError::MissingClaim(name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_time(&self, v: &Verified, now: f64) -> Result<(), TokenError> {
+        let leeway = self.validation.leeway;
+        if self.validation.verify_exp {
+            if let Some(exp) = v.exp {
+                // Valid only strictly before exp (RFC 7519 §4.1.4); no rounding of fractions.
+                if now >= exp + leeway {
+                    return Err(TokenError::Expired);
+                }
+            }
+        }
+        if let Some(nbf) = v.nbf {
+            if now + leeway < nbf {
+                return Err(TokenError::Immature("nbf"));
+            }
+        }
+        if let Some(iat) = v.iat {
+            if iat > now + leeway {
+                return Err(TokenError::Immature("iat is in the future"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `NumericDate` claim (RFC 7519 §2): a JSON number; a string, even of digits, is not one.
+fn numeric_date(claims: &Claims, name: &str) -> Result<Option<f64>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x.is_finite() => Ok(Some(x)),
+            _ => Err(TokenError::InvalidClaim(format!(
+                "{name:?} is out of range"
+            ))),
+        },
+        Some(_) => Err(TokenError::InvalidClaim(format!(
+            "{name:?} must be a number (NumericDate)"
+        ))),
+    }
+}
