@@ -4,7 +4,6 @@
 //! them or keep the last, and two parsers that choose differently disagree about what a token
 //! says. We reject.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -107,9 +106,8 @@ impl<'de> Visitor<'de> for Seed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.deeper()?;
         let mut out = Map::new();
-        let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
+            if out.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate member {key:?}")));
             }
             let v = map.next_value_seed(inner)?;

@@ -322,4 +322,8 @@ impl KeySource for Jwks {
     fn version(&self) -> u64 {
         self.0.version.load(Ordering::SeqCst)
     }
+
+    fn may_fetch(&self) -> bool {
+        true
+    }
 }

@@ -8,6 +8,7 @@
 
 use std::any::Any;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -33,6 +34,10 @@ pub trait KeySource: Send + Sync + std::fmt::Debug {
     /// Changes whenever the key set changes (so refusals cached under old keys can be dropped).
     fn version(&self) -> u64 {
         0
+    }
+    /// Whether `keys` may do network I/O.
+    fn may_fetch(&self) -> bool {
+        false
     }
 }
 
@@ -100,6 +105,14 @@ pub struct Verified {
     iat: Option<f64>,
     /// A slot for the binding layer to keep its own rendering of the claims (a Python dict).
     pub ext: OnceLock<Box<dyn Any + Send + Sync>>,
+    uses: AtomicU32,
+}
+
+impl Verified {
+    /// Counts a use; true from the second use on (when a cached rendering starts to pay).
+    pub fn seen_before(&self) -> bool {
+        self.uses.fetch_add(1, Ordering::Relaxed) > 0
+    }
 }
 
 impl std::fmt::Debug for Verified {
@@ -217,6 +230,13 @@ impl Verifier {
         Self::new(validation, Arc::new(StaticKeys(Arc::new(keys))), clock)
     }
 
+    /// Whether a check may be slow enough to run without the GIL: an asymmetric algorithm, or
+    /// keys that may have to be fetched.
+    #[must_use]
+    pub fn may_block(&self) -> bool {
+        self.source.may_fetch() || self.validation.algorithms.iter().any(|a| a.is_asymmetric())
+    }
+
     #[must_use]
     pub fn validation(&self) -> &Validation {
         &self.validation
@@ -310,6 +330,7 @@ impl Verifier {
             alg,
             version,
             ext: OnceLock::new(),
+            uses: AtomicU32::new(0),
         };
         self.check_claims(&v.claims)?;
         self.check_time(&v, now)?;

@@ -77,14 +77,16 @@ fn map_to_dict<'py>(py: Python<'py>, m: &Map<String, Value>) -> PyResult<Bound<'
 /// The claims as a fresh dict. The first conversion is kept with the verified token, so a
 /// cache hit costs a dict copy, not a JSON walk.
 pub fn claims_dict<'py>(py: Python<'py>, v: &Verified) -> PyResult<Bound<'py, PyDict>> {
-    let master = if let Some(d) = v.ext.get().and_then(|b| b.downcast_ref::<Py<PyDict>>()) {
-        d.bind(py).clone()
-    } else {
-        let d = map_to_dict(py, &v.claims)?;
-        let _ = v.ext.set(Box::new(d.clone().unbind()));
-        d
-    };
-    master.copy()
+    if let Some(d) = v.ext.get().and_then(|b| b.downcast_ref::<Py<PyDict>>()) {
+        return d.bind(py).copy();
+    }
+    if !v.seen_before() {
+        // First use: most tokens are seen once (or the cache is off), so skip keeping a master.
+        return map_to_dict(py, &v.claims);
+    }
+    let d = map_to_dict(py, &v.claims)?;
+    let _ = v.ext.set(Box::new(d.clone().unbind()));
+    d.copy()
 }
 
 /// Verifies `token` at `now` with the GIL released for the signature check on a cache miss.
