@@ -6,18 +6,13 @@ full parse, signature check and claims validation that PyJWT does; the cache get
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from jwt_keys import pair_for  # noqa: E402
-
-from ferrogate import JWTVerifier, encode  # noqa: E402
+from ferrogate import JWTVerifier, encode
+from jwt_keys import pair_for
 
 SECRET = "bench-secret-that-is-long-enough-for-hs256-hs384-and-hs512-keys!!"
 ALGS = ["HS256", "RS256", "ES256", "EdDSA"]
@@ -52,7 +47,9 @@ def keys(alg: str) -> tuple[str, str]:
 def test_ferrogate_verify(benchmark: Any, alg: str) -> None:
     signing, verifying = keys(alg)
     token = encode(claims(), signing, alg)
-    v = JWTVerifier([alg], key=verifying, issuer="https://idp.example.com/", audience="api.example.com", cache_size=0)
+    v = JWTVerifier(
+        [alg], key=verifying, issuer="https://idp.example.com/", audience="api.example.com", cache_size=0
+    )
     assert v.verify(token)["sub"] == "user-42"
     benchmark.group = f"jwt: verify {alg} (aud+iss, 12 claims)"
     benchmark(v.verify, token)
@@ -65,12 +62,16 @@ def test_pyjwt_decode(benchmark: Any, alg: str) -> None:
     key: Any = verifying
     if not alg.startswith("HS"):
         # PyJWT's fastest path: a key object parsed once, as ferrogate's is.
-        key = pyjwt.PyJWK.from_json(pyjwt.algorithms.get_default_algorithms()[alg].to_jwk(
-            pyjwt.algorithms.get_default_algorithms()[alg].prepare_key(verifying)
-        )).key
+        key = pyjwt.PyJWK.from_json(
+            pyjwt.algorithms.get_default_algorithms()[alg].to_jwk(
+                pyjwt.algorithms.get_default_algorithms()[alg].prepare_key(verifying)
+            )
+        ).key
 
     def run() -> Any:
-        return pyjwt.decode(token, key, algorithms=[alg], audience="api.example.com", issuer="https://idp.example.com/")
+        return pyjwt.decode(
+            token, key, algorithms=[alg], audience="api.example.com", issuer="https://idp.example.com/"
+        )
 
     assert run()["sub"] == "user-42"
     benchmark.group = f"jwt: verify {alg} (aud+iss, 12 claims)"
@@ -88,4 +89,11 @@ def test_ferrogate_verify_cache_hit(benchmark: Any) -> None:
 @pytest.mark.benchmark(group="jwt: verified-token cache hit (HS256), claims dict included")
 def test_pyjwt_decode_hs256_for_cache_comparison(benchmark: Any) -> None:
     token = pyjwt.encode(claims(), SECRET, algorithm="HS256")
-    benchmark(pyjwt.decode, token, SECRET, algorithms=["HS256"], audience="api.example.com", issuer="https://idp.example.com/")
+    benchmark(
+        pyjwt.decode,
+        token,
+        SECRET,
+        algorithms=["HS256"],
+        audience="api.example.com",
+        issuer="https://idp.example.com/",
+    )
