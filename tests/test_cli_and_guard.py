@@ -102,3 +102,33 @@ def test_panic_guard_answers_500_and_logs(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.ERROR, logger="ferrogate"):
         assert _native._panic_guard_probe() == 500
     assert any("probe panic" in r.getMessage() and r.name == "ferrogate" for r in caplog.records)
+
+
+def test_token_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from ferrogate import JWTVerifier
+
+    assert (
+        main(
+            [
+                "token",
+                "--secret",
+                "cli-secret",
+                "--sub",
+                "ann",
+                "--scope",
+                "a",
+                "--scope",
+                "b",
+                "--claim",
+                "n=3",
+            ]
+        )
+        == 0
+    )
+    t = capsys.readouterr().out.strip()
+    claims = JWTVerifier(["HS256"], key="cli-secret").verify(t)
+    assert claims["sub"] == "ann"
+    assert claims["scope"] == "a b"
+    assert claims["n"] == 3
+    assert main(["token"]) == 2
+    assert main(["token", "--secret", "x", "--claim", "novalue"]) == 1

@@ -125,7 +125,10 @@ def test_streaming_response_is_untouched() -> None:
     assert b"".join(r.streaming_content) == b"a;b"  # type: ignore[arg-type]
 
 
-@override_settings(FERROGATE={"defaults": {"access": "deny"}})
+JWT = {"jwt": {"algorithms": ["HS256"], "key": "django-test-secret-long-enough-for-hs256"}}
+
+
+@override_settings(FERROGATE={**JWT, "defaults": {"access": "deny"}})
 def test_settings_are_read_lazily() -> None:
     client = Client()
     assert client.get("/items/1/").status_code == 403
@@ -137,7 +140,7 @@ def test_settings_are_read_lazily() -> None:
 def test_override_settings_rebuilds_the_gate() -> None:
     client = Client()
     assert client.get("/items/1/").status_code == 200
-    with override_settings(FERROGATE={"defaults": {"access": "deny"}}):
+    with override_settings(FERROGATE={**JWT, "defaults": {"access": "deny"}}):
         assert client.get("/items/1/").status_code == 403
     assert client.get("/items/1/").status_code == 200
 
@@ -184,7 +187,7 @@ def test_system_checks_pass_on_a_good_project() -> None:
     call_command("check")
 
 
-@override_settings(FERROGATE={"defaults": {"access": "nope"}, "colour": 1})
+@override_settings(FERROGATE={**JWT, "defaults": {"access": "nope"}, "colour": 1})
 def test_bad_config_is_e001() -> None:
     errors = checks.check_config()
     assert {e.id for e in errors} == {"ferrogate.E001"}

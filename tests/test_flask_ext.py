@@ -433,3 +433,70 @@ def test_rate_limited_handler_keeps_retry_after() -> None:
     assert r.json == {"mine": True, "status": 429}
     assert "Retry-After" in r.headers
     assert "RateLimit" in r.headers
+
+
+JWT_SECRET = "flask-test-secret-long-enough-for-hs256"
+
+
+def auth_app() -> tuple[Flask, FerroGate]:
+    app = Flask(__name__)
+    app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": JWT_SECRET, "issuer": "flask-tests"}
+    gate = FerroGate()
+
+    @app.get("/notes")
+    @gate.auth(scopes=["notes:read"])
+    def notes() -> Any:
+        from flask import g
+
+        return {"sub": current_claims["sub"], "g": g.ferrogate_claims["sub"]}
+
+    @app.get("/maybe")
+    @gate.auth(optional=True)
+    def maybe() -> Any:
+        return {"sub": current_claims["sub"] if current_claims else None}
+
+    gate.init_app(app)
+    return app, gate
+
+
+def test_auth_decorator_and_current_claims() -> None:
+    import time
+
+    from ferrogate import encode
+
+    app, _ = auth_app()
+    client = app.test_client()
+    r = client.get("/notes")
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    good = encode(
+        {"sub": "ann", "iss": "flask-tests", "scope": "notes:read", "exp": time.time() + 60},
+        JWT_SECRET,
+        "HS256",
+    )
+    r = client.get("/notes", headers={"Authorization": f"Bearer {good}"})
+    assert r.json == {"sub": "ann", "g": "ann"}
+    weak = encode({"sub": "ann", "iss": "flask-tests", "exp": time.time() + 60}, JWT_SECRET, "HS256")
+    assert client.get("/notes", headers={"Authorization": f"Bearer {weak}"}).status_code == 403
+    assert client.get("/maybe").json == {"sub": None}
+    assert client.get("/maybe", headers={"Authorization": f"Bearer {good}"}).json == {"sub": "ann"}
+
+
+def test_auth_decorator_validates_at_import() -> None:
+    gate = FerroGate()
+    with pytest.raises(ConfigError, match="locations"):
+
+        @gate.auth(locations=["body"])
+        def view() -> None:
+            pass
+
+
+def test_flask_token_command_mints_a_working_token() -> None:
+    app, _ = auth_app()
+    result = app.test_cli_runner().invoke(
+        args=["ferrogate", "token", "--sub", "zed", "--scope", "notes:read"]
+    )
+    assert result.exit_code == 0, result.output
+    t = result.output.strip()
+    r = app.test_client().get("/notes", headers={"Authorization": f"Bearer {t}"})
+    assert r.json == {"sub": "zed", "g": "zed"}

@@ -26,6 +26,7 @@ __all__ = [
     "RouteReport",
     "add_limit",
     "add_policy",
+    "auth_fragment",
     "callables_of",
     "compile_routes",
     "describe",
@@ -227,7 +228,7 @@ def validate_fragment(
     """Checks policy keys in isolation, so a typo fails where it is written, naming the view.
     ``context`` supplies top-level sections the keys refer to (named limits)."""
     try:
-        Gate({**(context or {}), "routes": [{"path": "/", **fragment}]})
+        Gate({**VALIDATION_CONTEXT, **(context or {}), "routes": [{"path": "/", **fragment}]})
     except ConfigError as e:
         issues = [(f"{where}: {k.replace('routes[0].', '')}", m) for k, m in e.issues]
         lines = "\n  ".join(f"{k}: {m}" for k, m in issues)
@@ -284,6 +285,30 @@ def limit_entry(
             [("limit.key", "not allowed with shared= alone")],
         )
     return {"use": shared, **options}, definition, callable_key
+
+
+#: Stands in for the real ``[jwt]`` section when a decorator is validated on its own.
+VALIDATION_CONTEXT: dict[str, Any] = {"jwt": {"algorithms": ["HS256"], "key": "validation-only-secret"}}
+
+
+def auth_fragment(
+    *,
+    scopes: Sequence[str] | None,
+    optional: bool,
+    locations: Sequence[str] | None,
+    claims: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The ``auth`` policy table for decorator arguments."""
+    table: dict[str, Any] = {"mode": "optional" if optional else "required"}
+    if scopes is not None:
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        table["scopes"] = list(scopes)
+    if locations is not None:
+        table["locations"] = list(locations)
+    if claims is not None:
+        table["claims"] = dict(claims)
+    return {"auth": table}
 
 
 def add_limit(target: F, entry: Mapping[str, Any], callable_key: CallableKey | None) -> F:

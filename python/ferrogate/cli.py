@@ -56,6 +56,85 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def mint(
+    key: str | bytes,
+    algorithm: str,
+    *,
+    sub: str,
+    scopes: list[str],
+    ttl: float,
+    claims: list[str],
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
+    """A development token: ``sub``, ``iat``, ``exp = now + ttl``, optional scope/iss/aud and
+    ``name=value`` claims (values parsed as JSON when they parse, else kept as strings)."""
+    import time
+
+    from ferrogate._native import encode
+
+    now = int(time.time())
+    body: dict[str, object] = {"sub": sub, "iat": now, "exp": now + int(ttl)}
+    if scopes:
+        body["scope"] = " ".join(scopes)
+    if issuer:
+        body["iss"] = issuer
+    if audience:
+        body["aud"] = audience
+    for item in claims:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"claims are name=value, got {item!r}")
+        try:
+            body[name] = json.loads(raw)
+        except ValueError:
+            body[name] = raw
+    return encode(body, key, algorithm)
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from ferrogate.exceptions import InvalidKeyError
+
+    if (args.secret is None) == (args.key_file is None):
+        print("give exactly one of --secret or --key-file", file=sys.stderr)
+        return 2
+    key: str | bytes
+    if args.key_file is not None:
+        with open(args.key_file, "rb") as f:
+            key = f.read()
+    else:
+        key = args.secret
+    try:
+        print(
+            mint(
+                key,
+                args.alg,
+                sub=args.sub,
+                scopes=args.scope,
+                ttl=args.ttl,
+                claims=args.claim,
+                issuer=args.iss,
+                audience=args.aud,
+            )
+        )
+    except (InvalidKeyError, ConfigError, ValueError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_token_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secret", help="HMAC secret (HS256/384/512)")
+    parser.add_argument("--key-file", help="private key PEM (RS*, PS*, ES*, EdDSA)")
+    parser.add_argument("--alg", default="HS256")
+    parser.add_argument("--sub", default="dev-user")
+    parser.add_argument("--scope", action="append", default=[], help="a scope (repeatable)")
+    parser.add_argument("--ttl", type=float, default=3600, help="seconds until exp (default 3600)")
+    parser.add_argument("--iss")
+    parser.add_argument("--aud")
+    parser.add_argument("--claim", action="append", default=[], help="name=value (JSON values parsed)")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ferrogate.demo import run_demo
 
@@ -84,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain.add_argument("path")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.set_defaults(func=_cmd_explain)
+
+    token = sub.add_parser("token", help="mint a development token")
+    add_token_arguments(token)
+    token.set_defaults(func=_cmd_token)
 
     args = parser.parse_args(argv)
     result: int = args.func(args)

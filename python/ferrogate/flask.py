@@ -23,6 +23,7 @@ from ferrogate._adapter import (
     RouteReport,
     add_limit,
     add_policy,
+    auth_fragment,
     callables_of,
     compile_routes,
     describe,
@@ -56,8 +57,9 @@ CONFIG_KEYS: dict[str, Any] = {
     "FERROGATE_CONFIG": None,
 }
 
-#: Gate config sections that may also be given as their own ``FERROGATE_<NAME>`` keys.
-SECTION_KEYS: tuple[str, ...] = ()
+#: Gate config sections that may also be given as their own ``FERROGATE_<NAME>`` keys
+#: (``FERROGATE_JWT = {...}``), or as constructor options (``FerroGate(app, jwt={...})``).
+SECTION_KEYS: tuple[str, ...] = ("jwt", "limits", "rate_limit", "client_ip")
 
 
 def _claims() -> Any:
@@ -331,6 +333,25 @@ class FerroGate:
     def exempt(self, target: F) -> F:
         """No gate checks at all for this view (or blueprint)."""
         return self.policy(exempt=True)(target)
+
+    def auth(
+        self,
+        scopes: list[str] | str | None = None,
+        *,
+        optional: bool = False,
+        locations: list[str] | None = None,
+        claims: dict[str, Any] | None = None,
+    ) -> Callable[[F], F]:
+        """Bearer-token auth on a view or blueprint: ``@gate.auth(scopes=["articles:write"])``.
+
+        ``optional=True`` lets requests without a token through (a token that is sent must be
+        valid). ``locations``: ``"header"`` (default), ``"cookie:<name>"``, ``"query:<name>"``.
+        ``claims``: ``{"email_verified": True, "roles": {"contains": ["admin"]}}``. The verified
+        claims are in :data:`current_claims`.
+        """
+        return self.policy(
+            **auth_fragment(scopes=scopes, optional=optional, locations=locations, claims=claims)
+        )
 
     def limit(
         self,

@@ -35,3 +35,45 @@ def routes_command(as_json: bool) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@ferrogate_cli.command("token", help="Mint a development token with the app's FERROGATE_JWT HMAC key.")
+@click.option("--sub", default="dev-user", show_default=True)
+@click.option("--scope", "scopes", multiple=True, help="a scope (repeatable)")
+@click.option("--ttl", default=3600.0, show_default=True, help="seconds until exp")
+@click.option("--claim", "claims", multiple=True, help="name=value (JSON values parsed)")
+@click.option(
+    "--key-file", type=click.Path(exists=True, dir_okay=False), help="private key PEM for RS*/ES*/EdDSA"
+)
+@with_appcontext
+def token_command(
+    sub: str, scopes: tuple[str, ...], ttl: float, claims: tuple[str, ...], key_file: str | None
+) -> None:
+    from ferrogate.cli import mint
+    from ferrogate.flask import FerroGate
+
+    jwt = FerroGate.state(current_app).base_config().get("jwt") or {}
+    algorithms = jwt.get("algorithms") or ["HS256"]
+    alg = algorithms[0]
+    key: str | bytes
+    if key_file is not None:
+        with open(key_file, "rb") as f:
+            key = f.read()
+    elif isinstance(jwt.get("key"), str) and not jwt["key"].lstrip().startswith("-----BEGIN"):
+        key = jwt["key"]
+    else:
+        raise click.UsageError("FERROGATE_JWT has no HMAC key: pass --key-file with the private key")
+    issuer = jwt.get("issuer")
+    audience = jwt.get("audience")
+    click.echo(
+        mint(
+            key,
+            alg,
+            sub=sub,
+            scopes=list(scopes),
+            ttl=ttl,
+            claims=list(claims),
+            issuer=issuer if isinstance(issuer, str) else None,
+            audience=audience if isinstance(audience, str) else None,
+        )
+    )

@@ -18,5 +18,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-FERROGATE = {"defaults": {"access": "allow"}}
-REST_FRAMEWORK = {"UNAUTHENTICATED_USER": None}
+JWT_SECRET = "django-test-secret-long-enough-for-hs256"
+FERROGATE = {
+    "defaults": {"access": "allow"},
+    "jwt": {"algorithms": ["HS256"], "key": JWT_SECRET, "realm": "django-tests"},
+}
+REST_FRAMEWORK = {
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_AUTHENTICATION_CLASSES": ["ferrogate.drf.JWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["ferrogate.drf.GateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": "3/min", "anon": "100/day", "burst": "1/second"},
+}

@@ -22,4 +22,8 @@ urlpatterns = [
     path("api/v1/", include(api)),
     path("limited/", views.limited, name="limited"),
     path("per-user/", views.per_user, name="per-user"),
+    path("notes/", views.notes, name="notes"),
+    path("whoami/", views.whoami, name="whoami"),
+    path("drf/notes/", views.NoteViewSet.as_view({"get": "list"}), name="drf-notes"),
+    path("drf/burst/", views.BurstView.as_view(), name="drf-burst"),
 ]

@@ -6,7 +6,11 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
-from ferrogate.django import exempt, limit, policy
+from ferrogate.django import auth, exempt, limit, policy
+from rest_framework import viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 CALLS: dict[str, int] = {"middleware": 0, "views": 0}
 
@@ -96,3 +100,26 @@ def limited(request: HttpRequest) -> JsonResponse:
 @limit("1/minute", key=lambda request: request.headers.get("X-User", "anon"))
 def per_user(request: HttpRequest) -> JsonResponse:
     return _seen(request)
+
+
+@auth(scopes=["notes:read"])
+def notes(request: HttpRequest) -> JsonResponse:
+    return _seen(request, notes=[])
+
+
+@auth(optional=True)
+async def whoami(request: HttpRequest) -> JsonResponse:
+    claims = getattr(request, "jwt_claims", None)
+    return JsonResponse({"sub": claims["sub"] if claims else None})
+
+
+class NoteViewSet(viewsets.ViewSet):
+    def list(self, request: Request) -> Response:
+        return Response({"user": str(request.user), "auth": request.auth})
+
+
+class BurstView(APIView):
+    throttle_scope = "burst"
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})

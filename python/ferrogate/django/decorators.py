@@ -10,10 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ferrogate._adapter import add_limit, add_policy, describe, limit_entry, validate_fragment
+from ferrogate._adapter import (
+    add_limit,
+    add_policy,
+    auth_fragment,
+    describe,
+    limit_entry,
+    validate_fragment,
+)
 from ferrogate.exceptions import ConfigError
 
-__all__ = ["NAMED_LIMITS", "exempt", "limit", "policy"]
+__all__ = ["NAMED_LIMITS", "auth", "exempt", "limit", "policy"]
 
 #: Named limits defined by ``@limit(quota, shared=name)``; merged into the gate config's ``limits``.
 NAMED_LIMITS: dict[str, dict[str, Any]] = {}
@@ -73,3 +80,15 @@ def limit(
         return add_limit(view, entry, callable_key)
 
     return decorate
+
+
+def auth(
+    scopes: list[str] | str | None = None,
+    *,
+    optional: bool = False,
+    locations: list[str] | None = None,
+    claims: dict[str, Any] | None = None,
+) -> Callable[[F], F]:
+    """Bearer-token auth on a view: ``@auth(scopes=["articles:write"])``. The verified claims are
+    in ``request.jwt_claims``. Arguments as for Flask's ``@gate.auth``."""
+    return policy(**auth_fragment(scopes=scopes, optional=optional, locations=locations, claims=claims))

@@ -36,6 +36,20 @@ def _forwarded(d: Decision, request: HttpRequest) -> None:
     meta["ferrogate.decision"] = d
 
 
+def _attach_user(request: HttpRequest, claims: dict[str, Any] | None) -> None:
+    """With ``settings.FERROGATE_USER_LOADER``, ``request.user`` is the token's user, loaded lazily:
+    a view that never reads it costs no database query."""
+    from django.conf import settings
+
+    if claims is None or not getattr(settings, "FERROGATE_USER_LOADER", None):
+        return
+    from django.utils.functional import SimpleLazyObject
+
+    from ferrogate.django.users import load_user
+
+    request.user = SimpleLazyObject(lambda: load_user(claims))
+
+
 class GateMiddleware:
     """Checks every request with the gate compiled from ``settings.FERROGATE`` and the URLconf.
 
@@ -64,7 +78,9 @@ class GateMiddleware:
             _forwarded(d, request)
             # Checked here (not by the WSGI fast path, which adds its own headers on the way out).
             request._ferrogate_headers = d.headers
-        request.jwt_claims = meta.get("ferrogate.claims")
+        claims = meta.get("ferrogate.claims")
+        request.jwt_claims = claims
+        _attach_user(request, claims)
         return None
 
     @staticmethod
@@ -110,5 +126,7 @@ class GateMiddleware:
         request._ferrogate_fallback = d
         claims = getattr(d, "claims", None)
         if claims is not None and meta.get("ferrogate.claims") is None:
+            meta["ferrogate.claims"] = claims
             request.jwt_claims = claims
+            _attach_user(request, claims)
         return None

@@ -1,0 +1,127 @@
+"""Auth in Django: the @auth decorator, request.jwt_claims, async views, the user loader, and the
+DRF classes (JWTAuthentication, GateThrottle) with DRF's APIClient."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.test import AsyncClient, Client, override_settings
+from ferrogate import encode
+from ferrogate.django import state
+from ferrogate.drf import GateThrottle, _limiters, drf_rate_to_quota
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    state.reset()
+    _limiters.clear()
+    yield
+    state.reset()
+
+
+def token(**claims: Any) -> str:
+    claims.setdefault("sub", "ann")
+    claims.setdefault("exp", time.time() + 300)
+    return encode(claims, settings.JWT_SECRET, "HS256")
+
+
+def test_auth_decorator_401_403_200() -> None:
+    c = Client()
+    r = c.get("/notes/")
+    assert r.status_code == 401
+    assert r["WWW-Authenticate"] == 'Bearer realm="django-tests"'
+    r = c.get("/notes/", HTTP_AUTHORIZATION=f"Bearer {token(scope='other')}")
+    assert r.status_code == 403
+    assert 'error="insufficient_scope"' in r["WWW-Authenticate"]
+    r = c.get("/notes/", HTTP_AUTHORIZATION=f"Bearer {token(scope='notes:read')}")
+    assert r.status_code == 200
+    assert r.json()["claims"]["sub"] == "ann"
+
+
+def test_optional_auth_in_an_async_view() -> None:
+    async def scenario() -> None:
+        c = AsyncClient()
+        assert (await c.get("/whoami/")).json() == {"sub": None}
+        r = await c.get("/whoami/", headers={"Authorization": f"Bearer {token(sub='bob')}"})
+        assert r.json() == {"sub": "bob"}
+        r = await c.get("/whoami/", headers={"Authorization": "Bearer not.a.token"})
+        assert r.status_code == 401
+
+    async_to_sync(scenario)()
+
+
+class Loaded:
+    calls = 0
+
+    def __init__(self, sub: str) -> None:
+        self.sub = sub
+        self.is_authenticated = True
+        self.pk = sub
+
+
+def loader(claims: dict[str, Any]) -> Loaded:
+    Loaded.calls += 1
+    return Loaded(claims["sub"])
+
+
+@override_settings(FERROGATE_USER_LOADER="test_django_auth.loader")
+def test_user_loader_is_lazy() -> None:
+    Loaded.calls = 0
+    c = Client()
+    assert c.get("/notes/", HTTP_AUTHORIZATION=f"Bearer {token(scope='notes:read')}").status_code == 200
+    assert Loaded.calls == 0  # the view never touched request.user
+    r = APIClient().get("/drf/notes/", HTTP_AUTHORIZATION=f"Bearer {token()}")
+    assert r.status_code == 200
+    assert Loaded.calls == 1
+
+
+def test_drf_authentication_and_header() -> None:
+    client = APIClient()
+    r = client.get("/drf/notes/")
+    assert r.status_code == 401
+    assert r["WWW-Authenticate"] == 'Bearer realm="django-tests"'
+    r = client.get("/drf/notes/", HTTP_AUTHORIZATION="Bearer garbage")
+    assert r.status_code == 401
+    t = token(sub="carol", roles=["x"])
+    r = client.get("/drf/notes/", HTTP_AUTHORIZATION=f"Bearer {t}")
+    assert r.status_code == 200
+    assert r.json()["user"] == "TokenUser carol"
+    assert r.json()["auth"]["roles"] == ["x"]
+
+
+def test_drf_throttle_user_scope_and_wait() -> None:
+    client = APIClient()
+    h = {"HTTP_AUTHORIZATION": f"Bearer {token(sub='dave')}"}
+    for _ in range(3):
+        assert client.get("/drf/notes/", **h).status_code == 200
+    r = client.get("/drf/notes/", **h)
+    assert r.status_code == 429
+    assert 0 < int(r["Retry-After"]) <= 20
+    # Another user has their own bucket.
+    assert client.get("/drf/notes/", HTTP_AUTHORIZATION=f"Bearer {token(sub='erin')}").status_code == 200
+
+
+def test_drf_throttle_scope_from_the_view() -> None:
+    client = APIClient()
+    h = {"HTTP_AUTHORIZATION": f"Bearer {token(sub='fay')}"}
+    assert client.get("/drf/burst/", **h).status_code == 200
+    assert client.get("/drf/burst/", **h).status_code == 429
+
+
+def test_drf_rates() -> None:
+    assert drf_rate_to_quota("100/day") == "100/day"
+    assert drf_rate_to_quota("5/min") == "5/minute"
+    assert drf_rate_to_quota("10/s") == "10/second"
+    assert drf_rate_to_quota("7/hours") == "7/hour"
+    from ferrogate import ConfigError
+
+    for bad in ("x/day", "5/fortnight", "5", "5/"):
+        with pytest.raises(ConfigError):
+            drf_rate_to_quota(bad)
+    assert GateThrottle().wait() is None
