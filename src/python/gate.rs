@@ -343,12 +343,22 @@ impl PyGate {
     /// Verifies a bearer token with the gate's own `[jwt]` verifier (same keys, caches and
     /// rules); raises an `InvalidTokenError` subclass, or `ConfigError` if the gate has no `[jwt]`.
     #[pyo3(signature = (token, *, now=None))]
-    fn verify_token<'py>(&self, py: Python<'py>, token: &str, now: Option<f64>) -> PyResult<Bound<'py, PyDict>> {
+    fn verify_token<'py>(
+        &self,
+        py: Python<'py>,
+        token: &str,
+        now: Option<f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let Some(verifier) = self.core.verifier() else {
-            return Err(Error::from(crate::config::ConfigError::single("jwt", "this gate has no [jwt] section")).into());
+            return Err(Error::from(crate::config::ConfigError::single(
+                "jwt",
+                "this gate has no [jwt] section",
+            ))
+            .into());
         };
         let now = now.unwrap_or_else(|| verifier.now());
-        let verified = super::jwt::verify_releasing(py, verifier, token, now).map_err(Error::from)?;
+        let verified =
+            super::jwt::verify_releasing(py, verifier, token, now).map_err(Error::from)?;
         super::jwt::claims_dict(py, &verified)
     }
 
