@@ -357,9 +357,9 @@ impl PyGate {
             .into());
         };
         let now = now.unwrap_or_else(|| verifier.now());
-        let verified =
+        let token_claims =
             super::jwt::verify_releasing(py, verifier, token, now).map_err(Error::from)?;
-        super::jwt::claims_dict(py, &verified)
+        super::jwt::claims_dict(py, &token_claims)
     }
 
     /// `(pattern, name)` for every route, in config order.
