@@ -229,6 +229,8 @@ pub struct GateConfig {
     pub rate_limit: crate::ratelimit::Settings,
     /// The `[jwt]` section, as given; built into a verifier with the gate (it may fetch keys).
     pub jwt: Option<Value>,
+    /// The `[cache]` section.
+    pub cache: Option<crate::cache::stage::CacheSettings>,
 }
 
 /// What the gate does with a request that matches no route.
@@ -250,6 +252,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "client_ip",
     "rate_limit",
     "jwt",
+    "cache",
 ];
 
 impl GateConfig {
@@ -299,6 +302,7 @@ impl GateConfig {
             ),
         }
         Self {
+            cache: root.get("cache").map(|c| crate::cache::stage::CacheSettings::parse(c, "cache", issues)),
             jwt: root.get("jwt").cloned(),
             defaults,
             routes,

@@ -12,6 +12,7 @@ use crate::auth::stage::{
     Blocking, InPlace, Mode as AuthMode, Slots as AuthSlots, Stage as AuthStage,
 };
 use crate::auth::verifier::Verified;
+use crate::cache::stage::{Outcome as CacheOutcome, Slots as CacheSlots, Stage as CacheStage, Ticket as CacheTicket};
 use crate::config::{ConfigError, GateConfig, Issues, Unmatched};
 use crate::http::Header;
 use crate::policy::{Access, Policy};
@@ -36,7 +37,7 @@ pub struct Request<'a> {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<Header>,
-    pub body: Vec<u8>,
+    pub body: std::sync::Arc<[u8]>,
 }
 
 impl Response {
@@ -45,7 +46,7 @@ impl Response {
         Self {
             status: p.status,
             headers,
-            body: p.to_body(),
+            body: p.to_body().into(),
         }
     }
 }
@@ -69,6 +70,8 @@ pub struct Forward<'s> {
     pub dry_run_refused: Option<&'s str>,
     /// The verified token, when the route looked for one and the request had it.
     pub claims: Option<Arc<Verified>>,
+    /// What to do with the app's response (store it, or invalidate the path after an unsafe request).
+    pub cache: Option<CacheTicket>,
 }
 
 #[derive(Debug)]
@@ -92,6 +95,7 @@ pub struct Gate {
     default_limits: RouteLimits,
     rate_limit: Stage,
     auth: Option<AuthStage>,
+    cache: Option<Arc<CacheStage>>,
     unmatched: Unmatched,
     header_keys: Vec<String>,
 }
@@ -202,7 +206,7 @@ impl Gate {
             }
         }
         let default_policy = Policy::from_defaults(&config.defaults);
-        let mut limits = StageBuilder::new(&config.rate_limit, clock);
+        let mut limits = StageBuilder::new(&config.rate_limit, clock.clone());
         let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
         let mut router = Router::new();
         for spec in &config.routes {
@@ -219,15 +223,58 @@ impl Gate {
             }
         }
         let rate_limit = limits.finish(&mut header_keys);
+        let cache = Self::cache_stage(config, &default_policy, &mut header_keys, &clock);
         Self {
             router,
             default_policy,
             default_limits,
             rate_limit,
             auth,
+            cache,
             unmatched: config.unmatched,
             header_keys,
         }
+    }
+
+    /// The cache stage, when the config has a `[cache]` section or a route caches.
+    fn cache_stage(
+        config: &GateConfig,
+        default_policy: &Policy,
+        header_keys: &mut Vec<String>,
+        clock: &SharedClock,
+    ) -> Option<Arc<CacheStage>> {
+        let route_policies: Vec<crate::cache::stage::CachePolicy> = config
+            .routes
+            .iter()
+            .map(|r| r.policy.resolve(default_policy).cache)
+            .chain(std::iter::once(default_policy.cache.clone()))
+            .collect();
+        if config.cache.is_none() && !route_policies.iter().any(|p| p.enabled) {
+            return None;
+        }
+        let settings = config.cache.clone().unwrap_or_default();
+        let mut vary_names: Vec<String> = settings.vary.clone();
+        for p in &route_policies {
+            for v in &p.vary {
+                if !vary_names.contains(v) {
+                    vary_names.push(v.clone());
+                }
+            }
+        }
+        let slots = CacheSlots {
+            authorization: header_slot(header_keys, "authorization"),
+            cookie: header_slot(header_keys, "cookie"),
+            cache_control: header_slot(header_keys, "cache-control"),
+            if_none_match: header_slot(header_keys, "if-none-match"),
+            vary: vary_names.into_iter().map(|n| { let slot = header_slot(header_keys, &n); (n, slot) }).collect(),
+        };
+        Some(Arc::new(CacheStage::new(settings, slots, clock.clone())))
+    }
+
+    /// The cache stage (store and settings), `None` without caching.
+    #[must_use]
+    pub fn cache(&self) -> Option<Arc<CacheStage>> {
+        self.cache.clone()
     }
 
     /// Request headers (lower-case names) the caller must supply in [`Request::headers`].
@@ -311,6 +358,7 @@ impl Gate {
                     headers: Vec::new(),
                     dry_run_refused: None,
                     claims: None,
+                    cache: None,
                 });
             }
             Lookup::NotFound => (&self.default_policy, &self.default_limits, None),
@@ -321,6 +369,7 @@ impl Gate {
                 headers: Vec::new(),
                 dry_run_refused: None,
                 claims: None,
+                cache: None,
             });
         }
         if policy.access == Access::Deny {
@@ -347,11 +396,27 @@ impl Gate {
             Verdict::Refuse(r) => return Decision::Respond(r),
             Verdict::Pass { dry_run_refused } => dry_run_refused,
         };
+        let cache = match &self.cache {
+            Some(stage) => match stage.check(&policy.cache, req, path, claims.as_deref().map(|v| &*v.claims), blocking) {
+                CacheOutcome::Respond(mut r) => {
+                    // A hit counts against the quota, and says so.
+                    r.headers.extend(headers);
+                    return Decision::Respond(r);
+                }
+                CacheOutcome::Forward(ticket) => Some(ticket),
+                CacheOutcome::Pass(status) => {
+                    headers.extend(status);
+                    None
+                }
+            },
+            None => None,
+        };
         Decision::Forward(Forward {
             route,
             headers,
             dry_run_refused,
             claims,
+            cache,
         })
     }
 

@@ -5,6 +5,7 @@
 //! [`python`] behind the `python` feature, so `cargo test` exercises the core on its own.
 
 pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod gate;

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::auth::stage::AuthPolicy;
+use crate::cache::stage::CachePolicy;
 use crate::config::{Issues, join, show};
 use crate::ratelimit::LimitPolicy;
 
@@ -34,10 +35,12 @@ pub struct PolicyOverride {
     pub limit: Option<LimitPolicy>,
     /// Bearer-token auth (`auth = "required"` or a table).
     pub auth: Option<AuthPolicy>,
+    /// Response caching (`cache = 60` or a table).
+    pub cache: Option<CachePolicy>,
 }
 
 /// Keys every policy table accepts.
-pub const POLICY_KEYS: &[&str] = &["access", "exempt", "limit", "auth"];
+pub const POLICY_KEYS: &[&str] = &["access", "exempt", "limit", "auth", "cache"];
 
 impl PolicyOverride {
     /// Parses the policy keys of a table; `extra_keys` are the other keys the caller handles.
@@ -59,6 +62,9 @@ impl PolicyOverride {
         if let Some(e) = map.get("exempt") {
             out.exempt = issues.boolean(e, &join(at, "exempt"));
         }
+        if let Some(c) = map.get("cache") {
+            out.cache = CachePolicy::parse(c, &join(at, "cache"), issues);
+        }
         if let Some(a) = map.get("auth") {
             out.auth = AuthPolicy::parse(a, &join(at, "auth"), issues);
         }
@@ -76,6 +82,7 @@ impl PolicyOverride {
             exempt: self.exempt.unwrap_or(base.exempt),
             limit: self.limit.clone().unwrap_or_else(|| base.limit.clone()),
             auth: self.auth.clone().unwrap_or_else(|| base.auth.clone()),
+            cache: self.cache.clone().unwrap_or_else(|| base.cache.clone()),
         }
     }
 }
@@ -88,6 +95,7 @@ pub struct Policy {
     pub exempt: bool,
     pub limit: LimitPolicy,
     pub auth: AuthPolicy,
+    pub cache: CachePolicy,
 }
 
 impl Policy {
@@ -105,6 +113,7 @@ impl Policy {
             ("exempt", self.exempt.to_string()),
             ("limit", self.limit.describe()),
             ("auth", self.auth.describe()),
+            ("cache", self.cache.describe()),
         ]
     }
 }

@@ -74,7 +74,7 @@ def test_explain_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> 
         "pattern": "/users/{id}",
         "name": None,
         "params": {"id": "9"},
-        "policy": {"access": "allow", "auth": "none", "exempt": "false", "limit": "off"},
+        "policy": {"access": "allow", "auth": "none", "cache": "off", "exempt": "false", "limit": "off"},
     }
 
 

@@ -115,6 +115,7 @@ name = "user"
     assert gate.explain("GET", "/admin/x")["policy"] == {
         "access": "deny",
         "auth": "none",
+        "cache": "off",
         "exempt": "false",
         "limit": "off",
     }

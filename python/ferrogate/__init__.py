@@ -6,7 +6,15 @@ Rust call per request.
 
 from __future__ import annotations
 
-from ferrogate._native import Decision, JWTVerifier, RateLimiter, RateLimitResult, Router, encode
+from ferrogate._native import (
+    Decision,
+    JWTVerifier,
+    RateLimiter,
+    RateLimitResult,
+    ResponseCache,
+    Router,
+    encode,
+)
 from ferrogate._native import __version__ as __version__
 from ferrogate.exceptions import (
     ConfigError,
@@ -25,6 +33,7 @@ from ferrogate.exceptions import (
     MissingRequiredClaimError,
 )
 from ferrogate.gate import Gate
+from ferrogate.memo import cached
 
 __all__ = [
     "ConfigError",
@@ -46,7 +55,9 @@ __all__ = [
     "MissingRequiredClaimError",
     "RateLimitResult",
     "RateLimiter",
+    "ResponseCache",
     "Router",
     "__version__",
+    "cached",
     "encode",
 ]

@@ -320,7 +320,7 @@ fn respond(status: u16, detail: &str, mut headers: Vec<Header>) -> Response {
     Response {
         status,
         headers,
-        body: p.to_body(),
+        body: p.to_body().into(),
     }
 }
 

@@ -67,6 +67,9 @@ pub struct PyDecision {
     /// The verified token claims (a fresh dict), or None.
     #[pyo3(get)]
     pub(super) claims: Option<Py<PyDict>>,
+    /// What to do with the app's response, for the cache (None: nothing).
+    #[pyo3(get)]
+    pub(super) cache_ticket: Option<Py<super::cache::PyCacheTicket>>,
 }
 
 #[pymethods]
@@ -109,6 +112,7 @@ fn respond(py: Python<'_>, r: &Response) -> PyResult<PyDecision> {
         params: PyDict::new(py).unbind(),
         dry_run_refused: None,
         claims: None,
+        cache_ticket: None,
     })
 }
 
@@ -117,7 +121,7 @@ fn internal_error(py: Python<'_>) -> PyResult<PyDecision> {
     let r = Response {
         status: 500,
         headers: vec![("content-type", problem::CONTENT_TYPE.to_owned())],
-        body: p.to_body(),
+        body: p.to_body().into(),
     };
     respond(py, &r)
 }
@@ -127,7 +131,7 @@ fn bad_request(py: Python<'_>, detail: &str) -> PyResult<PyDecision> {
     let r = Response {
         status: 400,
         headers: vec![("content-type", problem::CONTENT_TYPE.to_owned())],
-        body: p.to_body(),
+        body: p.to_body().into(),
     };
     respond(py, &r)
 }
@@ -220,6 +224,10 @@ impl PyGate {
                     dry_run_refused: f.dry_run_refused.map(|n| PyString::new(py, n).unbind()),
                     claims: match &f.claims {
                         Some(v) => Some(super::jwt::claims_dict(py, v)?.unbind()),
+                        None => None,
+                    },
+                    cache_ticket: match f.cache {
+                        Some(t) => Some(Py::new(py, super::cache::PyCacheTicket { inner: t })?),
                         None => None,
                     },
                 })
@@ -360,6 +368,12 @@ impl PyGate {
         let token_claims =
             super::jwt::verify_releasing(py, verifier, token, now).map_err(Error::from)?;
         super::jwt::claims_dict(py, &token_claims)
+    }
+
+    /// The gate's response cache (for purging and stats), or None without caching.
+    #[getter]
+    fn cache(&self) -> Option<super::cache::PyResponseCache> {
+        self.core.cache().map(super::cache::PyResponseCache::for_gate)
     }
 
     /// `(pattern, name)` for every route, in config order.

@@ -143,8 +143,14 @@ impl PyWsgiGate {
         environ.set_item(k.params.bind(py), d.params.bind(py))?;
         environ.set_item(k.claims.bind(py), d.claims.as_ref().map(|c| c.bind(py)))?;
         let extra = d.headers.clone_ref(py);
+        let ticket = d.cache_ticket.as_ref().map(|t| t.clone_ref(py));
         environ.set_item(k.decision.bind(py), Py::new(py, d)?)?;
         let app = self.app.bind(py);
+        if let Some(ticket) = ticket {
+            // A cache miss or an unsafe request: the slow path, in Python.
+            let serve = py.import("ferrogate.wsgi")?.getattr("serve_with_ticket")?;
+            return Ok(serve.call1((app, ticket, environ, start_response, extra))?.unbind());
+        }
         let result = if extra.bind(py).is_empty() {
             app.call1((environ, start_response))?
         } else {

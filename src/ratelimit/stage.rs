@@ -315,7 +315,7 @@ impl Stage {
         Response {
             status: 429,
             headers: hs,
-            body: p.to_body(),
+            body: p.to_body().into(),
         }
     }
 

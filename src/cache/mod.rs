@@ -1,0 +1,7 @@
+//! Response caching: RFC 9111 shared-cache rules, keys that never cross users, a moka store
+//! weighted by bytes, purging by path/prefix/tag, request coalescing and stale-while-revalidate.
+
+pub mod key;
+pub mod rules;
+pub mod stage;
+pub mod store;

@@ -1,0 +1,624 @@
+//! The gate's cache stage: serve fresh entries from Rust, coalesce concurrent misses, and store
+//! what the app answers under RFC 9111's shared-cache rules.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use serde_json::Value;
+
+use super::key;
+use super::rules::{self, CacheControl, NotStored};
+use super::store::{Entry, Lookup, Store};
+use crate::auth::stage::Blocking;
+use crate::auth::verifier::Claims;
+use crate::clock::SharedClock;
+use crate::config::{Issues, join, show};
+use crate::gate::{Request, Response};
+use crate::http::Header;
+
+/// A route's cache policy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CachePolicy {
+    pub enabled: bool,
+    /// Seconds, when the response gives no `s-maxage`/`max-age`; `None`: the `[cache]` default.
+    pub ttl: Option<u64>,
+    /// The response is the same for everyone: no principal in the key, cookies and
+    /// `Authorization` do not bypass.
+    pub public: bool,
+    /// Extra request headers responses may vary on (beyond the `[cache] vary` list).
+    pub vary: Vec<String>,
+    /// Statuses that may be stored (default `[cache] statuses`).
+    pub statuses: Option<Vec<u16>>,
+}
+
+impl CachePolicy {
+    /// `cache = false | <ttl seconds> | true | { ttl, public, vary, statuses }`.
+    pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<CachePolicy> {
+        match v {
+            Value::Bool(b) => Some(CachePolicy { enabled: *b, ..Default::default() }),
+            Value::Number(_) => {
+                let ttl = issues.positive_int(v, at)?;
+                Some(CachePolicy { enabled: true, ttl: Some(ttl), ..Default::default() })
+            }
+            _ => {
+                let map = issues.object(v, at)?;
+                issues.unknown_keys(map, &["ttl", "public", "vary", "statuses"], at);
+                let mut p = CachePolicy { enabled: true, ..Default::default() };
+                if let Some(t) = map.get("ttl") {
+                    p.ttl = issues.positive_int(t, &join(at, "ttl"));
+                }
+                if let Some(b) = map.get("public") {
+                    p.public = issues.boolean(b, &join(at, "public")).unwrap_or(false);
+                }
+                if let Some(vl) = map.get("vary") {
+                    let vat = join(at, "vary");
+                    for (i, h) in issues.strings(vl, &vat).unwrap_or_default().into_iter().enumerate() {
+                        if crate::http::is_header_name(h) {
+                            p.vary.push(h.to_ascii_lowercase());
+                        } else {
+                            issues.push(format!("{vat}[{i}]"), format!("not a header name: {}", show(&Value::from(h))));
+                        }
+                    }
+                }
+                if let Some(s) = map.get("statuses") {
+                    p.statuses = Some(statuses(s, &join(at, "statuses"), issues));
+                }
+                Some(p)
+            }
+        }
+    }
+
+    #[must_use]
+    pub fn describe(&self) -> String {
+        if !self.enabled {
+            return "off".into();
+        }
+        let mut s = self.ttl.map_or_else(|| "default ttl".to_owned(), |t| format!("ttl {t}s"));
+        if self.public {
+            s.push_str(", public");
+        }
+        s
+    }
+}
+
+fn statuses(v: &Value, at: &str, issues: &mut Issues) -> Vec<u16> {
+    let Some(items) = v.as_array() else {
+        issues.push(at, format!("expected a list of status codes, got {}", show(v)));
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s.as_u64().and_then(|n| u16::try_from(n).ok()) {
+            Some(n) if (200..600).contains(&n) && n != 206 => Some(n),
+            _ => {
+                issues.push(format!("{at}[{i}]"), format!("not a cacheable status code: {}", show(s)));
+                None
+            }
+        })
+        .collect()
+}
+
+/// How the cache says what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusStyle {
+    /// RFC 9211 `Cache-Status`.
+    CacheStatus,
+    /// `X-Cache: HIT | MISS | BYPASS`.
+    XCache,
+}
+
+/// The `[cache]` section.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub max_bytes: u64,
+    pub default_ttl: u64,
+    pub statuses: Vec<u16>,
+    pub vary: Vec<String>,
+    pub tags_header: String,
+    pub style: StatusStyle,
+    pub max_entry_bytes: usize,
+    pub coalesce_timeout: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 << 20,
+            default_ttl: 60,
+            statuses: vec![200],
+            vary: vec!["accept".into(), "accept-encoding".into(), "accept-language".into()],
+            tags_header: "x-cache-tags".into(),
+            style: StatusStyle::CacheStatus,
+            max_entry_bytes: 1 << 20,
+            coalesce_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CacheSettings {
+    pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> CacheSettings {
+        let mut s = CacheSettings::default();
+        let Some(map) = issues.object(v, at) else { return s };
+        issues.unknown_keys(
+            map,
+            &["max_bytes", "default_ttl", "statuses", "vary", "tags_header", "status_header", "max_entry_bytes", "coalesce_timeout"],
+            at,
+        );
+        if let Some(x) = map.get("max_bytes") {
+            s.max_bytes = issues.positive_int(x, &join(at, "max_bytes")).unwrap_or(s.max_bytes);
+        }
+        if let Some(x) = map.get("default_ttl") {
+            s.default_ttl = issues.positive_int(x, &join(at, "default_ttl")).unwrap_or(s.default_ttl);
+        }
+        if let Some(x) = map.get("statuses") {
+            s.statuses = statuses(x, &join(at, "statuses"), issues);
+        }
+        if let Some(x) = map.get("vary") {
+            s.vary = issues.strings(x, &join(at, "vary")).unwrap_or_default().into_iter().map(str::to_ascii_lowercase).collect();
+        }
+        if let Some(x) = map.get("tags_header") {
+            match issues.string(x, &join(at, "tags_header")) {
+                Some(h) if crate::http::is_header_name(h) => s.tags_header = h.to_ascii_lowercase(),
+                Some(h) => issues.push(join(at, "tags_header"), format!("not a header name: {}", show(&Value::from(h)))),
+                None => {}
+            }
+        }
+        if let Some(x) = map.get("status_header") {
+            s.style = match issues.one_of(x, &["cache-status", "x-cache"], &join(at, "status_header")) {
+                Some("x-cache") => StatusStyle::XCache,
+                _ => StatusStyle::CacheStatus,
+            };
+        }
+        if let Some(x) = map.get("max_entry_bytes") {
+            s.max_entry_bytes = issues
+                .positive_int(x, &join(at, "max_entry_bytes"))
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(s.max_entry_bytes);
+        }
+        if let Some(x) = map.get("coalesce_timeout") {
+            if let Some(secs) = issues.non_negative(x, &join(at, "coalesce_timeout")) {
+                s.coalesce_timeout = Duration::try_from_secs_f64(secs.min(60.0)).unwrap_or(s.coalesce_timeout);
+            }
+        }
+        s
+    }
+}
+
+/// Header slots the stage reads.
+#[derive(Debug, Clone, Default)]
+pub struct Slots {
+    pub authorization: usize,
+    pub cookie: usize,
+    pub cache_control: usize,
+    pub if_none_match: usize,
+    /// `(name, slot)` of every header responses may vary on.
+    pub vary: Vec<(String, usize)>,
+}
+
+/// The stage: the store plus settings.
+#[derive(Debug)]
+pub struct Stage {
+    pub store: Store,
+    pub settings: CacheSettings,
+    pub slots: Slots,
+}
+
+/// What the app's response may become, handed back to [`Stage::store`] once it is known.
+#[derive(Debug)]
+pub struct Ticket {
+    stage: Arc<Stage>,
+    kind: TicketKind,
+    ended: AtomicBool,
+}
+
+#[derive(Debug)]
+enum TicketKind {
+    /// A GET miss: store the response if the rules allow.
+    Store {
+        primary: String,
+        path: String,
+        /// Values of every varyable request header, to build the variant key later.
+        request_vary: Vec<(String, Option<String>)>,
+        /// Whether the key holds the principal.
+        per_principal: bool,
+        /// The request carried `Authorization` that the key does not account for.
+        authorization: bool,
+        ttl: u64,
+        statuses: Option<Vec<u16>>,
+        /// This request leads a flight others may be waiting on.
+        leader: bool,
+    },
+    /// A successful unsafe request invalidates the path's entries.
+    Invalidate { path: String },
+}
+
+/// The stage's outcome for one request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Not cached (no policy, or bypassed): forward; add these headers.
+    Pass(Option<Header>),
+    Respond(Response),
+    Forward(Ticket),
+}
+
+impl Stage {
+    #[must_use]
+    pub fn new(settings: CacheSettings, slots: Slots, clock: SharedClock) -> Self {
+        let store = Store::new(settings.max_bytes, Duration::from_secs(settings.default_ttl), clock);
+        Self { store, settings, slots }
+    }
+
+    fn header<'a>(&self, req: &Request<'a>, slot: usize) -> Option<&'a str> {
+        req.headers.get(slot).copied().flatten()
+    }
+
+    fn status_header(&self, what: &str, detail: Option<&str>) -> Header {
+        match self.settings.style {
+            StatusStyle::CacheStatus => {
+                let mut v = format!("ferrogate; {what}");
+                if let Some(d) = detail {
+                    v.push_str("; detail=");
+                    v.push_str(d);
+                }
+                ("cache-status", v)
+            }
+            StatusStyle::XCache => {
+                let word = if what.starts_with("hit") {
+                    "HIT"
+                } else if what.contains("bypass") {
+                    "BYPASS"
+                } else {
+                    "MISS"
+                };
+                ("x-cache", word.to_owned())
+            }
+        }
+    }
+
+    /// Decides the cache part of a request. `path` is normalised; `claims` are the verified token's.
+    pub fn check(
+        self: &Arc<Self>,
+        policy: &CachePolicy,
+        req: &Request<'_>,
+        path: &str,
+        claims: Option<&Claims>,
+        blocking: &dyn Blocking,
+    ) -> Outcome {
+        if !policy.enabled {
+            return Outcome::Pass(None);
+        }
+        match req.method {
+            "GET" | "HEAD" => {}
+            "POST" | "PUT" | "PATCH" | "DELETE" => {
+                return Outcome::Forward(self.ticket(TicketKind::Invalidate { path: path.to_owned() }));
+            }
+            _ => return Outcome::Pass(None),
+        }
+        let request_cc = CacheControl::parse(self.header(req, self.slots.cache_control));
+        if request_cc.no_store {
+            return Outcome::Pass(Some(self.status_header("fwd=bypass", Some("request-no-store"))));
+        }
+        let authorization = self.header(req, self.slots.authorization).is_some();
+        let principal = if policy.public { None } else { claims.and_then(|c| c.get("sub")).and_then(Value::as_str) };
+        if !policy.public {
+            if self.header(req, self.slots.cookie).is_some() {
+                // The app may personalise on a session cookie the key cannot see.
+                return Outcome::Pass(Some(self.status_header("fwd=bypass", Some("cookie"))));
+            }
+            if authorization && principal.is_none() {
+                return Outcome::Pass(Some(self.status_header("fwd=bypass", Some("authorization"))));
+            }
+        }
+        let primary = key::primary(path, req.query, principal);
+        let request_vary: Vec<(String, Option<String>)> = self
+            .slots
+            .vary
+            .iter()
+            .map(|(name, slot)| (name.clone(), self.header(req, *slot).map(str::to_owned)))
+            .collect();
+        let is_head = req.method == "HEAD";
+        if !request_cc.no_cache {
+            if let Some(hit) = self.find(&primary, &request_vary) {
+                return Outcome::Respond(self.serve(&hit.0, hit.1, req));
+            }
+        }
+        if is_head {
+            // HEAD is served from a GET entry but never fills one.
+            return Outcome::Pass(Some(self.status_header("fwd=miss", Some("head"))));
+        }
+        let mut leader = self.store.begin_flight(&primary);
+        if !leader && !request_cc.no_cache {
+            // Another request is fetching this resource: wait for it (bounded), without the GIL.
+            let timeout = self.settings.coalesce_timeout;
+            let store = &self.store;
+            let key: &str = &primary;
+            blocking.run(&mut || store.wait_flight(key, timeout));
+            if let Some(hit) = self.find(&primary, &request_vary) {
+                return Outcome::Respond(self.serve(&hit.0, hit.1, req));
+            }
+            leader = self.store.begin_flight(&primary);
+        }
+        Outcome::Forward(self.ticket(TicketKind::Store {
+            primary,
+            path: path.to_owned(),
+            request_vary,
+            per_principal: principal.is_some(),
+            authorization,
+            ttl: policy.ttl.unwrap_or(self.settings.default_ttl),
+            statuses: policy.statuses.clone(),
+            leader,
+        }))
+    }
+
+    fn ticket(self: &Arc<Self>, kind: TicketKind) -> Ticket {
+        Ticket { stage: self.clone(), kind, ended: AtomicBool::new(false) }
+    }
+
+    fn find(&self, primary: &str, request_vary: &[(String, Option<String>)]) -> Option<(Arc<Entry>, bool)> {
+        let names = self.store.vary_of(primary)?;
+        let values: Vec<(String, Option<String>)> = names
+            .iter()
+            .map(|n| (n.clone(), request_vary.iter().find(|(k, _)| k == n).and_then(|(_, v)| v.clone())))
+            .collect();
+        match self.store.lookup(&key::variant(primary, &values)) {
+            Lookup::Fresh(e) => Some((e, false)),
+            Lookup::Stale(e) => Some((e, true)),
+            Lookup::Miss => None,
+        }
+    }
+
+    fn serve(&self, e: &Entry, stale: bool, req: &Request<'_>) -> Response {
+        let now = self.store.clock.now_nanos();
+        let mut headers: Vec<Header> = Vec::with_capacity(e.headers.len() + 3);
+        let ttl_left = e.fresh_until.saturating_sub(now) / 1_000_000_000;
+        let status = if stale { "hit; fwd=stale".to_owned() } else { format!("hit; ttl={ttl_left}") };
+        if let Some(inm) = self.header(req, self.slots.if_none_match) {
+            if etag_matches(inm, &e.etag) {
+                // 304 carries the validators and caching headers, not the body (RFC 9110 §15.4.5).
+                for (k, v) in &e.headers {
+                    let k = k.as_str();
+                    if matches!(k, "cache-control" | "content-location" | "date" | "expires" | "vary") {
+                        headers.push((leak_name(k), v.clone()));
+                    }
+                }
+                headers.push(("etag", e.etag.clone()));
+                headers.push(("age", e.age(now).to_string()));
+                headers.push(self.status_header(&status, None));
+                return Response { status: 304, headers, body: Arc::from(&[][..]) };
+            }
+        }
+        for (k, v) in &e.headers {
+            headers.push((leak_name(k), v.clone()));
+        }
+        headers.push(("age", e.age(now).to_string()));
+        headers.push(self.status_header(&status, None));
+        Response { status: e.status, headers, body: e.body.clone() }
+    }
+}
+
+/// Header names of stored responses are a small set; intern them as `&'static str` so a hit
+/// allocates no names. Unknown names are leaked once each, bounded by what the app sends.
+fn leak_name(name: &str) -> &'static str {
+    static NAMES: OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    let set = NAMES.get_or_init(Default::default);
+    let mut set = set.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(n) = set.get(name) {
+        return n;
+    }
+    if set.len() >= 4096 {
+        return "x-ferrogate-header";
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
+/// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/` is ignored on both sides.
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let target = bare(etag);
+    if_none_match.split(',').any(|t| t.trim() == "*" || bare(t) == target)
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// What `Ticket::store` decided.
+#[derive(Debug)]
+pub struct Stored {
+    /// Headers to send to the client (tags removed, ETag and cache status added).
+    pub headers: Vec<(String, String)>,
+    pub stored: bool,
+}
+
+impl Ticket {
+    /// Whether a response with these status and headers would be stored (the body aside), so the
+    /// caller buffers only responses that may be stored.
+    #[must_use]
+    pub fn wants(&self, status: u16, headers: &[(String, String)]) -> bool {
+        match &self.kind {
+            TicketKind::Store { .. } => self.refusal(status, headers).is_none(),
+            TicketKind::Invalidate { .. } => false,
+        }
+    }
+
+    fn refusal(&self, status: u16, headers: &[(String, String)]) -> Option<NotStored> {
+        let TicketKind::Store { per_principal, authorization, statuses, .. } = &self.kind else {
+            return Some(NotStored::Status);
+        };
+        let allowed = statuses.as_ref().unwrap_or(&self.stage.settings.statuses);
+        if !allowed.contains(&status) {
+            return Some(NotStored::Status);
+        }
+        let values = |name: &'static str| headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        let cc = CacheControl::parse(values("cache-control"));
+        if cc.no_store {
+            return Some(NotStored::NoStore);
+        }
+        if cc.private {
+            return Some(NotStored::Private);
+        }
+        if cc.no_cache {
+            return Some(NotStored::NoCache);
+        }
+        if values("set-cookie").next().is_some() {
+            return Some(NotStored::SetCookie);
+        }
+        for v in values("vary") {
+            for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                if name == "*" {
+                    return Some(NotStored::VaryStar);
+                }
+                let lower = name.to_ascii_lowercase();
+                if !self.stage.slots.vary.iter().any(|(n, _)| *n == lower) {
+                    return Some(NotStored::VaryUnknown);
+                }
+            }
+        }
+        if *authorization && !rules::authorization_allows(&cc, *per_principal) {
+            return Some(NotStored::Authorization);
+        }
+        None
+    }
+
+    /// The app's response, once: stores it when the rules allow, and returns the headers to send.
+    pub fn store(&self, status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Stored {
+        let stage = &self.stage;
+        let tags_header = stage.settings.tags_header.as_str();
+        let mut tags = Vec::new();
+        let mut out: Vec<(String, String)> = Vec::with_capacity(headers.len() + 2);
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case(tags_header) {
+                tags.extend(v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
+            } else {
+                out.push((k, v));
+            }
+        }
+        let status_of = |what: &str, detail: Option<&str>| {
+            let (k, v) = stage.status_header(what, detail);
+            (k.to_owned(), v)
+        };
+        let TicketKind::Store { primary, path, request_vary, ttl, .. } = &self.kind else {
+            self.end();
+            return Stored { headers: out, stored: false };
+        };
+        let refusal = self.refusal(status, &out).or_else(|| (body.len() > stage.settings.max_entry_bytes).then_some(NotStored::TooLarge));
+        let values = |out: &[(String, String)], name: &str| {
+            out.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).collect::<Vec<_>>()
+        };
+        let cc_values = values(&out, "cache-control");
+        let cc = CacheControl::parse(cc_values.iter().map(String::as_str));
+        let lifetime = rules::freshness(&cc, *ttl);
+        let refusal = refusal.or_else(|| (lifetime == 0).then_some(NotStored::ZeroTtl));
+        if let Some(why) = refusal {
+            out.push(status_of("fwd=miss", Some(why.as_str())));
+            self.end();
+            return Stored { headers: out, stored: false };
+        }
+        let etag = match values(&out, "etag").into_iter().next() {
+            Some(e) => e,
+            None => {
+                let d = digest::digest(&digest::SHA256, body);
+                let hex: String = d.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+                let e = format!("\"{hex}\"");
+                out.push(("etag".into(), e.clone()));
+                e
+            }
+        };
+        let vary_names: Vec<String> = values(&out, "vary")
+            .iter()
+            .flat_map(|v| v.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect::<Vec<_>>())
+            .collect();
+        let vary_values: Vec<(String, Option<String>)> = vary_names
+            .iter()
+            .map(|n| (n.clone(), request_vary.iter().find(|(k, _)| k == n).and_then(|(_, v)| v.clone())))
+            .collect();
+        let now = stage.store.clock.now_nanos();
+        let fresh_until = now.saturating_add(lifetime.saturating_mul(1_000_000_000));
+        let stale_until = fresh_until.saturating_add(cc.stale_while_revalidate.unwrap_or(0).saturating_mul(1_000_000_000));
+        let stored_headers: Vec<(String, String)> = out
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                !HOP_BY_HOP.contains(&k.as_str()) && k != "age" && k != "cache-status" && k != "x-cache"
+            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        stage.store.insert(
+            primary,
+            vary_names,
+            key::variant(primary, &vary_values),
+            Entry {
+                status,
+                headers: stored_headers,
+                body: Arc::from(body),
+                etag,
+                path: path.clone(),
+                tags,
+                stored_at: now,
+                fresh_until,
+                stale_until,
+                ext: OnceLock::new(),
+            },
+        );
+        out.push(status_of("fwd=miss; stored", None));
+        self.end();
+        Stored { headers: out, stored: true }
+    }
+
+    /// The app answered an unsafe request with `status`: a success invalidates the path.
+    pub fn unsafe_done(&self, status: u16) -> usize {
+        let n = match &self.kind {
+            TicketKind::Invalidate { path } if (200..400).contains(&status) => self.stage.store.purge_path(path),
+            _ => 0,
+        };
+        self.end();
+        n
+    }
+
+    /// Whether this ticket stores (GET) rather than invalidates.
+    #[must_use]
+    pub fn is_store(&self) -> bool {
+        matches!(self.kind, TicketKind::Store { .. })
+    }
+
+    /// Gives up (the app failed): wakes any request waiting on this one.
+    pub fn end(&self) {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let TicketKind::Store { primary, leader: true, .. } = &self.kind {
+            self.stage.store.end_flight(primary);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches("\"a\"", "\"a\""));
+        assert!(etag_matches("W/\"a\", \"b\"", "\"a\""));
+        assert!(etag_matches("*", "\"a\""));
+        assert!(!etag_matches("\"b\"", "\"a\""));
+    }
+}

@@ -1,0 +1,309 @@
+//! The response store: moka, weighted by stored bytes (TinyLFU admission, per-entry expiry),
+//! with indexes for purging by path, prefix and tag, and single-flight for concurrent misses.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+
+/// One stored response.
+pub struct Entry {
+    pub status: u16,
+    /// Response headers as stored (hop-by-hop, `Set-Cookie` and tag headers removed).
+    pub headers: Vec<(String, String)>,
+    pub body: Arc<[u8]>,
+    pub etag: String,
+    pub path: String,
+    pub tags: Vec<String>,
+    /// Clock nanoseconds.
+    pub stored_at: u64,
+    pub fresh_until: u64,
+    /// Until when a stale entry may be served while one request revalidates.
+    pub stale_until: u64,
+    /// For the binding layer (the body as a Python bytes object, made once).
+    pub ext: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").field("status", &self.status).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Entry {
+    fn weight(&self) -> u32 {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+        u32::try_from(self.body.len() + headers + self.path.len() + 128).unwrap_or(u32::MAX)
+    }
+
+    /// Whole seconds since stored (the `Age` header).
+    #[must_use]
+    pub fn age(&self, now: u64) -> u64 {
+        now.saturating_sub(self.stored_at) / 1_000_000_000
+    }
+}
+
+/// Counters, as `ResponseCache.stats()` reports them.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stores: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Indexes {
+    by_path: HashMap<String, HashSet<String>>,
+    by_tag: HashMap<String, HashSet<String>>,
+    /// primary key -> the request headers its responses vary on.
+    vary: HashMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Default)]
+struct Flights {
+    keys: Mutex<HashSet<String>>,
+    done: Condvar,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    Fresh(Arc<Entry>),
+    /// Stale but within stale-while-revalidate, and another request is already revalidating.
+    Stale(Arc<Entry>),
+    Miss,
+}
+
+/// The store.
+pub struct Store {
+    cache: moka::sync::Cache<String, Arc<Entry>>,
+    indexes: Arc<Mutex<Indexes>>,
+    flights: Flights,
+    pub stats: Arc<Stats>,
+    pub clock: SharedClock,
+    pub max_bytes: u64,
+    pub default_ttl: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("max_bytes", &self.max_bytes).finish_non_exhaustive()
+    }
+}
+
+struct ExpireAt;
+
+impl moka::Expiry<String, Arc<Entry>> for ExpireAt {
+    fn expire_after_create(&self, _: &String, e: &Arc<Entry>, _: std::time::Instant) -> Option<Duration> {
+        // moka's own clock only bounds memory; freshness is judged on our clock at lookup.
+        Some(Duration::from_nanos(e.stale_until.saturating_sub(e.stored_at)).max(Duration::from_secs(1)))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Store {
+    #[must_use]
+    pub fn new(max_bytes: u64, default_ttl: Duration, clock: SharedClock) -> Self {
+        let indexes = Arc::new(Mutex::new(Indexes::default()));
+        let stats = Arc::new(Stats::default());
+        let (idx, st) = (indexes.clone(), stats.clone());
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_: &String, e: &Arc<Entry>| e.weight())
+            .expire_after(ExpireAt)
+            .eviction_listener(move |key: Arc<String>, e: Arc<Entry>, cause| {
+                if cause.was_evicted() {
+                    st.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+                let mut ix = lock(&idx);
+                if let Some(set) = ix.by_path.get_mut(&e.path) {
+                    set.remove(key.as_str());
+                    if set.is_empty() {
+                        ix.by_path.remove(&e.path);
+                    }
+                }
+                for tag in &e.tags {
+                    if let Some(set) = ix.by_tag.get_mut(tag) {
+                        set.remove(key.as_str());
+                        if set.is_empty() {
+                            ix.by_tag.remove(tag);
+                        }
+                    }
+                }
+            })
+            .build();
+        Self { cache, indexes, flights: Flights::default(), stats, clock, max_bytes, default_ttl }
+    }
+
+    /// The request headers that responses under `primary` vary on (None: nothing stored).
+    #[must_use]
+    pub fn vary_of(&self, primary: &str) -> Option<Vec<String>> {
+        lock(&self.indexes).vary.get(primary).cloned()
+    }
+
+    /// Looks a variant up. A stale entry within stale-while-revalidate is served if a revalidation
+    /// is already under way; otherwise the caller revalidates (a miss).
+    pub fn lookup(&self, key: &str) -> Lookup {
+        let now = self.clock.now_nanos();
+        let Some(e) = self.cache.get(key) else {
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Miss;
+        };
+        if now < e.fresh_until {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Fresh(e);
+        }
+        if now < e.stale_until && lock(&self.flights.keys).contains(key) {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Stale(e);
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        Lookup::Miss
+    }
+
+    /// Claims the right to fetch `key` from the app. `false`: another request holds it.
+    pub fn begin_flight(&self, key: &str) -> bool {
+        lock(&self.flights.keys).insert(key.to_owned())
+    }
+
+    /// Releases a flight (stored or not) and wakes its waiters.
+    pub fn end_flight(&self, key: &str) {
+        lock(&self.flights.keys).remove(key);
+        self.flights.done.notify_all();
+    }
+
+    /// Waits (at most `timeout`) for the flight on `key` to end.
+    pub fn wait_flight(&self, key: &str, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut keys = lock(&self.flights.keys);
+        while keys.contains(key) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            keys = self.flights.done.wait_timeout(keys, left).map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+    }
+
+    /// Stores an entry under `key`, recording its primary key's vary headers and its indexes.
+    pub fn insert(&self, primary: &str, vary: Vec<String>, key: String, entry: Entry) -> Arc<Entry> {
+        let entry = Arc::new(entry);
+        {
+            let mut ix = lock(&self.indexes);
+            ix.vary.insert(primary.to_owned(), vary);
+            ix.by_path.entry(entry.path.clone()).or_default().insert(key.clone());
+            for tag in &entry.tags {
+                ix.by_tag.entry(tag.clone()).or_default().insert(key.clone());
+            }
+        }
+        self.stats.stores.fetch_add(1, Ordering::Relaxed);
+        self.cache.insert(key, entry.clone());
+        entry
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.cache.get(key)
+    }
+
+    /// Removes one key. Returns whether it was there.
+    pub fn purge_key(&self, key: &str) -> bool {
+        self.cache.remove(key).is_some()
+    }
+
+    /// Removes every entry stored for `path` (all queries, principals and variants).
+    pub fn purge_path(&self, path: &str) -> usize {
+        let keys: Vec<String> = lock(&self.indexes).by_path.get(path).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        keys.iter().filter(|k| self.cache.remove(k.as_str()).is_some()).count()
+    }
+
+    /// Removes every entry whose path starts with `prefix`.
+    pub fn purge_prefix(&self, prefix: &str) -> usize {
+        let keys: Vec<String> = lock(&self.indexes)
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.starts_with(prefix))
+            .flat_map(|(_, s)| s.iter().cloned())
+            .collect();
+        keys.iter().filter(|k| self.cache.remove(k.as_str()).is_some()).count()
+    }
+
+    /// Removes every entry stored with `tag`.
+    pub fn purge_tag(&self, tag: &str) -> usize {
+        let keys: Vec<String> = lock(&self.indexes).by_tag.get(tag).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        keys.iter().filter(|k| self.cache.remove(k.as_str()).is_some()).count()
+    }
+
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+        self.cache.run_pending_tasks();
+        let mut ix = lock(&self.indexes);
+        ix.by_path.clear();
+        ix.by_tag.clear();
+        ix.vary.clear();
+    }
+
+    /// Bytes held (weighted size) and entries, after pending maintenance.
+    pub fn usage(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks();
+        (self.cache.weighted_size(), self.cache.entry_count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn entry(clock: &ManualClock, path: &str, tags: &[&str], ttl_s: u64) -> Entry {
+        let now = crate::clock::Clock::now_nanos(clock);
+        Entry {
+            status: 200,
+            headers: vec![],
+            body: Arc::from(&b"body"[..]),
+            etag: "\"x\"".into(),
+            path: path.into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            stored_at: now,
+            fresh_until: now + ttl_s * 1_000_000_000,
+            stale_until: now + ttl_s * 1_000_000_000,
+            ext: OnceLock::new(),
+        }
+    }
+
+    #[test]
+    fn freshness_on_our_clock_and_purges() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
+        store.insert("p", vec![], "k1".into(), entry(&clock, "/a", &["t1"], 10));
+        store.insert("p2", vec![], "k2".into(), entry(&clock, "/a/b", &["t1", "t2"], 10));
+        store.insert("p3", vec![], "k3".into(), entry(&clock, "/c", &[], 10));
+        assert!(matches!(store.lookup("k1"), Lookup::Fresh(_)));
+        clock.advance_nanos(10_000_000_000);
+        assert!(matches!(store.lookup("k1"), Lookup::Miss), "expired exactly at ttl");
+        assert_eq!(store.purge_tag("t2"), 1);
+        assert_eq!(store.purge_prefix("/a"), 1);
+        assert_eq!(store.purge_path("/c"), 1);
+        assert_eq!(store.purge_path("/c"), 0);
+    }
+
+    #[test]
+    fn flights() {
+        let clock = Arc::new(ManualClock::from_secs(1));
+        let store = Arc::new(Store::new(1 << 20, Duration::from_secs(60), clock));
+        assert!(store.begin_flight("k"));
+        assert!(!store.begin_flight("k"));
+        let s2 = store.clone();
+        let waiter = std::thread::spawn(move || s2.wait_flight("k", Duration::from_secs(5)));
+        store.end_flight("k");
+        waiter.join().unwrap();
+        assert!(store.begin_flight("k"));
+        store.wait_flight("k", Duration::from_millis(1)); // times out, returns
+    }
+}

@@ -1,0 +1,332 @@
+//! `ferrogate.ResponseCache`, the gate's cache tickets, and `ferrogate.cached` (memoize).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use super::errors::Error;
+use crate::cache::stage::{Stage, Ticket};
+use crate::cache::store::{Entry, Lookup, Store};
+use crate::clock::{SharedClock, system};
+use crate::config::ConfigError;
+
+/// What to do with one app response: store it (GET miss) or invalidate (unsafe method).
+#[pyclass(name = "CacheTicket", module = "ferrogate._native", frozen)]
+pub struct PyCacheTicket {
+    pub(super) inner: Ticket,
+}
+
+fn headers_vec(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for h in headers.try_iter()? {
+        let (k, v): (String, String) = h?.extract()?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl PyCacheTicket {
+    /// True for a GET miss whose response may be stored; False for an unsafe request.
+    #[getter]
+    fn is_store(&self) -> bool {
+        self.inner.is_store()
+    }
+
+    /// Whether a response with this status and these headers would be stored (so only those are buffered).
+    fn wants(&self, status: u16, headers: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.inner.wants(status, &headers_vec(headers)?))
+    }
+
+    /// Stores the response if the rules allow; returns the headers to send.
+    fn store<'py>(&self, py: Python<'py>, status: u16, headers: &Bound<'py, PyAny>, body: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let headers = headers_vec(headers)?;
+        let out = py.detach(|| self.inner.store(status, headers, body));
+        PyList::new(py, out.headers)
+    }
+
+    /// The app answered an unsafe request: a success invalidates the path's entries.
+    fn unsafe_done(&self, status: u16) -> usize {
+        self.inner.unsafe_done(status)
+    }
+
+    /// Gives the ticket up (the app failed or the body was too large): waiting requests go on.
+    fn end(&self) {
+        self.inner.end();
+    }
+}
+
+enum Backing {
+    Own(Store),
+    Gate(Arc<Stage>),
+}
+
+/// A response cache: standalone (`ResponseCache(max_bytes=..., default_ttl=...)`), or the gate's
+/// own (`gate.cache`).
+#[pyclass(name = "ResponseCache", module = "ferrogate._native", frozen)]
+pub struct PyResponseCache {
+    backing: Backing,
+}
+
+impl PyResponseCache {
+    fn store(&self) -> &Store {
+        match &self.backing {
+            Backing::Own(s) => s,
+            Backing::Gate(stage) => &stage.store,
+        }
+    }
+
+    pub fn for_gate(stage: Arc<Stage>) -> Self {
+        Self { backing: Backing::Gate(stage) }
+    }
+}
+
+#[pymethods]
+impl PyResponseCache {
+    #[new]
+    #[pyo3(signature = (max_bytes=64 * 1024 * 1024, default_ttl=60.0))]
+    fn new(max_bytes: u64, default_ttl: f64) -> PyResult<Self> {
+        if max_bytes == 0 {
+            return Err(Error::from(ConfigError::single("max_bytes", "must be at least 1")).into());
+        }
+        let ttl = Duration::try_from_secs_f64(default_ttl)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| Error::from(ConfigError::single("default_ttl", format!("must be a positive number of seconds, got {default_ttl}"))))?;
+        let clock: SharedClock = system();
+        Ok(Self { backing: Backing::Own(Store::new(max_bytes, ttl, clock)) })
+    }
+
+    /// Stores `(status, headers, body)` under `key` for `ttl` seconds (default: `default_ttl`).
+    #[pyo3(signature = (key, status, headers, body, *, ttl=None, tags=None))]
+    fn put(&self, key: &str, status: u16, headers: &Bound<'_, PyAny>, body: &[u8], ttl: Option<f64>, tags: Option<Vec<String>>) -> PyResult<()> {
+        let store = self.store();
+        let ttl = match ttl {
+            None => store.default_ttl,
+            Some(t) => Duration::try_from_secs_f64(t)
+                .map_err(|_| Error::from(ConfigError::single("ttl", format!("must be >= 0, got {t}"))))?,
+        };
+        let now = store.clock.now_nanos();
+        let until = now.saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX));
+        let entry = Entry {
+            status,
+            headers: headers_vec(headers)?,
+            body: Arc::from(body),
+            etag: String::new(),
+            path: key.to_owned(),
+            tags: tags.unwrap_or_default(),
+            stored_at: now,
+            fresh_until: until,
+            stale_until: until,
+            ext: std::sync::OnceLock::new(),
+        };
+        store.insert(key, Vec::new(), key.to_owned(), entry);
+        Ok(())
+    }
+
+    /// `(status, headers, body)` for a fresh entry under `key`, or None.
+    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        match self.store().lookup(key) {
+            Lookup::Fresh(e) | Lookup::Stale(e) => {
+                let headers = PyList::new(py, e.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+                Ok(Some(PyTuple::new(py, [e.status.into_pyobject(py)?.into_any(), headers.into_any(), PyBytes::new(py, &e.body).into_any()])?))
+            }
+            Lookup::Miss => Ok(None),
+        }
+    }
+
+    /// Removes one key (standalone cache) — returns whether it was there.
+    fn purge(&self, key: &str) -> bool {
+        self.store().purge_key(key)
+    }
+
+    /// Removes every entry for `path` (all queries, principals and variants); for a standalone
+    /// cache, the entry under that key.
+    fn purge_path(&self, path: &str) -> usize {
+        self.store().purge_path(path)
+    }
+
+    /// Removes every entry whose path (standalone: key) starts with `prefix`.
+    fn purge_prefix(&self, prefix: &str) -> usize {
+        self.store().purge_prefix(prefix)
+    }
+
+    /// Removes every entry stored with `tag`.
+    fn purge_tag(&self, tag: &str) -> usize {
+        self.store().purge_tag(tag)
+    }
+
+    fn clear(&self) {
+        self.store().clear();
+    }
+
+    /// `{"hits", "misses", "stores", "evictions", "bytes", "entries", "max_bytes"}`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let store = self.store();
+        let (bytes, entries) = store.usage();
+        let d = PyDict::new(py);
+        let st = &store.stats;
+        d.set_item("hits", st.hits.load(Ordering::Relaxed))?;
+        d.set_item("misses", st.misses.load(Ordering::Relaxed))?;
+        d.set_item("stores", st.stores.load(Ordering::Relaxed))?;
+        d.set_item("evictions", st.evictions.load(Ordering::Relaxed))?;
+        d.set_item("bytes", bytes)?;
+        d.set_item("entries", entries)?;
+        d.set_item("max_bytes", store.max_bytes)?;
+        Ok(d)
+    }
+}
+
+/// One memoized call: the Python key (compared with `==` on a hash match), the value, the deadline.
+struct MemoEntry {
+    key: Py<PyAny>,
+    value: Py<PyAny>,
+    deadline: u64,
+}
+
+/// A memoized function (`@ferrogate.cached(...)`): thread-safe, bounded, per-entry TTL, in Rust.
+#[pyclass(name = "CachedFunction", module = "ferrogate._native", frozen)]
+pub struct PyCachedFunction {
+    func: Py<PyAny>,
+    key_func: Option<Py<PyAny>>,
+    cache: moka::sync::Cache<isize, Arc<Vec<MemoEntry>>>,
+    ttl_nanos: Option<u64>,
+    maxsize: u64,
+    clock: SharedClock,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    kwargs_mark: Py<PyAny>,
+}
+
+impl PyCachedFunction {
+    /// The key object for a call: `args`, or `(args, mark, sorted kwargs)` (the mark keeps a call
+    /// with kwargs from ever equalling one without), or whatever `key(*args, **kwargs)` returns.
+    fn key_of<'py>(&self, py: Python<'py>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(f) = &self.key_func {
+            return f.bind(py).call(args, kwargs);
+        }
+        match kwargs {
+            Some(kw) if !kw.is_empty() => {
+                let items = kw.items();
+                items.sort()?;
+                Ok(PyTuple::new(py, [args.clone().into_any(), self.kwargs_mark.bind(py).clone(), PyTuple::new(py, items)?.into_any()])?.into_any())
+            }
+            _ => Ok(args.clone().into_any()),
+        }
+    }
+
+    fn lookup(&self, py: Python<'_>, hash: isize, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let Some(bucket) = self.cache.get(&hash) else { return Ok(None) };
+        let now = self.clock.now_nanos();
+        for e in bucket.iter() {
+            if e.deadline > now && e.key.bind(py).eq(key)? {
+                return Ok(Some(e.value.clone_ref(py)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[pymethods]
+impl PyCachedFunction {
+    #[new]
+    #[pyo3(signature = (func, *, ttl=None, maxsize=1024, key=None))]
+    fn new(py: Python<'_>, func: Py<PyAny>, ttl: Option<f64>, maxsize: u64, key: Option<Py<PyAny>>) -> PyResult<Self> {
+        if maxsize == 0 {
+            return Err(Error::from(ConfigError::single("maxsize", "must be at least 1")).into());
+        }
+        let ttl_nanos = match ttl {
+            None => None,
+            Some(t) if t.is_finite() && t > 0.0 => Some((t * 1e9) as u64),
+            Some(t) => return Err(Error::from(ConfigError::single("ttl", format!("must be a positive number of seconds, got {t}"))).into()),
+        };
+        let kwargs_mark = py.import("builtins")?.getattr("object")?.call0()?.unbind();
+        Ok(Self {
+            func,
+            key_func: key,
+            cache: moka::sync::Cache::builder().max_capacity(maxsize).build(),
+            ttl_nanos,
+            maxsize,
+            clock: system(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            kwargs_mark,
+        })
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let key = self.key_of(py, args, kwargs)?;
+        let hash = key.hash()?;
+        if let Some(v) = self.lookup(py, hash, &key)? {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(v);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let value = self.func.bind(py).call(args, kwargs)?.unbind();
+        let deadline = self.ttl_nanos.map_or(u64::MAX, |t| self.clock.now_nanos().saturating_add(t));
+        let now = self.clock.now_nanos();
+        // Rebuild the bucket: drop expired entries and any older value for an equal key.
+        let mut entries: Vec<MemoEntry> = Vec::new();
+        if let Some(old) = self.cache.get(&hash) {
+            for e in old.iter() {
+                if e.deadline > now && !e.key.bind(py).eq(&key)? {
+                    entries.push(MemoEntry { key: e.key.clone_ref(py), value: e.value.clone_ref(py), deadline: e.deadline });
+                }
+            }
+        }
+        entries.push(MemoEntry { key: key.unbind(), value: value.clone_ref(py), deadline });
+        self.cache.insert(hash, Arc::new(entries));
+        Ok(value)
+    }
+
+    /// Drops the cached value for these arguments. Returns whether there was one.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn invalidate(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<bool> {
+        let key = self.key_of(py, args, kwargs)?;
+        let hash = key.hash()?;
+        let Some(old) = self.cache.get(&hash) else { return Ok(false) };
+        let mut kept = Vec::new();
+        let mut found = false;
+        for e in old.iter() {
+            if e.key.bind(py).eq(&key)? {
+                found = true;
+            } else {
+                kept.push(MemoEntry { key: e.key.clone_ref(py), value: e.value.clone_ref(py), deadline: e.deadline });
+            }
+        }
+        if kept.is_empty() {
+            self.cache.invalidate(&hash);
+        } else {
+            self.cache.insert(hash, Arc::new(kept));
+        }
+        Ok(found)
+    }
+
+    fn cache_clear(&self) {
+        self.cache.invalidate_all();
+        self.cache.run_pending_tasks();
+        self.hits.store(0, Ordering::Relaxed);
+        self.misses.store(0, Ordering::Relaxed);
+    }
+
+    /// `(hits, misses, maxsize, currsize)`, as `functools.lru_cache` reports it.
+    fn cache_info(&self) -> (u64, u64, u64, u64) {
+        self.cache.run_pending_tasks();
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed), self.maxsize, self.cache.entry_count())
+    }
+
+    #[getter]
+    fn __wrapped__(&self, py: Python<'_>) -> Py<PyAny> {
+        self.func.clone_ref(py)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyCacheTicket>()?;
+    m.add_class::<PyResponseCache>()?;
+    m.add_class::<PyCachedFunction>()
+}
