@@ -302,7 +302,9 @@ impl GateConfig {
             ),
         }
         Self {
-            cache: root.get("cache").map(|c| crate::cache::stage::CacheSettings::parse(c, "cache", issues)),
+            cache: root
+                .get("cache")
+                .map(|c| crate::cache::stage::CacheSettings::parse(c, "cache", issues)),
             jwt: root.get("jwt").cloned(),
             defaults,
             routes,

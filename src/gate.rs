@@ -12,7 +12,9 @@ use crate::auth::stage::{
     Blocking, InPlace, Mode as AuthMode, Slots as AuthSlots, Stage as AuthStage,
 };
 use crate::auth::verifier::Verified;
-use crate::cache::stage::{Outcome as CacheOutcome, Slots as CacheSlots, Stage as CacheStage, Ticket as CacheTicket};
+use crate::cache::stage::{
+    Outcome as CacheOutcome, Slots as CacheSlots, Stage as CacheStage, Ticket as CacheTicket,
+};
 use crate::config::{ConfigError, GateConfig, Issues, Unmatched};
 use crate::http::Header;
 use crate::policy::{Access, Policy};
@@ -75,6 +77,9 @@ pub struct Forward<'s> {
 }
 
 #[derive(Debug)]
+// Forward is the common, hot case: boxing it to shrink the rare Respond would cost an allocation
+// on every forwarded request.
+#[allow(clippy::large_enum_variant)]
 pub enum Decision<'s> {
     Respond(Response),
     Forward(Forward<'s>),
@@ -266,7 +271,17 @@ impl Gate {
             cookie: header_slot(header_keys, "cookie"),
             cache_control: header_slot(header_keys, "cache-control"),
             if_none_match: header_slot(header_keys, "if-none-match"),
-            vary: vary_names.into_iter().map(|n| { let slot = header_slot(header_keys, &n); (n, slot) }).collect(),
+            vary: vary_names
+                .into_iter()
+                .map(|n| {
+                    let slot = header_slot(header_keys, &n);
+                    (n, slot)
+                })
+                .collect(),
+            unkeyed: crate::cache::stage::UNKEYED
+                .iter()
+                .map(|h| header_slot(header_keys, h))
+                .collect(),
         };
         Some(Arc::new(CacheStage::new(settings, slots, clock.clone())))
     }
@@ -314,6 +329,7 @@ impl Gate {
     }
 
     /// [`Gate::check`], running signature checks on a token-cache miss through `blocking`.
+    #[allow(clippy::too_many_lines)] // the stages in order; each is a call into its own module
     pub fn check_with<'s>(
         &'s self,
         req: &Request<'s>,
@@ -397,7 +413,13 @@ impl Gate {
             Verdict::Pass { dry_run_refused } => dry_run_refused,
         };
         let cache = match &self.cache {
-            Some(stage) => match stage.check(&policy.cache, req, path, claims.as_deref().map(|v| &*v.claims), blocking) {
+            Some(stage) => match stage.check(
+                &policy.cache,
+                req,
+                path,
+                claims.as_deref().map(|v| &*v.claims),
+                blocking,
+            ) {
                 CacheOutcome::Respond(mut r) => {
                     // A hit counts against the quota, and says so.
                     r.headers.extend(headers);

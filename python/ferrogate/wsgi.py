@@ -64,7 +64,9 @@ def serve_with_ticket(
     """
     if not ticket.is_store:
 
-        def start_unsafe(status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None) -> Any:
+        def start_unsafe(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Any:
             ticket.unsafe_done(_status_code(status))
             return start_response(status, [*headers, *extra], exc_info)
 

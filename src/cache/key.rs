@@ -49,7 +49,13 @@ pub fn primary(path: &str, query: &str, principal: Option<&str>) -> String {
     let q = normalize_query(query);
     let p = principal.unwrap_or("");
     let mut key = String::with_capacity(path.len() + q.len() + p.len() + 24);
-    let _ = write!(key, "GET {}:{path} {}:{q} {}:{p}", path.len(), q.len(), p.len());
+    let _ = write!(
+        key,
+        "GET {}:{path} {}:{q} {}:{p}",
+        path.len(),
+        q.len(),
+        p.len()
+    );
     key
 }
 
@@ -90,6 +96,9 @@ mod tests {
         assert_ne!(primary("/a", "b", None), primary("/a b", "", None));
         assert_ne!(primary("/a", "", Some("x")), primary("/a", "", None));
         let p = primary("/a", "", None);
-        assert_ne!(variant(&p, &[("accept".into(), None)]), variant(&p, &[("accept".into(), Some(String::new()))]));
+        assert_ne!(
+            variant(&p, &[("accept".into(), None)]),
+            variant(&p, &[("accept".into(), Some(String::new()))])
+        );
     }
 }

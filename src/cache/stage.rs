@@ -1,6 +1,7 @@
 //! The gate's cache stage: serve fresh entries from Rust, coalesce concurrent misses, and store
 //! what the app answers under RFC 9111's shared-cache rules.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -37,15 +38,25 @@ impl CachePolicy {
     /// `cache = false | <ttl seconds> | true | { ttl, public, vary, statuses }`.
     pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<CachePolicy> {
         match v {
-            Value::Bool(b) => Some(CachePolicy { enabled: *b, ..Default::default() }),
+            Value::Bool(b) => Some(CachePolicy {
+                enabled: *b,
+                ..Default::default()
+            }),
             Value::Number(_) => {
                 let ttl = issues.positive_int(v, at)?;
-                Some(CachePolicy { enabled: true, ttl: Some(ttl), ..Default::default() })
+                Some(CachePolicy {
+                    enabled: true,
+                    ttl: Some(ttl),
+                    ..Default::default()
+                })
             }
             _ => {
                 let map = issues.object(v, at)?;
                 issues.unknown_keys(map, &["ttl", "public", "vary", "statuses"], at);
-                let mut p = CachePolicy { enabled: true, ..Default::default() };
+                let mut p = CachePolicy {
+                    enabled: true,
+                    ..Default::default()
+                };
                 if let Some(t) = map.get("ttl") {
                     p.ttl = issues.positive_int(t, &join(at, "ttl"));
                 }
@@ -54,11 +65,19 @@ impl CachePolicy {
                 }
                 if let Some(vl) = map.get("vary") {
                     let vat = join(at, "vary");
-                    for (i, h) in issues.strings(vl, &vat).unwrap_or_default().into_iter().enumerate() {
+                    for (i, h) in issues
+                        .strings(vl, &vat)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .enumerate()
+                    {
                         if crate::http::is_header_name(h) {
                             p.vary.push(h.to_ascii_lowercase());
                         } else {
-                            issues.push(format!("{vat}[{i}]"), format!("not a header name: {}", show(&Value::from(h))));
+                            issues.push(
+                                format!("{vat}[{i}]"),
+                                format!("not a header name: {}", show(&Value::from(h))),
+                            );
                         }
                     }
                 }
@@ -75,7 +94,9 @@ impl CachePolicy {
         if !self.enabled {
             return "off".into();
         }
-        let mut s = self.ttl.map_or_else(|| "default ttl".to_owned(), |t| format!("ttl {t}s"));
+        let mut s = self
+            .ttl
+            .map_or_else(|| "default ttl".to_owned(), |t| format!("ttl {t}s"));
         if self.public {
             s.push_str(", public");
         }
@@ -85,19 +106,27 @@ impl CachePolicy {
 
 fn statuses(v: &Value, at: &str, issues: &mut Issues) -> Vec<u16> {
     let Some(items) = v.as_array() else {
-        issues.push(at, format!("expected a list of status codes, got {}", show(v)));
+        issues.push(
+            at,
+            format!("expected a list of status codes, got {}", show(v)),
+        );
         return Vec::new();
     };
     items
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| match s.as_u64().and_then(|n| u16::try_from(n).ok()) {
-            Some(n) if (200..600).contains(&n) && n != 206 => Some(n),
-            _ => {
-                issues.push(format!("{at}[{i}]"), format!("not a cacheable status code: {}", show(s)));
-                None
-            }
-        })
+        .filter_map(
+            |(i, s)| match s.as_u64().and_then(|n| u16::try_from(n).ok()) {
+                Some(n) if (200..600).contains(&n) && n != 206 => Some(n),
+                _ => {
+                    issues.push(
+                        format!("{at}[{i}]"),
+                        format!("not a cacheable status code: {}", show(s)),
+                    );
+                    None
+                }
+            },
+        )
         .collect()
 }
 
@@ -129,7 +158,11 @@ impl Default for CacheSettings {
             max_bytes: 64 << 20,
             default_ttl: 60,
             statuses: vec![200],
-            vary: vec!["accept".into(), "accept-encoding".into(), "accept-language".into()],
+            vary: vec![
+                "accept".into(),
+                "accept-encoding".into(),
+                "accept-language".into(),
+            ],
             tags_header: "x-cache-tags".into(),
             style: StatusStyle::CacheStatus,
             max_entry_bytes: 1 << 20,
@@ -141,36 +174,60 @@ impl Default for CacheSettings {
 impl CacheSettings {
     pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> CacheSettings {
         let mut s = CacheSettings::default();
-        let Some(map) = issues.object(v, at) else { return s };
+        let Some(map) = issues.object(v, at) else {
+            return s;
+        };
         issues.unknown_keys(
             map,
-            &["max_bytes", "default_ttl", "statuses", "vary", "tags_header", "status_header", "max_entry_bytes", "coalesce_timeout"],
+            &[
+                "max_bytes",
+                "default_ttl",
+                "statuses",
+                "vary",
+                "tags_header",
+                "status_header",
+                "max_entry_bytes",
+                "coalesce_timeout",
+            ],
             at,
         );
         if let Some(x) = map.get("max_bytes") {
-            s.max_bytes = issues.positive_int(x, &join(at, "max_bytes")).unwrap_or(s.max_bytes);
+            s.max_bytes = issues
+                .positive_int(x, &join(at, "max_bytes"))
+                .unwrap_or(s.max_bytes);
         }
         if let Some(x) = map.get("default_ttl") {
-            s.default_ttl = issues.positive_int(x, &join(at, "default_ttl")).unwrap_or(s.default_ttl);
+            s.default_ttl = issues
+                .positive_int(x, &join(at, "default_ttl"))
+                .unwrap_or(s.default_ttl);
         }
         if let Some(x) = map.get("statuses") {
             s.statuses = statuses(x, &join(at, "statuses"), issues);
         }
         if let Some(x) = map.get("vary") {
-            s.vary = issues.strings(x, &join(at, "vary")).unwrap_or_default().into_iter().map(str::to_ascii_lowercase).collect();
+            s.vary = issues
+                .strings(x, &join(at, "vary"))
+                .unwrap_or_default()
+                .into_iter()
+                .map(str::to_ascii_lowercase)
+                .collect();
         }
         if let Some(x) = map.get("tags_header") {
             match issues.string(x, &join(at, "tags_header")) {
                 Some(h) if crate::http::is_header_name(h) => s.tags_header = h.to_ascii_lowercase(),
-                Some(h) => issues.push(join(at, "tags_header"), format!("not a header name: {}", show(&Value::from(h)))),
+                Some(h) => issues.push(
+                    join(at, "tags_header"),
+                    format!("not a header name: {}", show(&Value::from(h))),
+                ),
                 None => {}
             }
         }
         if let Some(x) = map.get("status_header") {
-            s.style = match issues.one_of(x, &["cache-status", "x-cache"], &join(at, "status_header")) {
-                Some("x-cache") => StatusStyle::XCache,
-                _ => StatusStyle::CacheStatus,
-            };
+            s.style =
+                match issues.one_of(x, &["cache-status", "x-cache"], &join(at, "status_header")) {
+                    Some("x-cache") => StatusStyle::XCache,
+                    _ => StatusStyle::CacheStatus,
+                };
         }
         if let Some(x) = map.get("max_entry_bytes") {
             s.max_entry_bytes = issues
@@ -180,7 +237,8 @@ impl CacheSettings {
         }
         if let Some(x) = map.get("coalesce_timeout") {
             if let Some(secs) = issues.non_negative(x, &join(at, "coalesce_timeout")) {
-                s.coalesce_timeout = Duration::try_from_secs_f64(secs.min(60.0)).unwrap_or(s.coalesce_timeout);
+                s.coalesce_timeout =
+                    Duration::try_from_secs_f64(secs.min(60.0)).unwrap_or(s.coalesce_timeout);
             }
         }
         s
@@ -196,7 +254,23 @@ pub struct Slots {
     pub if_none_match: usize,
     /// `(name, slot)` of every header responses may vary on.
     pub vary: Vec<(String, usize)>,
+    /// Slots of headers that must not fill the cache (see [`UNKEYED`]).
+    pub unkeyed: Vec<usize>,
 }
+
+/// Request headers that frameworks and proxies turn into URLs, hosts or methods without the cache
+/// key seeing them: the classic cache-poisoning vectors. A request that carries one may be served
+/// from the cache, but its response is never stored for others.
+pub const UNKEYED: &[&str] = &[
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "forwarded",
+];
 
 /// The stage: the store plus settings.
 #[derive(Debug)]
@@ -247,11 +321,19 @@ pub enum Outcome {
 impl Stage {
     #[must_use]
     pub fn new(settings: CacheSettings, slots: Slots, clock: SharedClock) -> Self {
-        let store = Store::new(settings.max_bytes, Duration::from_secs(settings.default_ttl), clock);
-        Self { store, settings, slots }
+        let store = Store::new(
+            settings.max_bytes,
+            Duration::from_secs(settings.default_ttl),
+            clock,
+        );
+        Self {
+            store,
+            settings,
+            slots,
+        }
     }
 
-    fn header<'a>(&self, req: &Request<'a>, slot: usize) -> Option<&'a str> {
+    fn header<'a>(req: &Request<'a>, slot: usize) -> Option<&'a str> {
         req.headers.get(slot).copied().flatten()
     }
 
@@ -293,23 +375,33 @@ impl Stage {
         match req.method {
             "GET" | "HEAD" => {}
             "POST" | "PUT" | "PATCH" | "DELETE" => {
-                return Outcome::Forward(self.ticket(TicketKind::Invalidate { path: path.to_owned() }));
+                return Outcome::Forward(self.ticket(TicketKind::Invalidate {
+                    path: path.to_owned(),
+                }));
             }
             _ => return Outcome::Pass(None),
         }
-        let request_cc = CacheControl::parse(self.header(req, self.slots.cache_control));
+        let request_cc = CacheControl::parse(Self::header(req, self.slots.cache_control));
         if request_cc.no_store {
-            return Outcome::Pass(Some(self.status_header("fwd=bypass", Some("request-no-store"))));
+            return Outcome::Pass(Some(
+                self.status_header("fwd=bypass", Some("request-no-store")),
+            ));
         }
-        let authorization = self.header(req, self.slots.authorization).is_some();
-        let principal = if policy.public { None } else { claims.and_then(|c| c.get("sub")).and_then(Value::as_str) };
+        let authorization = Self::header(req, self.slots.authorization).is_some();
+        let principal = if policy.public {
+            None
+        } else {
+            claims.and_then(|c| c.get("sub")).and_then(Value::as_str)
+        };
         if !policy.public {
-            if self.header(req, self.slots.cookie).is_some() {
+            if Self::header(req, self.slots.cookie).is_some() {
                 // The app may personalise on a session cookie the key cannot see.
                 return Outcome::Pass(Some(self.status_header("fwd=bypass", Some("cookie"))));
             }
             if authorization && principal.is_none() {
-                return Outcome::Pass(Some(self.status_header("fwd=bypass", Some("authorization"))));
+                return Outcome::Pass(Some(
+                    self.status_header("fwd=bypass", Some("authorization")),
+                ));
             }
         }
         let primary = key::primary(path, req.query, principal);
@@ -317,7 +409,7 @@ impl Stage {
             .slots
             .vary
             .iter()
-            .map(|(name, slot)| (name.clone(), self.header(req, *slot).map(str::to_owned)))
+            .map(|(name, slot)| (name.clone(), Self::header(req, *slot).map(str::to_owned)))
             .collect();
         let is_head = req.method == "HEAD";
         if !request_cc.no_cache {
@@ -328,6 +420,14 @@ impl Stage {
         if is_head {
             // HEAD is served from a GET entry but never fills one.
             return Outcome::Pass(Some(self.status_header("fwd=miss", Some("head"))));
+        }
+        if self
+            .slots
+            .unkeyed
+            .iter()
+            .any(|s| Self::header(req, *s).is_some())
+        {
+            return Outcome::Pass(Some(self.status_header("fwd=miss", Some("unkeyed-header"))));
         }
         let mut leader = self.store.begin_flight(&primary);
         if !leader && !request_cc.no_cache {
@@ -346,7 +446,8 @@ impl Stage {
             path: path.to_owned(),
             request_vary,
             per_principal: principal.is_some(),
-            authorization,
+            // A route declared public has said its responses are the same for everyone.
+            authorization: authorization && !policy.public,
             ttl: policy.ttl.unwrap_or(self.settings.default_ttl),
             statuses: policy.statuses.clone(),
             leader,
@@ -354,14 +455,37 @@ impl Stage {
     }
 
     fn ticket(self: &Arc<Self>, kind: TicketKind) -> Ticket {
-        Ticket { stage: self.clone(), kind, ended: AtomicBool::new(false) }
+        Ticket {
+            stage: self.clone(),
+            kind,
+            ended: AtomicBool::new(false),
+        }
     }
 
-    fn find(&self, primary: &str, request_vary: &[(String, Option<String>)]) -> Option<(Arc<Entry>, bool)> {
-        let names = self.store.vary_of(primary)?;
+    fn find(
+        &self,
+        primary: &str,
+        request_vary: &[(String, Option<String>)],
+    ) -> Option<(Arc<Entry>, bool)> {
+        let Some(names) = self.store.vary_of(primary) else {
+            // Nothing stored for the resource yet: a miss all the same.
+            self.store
+                .stats
+                .misses
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        };
         let values: Vec<(String, Option<String>)> = names
             .iter()
-            .map(|n| (n.clone(), request_vary.iter().find(|(k, _)| k == n).and_then(|(_, v)| v.clone())))
+            .map(|n| {
+                (
+                    n.clone(),
+                    request_vary
+                        .iter()
+                        .find(|(k, _)| k == n)
+                        .and_then(|(_, v)| v.clone()),
+                )
+            })
             .collect();
         match self.store.lookup(&key::variant(primary, &values)) {
             Lookup::Fresh(e) => Some((e, false)),
@@ -374,20 +498,31 @@ impl Stage {
         let now = self.store.clock.now_nanos();
         let mut headers: Vec<Header> = Vec::with_capacity(e.headers.len() + 3);
         let ttl_left = e.fresh_until.saturating_sub(now) / 1_000_000_000;
-        let status = if stale { "hit; fwd=stale".to_owned() } else { format!("hit; ttl={ttl_left}") };
-        if let Some(inm) = self.header(req, self.slots.if_none_match) {
+        let status = if stale {
+            "hit; fwd=stale".to_owned()
+        } else {
+            format!("hit; ttl={ttl_left}")
+        };
+        if let Some(inm) = Self::header(req, self.slots.if_none_match) {
             if etag_matches(inm, &e.etag) {
                 // 304 carries the validators and caching headers, not the body (RFC 9110 §15.4.5).
                 for (k, v) in &e.headers {
                     let k = k.as_str();
-                    if matches!(k, "cache-control" | "content-location" | "date" | "expires" | "vary") {
+                    if matches!(
+                        k,
+                        "cache-control" | "content-location" | "date" | "expires" | "vary"
+                    ) {
                         headers.push((leak_name(k), v.clone()));
                     }
                 }
                 headers.push(("etag", e.etag.clone()));
                 headers.push(("age", e.age(now).to_string()));
                 headers.push(self.status_header(&status, None));
-                return Response { status: 304, headers, body: Arc::from(&[][..]) };
+                return Response {
+                    status: 304,
+                    headers,
+                    body: Arc::from(&[][..]),
+                };
             }
         }
         for (k, v) in &e.headers {
@@ -395,16 +530,23 @@ impl Stage {
         }
         headers.push(("age", e.age(now).to_string()));
         headers.push(self.status_header(&status, None));
-        Response { status: e.status, headers, body: e.body.clone() }
+        Response {
+            status: e.status,
+            headers,
+            body: e.body.clone(),
+        }
     }
 }
 
 /// Header names of stored responses are a small set; intern them as `&'static str` so a hit
 /// allocates no names. Unknown names are leaked once each, bounded by what the app sends.
 fn leak_name(name: &str) -> &'static str {
-    static NAMES: OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    static NAMES: OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        OnceLock::new();
     let set = NAMES.get_or_init(Default::default);
-    let mut set = set.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut set = set
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(n) = set.get(name) {
         return n;
     }
@@ -420,7 +562,9 @@ fn leak_name(name: &str) -> &'static str {
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let target = bare(etag);
-    if_none_match.split(',').any(|t| t.trim() == "*" || bare(t) == target)
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || bare(t) == target)
 }
 
 const HOP_BY_HOP: &[&str] = &[
@@ -437,7 +581,7 @@ const HOP_BY_HOP: &[&str] = &[
 /// What `Ticket::store` decided.
 #[derive(Debug)]
 pub struct Stored {
-    /// Headers to send to the client (tags removed, ETag and cache status added).
+    /// Headers to send to the client (tags removed, `ETag` and cache status added).
     pub headers: Vec<(String, String)>,
     pub stored: bool,
 }
@@ -454,14 +598,25 @@ impl Ticket {
     }
 
     fn refusal(&self, status: u16, headers: &[(String, String)]) -> Option<NotStored> {
-        let TicketKind::Store { per_principal, authorization, statuses, .. } = &self.kind else {
+        let TicketKind::Store {
+            per_principal,
+            authorization,
+            statuses,
+            ..
+        } = &self.kind
+        else {
             return Some(NotStored::Status);
         };
         let allowed = statuses.as_ref().unwrap_or(&self.stage.settings.statuses);
         if !allowed.contains(&status) {
             return Some(NotStored::Status);
         }
-        let values = |name: &'static str| headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        let values = |name: &'static str| {
+            headers
+                .iter()
+                .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
         let cc = CacheControl::parse(values("cache-control"));
         if cc.no_store {
             return Some(NotStored::NoStore);
@@ -493,6 +648,7 @@ impl Ticket {
     }
 
     /// The app's response, once: stores it when the rules allow, and returns the headers to send.
+    #[allow(clippy::too_many_lines)] // the RFC 9111 storing steps, in order
     pub fn store(&self, status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Stored {
         let stage = &self.stage;
         let tags_header = stage.settings.tags_header.as_str();
@@ -500,7 +656,12 @@ impl Ticket {
         let mut out: Vec<(String, String)> = Vec::with_capacity(headers.len() + 2);
         for (k, v) in headers {
             if k.eq_ignore_ascii_case(tags_header) {
-                tags.extend(v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
+                tags.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned),
+                );
             } else {
                 out.push((k, v));
             }
@@ -509,13 +670,28 @@ impl Ticket {
             let (k, v) = stage.status_header(what, detail);
             (k.to_owned(), v)
         };
-        let TicketKind::Store { primary, path, request_vary, ttl, .. } = &self.kind else {
+        let TicketKind::Store {
+            primary,
+            path,
+            request_vary,
+            ttl,
+            ..
+        } = &self.kind
+        else {
             self.end();
-            return Stored { headers: out, stored: false };
+            return Stored {
+                headers: out,
+                stored: false,
+            };
         };
-        let refusal = self.refusal(status, &out).or_else(|| (body.len() > stage.settings.max_entry_bytes).then_some(NotStored::TooLarge));
+        let refusal = self.refusal(status, &out).or_else(|| {
+            (body.len() > stage.settings.max_entry_bytes).then_some(NotStored::TooLarge)
+        });
         let values = |out: &[(String, String)], name: &str| {
-            out.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).collect::<Vec<_>>()
+            out.iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
         };
         let cc_values = values(&out, "cache-control");
         let cc = CacheControl::parse(cc_values.iter().map(String::as_str));
@@ -524,13 +700,21 @@ impl Ticket {
         if let Some(why) = refusal {
             out.push(status_of("fwd=miss", Some(why.as_str())));
             self.end();
-            return Stored { headers: out, stored: false };
+            return Stored {
+                headers: out,
+                stored: false,
+            };
         }
         let etag = match values(&out, "etag").into_iter().next() {
             Some(e) => e,
             None => {
                 let d = digest::digest(&digest::SHA256, body);
-                let hex: String = d.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+                let hex = d.as_ref()[..16]
+                    .iter()
+                    .fold(String::with_capacity(32), |mut acc, b| {
+                        let _ = write!(acc, "{b:02x}");
+                        acc
+                    });
                 let e = format!("\"{hex}\"");
                 out.push(("etag".into(), e.clone()));
                 e
@@ -538,20 +722,40 @@ impl Ticket {
         };
         let vary_names: Vec<String> = values(&out, "vary")
             .iter()
-            .flat_map(|v| v.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect::<Vec<_>>())
+            .flat_map(|v| {
+                v.split(',')
+                    .map(|n| n.trim().to_ascii_lowercase())
+                    .filter(|n| !n.is_empty())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let vary_values: Vec<(String, Option<String>)> = vary_names
             .iter()
-            .map(|n| (n.clone(), request_vary.iter().find(|(k, _)| k == n).and_then(|(_, v)| v.clone())))
+            .map(|n| {
+                (
+                    n.clone(),
+                    request_vary
+                        .iter()
+                        .find(|(k, _)| k == n)
+                        .and_then(|(_, v)| v.clone()),
+                )
+            })
             .collect();
         let now = stage.store.clock.now_nanos();
         let fresh_until = now.saturating_add(lifetime.saturating_mul(1_000_000_000));
-        let stale_until = fresh_until.saturating_add(cc.stale_while_revalidate.unwrap_or(0).saturating_mul(1_000_000_000));
+        let stale_until = fresh_until.saturating_add(
+            cc.stale_while_revalidate
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000),
+        );
         let stored_headers: Vec<(String, String)> = out
             .iter()
             .filter(|(k, _)| {
                 let k = k.to_ascii_lowercase();
-                !HOP_BY_HOP.contains(&k.as_str()) && k != "age" && k != "cache-status" && k != "x-cache"
+                !HOP_BY_HOP.contains(&k.as_str())
+                    && k != "age"
+                    && k != "cache-status"
+                    && k != "x-cache"
             })
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
@@ -574,13 +778,18 @@ impl Ticket {
         );
         out.push(status_of("fwd=miss; stored", None));
         self.end();
-        Stored { headers: out, stored: true }
+        Stored {
+            headers: out,
+            stored: true,
+        }
     }
 
     /// The app answered an unsafe request with `status`: a success invalidates the path.
     pub fn unsafe_done(&self, status: u16) -> usize {
         let n = match &self.kind {
-            TicketKind::Invalidate { path } if (200..400).contains(&status) => self.stage.store.purge_path(path),
+            TicketKind::Invalidate { path } if (200..400).contains(&status) => {
+                self.stage.store.purge_path(path)
+            }
             _ => 0,
         };
         self.end();
@@ -598,7 +807,12 @@ impl Ticket {
         if self.ended.swap(true, Ordering::SeqCst) {
             return;
         }
-        if let TicketKind::Store { primary, leader: true, .. } = &self.kind {
+        if let TicketKind::Store {
+            primary,
+            leader: true,
+            ..
+        } = &self.kind
+        {
             self.stage.store.end_flight(primary);
         }
     }
@@ -613,6 +827,46 @@ impl Drop for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_while_revalidate_serves_stale_only_during_a_revalidation() {
+        use crate::clock::ManualClock;
+        let clock = Arc::new(ManualClock::from_secs(100));
+        let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
+        let now = crate::clock::Clock::now_nanos(&*clock);
+        store.insert(
+            "p",
+            vec![],
+            "k".into(),
+            Entry {
+                status: 200,
+                headers: vec![],
+                body: Arc::from(&b"x"[..]),
+                etag: String::new(),
+                path: "/".into(),
+                tags: vec![],
+                stored_at: now,
+                fresh_until: now + 10_000_000_000,
+                stale_until: now + 40_000_000_000,
+                ext: OnceLock::new(),
+            },
+        );
+        clock.advance_nanos(15_000_000_000);
+        assert!(
+            matches!(store.lookup("k"), Lookup::Miss),
+            "first request after expiry revalidates"
+        );
+        assert!(store.begin_flight("k"));
+        assert!(
+            matches!(store.lookup("k"), Lookup::Stale(_)),
+            "others get the stale entry meanwhile"
+        );
+        clock.advance_nanos(30_000_000_000);
+        assert!(
+            matches!(store.lookup("k"), Lookup::Miss),
+            "past stale-while-revalidate"
+        );
+    }
 
     #[test]
     fn etags() {

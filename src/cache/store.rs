@@ -1,4 +1,4 @@
-//! The response store: moka, weighted by stored bytes (TinyLFU admission, per-entry expiry),
+//! The response store: `moka`, weighted by stored bytes (`TinyLFU` admission, per-entry expiry),
 //! with indexes for purging by path, prefix and tag, and single-flight for concurrent misses.
 
 use std::any::Any;
@@ -29,13 +29,20 @@ pub struct Entry {
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry").field("status", &self.status).field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Entry")
+            .field("status", &self.status)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
 impl Entry {
     fn weight(&self) -> u32 {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + 16).sum();
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 16)
+            .sum();
         u32::try_from(self.body.len() + headers + self.path.len() + 128).unwrap_or(u32::MAX)
     }
 
@@ -91,16 +98,26 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("max_bytes", &self.max_bytes).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
     }
 }
 
 struct ExpireAt;
 
 impl moka::Expiry<String, Arc<Entry>> for ExpireAt {
-    fn expire_after_create(&self, _: &String, e: &Arc<Entry>, _: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        e: &Arc<Entry>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
         // moka's own clock only bounds memory; freshness is judged on our clock at lookup.
-        Some(Duration::from_nanos(e.stale_until.saturating_sub(e.stored_at)).max(Duration::from_secs(1)))
+        Some(
+            Duration::from_nanos(e.stale_until.saturating_sub(e.stored_at))
+                .max(Duration::from_secs(1)),
+        )
     }
 }
 
@@ -139,7 +156,15 @@ impl Store {
                 }
             })
             .build();
-        Self { cache, indexes, flights: Flights::default(), stats, clock, max_bytes, default_ttl }
+        Self {
+            cache,
+            indexes,
+            flights: Flights::default(),
+            stats,
+            clock,
+            max_bytes,
+            default_ttl,
+        }
     }
 
     /// The request headers that responses under `primary` vary on (None: nothing stored).
@@ -188,19 +213,35 @@ impl Store {
             if left.is_zero() {
                 return;
             }
-            keys = self.flights.done.wait_timeout(keys, left).map_or_else(|p| p.into_inner().0, |(g, _)| g);
+            keys = self
+                .flights
+                .done
+                .wait_timeout(keys, left)
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
         }
     }
 
     /// Stores an entry under `key`, recording its primary key's vary headers and its indexes.
-    pub fn insert(&self, primary: &str, vary: Vec<String>, key: String, entry: Entry) -> Arc<Entry> {
+    pub fn insert(
+        &self,
+        primary: &str,
+        vary: Vec<String>,
+        key: String,
+        entry: Entry,
+    ) -> Arc<Entry> {
         let entry = Arc::new(entry);
         {
             let mut ix = lock(&self.indexes);
             ix.vary.insert(primary.to_owned(), vary);
-            ix.by_path.entry(entry.path.clone()).or_default().insert(key.clone());
+            ix.by_path
+                .entry(entry.path.clone())
+                .or_default()
+                .insert(key.clone());
             for tag in &entry.tags {
-                ix.by_tag.entry(tag.clone()).or_default().insert(key.clone());
+                ix.by_tag
+                    .entry(tag.clone())
+                    .or_default()
+                    .insert(key.clone());
             }
         }
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
@@ -219,8 +260,14 @@ impl Store {
 
     /// Removes every entry stored for `path` (all queries, principals and variants).
     pub fn purge_path(&self, path: &str) -> usize {
-        let keys: Vec<String> = lock(&self.indexes).by_path.get(path).map(|s| s.iter().cloned().collect()).unwrap_or_default();
-        keys.iter().filter(|k| self.cache.remove(k.as_str()).is_some()).count()
+        let keys: Vec<String> = lock(&self.indexes)
+            .by_path
+            .get(path)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        keys.iter()
+            .filter(|k| self.cache.remove(k.as_str()).is_some())
+            .count()
     }
 
     /// Removes every entry whose path starts with `prefix`.
@@ -231,13 +278,21 @@ impl Store {
             .filter(|(p, _)| p.starts_with(prefix))
             .flat_map(|(_, s)| s.iter().cloned())
             .collect();
-        keys.iter().filter(|k| self.cache.remove(k.as_str()).is_some()).count()
+        keys.iter()
+            .filter(|k| self.cache.remove(k.as_str()).is_some())
+            .count()
     }
 
     /// Removes every entry stored with `tag`.
     pub fn purge_tag(&self, tag: &str) -> usize {
-        let keys: Vec<String> = lock(&self.indexes).by_tag.get(tag).map(|s| s.iter().cloned().collect()).unwrap_or_default();
-        keys.iter().filter(|k| self.cache.remove(k.as_str()).is_some()).count()
+        let keys: Vec<String> = lock(&self.indexes)
+            .by_tag
+            .get(tag)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        keys.iter()
+            .filter(|k| self.cache.remove(k.as_str()).is_some())
+            .count()
     }
 
     pub fn clear(&self) {
@@ -282,11 +337,19 @@ mod tests {
         let clock = Arc::new(ManualClock::from_secs(1000));
         let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
         store.insert("p", vec![], "k1".into(), entry(&clock, "/a", &["t1"], 10));
-        store.insert("p2", vec![], "k2".into(), entry(&clock, "/a/b", &["t1", "t2"], 10));
+        store.insert(
+            "p2",
+            vec![],
+            "k2".into(),
+            entry(&clock, "/a/b", &["t1", "t2"], 10),
+        );
         store.insert("p3", vec![], "k3".into(), entry(&clock, "/c", &[], 10));
         assert!(matches!(store.lookup("k1"), Lookup::Fresh(_)));
         clock.advance_nanos(10_000_000_000);
-        assert!(matches!(store.lookup("k1"), Lookup::Miss), "expired exactly at ttl");
+        assert!(
+            matches!(store.lookup("k1"), Lookup::Miss),
+            "expired exactly at ttl"
+        );
         assert_eq!(store.purge_tag("t2"), 1);
         assert_eq!(store.purge_prefix("/a"), 1);
         assert_eq!(store.purge_path("/c"), 1);

@@ -42,7 +42,13 @@ impl PyCacheTicket {
     }
 
     /// Stores the response if the rules allow; returns the headers to send.
-    fn store<'py>(&self, py: Python<'py>, status: u16, headers: &Bound<'py, PyAny>, body: &[u8]) -> PyResult<Bound<'py, PyList>> {
+    fn store<'py>(
+        &self,
+        py: Python<'py>,
+        status: u16,
+        headers: &Bound<'py, PyAny>,
+        body: &[u8],
+    ) -> PyResult<Bound<'py, PyList>> {
         let headers = headers_vec(headers)?;
         let out = py.detach(|| self.inner.store(status, headers, body));
         PyList::new(py, out.headers)
@@ -80,7 +86,9 @@ impl PyResponseCache {
     }
 
     pub fn for_gate(stage: Arc<Stage>) -> Self {
-        Self { backing: Backing::Gate(stage) }
+        Self {
+            backing: Backing::Gate(stage),
+        }
     }
 }
 
@@ -95,19 +103,35 @@ impl PyResponseCache {
         let ttl = Duration::try_from_secs_f64(default_ttl)
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| Error::from(ConfigError::single("default_ttl", format!("must be a positive number of seconds, got {default_ttl}"))))?;
+            .ok_or_else(|| {
+                Error::from(ConfigError::single(
+                    "default_ttl",
+                    format!("must be a positive number of seconds, got {default_ttl}"),
+                ))
+            })?;
         let clock: SharedClock = system();
-        Ok(Self { backing: Backing::Own(Store::new(max_bytes, ttl, clock)) })
+        Ok(Self {
+            backing: Backing::Own(Store::new(max_bytes, ttl, clock)),
+        })
     }
 
     /// Stores `(status, headers, body)` under `key` for `ttl` seconds (default: `default_ttl`).
     #[pyo3(signature = (key, status, headers, body, *, ttl=None, tags=None))]
-    fn put(&self, key: &str, status: u16, headers: &Bound<'_, PyAny>, body: &[u8], ttl: Option<f64>, tags: Option<Vec<String>>) -> PyResult<()> {
+    fn put(
+        &self,
+        key: &str,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        body: &[u8],
+        ttl: Option<f64>,
+        tags: Option<Vec<String>>,
+    ) -> PyResult<()> {
         let store = self.store();
         let ttl = match ttl {
             None => store.default_ttl,
-            Some(t) => Duration::try_from_secs_f64(t)
-                .map_err(|_| Error::from(ConfigError::single("ttl", format!("must be >= 0, got {t}"))))?,
+            Some(t) => Duration::try_from_secs_f64(t).map_err(|_| {
+                Error::from(ConfigError::single("ttl", format!("must be >= 0, got {t}")))
+            })?,
         };
         let now = store.clock.now_nanos();
         let until = now.saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX));
@@ -131,8 +155,16 @@ impl PyResponseCache {
     fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
         match self.store().lookup(key) {
             Lookup::Fresh(e) | Lookup::Stale(e) => {
-                let headers = PyList::new(py, e.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-                Ok(Some(PyTuple::new(py, [e.status.into_pyobject(py)?.into_any(), headers.into_any(), PyBytes::new(py, &e.body).into_any()])?))
+                let headers =
+                    PyList::new(py, e.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+                Ok(Some(PyTuple::new(
+                    py,
+                    [
+                        e.status.into_pyobject(py)?.into_any(),
+                        headers.into_any(),
+                        PyBytes::new(py, &e.body).into_any(),
+                    ],
+                )?))
             }
             Lookup::Miss => Ok(None),
         }
@@ -204,7 +236,12 @@ pub struct PyCachedFunction {
 impl PyCachedFunction {
     /// The key object for a call: `args`, or `(args, mark, sorted kwargs)` (the mark keeps a call
     /// with kwargs from ever equalling one without), or whatever `key(*args, **kwargs)` returns.
-    fn key_of<'py>(&self, py: Python<'py>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+    fn key_of<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         if let Some(f) = &self.key_func {
             return f.bind(py).call(args, kwargs);
         }
@@ -212,14 +249,29 @@ impl PyCachedFunction {
             Some(kw) if !kw.is_empty() => {
                 let items = kw.items();
                 items.sort()?;
-                Ok(PyTuple::new(py, [args.clone().into_any(), self.kwargs_mark.bind(py).clone(), PyTuple::new(py, items)?.into_any()])?.into_any())
+                Ok(PyTuple::new(
+                    py,
+                    [
+                        args.clone().into_any(),
+                        self.kwargs_mark.bind(py).clone(),
+                        PyTuple::new(py, items)?.into_any(),
+                    ],
+                )?
+                .into_any())
             }
             _ => Ok(args.clone().into_any()),
         }
     }
 
-    fn lookup(&self, py: Python<'_>, hash: isize, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        let Some(bucket) = self.cache.get(&hash) else { return Ok(None) };
+    fn lookup(
+        &self,
+        py: Python<'_>,
+        hash: isize,
+        key: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let Some(bucket) = self.cache.get(&hash) else {
+            return Ok(None);
+        };
         let now = self.clock.now_nanos();
         for e in bucket.iter() {
             if e.deadline > now && e.key.bind(py).eq(key)? {
@@ -234,14 +286,28 @@ impl PyCachedFunction {
 impl PyCachedFunction {
     #[new]
     #[pyo3(signature = (func, *, ttl=None, maxsize=1024, key=None))]
-    fn new(py: Python<'_>, func: Py<PyAny>, ttl: Option<f64>, maxsize: u64, key: Option<Py<PyAny>>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        func: Py<PyAny>,
+        ttl: Option<f64>,
+        maxsize: u64,
+        key: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         if maxsize == 0 {
             return Err(Error::from(ConfigError::single("maxsize", "must be at least 1")).into());
         }
         let ttl_nanos = match ttl {
             None => None,
-            Some(t) if t.is_finite() && t > 0.0 => Some((t * 1e9) as u64),
-            Some(t) => return Err(Error::from(ConfigError::single("ttl", format!("must be a positive number of seconds, got {t}"))).into()),
+            Some(t) if t.is_finite() && t > 0.0 => Some(
+                u64::try_from(Duration::from_secs_f64(t.min(1e9)).as_nanos()).unwrap_or(u64::MAX),
+            ),
+            Some(t) => {
+                return Err(Error::from(ConfigError::single(
+                    "ttl",
+                    format!("must be a positive number of seconds, got {t}"),
+                ))
+                .into());
+            }
         };
         let kwargs_mark = py.import("builtins")?.getattr("object")?.call0()?.unbind();
         Ok(Self {
@@ -258,7 +324,12 @@ impl PyCachedFunction {
     }
 
     #[pyo3(signature = (*args, **kwargs))]
-    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         let key = self.key_of(py, args, kwargs)?;
         let hash = key.hash()?;
         if let Some(v) = self.lookup(py, hash, &key)? {
@@ -267,35 +338,56 @@ impl PyCachedFunction {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let value = self.func.bind(py).call(args, kwargs)?.unbind();
-        let deadline = self.ttl_nanos.map_or(u64::MAX, |t| self.clock.now_nanos().saturating_add(t));
+        let deadline = self
+            .ttl_nanos
+            .map_or(u64::MAX, |t| self.clock.now_nanos().saturating_add(t));
         let now = self.clock.now_nanos();
         // Rebuild the bucket: drop expired entries and any older value for an equal key.
         let mut entries: Vec<MemoEntry> = Vec::new();
         if let Some(old) = self.cache.get(&hash) {
             for e in old.iter() {
                 if e.deadline > now && !e.key.bind(py).eq(&key)? {
-                    entries.push(MemoEntry { key: e.key.clone_ref(py), value: e.value.clone_ref(py), deadline: e.deadline });
+                    entries.push(MemoEntry {
+                        key: e.key.clone_ref(py),
+                        value: e.value.clone_ref(py),
+                        deadline: e.deadline,
+                    });
                 }
             }
         }
-        entries.push(MemoEntry { key: key.unbind(), value: value.clone_ref(py), deadline });
+        entries.push(MemoEntry {
+            key: key.unbind(),
+            value: value.clone_ref(py),
+            deadline,
+        });
         self.cache.insert(hash, Arc::new(entries));
         Ok(value)
     }
 
     /// Drops the cached value for these arguments. Returns whether there was one.
     #[pyo3(signature = (*args, **kwargs))]
-    fn invalidate(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<bool> {
+    fn invalidate(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
         let key = self.key_of(py, args, kwargs)?;
         let hash = key.hash()?;
-        let Some(old) = self.cache.get(&hash) else { return Ok(false) };
+        let Some(old) = self.cache.get(&hash) else {
+            return Ok(false);
+        };
         let mut kept = Vec::new();
         let mut found = false;
         for e in old.iter() {
             if e.key.bind(py).eq(&key)? {
                 found = true;
             } else {
-                kept.push(MemoEntry { key: e.key.clone_ref(py), value: e.value.clone_ref(py), deadline: e.deadline });
+                kept.push(MemoEntry {
+                    key: e.key.clone_ref(py),
+                    value: e.value.clone_ref(py),
+                    deadline: e.deadline,
+                });
             }
         }
         if kept.is_empty() {
@@ -316,7 +408,12 @@ impl PyCachedFunction {
     /// `(hits, misses, maxsize, currsize)`, as `functools.lru_cache` reports it.
     fn cache_info(&self) -> (u64, u64, u64, u64) {
         self.cache.run_pending_tasks();
-        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed), self.maxsize, self.cache.entry_count())
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            self.maxsize,
+            self.cache.entry_count(),
+        )
     }
 
     #[getter]

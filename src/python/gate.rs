@@ -373,7 +373,9 @@ impl PyGate {
     /// The gate's response cache (for purging and stats), or None without caching.
     #[getter]
     fn cache(&self) -> Option<super::cache::PyResponseCache> {
-        self.core.cache().map(super::cache::PyResponseCache::for_gate)
+        self.core
+            .cache()
+            .map(super::cache::PyResponseCache::for_gate)
     }
 
     /// `(pattern, name)` for every route, in config order.

@@ -149,7 +149,9 @@ impl PyWsgiGate {
         if let Some(ticket) = ticket {
             // A cache miss or an unsafe request: the slow path, in Python.
             let serve = py.import("ferrogate.wsgi")?.getattr("serve_with_ticket")?;
-            return Ok(serve.call1((app, ticket, environ, start_response, extra))?.unbind());
+            return Ok(serve
+                .call1((app, ticket, environ, start_response, extra))?
+                .unbind());
         }
         let result = if extra.bind(py).is_empty() {
             app.call1((environ, start_response))?
