@@ -298,3 +298,22 @@ def test_middleware_adds_gate_headers_without_fast_path() -> None:
     r = Client().get("/limited/")
     assert r.status_code == 200
     assert "ratelimit" in r.headers
+
+
+def test_cache_decorator_through_the_middleware() -> None:
+    c = Client()
+    first = c.get("/cached/3/")
+    assert first["Cache-Status"] == "ferrogate; fwd=miss; stored"
+    second = c.get("/cached/3/")
+    assert second["Cache-Status"].startswith("ferrogate; hit")
+    assert second.json()["pk"] == 3
+    assert CALLS["views"] == 1
+    assert c.post("/cached/3/").status_code == 200
+    assert c.get("/cached/3/")["Cache-Status"] == "ferrogate; fwd=miss; stored"
+
+
+def test_cache_hits_skip_django_on_the_fast_path() -> None:
+    app = get_wsgi_application()
+    assert _call(app, "/cached/4/")[0] == "200 OK"
+    assert _call(app, "/cached/4/")[0] == "200 OK"
+    assert CALLS == {"middleware": 1, "views": 1}

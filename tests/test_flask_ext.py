@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator
 from typing import Any
 
@@ -500,3 +501,37 @@ def test_flask_token_command_mints_a_working_token() -> None:
     t = result.output.strip()
     r = app.test_client().get("/notes", headers={"Authorization": f"Bearer {t}"})
     assert r.json == {"sub": "zed", "g": "zed"}
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_cache_decorator(fast_path: bool) -> None:
+    app = Flask(__name__)
+    app.config["FERROGATE_FAST_PATH"] = fast_path
+    app.testing = True
+    gate = FerroGate()
+    calls: collections.Counter[str] = collections.Counter()
+
+    @app.get("/cached/<int:n>")
+    @gate.cache(ttl=60)
+    def cached_view(n: int) -> Any:
+        calls["cached"] += 1
+        return {"n": n}
+
+    @app.post("/cached/<int:n>")
+    def update(n: int) -> Any:
+        return {"updated": n}
+
+    gate.init_app(app)
+    client = app.test_client()
+    first = client.get("/cached/1")
+    assert first.status_code == 200, first.get_data()
+    assert first.headers["Cache-Status"] == "ferrogate; fwd=miss; stored"
+    second = client.get("/cached/1")
+    assert second.headers["Cache-Status"].startswith("ferrogate; hit")
+    assert second.json == {"n": 1}
+    assert calls["cached"] == 1
+    assert client.post("/cached/1").status_code == 200
+    assert client.get("/cached/1").headers["Cache-Status"] == "ferrogate; fwd=miss; stored"
+    cache = gate.response_cache(app)
+    assert cache is not None
+    assert cache.purge_prefix("/cached/") == 1

@@ -31,7 +31,7 @@ from ferrogate._adapter import (
     policy_of,
     validate_fragment,
 )
-from ferrogate._native import Decision, WsgiGate
+from ferrogate._native import Decision, ResponseCache, WsgiGate
 from ferrogate.exceptions import ConfigError, GateRefused
 from ferrogate.gate import load_config_file
 
@@ -59,7 +59,7 @@ CONFIG_KEYS: dict[str, Any] = {
 
 #: Gate config sections that may also be given as their own ``FERROGATE_<NAME>`` keys
 #: (``FERROGATE_JWT = {...}``), or as constructor options (``FerroGate(app, jwt={...})``).
-SECTION_KEYS: tuple[str, ...] = ("jwt", "limits", "rate_limit", "client_ip")
+SECTION_KEYS: tuple[str, ...] = ("jwt", "limits", "rate_limit", "client_ip", "cache")
 
 
 def _claims() -> Any:
@@ -353,6 +353,33 @@ class FerroGate:
             **auth_fragment(scopes=scopes, optional=optional, locations=locations, claims=claims)
         )
 
+    def cache(
+        self,
+        ttl: int | None = None,
+        *,
+        vary: list[str] | None = None,
+        public: bool | None = None,
+        statuses: list[int] | None = None,
+    ) -> Callable[[F], F]:
+        """Caches a GET view's responses in the gate: ``@gate.cache(ttl=60)``. Hits are served
+        from Rust before Flask runs. ``public=True`` shares one entry between all callers (no
+        principal in the key); ``vary`` adds request headers responses may vary on."""
+        table: dict[str, Any] = {}
+        if ttl is not None:
+            table["ttl"] = ttl
+        if vary is not None:
+            table["vary"] = list(vary)
+        if public is not None:
+            table["public"] = public
+        if statuses is not None:
+            table["statuses"] = list(statuses)
+        return self.policy(cache=table or True)
+
+    def response_cache(self, app: Flask | None = None) -> ResponseCache | None:
+        """The app's gate response cache, for purges (``purge_path``, ``purge_prefix``,
+        ``purge_tag``, ``clear``) and ``stats()``; None when nothing is cached."""
+        return self.state(app).current().gate.cache
+
     def limit(
         self,
         quota: str | None = None,
@@ -458,6 +485,8 @@ class FerroGate:
     def _apply(self, state: _AppState, d: Decision) -> Response | None:
         environ = request.environ
         if d.forward:
+            if d.cache_ticket is not None:
+                g.ferrogate_ticket = d.cache_ticket
             environ.setdefault("ferrogate.route", d.route)
             environ.setdefault("ferrogate.route_name", d.route_name)
             environ.setdefault("ferrogate.params", d.params)
@@ -473,9 +502,26 @@ class FerroGate:
 
     @staticmethod
     def _after_request(response: Response) -> Response:
+        ticket = g.pop("ferrogate_ticket", None)
+        if ticket is not None:
+            _store_flask_response(ticket, response)
         for k, v in g.get("ferrogate_headers", ()):
             response.headers.add(k, v)
         return response
+
+
+def _store_flask_response(ticket: Any, response: Response) -> None:
+    """Hook mode: hand a finished Flask response to the cache (streamed ones are not stored)."""
+    if not ticket.is_store:
+        ticket.unsafe_done(response.status_code)
+        return
+    if response.is_streamed or response.direct_passthrough:
+        ticket.end()
+        return
+    final = ticket.store(response.status_code, list(response.headers.items()), response.get_data())
+    response.headers.clear()
+    for k, v in final:
+        response.headers.add(k, v)
 
 
 def _describe(target: Any) -> str:

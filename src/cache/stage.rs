@@ -333,8 +333,14 @@ impl Stage {
         }
     }
 
+    /// A request header's value; an empty one counts as absent (Django's test client, for one,
+    /// always sends an empty `Cookie`).
     fn header<'a>(req: &Request<'a>, slot: usize) -> Option<&'a str> {
-        req.headers.get(slot).copied().flatten()
+        req.headers
+            .get(slot)
+            .copied()
+            .flatten()
+            .filter(|v| !v.trim().is_empty())
     }
 
     fn status_header(&self, what: &str, detail: Option<&str>) -> Header {
@@ -369,12 +375,11 @@ impl Stage {
         claims: Option<&Claims>,
         blocking: &dyn Blocking,
     ) -> Outcome {
-        if !policy.enabled {
-            return Outcome::Pass(None);
-        }
         match req.method {
-            "GET" | "HEAD" => {}
-            "POST" | "PUT" | "PATCH" | "DELETE" => {
+            "GET" | "HEAD" if policy.enabled => {}
+            // An unsafe request invalidates what is stored for its path, whichever route (and
+            // method tree) it reached (RFC 9111 §4.4).
+            "POST" | "PUT" | "PATCH" | "DELETE" if self.store.has_path(path) => {
                 return Outcome::Forward(self.ticket(TicketKind::Invalidate {
                     path: path.to_owned(),
                 }));

@@ -253,6 +253,12 @@ impl Store {
         self.cache.get(key)
     }
 
+    /// Whether anything is stored for `path`.
+    #[must_use]
+    pub fn has_path(&self, path: &str) -> bool {
+        lock(&self.indexes).by_path.contains_key(path)
+    }
+
     /// Removes one key. Returns whether it was there.
     pub fn purge_key(&self, key: &str) -> bool {
         self.cache.remove(key).is_some()

@@ -23,6 +23,7 @@ urlpatterns = [
     path("limited/", views.limited, name="limited"),
     path("per-user/", views.per_user, name="per-user"),
     path("notes/", views.notes, name="notes"),
+    path("cached/<int:pk>/", views.cached_item, name="cached-item"),
     path("whoami/", views.whoami, name="whoami"),
     path("drf/notes/", views.NoteViewSet.as_view({"get": "list"}), name="drf-notes"),
     path("drf/burst/", views.BurstView.as_view(), name="drf-burst"),

@@ -6,7 +6,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
-from ferrogate.django import auth, exempt, limit, policy
+from ferrogate.django import auth, cache, exempt, limit, policy
 from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -123,3 +123,10 @@ class BurstView(APIView):
 
     def get(self, request: Request) -> Response:
         return Response({"ok": True})
+
+
+@cache(ttl=60)
+def cached_item(request: HttpRequest, pk: int) -> JsonResponse:
+    if request.method == "POST":
+        return JsonResponse({"updated": pk})
+    return _seen(request, pk=pk)

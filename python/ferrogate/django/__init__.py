@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ferrogate.django.decorators import auth, exempt, limit, policy
+from ferrogate.django.decorators import auth, cache, exempt, limit, policy
 
 if TYPE_CHECKING:
     from ferrogate.django.middleware import GateMiddleware as GateMiddleware
 
-__all__ = ["GateMiddleware", "auth", "exempt", "limit", "policy"]
+__all__ = ["GateMiddleware", "auth", "cache", "exempt", "limit", "policy"]
 
 
 def __getattr__(name: str) -> Any:

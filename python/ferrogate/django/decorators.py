@@ -20,7 +20,7 @@ from ferrogate._adapter import (
 )
 from ferrogate.exceptions import ConfigError
 
-__all__ = ["NAMED_LIMITS", "auth", "exempt", "limit", "policy"]
+__all__ = ["NAMED_LIMITS", "auth", "cache", "exempt", "limit", "policy"]
 
 #: Named limits defined by ``@limit(quota, shared=name)``; merged into the gate config's ``limits``.
 NAMED_LIMITS: dict[str, dict[str, Any]] = {}
@@ -92,3 +92,24 @@ def auth(
     """Bearer-token auth on a view: ``@auth(scopes=["articles:write"])``. The verified claims are
     in ``request.jwt_claims``. Arguments as for Flask's ``@gate.auth``."""
     return policy(**auth_fragment(scopes=scopes, optional=optional, locations=locations, claims=claims))
+
+
+def cache(
+    ttl: int | None = None,
+    *,
+    vary: list[str] | None = None,
+    public: bool | None = None,
+    statuses: list[int] | None = None,
+) -> Callable[[F], F]:
+    """Caches a GET view's responses in the gate: ``@cache(ttl=60)``; arguments as for Flask's
+    ``@gate.cache``. Behind the WSGI fast path, hits never build an ``HttpRequest``."""
+    table: dict[str, Any] = {}
+    if ttl is not None:
+        table["ttl"] = ttl
+    if vary is not None:
+        table["vary"] = list(vary)
+    if public is not None:
+        table["public"] = public
+    if statuses is not None:
+        table["statuses"] = list(statuses)
+    return policy(cache=table or True)

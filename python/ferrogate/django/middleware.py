@@ -50,6 +50,27 @@ def _attach_user(request: HttpRequest, claims: dict[str, Any] | None) -> None:
     request.user = SimpleLazyObject(lambda: load_user(claims))
 
 
+def _store_django_response(ticket: Any, response: HttpResponseBase) -> None:
+    """Hands a finished response to the cache; streaming responses are never stored."""
+    if not ticket.is_store:
+        ticket.unsafe_done(response.status_code)
+        return
+    if getattr(response, "streaming", False):
+        ticket.end()
+        return
+    # Django keeps cookies apart from headers: show them to the rules (they forbid storing).
+    cookies = [("set-cookie", c.output(header="").strip()) for c in response.cookies.values()]
+    headers = [*response.headers.items(), *cookies]
+    final = ticket.store(response.status_code, headers, response.content)
+    keep = {k.lower() for k, _ in final}
+    for name in list(response.headers):
+        if name.lower() not in keep:
+            del response.headers[name]
+    for k, v in final:
+        if k.lower() != "set-cookie":
+            response.headers[k] = v
+
+
 class GateMiddleware:
     """Checks every request with the gate compiled from ``settings.FERROGATE`` and the URLconf.
 
@@ -78,6 +99,7 @@ class GateMiddleware:
             _forwarded(d, request)
             # Checked here (not by the WSGI fast path, which adds its own headers on the way out).
             request._ferrogate_headers = d.headers
+            request._ferrogate_ticket = d.cache_ticket
         claims = meta.get("ferrogate.claims")
         request.jwt_claims = claims
         _attach_user(request, claims)
@@ -85,6 +107,9 @@ class GateMiddleware:
 
     @staticmethod
     def _finish(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        ticket = getattr(request, "_ferrogate_ticket", None)
+        if ticket is not None:
+            _store_django_response(ticket, response)
         fallback = getattr(request, "_ferrogate_fallback", None)
         for headers in (getattr(request, "_ferrogate_headers", ()), fallback.headers if fallback else ()):
             for k, v in headers:
