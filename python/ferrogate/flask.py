@@ -63,7 +63,7 @@ SECTION_KEYS: tuple[str, ...] = ("jwt", "limits", "rate_limit", "client_ip", "ca
 
 
 def _claims() -> Any:
-    return g.get("ferrogate_claims")
+    return request.environ.get("ferrogate.claims")
 
 
 #: The verified token claims of the current request (None when unauthenticated).
@@ -135,6 +135,7 @@ class _AppState:
         self.rule_count = -1
         self.defer_refusals = False
         self.serving = False
+        self.hooks_active = True
 
     def setting(self, key: str) -> Any:
         short = key.removeprefix("FERROGATE_").lower()
@@ -168,7 +169,25 @@ class _AppState:
         if not self.serving:
             self.defer_refusals = _has_refusal_handler(self.app)
             self.serving = True
+            self.sync_hooks(compiled)
         return compiled
+
+    def sync_hooks(self, compiled: Compiled) -> None:
+        """Keeps the ``before_request``/``after_request`` hooks only while something needs them
+        (hook mode, fallback routes, app-rendered refusals). Each registered hook costs Flask a few
+        microseconds per request even when it does nothing, and the fast path needs none."""
+        needed = not self.fast_path or compiled.has_fallbacks or self.defer_refusals
+        hooks: list[tuple[Any, Any]] = [
+            (self.app.before_request_funcs, self.ext._before_request),
+            (self.app.after_request_funcs, self.ext._after_request),
+        ]
+        for registry, hook in hooks:
+            funcs: list[Any] = registry.setdefault(None, [])
+            if needed and hook not in funcs:
+                funcs.append(hook)
+            elif not needed and hook in funcs:
+                funcs.remove(hook)
+        self.hooks_active = needed
 
     def base_config(self) -> dict[str, Any]:
         base = self.setting("FERROGATE_CONFIG")
@@ -253,6 +272,9 @@ class _FlaskGateMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         state = self.state
         if not state.enabled or not state.fast_path:
+            if state.serving and not state.hooks_active:
+                # Switched to hook mode after the first request: the hooks must run again.
+                state.sync_hooks(state.current())
             return self.wsgi_app(environ, start_response)
         gate = state.for_request().gate
         native = self._native
@@ -295,6 +317,8 @@ class FerroGate:
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._before_request)
         app.after_request(self._after_request)
+        # `g.ferrogate_claims` reads the request's claims on demand instead of a hook copying them.
+        app.app_ctx_globals_class = _globals_class(app.app_ctx_globals_class)
         from ferrogate.flask_cli import ferrogate_cli
 
         app.cli.add_command(ferrogate_cli)
@@ -479,7 +503,6 @@ class FerroGate:
             result = None if fallback is None else self._apply(state, fallback)
             if result is not None:
                 return result
-        g.ferrogate_claims = environ.get("ferrogate.claims")
         return None
 
     def _apply(self, state: _AppState, d: Decision) -> Response | None:
@@ -508,6 +531,18 @@ class FerroGate:
         for k, v in g.get("ferrogate_headers", ()):
             response.headers.add(k, v)
         return response
+
+
+def _globals_class(base: type[Any]) -> type[Any]:
+    if getattr(base, "_ferrogate", False):
+        return base
+
+    def __getattr__(self: Any, name: str) -> Any:  # noqa: N807 - the dunder is the point
+        if name == "ferrogate_claims":
+            return request.environ.get("ferrogate.claims") if request else None
+        return base.__getattr__(self, name)
+
+    return type("FerroGateGlobals", (base,), {"__getattr__": __getattr__, "_ferrogate": True})
 
 
 def _store_flask_response(ticket: Any, response: Response) -> None:
