@@ -310,3 +310,29 @@ def test_x_cache_style() -> None:
     c = flask_app.test_client()
     assert c.get("/a").headers["X-Cache"] == "MISS"
     assert c.get("/a").headers["X-Cache"] == "HIT"
+
+
+def test_hits_carry_one_content_length_and_304_none(app: App) -> None:
+    from werkzeug.test import run_wsgi_app
+
+    app.client.get("/articles/9")
+    env = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/articles/9",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    import io
+
+    env["wsgi.input"] = io.BytesIO()
+    _, status, headers = run_wsgi_app(app.flask.wsgi_app, env)
+    assert status == "200 OK"
+    assert [k.lower() for k, _ in headers].count("content-length") == 1
+    etag = dict((k.lower(), v) for k, v in headers)["etag"]
+    env2 = {**env, "HTTP_IF_NONE_MATCH": etag, "wsgi.input": io.BytesIO()}
+    _, status, headers = run_wsgi_app(app.flask.wsgi_app, env2)
+    assert status == "304 Not Modified"
+    assert "content-length" not in [k.lower() for k, _ in headers]

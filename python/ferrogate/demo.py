@@ -17,8 +17,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ferrogate.gate import Gate
-
 __all__ = ["run_demo"]
 
 _EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -33,18 +31,57 @@ class Step:
     expect: int
     why: str
     body: dict[str, Any] | None = None
+    token: str | None = None
+    repeat: int = 1
+
+
+def _tokens(secret: str) -> dict[str, str]:
+    import time
+
+    from ferrogate._native import encode
+
+    now = int(time.time())
+    return {
+        "reader": encode(
+            {"sub": "ann", "scope": "articles:read", "iat": now, "exp": now + 600}, secret, "HS256"
+        ),
+        "writer": encode(
+            {"sub": "bob", "scope": "articles:read articles:write", "iat": now, "exp": now + 600},
+            secret,
+            "HS256",
+        ),
+        "expired": encode(
+            {"sub": "bob", "scope": "articles:write", "iat": now - 900, "exp": now - 300}, secret, "HS256"
+        ),
+    }
 
 
 STEPS = [
-    Step("GET", "/health", 200, "open route"),
-    Step("GET", "/articles?page=1&per_page=2", 200, "list, paginated"),
-    Step("POST", "/articles", 201, "create", {"title": "Gatekeeping", "body": "in Rust"}),
-    Step("GET", "/articles/1", 200, "read one"),
-    Step("PATCH", "/articles/1", 405, "route declares GET, PUT, DELETE only"),
-    Step("GET", "/admin/stats", 403, "route policy: deny"),
+    Step("GET", "/health", 200, "@gate.exempt"),
+    Step("GET", "/articles?page=1&per_page=2", 200, "public list, cached: miss, stored"),
+    Step("GET", "/articles?page=1&per_page=2", 200, "the same: answered from Rust, Flask not called"),
+    Step("POST", "/articles", 401, "writing needs a token", {"title": "Gatekeeping"}),
+    Step(
+        "POST", "/articles", 403, "a token without articles:write", {"title": "Gatekeeping"}, token="reader"
+    ),
+    Step("POST", "/articles", 201, "a writer's token", {"title": "Gatekeeping"}, token="writer"),
+    Step("GET", "/articles?page=1&per_page=2", 200, "the POST invalidated /articles: miss again"),
+    Step("GET", "/me", 200, "claims reach the view (current_claims)", token="reader"),
+    Step("GET", "/me", 401, "an expired token", token="expired"),
+    Step(
+        "POST",
+        "/articles",
+        429,
+        "5/minute per writer: the 5th more is refused",
+        {"title": "More"},
+        token="writer",
+        repeat=5,
+    ),
+    Step("PATCH", "/articles/1", 405, "no PATCH route: Allow lists the methods"),
+    Step("GET", "/admin/stats", 403, "blueprint policy: deny"),
     Step("GET", "//admin//stats", 403, "doubled slashes cannot dodge the deny"),
     Step("GET", "/articles/../admin/stats", 400, "dot segments are refused"),
-    Step("GET", "/nothing-here", 404, "unmatched: defaults allow, the app answers 404"),
+    Step("GET", "/nothing-here", 404, "no route: the app answers 404"),
 ]
 
 DJANGO_STEPS = [
@@ -66,11 +103,13 @@ def _load_app_module(path: Path) -> ModuleType:
     return module
 
 
-def _request(port: int, step: Step) -> tuple[int, dict[str, str], bytes]:
+def _request(port: int, step: Step, tokens: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         body = json.dumps(step.body).encode() if step.body is not None else None
         headers = {"content-type": "application/json"} if body is not None else {}
+        if step.token is not None:
+            headers["authorization"] = f"Bearer {tokens[step.token]}"
         conn.request(step.method, step.path, body=body, headers=headers)
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
@@ -81,14 +120,24 @@ def _request(port: int, step: Step) -> tuple[int, dict[str, str], bytes]:
 def _summary(status: int, headers: dict[str, str], body: bytes) -> str:
     if headers.get("content-type", "").startswith("application/problem+json"):
         detail = json.loads(body).get("detail", "")
-        extra = f" (Allow: {headers['allow']})" if "allow" in headers else ""
+        extra = ""
+        if "allow" in headers:
+            extra = f" (Allow: {headers['allow']})"
+        elif "www-authenticate" in headers:
+            error = headers["www-authenticate"].partition("error=")[2].split(",")[0]
+            extra = f" ({error.strip(chr(34)) or 'no token'})"
+        elif "retry-after" in headers:
+            extra = f" (Retry-After: {headers['retry-after']})"
         return f"gate: {detail}{extra}"
+    cache = headers.get("cache-status", "")
+    if "hit" in cache:
+        return f"gate cache: {cache.removeprefix('ferrogate; ')}"
     first_line = body.decode("utf-8", "replace").strip().splitlines()[:1]
     text = first_line[0] if first_line else ""
     return f"app: {text[:60]}"
 
 
-def _serve_and_drive(title: str, app: Any, steps: list[Step]) -> int:
+def _serve_and_drive(title: str, app: Any, steps: list[Step], tokens: dict[str, str] | None = None) -> int:
     """Serves ``app`` on a free loopback port, runs ``steps`` against it and prints the table."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -106,13 +155,16 @@ def _serve_and_drive(title: str, app: Any, steps: list[Step]) -> int:
     try:
         for step in steps:
             t0 = time.perf_counter()
-            status, headers, body = _request(port, step)
-            ms = (time.perf_counter() - t0) * 1000
+            for _ in range(step.repeat):
+                status, headers, body = _request(port, step, tokens or {})
+            ms = (time.perf_counter() - t0) * 1000 / step.repeat
             ok = status == step.expect
             failures += not ok
             mark = "ok" if ok else f"EXPECTED {step.expect}"
             summary = _summary(status, headers, body)
-            rows.append((f"{step.method} {step.path}", str(status), mark, f"{ms:.1f}", step.why, summary))
+            label = f"{step.method} {step.path}" + (f" ({step.token})" if step.token else "")
+            label += f" x{step.repeat}" if step.repeat > 1 else ""
+            rows.append((label, str(status), mark, f"{ms:.1f}", step.why, summary))
     finally:
         server.shutdown()
         server.server_close()
@@ -145,9 +197,11 @@ def run_demo(app_path: str | None = None) -> int:
         print(f"demo app not found at {path}; pass --app PATH")
         return 2
     module = _load_app_module(path)
-    gate = Gate(module.GATE_CONFIG)
     failures = _serve_and_drive(
-        "ferrogate demo: examples/flask_api behind the gate", gate.wsgi(module.create_app()), STEPS
+        "ferrogate demo: examples/flask_api with the FerroGate extension (auth, limits, cache)",
+        module.create_app(),
+        STEPS,
+        _tokens(module.DEMO_SECRET),
     )
     if app_path is None and _DJANGO_PROJECT.exists():
         failures += _serve_and_drive(

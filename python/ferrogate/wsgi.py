@@ -27,7 +27,8 @@ __all__ = ["GateMiddleware", "forward", "respond", "serve_with_ticket"]
 def respond(d: Decision, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
     """Sends the gate's own response for a refused (or cached) request."""
     body = d.body
-    start_response(d.status_line, [*d.headers, ("content-length", str(len(body)))])
+    length = [] if d.status in (204, 304) else [("content-length", str(len(body)))]
+    start_response(d.status_line, [*d.headers, *length])
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 

@@ -757,10 +757,12 @@ impl Ticket {
             .iter()
             .filter(|(k, _)| {
                 let k = k.to_ascii_lowercase();
+                // Content-Length is set by whoever sends the body (a 304 from the cache has none).
                 !HOP_BY_HOP.contains(&k.as_str())
-                    && k != "age"
-                    && k != "cache-status"
-                    && k != "x-cache"
+                    && !matches!(
+                        k.as_str(),
+                        "age" | "cache-status" | "x-cache" | "content-length"
+                    )
             })
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();

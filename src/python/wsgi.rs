@@ -78,7 +78,9 @@ impl PyWsgiGate {
         for h in d.headers.bind(py).iter() {
             headers.append(h)?;
         }
-        headers.append(("content-length", body.as_bytes().len().to_string()))?;
+        if !matches!(d.status, 204 | 304) {
+            headers.append(("content-length", body.as_bytes().len().to_string()))?;
+        }
         start_response.call1((d.status_line(), headers))?;
         let is_head = environ
             .get_item(self.keys.method.bind(py))?

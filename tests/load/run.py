@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = {
-    "bare": "apps:bare",
-    "gate (routing)": "apps:gated",
-    "gate (routing + limit)": "apps:gated_limited",
-}
-PATH = "/articles/1"
+# (name, gunicorn target, path, with a bearer token)
+VARIANTS = [
+    ("bare: GET /articles/1", "apps:bare", "/articles/1", False),
+    ("ferrogate: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False),
+    ("ferrogate: GET /me (JWT + limit)", "apps:gated", "/me", True),
+]
 
 
 def free_port() -> int:
@@ -44,7 +44,7 @@ def wait_listening(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"gunicorn did not listen on {port}")
 
 
-def run_variant(target: str, args: argparse.Namespace) -> float:
+def run_variant(target: str, path: str, token: bool, args: argparse.Namespace) -> float:
     port = free_port()
     server = subprocess.Popen(
         [
@@ -64,10 +64,18 @@ def run_variant(target: str, args: argparse.Namespace) -> float:
     )
     try:
         wait_listening(port)
-        url = f"http://127.0.0.1:{port}{PATH}"
-        subprocess.run(["wrk", "-t1", "-c4", "-d1s", url], capture_output=True, check=True)  # warm-up
+        url = f"http://127.0.0.1:{port}{path}"
+        header: list[str] = []
+        if token:
+            sys.path.insert(0, str(HERE))
+            from apps import TOKEN
+
+            header = ["-H", f"Authorization: Bearer {TOKEN}"]
+        subprocess.run(
+            ["wrk", "-t1", "-c4", "-d1s", *header, url], capture_output=True, check=True
+        )  # warm-up
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", url],
+            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", *header, url],
             capture_output=True,
             text=True,
             check=True,
@@ -90,12 +98,12 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    results = {name: run_variant(target, args) for name, target in VARIANTS.items()}
-    base = results["bare"]
-    print(f"\n{PATH} under gunicorn -w {args.workers}, wrk -c{args.connections} -d{args.duration}s")
-    print(f"{'variant':28} {'req/s':>10} {'vs bare':>8}")
+    results = {name: run_variant(target, path, token, args) for name, target, path, token in VARIANTS}
+    print(f"\nunder gunicorn -w {args.workers}, wrk -t2 -c{args.connections} -d{args.duration}s, 127.0.0.1")
+    print(f"{'variant':50} {'req/s':>10} {'vs bare':>8}")
+    base = results["bare: GET /articles/1"]
     for name, rps in results.items():
-        print(f"{name:28} {rps:10.0f} {rps / base:7.2f}x")
+        print(f"{name:50} {rps:10.0f} {rps / base:7.2f}x")
     return 0
 
 
