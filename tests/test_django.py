@@ -317,3 +317,13 @@ def test_cache_hits_skip_django_on_the_fast_path() -> None:
     assert _call(app, "/cached/4/")[0] == "200 OK"
     assert _call(app, "/cached/4/")[0] == "200 OK"
     assert CALLS == {"middleware": 1, "views": 1}
+
+
+def test_in_memory_limits_under_several_workers_is_a_deploy_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERROGATE_WORKERS", "4")
+    [warning] = checks.check_limiter_workers()
+    assert warning.id == "ferrogate.W002"
+    assert "4 " in warning.msg
+    assert "worker processes" in warning.msg
+    monkeypatch.setenv("FERROGATE_WORKERS", "1")
+    assert checks.check_limiter_workers() == []

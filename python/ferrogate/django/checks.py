@@ -67,6 +67,30 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
     return []
 
 
+def check_limiter_workers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W002 (deploy): in-memory rate limits under several worker processes count per worker."""
+    from ferrogate.django import state
+    from ferrogate.ratelimit import detect_worker_processes
+
+    try:
+        limiters = state.compiled().gate.memory_rate_limiters
+    except ConfigError:
+        return []  # E001 reports it
+    detected = detect_worker_processes()
+    if limiters and detected is not None and detected[1] > 1:
+        server, workers = detected
+        return [
+            checks.Warning(
+                f"{limiters} rate limit(s) count in process memory under {workers} {server} worker processes: "
+                f"each worker counts alone, so clients get up to {workers}x the quota",
+                hint='Set FERROGATE["rate_limit"]["storage"] to a Redis URL, or run one worker process.',
+                id="ferrogate.W002",
+            )
+        ]
+    return []
+
+
 def register() -> None:
     checks.register(check_config, "ferrogate")
     checks.register(check_middleware, "ferrogate")
+    checks.register(check_limiter_workers, "ferrogate", deploy=True)
