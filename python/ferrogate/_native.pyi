@@ -16,6 +16,8 @@ __all__ = [
     "ResponseCache",
     "Router",
     "WsgiGate",
+    "_Capture",
+    "_StartAfterUnsafe",
     "_StartResponse",
     "__version__",
     "_panic_guard_probe",
@@ -198,3 +200,16 @@ class CachedFunction:
     def cache_info(self) -> tuple[int, int, int, int]: ...
     @property
     def __wrapped__(self) -> Callable[..., Any]: ...
+
+@final
+class _Capture:
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Any: ...
+    def write(self, data: bytes) -> None: ...
+
+@final
+class _StartAfterUnsafe:
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Any: ...

@@ -3,7 +3,7 @@
 //! so a forwarded request pays for no Python frames of ours.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::gate::{PyDecision, PyGate};
 
@@ -149,11 +149,21 @@ impl PyWsgiGate {
         environ.set_item(k.decision.bind(py), Py::new(py, d)?)?;
         let app = self.app.bind(py);
         if let Some(ticket) = ticket {
-            // A cache miss or an unsafe request: the slow path, in Python.
-            let serve = py.import("ferrogate.wsgi")?.getattr("serve_with_ticket")?;
-            return Ok(serve
-                .call1((app, ticket, environ, start_response, extra))?
-                .unbind());
+            let is_head = environ
+                .get_item(self.keys.method.bind(py))?
+                .is_some_and(|m| {
+                    m.cast::<PyString>()
+                        .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "HEAD"))
+                });
+            return Self::serve_with_ticket(
+                py,
+                app,
+                ticket.bind(py),
+                environ,
+                start_response,
+                extra.bind(py),
+                is_head,
+            );
         }
         let result = if extra.bind(py).is_empty() {
             app.call1((environ, start_response))?
@@ -185,5 +195,253 @@ fn log_dry_run(py: Python<'_>, limit: &Bound<'_, PyString>, route: Option<&Bound
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWsgiGate>()?;
-    m.add_class::<StartWithHeaders>()
+    m.add_class::<StartWithHeaders>()?;
+    m.add_class::<Capture>()?;
+    m.add_class::<StartAfterUnsafe>()
+}
+
+/// `start_response` after an unsafe request: a success invalidates the path's cached entries.
+#[pyclass(name = "_StartAfterUnsafe", module = "ferrogate._native", frozen)]
+pub struct StartAfterUnsafe {
+    inner: Py<PyAny>,
+    extra: Py<PyTuple>,
+    ticket: Py<super::cache::PyCacheTicket>,
+}
+
+#[pymethods]
+impl StartAfterUnsafe {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.ticket.get().inner.unsafe_done(status_code(status));
+        let merged = PyList::empty(py);
+        for h in headers.try_iter()? {
+            merged.append(h?)?;
+        }
+        for h in self.extra.bind(py).iter() {
+            merged.append(h)?;
+        }
+        let inner = self.inner.bind(py);
+        let result = match exc_info {
+            Some(e) => inner.call1((status, merged, e))?,
+            None => inner.call1((status, merged))?,
+        };
+        Ok(result.unbind())
+    }
+}
+
+/// Captures `start_response` for a response the cache may store. Returns the `write` callable
+/// (PEP 3333) that appends to the same buffer.
+#[pyclass(name = "_Capture", module = "ferrogate._native", frozen)]
+pub struct Capture {
+    state: std::sync::Mutex<CaptureState>,
+}
+
+#[derive(Default)]
+struct CaptureState {
+    status: Option<Py<PyAny>>,
+    headers: Option<Py<PyAny>>,
+    exc_info: Option<Py<PyAny>>,
+    written: Vec<u8>,
+}
+
+impl Capture {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CaptureState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[pymethods]
+impl Capture {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        slf: &Bound<'_, Self>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        {
+            let mut st = slf.get().lock();
+            st.status = Some(status.clone().unbind());
+            st.headers = Some(headers.clone().unbind());
+            st.exc_info = exc_info.map(|e| e.clone().unbind());
+        }
+        Ok(slf.getattr("write")?.unbind())
+    }
+
+    fn write(&self, data: &[u8]) {
+        self.lock().written.extend_from_slice(data);
+    }
+}
+
+/// Responses larger than this are streamed, not buffered for the cache.
+const MAX_BUFFER: usize = 8 << 20;
+
+fn status_code(status: &Bound<'_, PyAny>) -> u16 {
+    status
+        .cast::<PyString>()
+        .ok()
+        .and_then(|s| {
+            s.to_str()
+                .ok()
+                .and_then(|t| t.get(..3))
+                .and_then(|c| c.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for h in headers.try_iter()? {
+        let (k, v): (String, String) = h?.extract()?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn close(result: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(c) = result.getattr("close") {
+        c.call0()?;
+    }
+    Ok(())
+}
+
+impl PyWsgiGate {
+    /// An unsafe request on a path with cached entries: a success invalidates them.
+    fn serve_unsafe(
+        py: Python<'_>,
+        app: &Bound<'_, PyAny>,
+        ticket: &Bound<'_, super::cache::PyCacheTicket>,
+        environ: &Bound<'_, PyDict>,
+        start_response: &Bound<'_, PyAny>,
+        extra: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        let wrapper = Py::new(
+            py,
+            StartAfterUnsafe {
+                inner: start_response.clone().unbind(),
+                extra: extra.clone().unbind(),
+                ticket: ticket.clone().unbind(),
+            },
+        )?;
+        Ok(app.call1((environ, wrapper))?.unbind())
+    }
+
+    /// A GET miss the cache may store, or an unsafe request that may invalidate: the app runs,
+    /// and its response goes through the ticket. Only responses the rules allow are buffered.
+    fn serve_with_ticket(
+        py: Python<'_>,
+        app: &Bound<'_, PyAny>,
+        ticket: &Bound<'_, super::cache::PyCacheTicket>,
+        environ: &Bound<'_, PyDict>,
+        start_response: &Bound<'_, PyAny>,
+        extra: &Bound<'_, PyTuple>,
+        is_head: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let t = &ticket.get().inner;
+        if !t.is_store() {
+            return Self::serve_unsafe(py, app, ticket, environ, start_response, extra);
+        }
+        let capture = Bound::new(
+            py,
+            Capture {
+                state: std::sync::Mutex::new(CaptureState::default()),
+            },
+        )?;
+        let result = match app.call1((environ, &capture)) {
+            Ok(r) => r,
+            Err(e) => {
+                t.end();
+                return Err(e);
+            }
+        };
+        let outcome = (|| -> PyResult<Option<Py<PyAny>>> {
+            let mut body: Vec<u8> = std::mem::take(&mut capture.get().lock().written);
+            let mut iter = result.try_iter()?;
+            // Read until the status is known (a generator app calls start_response lazily).
+            let mut exhausted = false;
+            while capture.get().lock().status.is_none() {
+                match iter.next() {
+                    Some(chunk) => body.extend_from_slice(chunk?.cast::<PyBytes>()?.as_bytes()),
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
+            let (status, headers, exc_info) = {
+                let st = capture.get().lock();
+                match (&st.status, &st.headers) {
+                    (Some(s), Some(h)) => (
+                        s.clone_ref(py),
+                        h.clone_ref(py),
+                        st.exc_info.as_ref().map(|e| e.clone_ref(py)),
+                    ),
+                    _ => {
+                        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                            "the WSGI app returned without calling start_response",
+                        ));
+                    }
+                }
+            };
+            let status = status.into_bound(py);
+            let code = status_code(&status);
+            let pairs = header_pairs(headers.bind(py))?;
+            let send = |hs: Vec<(String, String)>| -> PyResult<()> {
+                let list = PyList::new(py, hs)?;
+                for h in extra.iter() {
+                    list.append(h)?;
+                }
+                match &exc_info {
+                    Some(e) => start_response.call1((&status, list, e.bind(py)))?,
+                    None => start_response.call1((&status, list))?,
+                };
+                Ok(())
+            };
+            if !t.wants(code, &pairs) {
+                // Not storable: store() only strips the tags header and says why.
+                send(t.store(code, pairs, b"").headers)?;
+                let passthrough = py.import("ferrogate.wsgi")?.getattr("_Passthrough")?;
+                let head = PyList::new(py, [PyBytes::new(py, &body)])?;
+                return Ok(Some(passthrough.call1((head, iter, &result))?.unbind()));
+            }
+            if !exhausted {
+                for chunk in iter.by_ref() {
+                    body.extend_from_slice(chunk?.cast::<PyBytes>()?.as_bytes());
+                    if body.len() > MAX_BUFFER {
+                        t.end();
+                        send(pairs)?;
+                        let passthrough = py.import("ferrogate.wsgi")?.getattr("_Passthrough")?;
+                        let head = PyList::new(py, [PyBytes::new(py, &body)])?;
+                        return Ok(Some(passthrough.call1((head, iter, &result))?.unbind()));
+                    }
+                }
+            }
+            close(&result)?;
+            let stored = py.detach(|| t.store(code, pairs, &body));
+            send(stored.headers)?;
+            let out = if is_head {
+                PyList::empty(py)
+            } else {
+                PyList::new(py, [PyBytes::new(py, &body)])?
+            };
+            Ok(Some(out.into_any().unbind()))
+        })();
+        match outcome {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => unreachable!("every branch returns a body"),
+            Err(e) => {
+                t.end();
+                let _ = close(&result);
+                Err(e)
+            }
+        }
+    }
 }

@@ -30,3 +30,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["ferrogate.drf.GateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": "3/min", "anon": "100/day", "burst": "1/second"},
 }
+
+# For the benchmark's peer stack (djangorestframework-simplejwt, stateless: no user table).
+SIMPLE_JWT = {"SIGNING_KEY": JWT_SECRET, "ALGORITHM": "HS256", "USER_ID_CLAIM": "sub"}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -130,3 +130,47 @@ def cached_item(request: HttpRequest, pk: int) -> JsonResponse:
     if request.method == "POST":
         return JsonResponse({"updated": pk})
     return _seen(request, pk=pk)
+
+
+# -- benchmark views: the same JSON payload bare, behind ferrogate, and behind the peer stack --
+
+_PAYLOAD = {"items": [{"id": i, "title": f"Article {i}"} for i in range(10)]}
+
+
+def bench_bare(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(_PAYLOAD)
+
+
+@auth()
+@limit("1000000000/hour", key="sub")
+@cache(ttl=60)
+def bench_ferrogate(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(_PAYLOAD)
+
+
+def _peer_view() -> Any:
+    from django.views.decorators.cache import cache_page
+    from rest_framework.decorators import (
+        api_view,
+        authentication_classes,
+        permission_classes,
+        throttle_classes,
+    )
+    from rest_framework.permissions import IsAuthenticated
+    from rest_framework.throttling import UserRateThrottle
+    from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+
+    class BigThrottle(UserRateThrottle):
+        rate = "1000000000/hour"
+
+    @api_view(["GET"])
+    @authentication_classes([JWTStatelessUserAuthentication])
+    @permission_classes([IsAuthenticated])
+    @throttle_classes([BigThrottle])
+    def view(request: Request) -> Response:
+        return Response(_PAYLOAD)
+
+    return cache_page(60)(view)
+
+
+bench_peer = _peer_view()
