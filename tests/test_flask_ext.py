@@ -535,3 +535,36 @@ def test_cache_decorator(fast_path: bool) -> None:
     cache = gate.response_cache(app)
     assert cache is not None
     assert cache.purge_prefix("/cached/") == 1
+
+
+def test_shared_limits_from_decorators_and_config_merge() -> None:
+    app = Flask(__name__)
+    app.config["FERROGATE_LIMITS"] = {"api": {"quota": "5/minute"}}
+    gate = FerroGate()
+
+    @app.get("/x")
+    @gate.limit("1/minute", shared="mine")
+    def x() -> Any:
+        return {"x": 1}
+
+    @app.get("/y")
+    @gate.limit(shared="api")
+    def y() -> Any:
+        return {"y": 1}
+
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/x").status_code == 200
+    assert client.get("/x").status_code == 429
+    assert client.get("/y").status_code == 200
+
+    clash = Flask("clash")
+    clash.config["FERROGATE_LIMITS"] = {"mine": {"quota": "9/minute"}}
+
+    @clash.get("/z")
+    @gate.limit(shared="mine")
+    def z() -> Any:
+        return {}
+
+    with pytest.raises(ConfigError, match="defined both"):
+        gate.init_app(clash)

@@ -27,10 +27,12 @@ __all__ = [
     "add_limit",
     "add_policy",
     "auth_fragment",
+    "cache_fragment",
     "callables_of",
     "compile_routes",
     "describe",
     "limit_entry",
+    "merge_named_limits",
     "policy_of",
     "validate_fragment",
 ]
@@ -309,6 +311,40 @@ def auth_fragment(
     if claims is not None:
         table["claims"] = dict(claims)
     return {"auth": table}
+
+
+def cache_fragment(
+    ttl: int | None, vary: Sequence[str] | None, public: bool | None, statuses: Sequence[int] | None
+) -> dict[str, Any]:
+    """The ``cache`` policy key for decorator arguments (``True`` when none is given)."""
+    table: dict[str, Any] = {}
+    if ttl is not None:
+        table["ttl"] = ttl
+    if vary is not None:
+        table["vary"] = list(vary)
+    if public is not None:
+        table["public"] = public
+    if statuses is not None:
+        table["statuses"] = list(statuses)
+    return {"cache": table or True}
+
+
+def merge_named_limits(
+    config: dict[str, Any], named: Mapping[str, dict[str, Any]], where: str, decorator: str
+) -> None:
+    """Adds limits defined by ``shared=`` decorators to ``config["limits"]``; a name defined
+    differently in both places is an error."""
+    if not named:
+        return
+    limits = dict(config.get("limits") or {})
+    for name, definition in named.items():
+        if name in limits and limits[name] != definition:
+            raise ConfigError(
+                f"limit {name!r} is defined both in {where} and by {decorator}(shared=...)",
+                [(f"{where}.limits.{name}", "defined twice")],
+            )
+        limits[name] = definition
+    config["limits"] = limits
 
 
 def add_limit(target: F, entry: Mapping[str, Any], callable_key: CallableKey | None) -> F:

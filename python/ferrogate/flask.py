@@ -24,10 +24,12 @@ from ferrogate._adapter import (
     add_limit,
     add_policy,
     auth_fragment,
+    cache_fragment,
     callables_of,
     compile_routes,
     describe,
     limit_entry,
+    merge_named_limits,
     policy_of,
     validate_fragment,
 )
@@ -202,20 +204,12 @@ class _AppState:
                 [("FERROGATE_CONFIG", "expected a dict or a path")],
             )
         config.pop("routes", None)
-        if self.ext.named_limits:
-            limits = dict(config.get("limits") or {})
-            for name, definition in self.ext.named_limits.items():
-                if name in limits and limits[name] != definition:
-                    raise ConfigError(
-                        f"limit {name!r} is defined both in the config and by @gate.limit(shared=...)",
-                        [(f"limits.{name}", "defined twice")],
-                    )
-                limits[name] = definition
-            config["limits"] = limits
         for section in SECTION_KEYS:
             value = self.setting("FERROGATE_" + section.upper())
             if value is not None:
                 config[section] = value
+        # After the sections: FERROGATE_LIMITS must not drop limits the decorators defined.
+        merge_named_limits(config, self.ext.named_limits, "FERROGATE_LIMITS", "@gate.limit")
         defaults = dict(config.get("defaults") or {})
         defaults.update(self.setting("FERROGATE_DEFAULTS") or {})
         config["defaults"] = defaults
@@ -388,16 +382,7 @@ class FerroGate:
         """Caches a GET view's responses in the gate: ``@gate.cache(ttl=60)``. Hits are served
         from Rust before Flask runs. ``public=True`` shares one entry between all callers (no
         principal in the key); ``vary`` adds request headers responses may vary on."""
-        table: dict[str, Any] = {}
-        if ttl is not None:
-            table["ttl"] = ttl
-        if vary is not None:
-            table["vary"] = list(vary)
-        if public is not None:
-            table["public"] = public
-        if statuses is not None:
-            table["statuses"] = list(statuses)
-        return self.policy(cache=table or True)
+        return self.policy(**cache_fragment(ttl, vary, public, statuses))
 
     def response_cache(self, app: Flask | None = None) -> ResponseCache | None:
         """The app's gate response cache, for purges (``purge_path``, ``purge_prefix``,

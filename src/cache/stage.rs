@@ -480,18 +480,7 @@ impl Stage {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return None;
         };
-        let values: Vec<(String, Option<String>)> = names
-            .iter()
-            .map(|n| {
-                (
-                    n.clone(),
-                    request_vary
-                        .iter()
-                        .find(|(k, _)| k == n)
-                        .and_then(|(_, v)| v.clone()),
-                )
-            })
-            .collect();
+        let values = vary_values(&names, request_vary);
         match self.store.lookup(&key::variant(primary, &values)) {
             Lookup::Fresh(e) => Some((e, false)),
             Lookup::Stale(e) => Some((e, true)),
@@ -561,6 +550,25 @@ fn leak_name(name: &str) -> &'static str {
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
     set.insert(leaked);
     leaked
+}
+
+/// The request's values for the headers a stored response varies on, in the response's order.
+fn vary_values(
+    names: &[String],
+    request_vary: &[(String, Option<String>)],
+) -> Vec<(String, Option<String>)> {
+    names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                request_vary
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .and_then(|(_, v)| v.clone()),
+            )
+        })
+        .collect()
 }
 
 /// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/` is ignored on both sides.
@@ -734,18 +742,7 @@ impl Ticket {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let vary_values: Vec<(String, Option<String>)> = vary_names
-            .iter()
-            .map(|n| {
-                (
-                    n.clone(),
-                    request_vary
-                        .iter()
-                        .find(|(k, _)| k == n)
-                        .and_then(|(_, v)| v.clone()),
-                )
-            })
-            .collect();
+        let vary_values = vary_values(&vary_names, request_vary);
         let now = stage.store.clock.now_nanos();
         let fresh_until = now.saturating_add(lifetime.saturating_mul(1_000_000_000));
         let stale_until = fresh_until.saturating_add(

@@ -48,21 +48,39 @@ impl StartWithHeaders {
         headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        // A new list: the app may reuse its own header list across responses.
-        let merged = PyList::empty(py);
-        for h in headers.try_iter()? {
-            merged.append(h?)?;
-        }
-        for h in self.extra.bind(py).iter() {
-            merged.append(h)?;
-        }
-        let inner = self.inner.bind(py);
-        let result = match exc_info {
-            Some(e) => inner.call1((status, merged, e))?,
-            None => inner.call1((status, merged))?,
-        };
-        Ok(result.unbind())
+        call_with_extra(
+            py,
+            self.inner.bind(py),
+            status,
+            headers,
+            self.extra.bind(py),
+            exc_info,
+        )
     }
+}
+
+/// Calls `inner(status, headers + extra[, exc_info])` with a new list: the app may reuse its own
+/// header list across responses.
+fn call_with_extra(
+    py: Python<'_>,
+    inner: &Bound<'_, PyAny>,
+    status: &Bound<'_, PyAny>,
+    headers: &Bound<'_, PyAny>,
+    extra: &Bound<'_, PyTuple>,
+    exc_info: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let merged = PyList::empty(py);
+    for h in headers.try_iter()? {
+        merged.append(h?)?;
+    }
+    for h in extra.iter() {
+        merged.append(h)?;
+    }
+    let result = match exc_info {
+        Some(e) => inner.call1((status, merged, e))?,
+        None => inner.call1((status, merged))?,
+    };
+    Ok(result.unbind())
 }
 
 impl PyWsgiGate {
@@ -219,19 +237,14 @@ impl StartAfterUnsafe {
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         self.ticket.get().inner.unsafe_done(status_code(status));
-        let merged = PyList::empty(py);
-        for h in headers.try_iter()? {
-            merged.append(h?)?;
-        }
-        for h in self.extra.bind(py).iter() {
-            merged.append(h)?;
-        }
-        let inner = self.inner.bind(py);
-        let result = match exc_info {
-            Some(e) => inner.call1((status, merged, e))?,
-            None => inner.call1((status, merged))?,
-        };
-        Ok(result.unbind())
+        call_with_extra(
+            py,
+            self.inner.bind(py),
+            status,
+            headers,
+            self.extra.bind(py),
+            exc_info,
+        )
     }
 }
 

@@ -14,6 +14,7 @@ from ferrogate._adapter import (
     add_limit,
     add_policy,
     auth_fragment,
+    cache_fragment,
     describe,
     limit_entry,
     validate_fragment,
@@ -103,13 +104,4 @@ def cache(
 ) -> Callable[[F], F]:
     """Caches a GET view's responses in the gate: ``@cache(ttl=60)``; arguments as for Flask's
     ``@gate.cache``. Behind the WSGI fast path, hits never build an ``HttpRequest``."""
-    table: dict[str, Any] = {}
-    if ttl is not None:
-        table["ttl"] = ttl
-    if vary is not None:
-        table["vary"] = list(vary)
-    if public is not None:
-        table["public"] = public
-    if statuses is not None:
-        table["statuses"] = list(statuses)
-    return policy(cache=table or True)
+    return policy(**cache_fragment(ttl, vary, public, statuses))

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.urls import clear_url_caches, get_resolver
 
-from ferrogate._adapter import Compiled, compile_routes
+from ferrogate._adapter import Compiled, compile_routes, merge_named_limits
 from ferrogate.exceptions import ConfigError
 
 __all__ = ["compiled", "connect_signals", "gate_config", "reset"]
@@ -36,16 +36,7 @@ def gate_config() -> dict[str, Any]:
     config = dict(raw)
     from ferrogate.django.decorators import NAMED_LIMITS
 
-    if NAMED_LIMITS:
-        limits = dict(config.get("limits") or {})
-        for name, definition in NAMED_LIMITS.items():
-            if name in limits and limits[name] != definition:
-                raise ConfigError(
-                    f"limit {name!r} is defined both in FERROGATE and by @limit(shared=...)",
-                    [(f"FERROGATE.limits.{name}", "defined twice")],
-                )
-            limits[name] = definition
-        config["limits"] = limits
+    merge_named_limits(config, NAMED_LIMITS, "FERROGATE", "@limit")
     return config
 
 
