@@ -48,7 +48,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Every ``app.config`` key the extension reads, with its default. Constructor options override them
 #: (``FerroGate(app, fast_path=False)`` overrides ``FERROGATE_FAST_PATH``).
 CONFIG_KEYS: dict[str, Any] = {
-    # Turn the gate off entirely (e.g. in some tests): requests reach Flask untouched.
+    # Turn the gate off entirely (e.g. in some tests): requests reach Flask untouched. Like every
+    # key here, read when the app serves its first request.
     "FERROGATE_ENABLED": True,
     # Wrap app.wsgi_app so refused requests never reach Flask. False: check from before_request.
     "FERROGATE_FAST_PATH": True,
@@ -264,18 +265,24 @@ class _FlaskGateMiddleware:
         self._native: WsgiGate | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        state = self.state
-        if not state.enabled or not state.fast_path:
-            if state.serving and not state.hooks_active:
-                # Switched to hook mode after the first request: the hooks must run again.
-                state.sync_hooks(state.current())
-            return self.wsgi_app(environ, start_response)
-        gate = state.for_request().gate
         native = self._native
-        if native is None or native.gate is not gate or native.defer_refusals != state.defer_refusals:
-            # With defer_refusals, Flask runs for refused requests so the app's handler renders them.
-            native = self._native = WsgiGate(self.wsgi_app, gate, state.defer_refusals)
+        if native is None:
+            native = self._prepare()
+            if native is None:
+                return self.wsgi_app(environ, start_response)
         return native(environ, start_response)
+
+    def _prepare(self) -> WsgiGate | None:
+        """The first request settles everything (Flask allows no set-up after it): the compiled
+        gate, whether refusals are app-rendered, which hooks stay. From then on a request is one
+        native call. Disabled or hook mode: None, and Flask's hooks do the checking."""
+        state = self.state
+        compiled = state.for_request()
+        if not state.enabled or not state.fast_path:
+            return None
+        # With defer_refusals, Flask runs for refused requests so the app's handler renders them.
+        self._native = WsgiGate(self.wsgi_app, compiled.gate, state.defer_refusals)
+        return self._native
 
 
 class FerroGate:
