@@ -286,6 +286,8 @@ pub struct Ticket {
     stage: Arc<Stage>,
     kind: TicketKind,
     ended: AtomicBool,
+    /// `wants` said yes for the headers `store` will be given.
+    wanted: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -464,6 +466,7 @@ impl Stage {
             stage: self.clone(),
             kind,
             ended: AtomicBool::new(false),
+            wanted: AtomicBool::new(false),
         }
     }
 
@@ -604,10 +607,12 @@ impl Ticket {
     /// caller buffers only responses that may be stored.
     #[must_use]
     pub fn wants(&self, status: u16, headers: &[(String, String)]) -> bool {
-        match &self.kind {
+        let wanted = match &self.kind {
             TicketKind::Store { .. } => self.refusal(status, headers).is_none(),
             TicketKind::Invalidate { .. } => false,
-        }
+        };
+        self.wanted.store(wanted, Ordering::Relaxed);
+        wanted
     }
 
     fn refusal(&self, status: u16, headers: &[(String, String)]) -> Option<NotStored> {
@@ -697,9 +702,15 @@ impl Ticket {
                 stored: false,
             };
         };
-        let refusal = self.refusal(status, &out).or_else(|| {
-            (body.len() > stage.settings.max_entry_bytes).then_some(NotStored::TooLarge)
-        });
+        // `wants` already applied the rules to these headers (the tags header aside, which they
+        // do not read): no need to parse them twice on the miss path.
+        let checked = self.wanted.load(Ordering::Relaxed);
+        let refusal = if checked {
+            None
+        } else {
+            self.refusal(status, &out)
+        }
+        .or_else(|| (body.len() > stage.settings.max_entry_bytes).then_some(NotStored::TooLarge));
         let values = |out: &[(String, String)], name: &str| {
             out.iter()
                 .filter(|(k, _)| k.eq_ignore_ascii_case(name))

@@ -232,7 +232,9 @@ impl Store {
         let entry = Arc::new(entry);
         {
             let mut ix = lock(&self.indexes);
-            ix.vary.insert(primary.to_owned(), vary);
+            if ix.vary.get(primary) != Some(&vary) {
+                ix.vary.insert(primary.to_owned(), vary);
+            }
             ix.by_path
                 .entry(entry.path.clone())
                 .or_default()
