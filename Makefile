@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml
 PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
 
-.PHONY: help demo test lint bench dev build fmt clean rust-test py-test fuzz load
+.PHONY: help demo test lint bench dev build fmt clean rust-test py-test fuzz load soak
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ fuzz: build ## property tests / fuzzing for much longer than `make test` runs th
 load: build ## gunicorn + wrk load test: bare app vs the app behind the gate (real HTTP on 127.0.0.1)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tests/load/run.py
+
+soak: build ## 10 minutes of mixed traffic on one worker: RSS and threads must stay flat
+	$(PY) tests/load/soak.py --seconds 600
 
 clean:
 	rm -rf target $(VENV) bench-results

@@ -1,0 +1,165 @@
+"""Soak: mixed traffic against one gunicorn worker (gthread, 8 threads) on 127.0.0.1 for a while,
+sampling the worker's RSS and thread count. Exits non-zero if RSS grows more than 10 % after the
+warm-up or threads leak.
+
+    python tests/load/soak.py [--seconds 600] [--clients 8]
+
+Traffic: valid tokens, invalid tokens, over-quota writes, cacheable reads with many distinct
+query strings (cache churn), denied paths and distinct client keys (limiter churn). Bounded by
+time; nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def worker_pid(master: int) -> int:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(children[0])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def threads(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=600)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    from apps import TOKEN
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-k",
+            "gthread",
+            "--threads",
+            "8",
+            "-w",
+            "1",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(HERE),
+            "--log-level",
+            "warning",
+            "apps:gated",
+        ],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        pid = worker_pid(server.pid)
+        stop = time.monotonic() + args.seconds
+        counts: Counter[int] = Counter()
+        lock = threading.Lock()
+        seq = itertools.count()
+
+        def client(n: int) -> None:
+            rng = random.Random(n)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            while time.monotonic() < stop:
+                i = next(seq)
+                kind = rng.random()
+                headers = {}
+                if kind < 0.3:
+                    path = f"/articles?page={i % 5000}"  # cache churn
+                elif kind < 0.5:
+                    path = "/me"
+                    headers["Authorization"] = f"Bearer {TOKEN}"
+                elif kind < 0.6:
+                    path = "/me"
+                    headers["Authorization"] = "Bearer not.a.valid-token"
+                elif kind < 0.7:
+                    path = "/admin/stats"
+                else:
+                    path = f"/articles/{1 + i % 5}"
+                    headers["X-Forwarded-For"] = f"203.0.113.{i % 250}"
+                try:
+                    conn.request("GET", path, headers=headers)
+                    resp = conn.getresponse()
+                    resp.read()
+                    status = resp.status
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    status = 0
+                with lock:
+                    counts[status] += 1
+            conn.close()
+
+        pool = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(args.clients)]
+        for t in pool:
+            t.start()
+        samples: list[tuple[float, int, int]] = []
+        started = time.monotonic()
+        while time.monotonic() < stop:
+            time.sleep(min(10, max(0.5, args.seconds / 20)))
+            samples.append((time.monotonic() - started, rss_kib(pid), threads(pid)))
+            t, rss, th = samples[-1]
+            print(
+                f"{t:7.1f}s  rss {rss / 1024:7.1f} MiB  threads {th:3}  requests {sum(counts.values())}",
+                flush=True,
+            )
+        for t in pool:
+            t.join(timeout=15)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    print(f"statuses: {dict(counts)}")
+    warm = samples[len(samples) // 4 :]
+    base_rss = warm[0][1]
+    peak_rss = max(s[1] for s in warm)
+    growth = (peak_rss - base_rss) / base_rss if base_rss else 0.0
+    thread_counts = {s[2] for s in warm}
+    print(
+        f"RSS after warm-up: {base_rss / 1024:.1f} -> peak {peak_rss / 1024:.1f} MiB ({growth:+.1%}); threads {sorted(thread_counts)}"
+    )
+    ok = (
+        growth <= 0.10
+        and max(thread_counts) - min(thread_counts) <= 2
+        and counts.get(500, 0) == 0
+        and counts.get(0, 0) == 0
+    )
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
