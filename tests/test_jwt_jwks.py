@@ -163,3 +163,24 @@ def test_discovery_with_a_mismatched_issuer_fails(idp: IdP) -> None:
     v = JWTVerifier(["ES256"], issuer=idp.url + "/other", discovery=True)
     assert v.last_error is not None
     assert "different issuer" in v.last_error
+
+
+def test_https_to_http_redirects_are_refused() -> None:
+    import urllib.request
+
+    from ferrogate._http import _NoDowngrade
+
+    handler = _NoDowngrade()
+    req = urllib.request.Request("https://idp.example/jwks")
+    with pytest.raises(OSError, match="refusing a redirect"):
+        handler.redirect_request(req, None, 302, "Found", {}, "http://evil.example/jwks")
+    same = handler.redirect_request(req, None, 302, "Found", {}, "https://idp.example/v2/jwks")
+    assert same is not None
+    assert same.full_url == "https://idp.example/v2/jwks"
+
+
+def test_fetch_refuses_other_schemes() -> None:
+    from ferrogate._http import fetch
+
+    with pytest.raises(ValueError, match="http and https"):
+        fetch("file:///etc/passwd", 1.0)

@@ -1,16 +1,28 @@
 """The HTTP GET the Rust core uses to fetch JWKS and OIDC discovery documents.
 
 urllib, so https, proxies and the system's CA store behave as in any Python app. Redirects are
-followed (http and https only, as urllib does); bodies over 1 MiB are refused.
+followed, but never from https to http (a downgrade would let anyone on the path serve keys);
+bodies over 1 MiB are refused.
 """
 
 from __future__ import annotations
 
 import urllib.request
+from typing import Any
 
 __all__ = ["fetch"]
 
 _MAX_BODY = 1 << 20
+
+
+class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if req.full_url.startswith("https://") and not newurl.startswith("https://"):
+            raise OSError(f"refusing a redirect from https to {newurl.split(':', 1)[0]}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_NoDowngrade)
 
 
 def fetch(url: str, timeout: float) -> tuple[bytes, str | None]:
