@@ -484,7 +484,10 @@ impl Stage {
             return None;
         };
         let values = vary_values(&names, request_vary);
-        match self.store.lookup(&key::variant(primary, &values)) {
+        match self
+            .store
+            .lookup_variant(&key::variant(primary, &values), primary)
+        {
             Lookup::Fresh(e) => Some((e, false)),
             Lookup::Stale(e) => Some((e, true)),
             Lookup::Miss => None,
