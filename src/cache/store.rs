@@ -281,16 +281,16 @@ impl Store {
                     ix.vary.insert(primary.to_owned(), (vary, 1));
                 }
             }
-            ix.by_path
-                .entry(entry.path.clone())
-                .or_default()
-                .insert(key.clone());
             for tag in &entry.tags {
                 ix.by_tag
                     .entry(tag.clone())
                     .or_default()
                     .insert(key.clone());
             }
+            ix.by_path
+                .entry(entry.path.clone())
+                .or_default()
+                .insert(key);
         }
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
         entry
