@@ -278,9 +278,9 @@ impl Gate {
                     (n, slot)
                 })
                 .collect(),
-            unkeyed: crate::cache::stage::UNKEYED
+            keyed: crate::cache::stage::KEYED
                 .iter()
-                .map(|h| header_slot(header_keys, h))
+                .map(|h| (*h, header_slot(header_keys, h)))
                 .collect(),
         };
         Some(Arc::new(CacheStage::new(settings, slots, clock.clone())))

@@ -148,3 +148,56 @@ def test_response_cache_is_bounded_by_bytes() -> None:
     stats = cache.stats()
     assert stats["bytes"] <= 64 * 1024
     assert stats["entries"] < 200
+
+
+def test_methods_bind_like_functions() -> None:
+    class Repo:
+        def __init__(self, n: int) -> None:
+            self.n = n
+            self.calls = 0
+
+        @cached(maxsize=16)
+        def scaled(self, x: int) -> int:
+            self.calls += 1
+            return self.n * x
+
+    two, three = Repo(2), Repo(3)
+    assert (two.scaled(5), three.scaled(5), two.scaled(5)) == (10, 15, 10)
+    assert (two.calls, three.calls) == (1, 1)  # self is part of the key
+    assert Repo.scaled.invalidate(two, 5) is True  # type: ignore[attr-defined]
+    assert two.scaled(5) == 10
+    assert two.calls == 2
+
+
+def test_wraps_the_function_metadata() -> None:
+    @cached()
+    def compute(x: int) -> int:
+        """Computes."""
+        return x
+
+    assert compute.__name__ == "compute"  # type: ignore[attr-defined]
+    assert compute.__qualname__.endswith("compute")  # type: ignore[attr-defined]
+    assert compute.__doc__ == "Computes."
+    assert compute.__module__ == __name__
+
+
+def test_cache_info_is_a_named_tuple() -> None:
+    @cached(maxsize=8)
+    def f(x: int) -> int:
+        return x
+
+    f(1)
+    f(1)
+    info = f.cache_info()
+    assert (info.hits, info.misses, info.maxsize, info.currsize) == (1, 1, 8, 1)
+
+
+def test_maxsize_counts_values_even_when_hashes_collide() -> None:
+    @cached(maxsize=4)
+    def name_of(x: Collide) -> str:
+        return x.name
+
+    for i in range(50):
+        name_of(Collide(str(i)))
+    assert name_of.cache_info().currsize <= 4
+    assert name_of(Collide("49")) == "49"

@@ -5,11 +5,21 @@ another call's value."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ferrogate._native import CachedFunction
 
-__all__ = ["cached"]
+__all__ = ["CacheInfo", "cached"]
+
+
+class CacheInfo(NamedTuple):
+    """What ``cache_info()`` returns, as ``functools.lru_cache``'s: ``currsize`` counts values."""
+
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,9 +29,20 @@ def cached(
 ) -> Callable[[Callable[..., Any]], CachedFunction]:
     """``@cached(ttl=60, maxsize=10_000)``: memoizes a function on its arguments (hashable, as
     for ``functools.lru_cache``), or on ``key(*args, **kwargs)`` when given. The wrapper has
-    ``cache_info()``, ``cache_clear()`` and ``invalidate(*args, **kwargs)``."""
+    ``cache_info()``, ``cache_clear()`` and ``invalidate(*args, **kwargs)``, and the function's
+    ``__name__``, ``__qualname__``, ``__module__`` and ``__doc__`` (as ``functools.wraps`` gives).
+    On a method, ``self`` is part of the key (and is kept alive by the cache), as with
+    ``functools.lru_cache``; invalidate with ``Class.method.invalidate(obj, *args)``."""
 
     def decorate(func: Callable[..., Any]) -> CachedFunction:
-        return CachedFunction(func, ttl=ttl, maxsize=maxsize, key=key)
+        wrapper = CachedFunction(func, ttl=ttl, maxsize=maxsize, key=key)
+        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+            try:
+                value = getattr(func, attr)
+            except AttributeError:
+                continue
+            setattr(wrapper, attr, value)
+        wrapper.__dict__.update(getattr(func, "__dict__", {}))
+        return wrapper
 
     return decorate

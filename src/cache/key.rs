@@ -42,13 +42,20 @@ pub fn normalize_query(qs: &str) -> String {
     out
 }
 
-/// The part of a key every variant of a resource shares. Fields are length-prefixed so no value
-/// can be crafted to collide with another field layout.
+/// The part of a key every variant of a resource shares: path, query, principal and the request
+/// headers that are always keyed (`target`: `Host` and the forwarding headers, in a fixed order;
+/// absent ones are left out). Fields are length-prefixed so no value can be crafted to collide
+/// with another field layout.
 #[must_use]
-pub fn primary(path: &str, query: &str, principal: Option<&str>) -> String {
+pub fn primary(
+    path: &str,
+    query: &str,
+    principal: Option<&str>,
+    target: &[(&str, Option<&str>)],
+) -> String {
     let q = normalize_query(query);
     let p = principal.unwrap_or("");
-    let mut key = String::with_capacity(path.len() + q.len() + p.len() + 24);
+    let mut key = String::with_capacity(path.len() + q.len() + p.len() + 48);
     let _ = write!(
         key,
         "GET {}:{path} {}:{q} {}:{p}",
@@ -56,6 +63,12 @@ pub fn primary(path: &str, query: &str, principal: Option<&str>) -> String {
         q.len(),
         p.len()
     );
+    for (name, value) in target {
+        if let Some(v) = value {
+            let _ = write!(key, " {name}={}:{v}", v.len());
+        }
+    }
+    key.push_str(" |");
     key
 }
 
@@ -93,9 +106,29 @@ mod tests {
 
     #[test]
     fn keys_do_not_collide_across_fields() {
-        assert_ne!(primary("/a", "b", None), primary("/a b", "", None));
-        assert_ne!(primary("/a", "", Some("x")), primary("/a", "", None));
-        let p = primary("/a", "", None);
+        assert_ne!(
+            primary("/a", "b", None, &[]),
+            primary("/a b", "", None, &[])
+        );
+        assert_ne!(
+            primary("/a", "", Some("x"), &[]),
+            primary("/a", "", None, &[])
+        );
+        let host = |h| [("host", Some(h)), ("x-forwarded-host", None)];
+        assert_ne!(
+            primary("/a", "", None, &host("a.example")),
+            primary("/a", "", None, &host("b.example"))
+        );
+        assert_ne!(
+            primary("/a", "", None, &host("a")),
+            primary(
+                "/a",
+                "",
+                None,
+                &[("host", None), ("x-forwarded-host", Some("a"))]
+            )
+        );
+        let p = primary("/a", "", None, &[]);
         assert_ne!(
             variant(&p, &[("accept".into(), None)]),
             variant(&p, &[("accept".into(), Some(String::new()))])

@@ -150,6 +150,9 @@ pub struct CacheSettings {
     pub style: StatusStyle,
     pub max_entry_bytes: usize,
     pub coalesce_timeout: Duration,
+    /// The claims that identify a user (default `sub`); all must be present for a per-user entry.
+    /// `iss` is always added to the key when the token has one (OIDC: `sub` is unique per issuer).
+    pub principal_claims: Vec<String>,
 }
 
 impl Default for CacheSettings {
@@ -167,6 +170,7 @@ impl Default for CacheSettings {
             style: StatusStyle::CacheStatus,
             max_entry_bytes: 1 << 20,
             coalesce_timeout: Duration::from_secs(5),
+            principal_claims: vec!["sub".into()],
         }
     }
 }
@@ -188,6 +192,7 @@ impl CacheSettings {
                 "status_header",
                 "max_entry_bytes",
                 "coalesce_timeout",
+                "principal_claims",
             ],
             at,
         );
@@ -235,6 +240,16 @@ impl CacheSettings {
                 .and_then(|n| usize::try_from(n).ok())
                 .unwrap_or(s.max_entry_bytes);
         }
+        if let Some(x) = map.get("principal_claims") {
+            let pat = join(at, "principal_claims");
+            if let Some(names) = issues.strings(x, &pat) {
+                if names.is_empty() {
+                    issues.push(pat, "at least one claim is needed");
+                } else {
+                    s.principal_claims = names.into_iter().map(str::to_owned).collect();
+                }
+            }
+        }
         if let Some(x) = map.get("coalesce_timeout") {
             if let Some(secs) = issues.non_negative(x, &join(at, "coalesce_timeout")) {
                 s.coalesce_timeout =
@@ -254,15 +269,25 @@ pub struct Slots {
     pub if_none_match: usize,
     /// `(name, slot)` of every header responses may vary on.
     pub vary: Vec<(String, usize)>,
-    /// Slots of headers that must not fill the cache (see [`UNKEYED`]).
-    pub unkeyed: Vec<usize>,
+    /// `(name, slot)` of the headers that are always part of the key (see [`KEYED`]).
+    pub keyed: Vec<(&'static str, usize)>,
 }
 
-/// Request headers that frameworks and proxies turn into URLs, hosts or methods without the cache
-/// key seeing them: the classic cache-poisoning vectors. A request that carries one may be served
-/// from the cache, but its response is never stored for others.
-pub const UNKEYED: &[&str] = &[
+/// Request headers that are always part of the key: `Host` (the target URI's authority, RFC 9111
+/// §2: one app may serve several hosts, and `url_for(_external=True)` writes it into bodies) and
+/// the headers that frameworks and proxy middleware (werkzeug's `ProxyFix`, Django's
+/// `USE_X_FORWARDED_HOST`) turn into hosts, schemes, prefixes, URLs or methods: the classic
+/// cache-poisoning vectors. Keyed rather than refused, a poisoned response is only ever served to
+/// requests that carry the same values, and a proxy that sets them on every request still gets a
+/// working cache.
+pub const KEYED: &[&str] = &[
+    "host",
     "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-prefix",
+    "x-forwarded-port",
+    "x-forwarded-ssl",
+    "x-url-scheme",
     "x-forwarded-server",
     "x-forwarded-scheme",
     "x-host",
@@ -368,6 +393,25 @@ impl Stage {
         }
     }
 
+    /// The principal's part of the key: `iss` (when present) and every `principal_claims` value,
+    /// as JSON, length-prefixed. `None` when a principal claim is missing or null: such a request
+    /// is not per-user, and bypasses if it carries credentials.
+    fn principal(&self, claims: &Claims) -> Option<String> {
+        let mut out = String::new();
+        let iss = claims.get("iss").filter(|v| !v.is_null());
+        let names = self.settings.principal_claims.iter().map(String::as_str);
+        for name in std::iter::once("iss").chain(names) {
+            let value = if name == "iss" {
+                iss
+            } else {
+                Some(claims.get(name).filter(|v| !v.is_null())?)
+            };
+            let json = value.map(Value::to_string).unwrap_or_default();
+            let _ = write!(out, "{name}={}:{json};", json.len());
+        }
+        Some(out)
+    }
+
     /// Decides the cache part of a request. `path` is normalised; `claims` are the verified token's.
     pub fn check(
         self: &Arc<Self>,
@@ -398,7 +442,7 @@ impl Stage {
         let principal = if policy.public {
             None
         } else {
-            claims.and_then(|c| c.get("sub")).and_then(Value::as_str)
+            claims.and_then(|c| self.principal(c))
         };
         if !policy.public {
             if Self::header(req, self.slots.cookie).is_some() {
@@ -411,7 +455,13 @@ impl Stage {
                 ));
             }
         }
-        let primary = key::primary(path, req.query, principal);
+        let target: Vec<(&str, Option<&str>)> = self
+            .slots
+            .keyed
+            .iter()
+            .map(|(name, slot)| (*name, Self::header(req, *slot)))
+            .collect();
+        let primary = key::primary(path, req.query, principal.as_deref(), &target);
         let request_vary: Vec<(String, Option<String>)> = self
             .slots
             .vary
@@ -427,14 +477,6 @@ impl Stage {
         if is_head {
             // HEAD is served from a GET entry but never fills one.
             return Outcome::Pass(Some(self.status_header("fwd=miss", Some("head"))));
-        }
-        if self
-            .slots
-            .unkeyed
-            .iter()
-            .any(|s| Self::header(req, *s).is_some())
-        {
-            return Outcome::Pass(Some(self.status_header("fwd=miss", Some("unkeyed-header"))));
         }
         let mut leader = self.store.begin_flight(&primary);
         if !leader && !request_cc.no_cache {
@@ -484,7 +526,10 @@ impl Stage {
             return None;
         };
         let values = vary_values(&names, request_vary);
-        match self.store.lookup(&key::variant(primary, &values)) {
+        match self
+            .store
+            .lookup_variant(&key::variant(primary, &values), primary)
+        {
             Lookup::Fresh(e) => Some((e, false)),
             Lookup::Stale(e) => Some((e, true)),
             Lookup::Miss => None,
@@ -648,6 +693,14 @@ impl Ticket {
         if values("set-cookie").next().is_some() {
             return Some(NotStored::SetCookie);
         }
+        // A declared length over the limit is refused before anything is buffered.
+        if values("content-length")
+            .next()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > self.max_body() as u64)
+        {
+            return Some(NotStored::TooLarge);
+        }
         for v in values("vary") {
             for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 if name == "*" {
@@ -665,11 +718,15 @@ impl Ticket {
         None
     }
 
-    /// The app's response, once: stores it when the rules allow, and returns the headers to send.
-    #[allow(clippy::too_many_lines)] // the RFC 9111 storing steps, in order
-    pub fn store(&self, status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Stored {
-        let stage = &self.stage;
-        let tags_header = stage.settings.tags_header.as_str();
+    /// The largest body that may be stored: the caller buffers no more than this.
+    #[must_use]
+    pub fn max_body(&self) -> usize {
+        self.stage.settings.max_entry_bytes
+    }
+
+    /// Splits the tags header off the app's headers (it is never sent).
+    fn split_tags(&self, headers: Vec<(String, String)>) -> (Vec<(String, String)>, Vec<String>) {
+        let tags_header = self.stage.settings.tags_header.as_str();
         let mut tags = Vec::new();
         let mut out: Vec<(String, String)> = Vec::with_capacity(headers.len() + 2);
         for (k, v) in headers {
@@ -684,6 +741,26 @@ impl Ticket {
                 out.push((k, v));
             }
         }
+        (out, tags)
+    }
+
+    /// The body outgrew [`Ticket::max_body`] while being buffered: it is streamed, not stored.
+    /// Returns the headers to send (tags header removed, cache status added).
+    pub fn too_large(&self, headers: Vec<(String, String)>) -> Vec<(String, String)> {
+        let (mut out, _) = self.split_tags(headers);
+        let (k, v) = self
+            .stage
+            .status_header("fwd=miss", Some(NotStored::TooLarge.as_str()));
+        out.push((k.to_owned(), v));
+        self.end();
+        out
+    }
+
+    /// The app's response, once: stores it when the rules allow, and returns the headers to send.
+    #[allow(clippy::too_many_lines)] // the RFC 9111 storing steps, in order
+    pub fn store(&self, status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Stored {
+        let stage = &self.stage;
+        let (mut out, tags) = self.split_tags(headers);
         let status_of = |what: &str, detail: Option<&str>| {
             let (k, v) = stage.status_header(what, detail);
             (k.to_owned(), v)
@@ -881,6 +958,83 @@ mod tests {
             matches!(store.lookup("k"), Lookup::Miss),
             "past stale-while-revalidate"
         );
+    }
+
+    /// Freshness through the whole gate on a `ManualClock`: `s-maxage` over `max-age` over the
+    /// route TTL, `Age`, and stale-while-revalidate, with no sleeping.
+    #[test]
+    fn ttl_through_the_gate_on_a_manual_clock() {
+        enum Out {
+            Hit(Response),
+            Miss(Option<Ticket>),
+        }
+        use crate::clock::ManualClock;
+        use crate::gate::{Decision, Gate, GateOptions};
+        let clock = Arc::new(ManualClock::from_secs(1_000));
+        let gate = Gate::from_value_with(
+            &serde_json::json!({"routes": [{"path": "/{*p}", "cache": 30}]}),
+            &GateOptions {
+                clock: clock.clone(),
+                fetcher: None,
+            },
+        )
+        .unwrap();
+        let none: Vec<Option<&str>> = vec![None; gate.header_keys().len()];
+        let check = |path: &str| -> Out {
+            let mut scratch = String::new();
+            let req = Request {
+                method: "GET",
+                path,
+                query: "",
+                remote_addr: None,
+                headers: &none,
+            };
+            match gate.check(&req, &mut scratch) {
+                Decision::Respond(r) => Out::Hit(r),
+                Decision::Forward(f) => Out::Miss(f.cache),
+            }
+        };
+        let store = |path: &str, cc: Option<&str>| {
+            let Out::Miss(Some(ticket)) = check(path) else {
+                panic!("{path}: expected a miss")
+            };
+            let headers = cc
+                .map(|v| vec![("cache-control".to_owned(), v.to_owned())])
+                .unwrap_or_default();
+            assert!(ticket.store(200, headers, b"x").stored);
+        };
+        let age = |path: &str| -> Option<String> {
+            match check(path) {
+                Out::Hit(r) => r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| *k == "age")
+                    .map(|(_, v)| v.clone()),
+                Out::Miss(_) => None,
+            }
+        };
+        store("/route-ttl", None);
+        store("/max-age", Some("max-age=10"));
+        store("/s-maxage", Some("max-age=10, s-maxage=20"));
+        store("/swr", Some("max-age=10, stale-while-revalidate=30"));
+        clock.advance_nanos(9_999_999_999);
+        assert_eq!(age("/max-age").as_deref(), Some("9"));
+        clock.advance_nanos(1);
+        assert_eq!(age("/max-age"), None, "stale exactly at max-age");
+        assert_eq!(age("/s-maxage").as_deref(), Some("10"));
+        clock.advance_nanos(10_000_000_000);
+        assert_eq!(age("/s-maxage"), None, "stale exactly at s-maxage");
+        assert_eq!(age("/route-ttl").as_deref(), Some("20"));
+        clock.advance_nanos(10_000_000_000);
+        assert_eq!(age("/route-ttl"), None, "stale exactly at the route TTL");
+        // /swr is 30 s old: stale, within stale-while-revalidate. The first request revalidates;
+        // while it is out, others get the stale entry.
+        let Out::Miss(Some(leader)) = check("/swr") else {
+            panic!("the first request after expiry revalidates")
+        };
+        assert_eq!(age("/swr").as_deref(), Some("30"));
+        assert!(leader.store(200, vec![], b"y").stored);
+        assert_eq!(age("/swr").as_deref(), Some("0"));
     }
 
     #[test]

@@ -66,8 +66,39 @@ pub struct Stats {
 struct Indexes {
     by_path: HashMap<String, HashSet<String>>,
     by_tag: HashMap<String, HashSet<String>>,
-    /// primary key -> the request headers its responses vary on.
-    vary: HashMap<String, Vec<String>>,
+    /// primary key -> the request headers its responses vary on, and how many stored variants
+    /// use it (the record goes when the last one does, so the index stays bounded by the store).
+    vary: HashMap<String, (Vec<String>, usize)>,
+    /// variant key -> its primary key.
+    primary_of: HashMap<String, String>,
+}
+
+impl Indexes {
+    /// Forgets `key` (its entry `e` left the store).
+    fn remove(&mut self, key: &str, e: &Entry) {
+        if let Some(set) = self.by_path.get_mut(&e.path) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_path.remove(&e.path);
+            }
+        }
+        for tag in &e.tags {
+            if let Some(set) = self.by_tag.get_mut(tag) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_tag.remove(tag);
+                }
+            }
+        }
+        if let Some(primary) = self.primary_of.remove(key) {
+            if let Some((_, n)) = self.vary.get_mut(&primary) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.vary.remove(&primary);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -139,21 +170,9 @@ impl Store {
                 if cause.was_evicted() {
                     st.evictions.fetch_add(1, Ordering::Relaxed);
                 }
-                let mut ix = lock(&idx);
-                if let Some(set) = ix.by_path.get_mut(&e.path) {
-                    set.remove(key.as_str());
-                    if set.is_empty() {
-                        ix.by_path.remove(&e.path);
-                    }
-                }
-                for tag in &e.tags {
-                    if let Some(set) = ix.by_tag.get_mut(tag) {
-                        set.remove(key.as_str());
-                        if set.is_empty() {
-                            ix.by_tag.remove(tag);
-                        }
-                    }
-                }
+                // Also called, synchronously inside `insert`, for a value that a new one replaces
+                // (`RemovalCause::Replaced`): `Store::insert` indexes the new value afterwards.
+                lock(&idx).remove(key.as_str(), &e);
             })
             .build();
         Self {
@@ -170,12 +189,21 @@ impl Store {
     /// The request headers that responses under `primary` vary on (None: nothing stored).
     #[must_use]
     pub fn vary_of(&self, primary: &str) -> Option<Vec<String>> {
-        lock(&self.indexes).vary.get(primary).cloned()
+        lock(&self.indexes)
+            .vary
+            .get(primary)
+            .map(|(v, _)| v.clone())
     }
 
-    /// Looks a variant up. A stale entry within stale-while-revalidate is served if a revalidation
-    /// is already under way; otherwise the caller revalidates (a miss).
+    /// Looks a key up (a standalone cache's: its own flight key). See [`Store::lookup_variant`].
     pub fn lookup(&self, key: &str) -> Lookup {
+        self.lookup_variant(key, key)
+    }
+
+    /// Looks the variant `key` up. A stale entry within stale-while-revalidate is served if a
+    /// revalidation of its resource (the flight on `flight`, its primary key) is already under
+    /// way; otherwise the caller revalidates (a miss).
+    pub fn lookup_variant(&self, key: &str, flight: &str) -> Lookup {
         let now = self.clock.now_nanos();
         let Some(e) = self.cache.get(key) else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
@@ -185,7 +213,7 @@ impl Store {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Fresh(e);
         }
-        if now < e.stale_until && lock(&self.flights.keys).contains(key) {
+        if now < e.stale_until && lock(&self.flights.keys).contains(flight) {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Stale(e);
         }
@@ -230,24 +258,41 @@ impl Store {
         entry: Entry,
     ) -> Arc<Entry> {
         let entry = Arc::new(entry);
+        // Into the store first: a value this one replaces is un-indexed by the eviction listener
+        // inside this call, and only then is the new one indexed (the other order would drop the
+        // new value from the path and tag indexes, and a later unsafe request or purge would miss it).
+        self.cache.insert(key.clone(), entry.clone());
         {
             let mut ix = lock(&self.indexes);
-            if ix.vary.get(primary) != Some(&vary) {
-                ix.vary.insert(primary.to_owned(), vary);
+            let new_variant = ix
+                .primary_of
+                .insert(key.clone(), primary.to_owned())
+                .is_none();
+            match ix.vary.get_mut(primary) {
+                Some((names, n)) => {
+                    if *names != vary {
+                        *names = vary;
+                    }
+                    if new_variant {
+                        *n = n.saturating_add(1);
+                    }
+                }
+                None => {
+                    ix.vary.insert(primary.to_owned(), (vary, 1));
+                }
             }
-            ix.by_path
-                .entry(entry.path.clone())
-                .or_default()
-                .insert(key.clone());
             for tag in &entry.tags {
                 ix.by_tag
                     .entry(tag.clone())
                     .or_default()
                     .insert(key.clone());
             }
+            ix.by_path
+                .entry(entry.path.clone())
+                .or_default()
+                .insert(key);
         }
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
-        self.cache.insert(key, entry.clone());
         entry
     }
 
@@ -310,6 +355,14 @@ impl Store {
         ix.by_path.clear();
         ix.by_tag.clear();
         ix.vary.clear();
+        ix.primary_of.clear();
+    }
+
+    /// Primary keys with a vary record (bounded by the entries stored).
+    #[must_use]
+    pub fn primaries(&self) -> usize {
+        self.cache.run_pending_tasks();
+        lock(&self.indexes).vary.len()
     }
 
     /// Bytes held (weighted size) and entries, after pending maintenance.
@@ -362,6 +415,93 @@ mod tests {
         assert_eq!(store.purge_prefix("/a"), 1);
         assert_eq!(store.purge_path("/c"), 1);
         assert_eq!(store.purge_path("/c"), 0);
+    }
+
+    #[test]
+    fn a_replaced_entry_stays_indexed() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
+        store.insert("p", vec![], "k".into(), entry(&clock, "/a", &["old"], 10));
+        store.insert("p", vec![], "k".into(), entry(&clock, "/a", &["new"], 10));
+        assert!(store.has_path("/a"));
+        assert_eq!(
+            store.purge_tag("old"),
+            0,
+            "the old value's tags went with it"
+        );
+        assert_eq!(store.purge_tag("new"), 1);
+        store.insert("p", vec![], "k".into(), entry(&clock, "/a", &[], 10));
+        store.insert("p", vec![], "k".into(), entry(&clock, "/a", &[], 10));
+        assert_eq!(store.purge_path("/a"), 1);
+        assert!(!store.has_path("/a"));
+    }
+
+    #[test]
+    fn vary_records_leave_with_their_last_variant() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
+        let vary = vec!["accept-language".to_owned()];
+        store.insert(
+            "p",
+            vary.clone(),
+            "p en".into(),
+            entry(&clock, "/a", &[], 10),
+        );
+        store.insert(
+            "p",
+            vary.clone(),
+            "p fr".into(),
+            entry(&clock, "/a", &[], 10),
+        );
+        store.insert(
+            "p",
+            vary.clone(),
+            "p fr".into(),
+            entry(&clock, "/a", &[], 10),
+        );
+        store.insert("q", vec![], "q".into(), entry(&clock, "/b", &[], 10));
+        assert_eq!(store.primaries(), 2);
+        assert!(store.purge_key("p en"));
+        assert_eq!(store.vary_of("p"), Some(vary));
+        assert!(store.purge_key("p fr"));
+        assert_eq!(store.vary_of("p"), None);
+        assert_eq!(store.primaries(), 1);
+    }
+
+    #[test]
+    fn vary_records_are_bounded_by_the_store() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        // Room for a few entries only: every insert beyond that evicts one.
+        let store = Store::new(2_000, Duration::from_secs(60), clock.clone());
+        for i in 0..5_000 {
+            let p = format!("p{i}");
+            store.insert(&p, vec![], p.clone(), entry(&clock, "/a", &[], 10));
+        }
+        let (_, entries) = store.usage();
+        assert!(
+            store.primaries() as u64 <= entries,
+            "{} vary records for {entries} entries",
+            store.primaries()
+        );
+    }
+
+    #[test]
+    fn stale_is_served_while_the_resource_revalidates() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
+        let mut e = entry(&clock, "/a", &[], 10);
+        e.stale_until = e.fresh_until + 30_000_000_000;
+        store.insert("p", vec!["accept".into()], "p accept=fr".into(), e);
+        clock.advance_nanos(15_000_000_000);
+        assert!(matches!(
+            store.lookup_variant("p accept=fr", "p"),
+            Lookup::Miss
+        ));
+        assert!(store.begin_flight("p"));
+        assert!(matches!(
+            store.lookup_variant("p accept=fr", "p"),
+            Lookup::Stale(_)
+        ));
     }
 
     #[test]

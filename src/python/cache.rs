@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::Error;
@@ -220,7 +221,9 @@ struct MemoEntry {
 }
 
 /// A memoized function (`@ferrogate.cached(...)`): thread-safe, bounded, per-entry TTL, in Rust.
-#[pyclass(name = "CachedFunction", module = "ferrogate._native", frozen)]
+/// `dict`: `ferrogate.cached` copies the function's `__name__`, `__doc__`... onto it, as
+/// `functools.wraps` does.
+#[pyclass(name = "CachedFunction", module = "ferrogate._native", frozen, dict)]
 pub struct PyCachedFunction {
     func: Py<PyAny>,
     key_func: Option<Py<PyAny>>,
@@ -313,7 +316,13 @@ impl PyCachedFunction {
         Ok(Self {
             func,
             key_func: key,
-            cache: moka::sync::Cache::builder().max_capacity(maxsize).build(),
+            // Weighed by values, not hash buckets: colliding keys share a bucket.
+            cache: moka::sync::Cache::builder()
+                .max_capacity(maxsize)
+                .weigher(|_: &isize, bucket: &Arc<Vec<MemoEntry>>| {
+                    u32::try_from(bucket.len()).unwrap_or(u32::MAX)
+                })
+                .build(),
             ttl_nanos,
             maxsize,
             clock: system(),
@@ -405,20 +414,45 @@ impl PyCachedFunction {
         self.misses.store(0, Ordering::Relaxed);
     }
 
-    /// `(hits, misses, maxsize, currsize)`, as `functools.lru_cache` reports it.
-    fn cache_info(&self) -> (u64, u64, u64, u64) {
+    /// `CacheInfo(hits, misses, maxsize, currsize)`, the named tuple `functools.lru_cache`
+    /// reports.
+    fn cache_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         self.cache.run_pending_tasks();
-        (
+        let class = CACHE_INFO.get_or_try_init(py, || -> PyResult<_> {
+            Ok(py.import("ferrogate.memo")?.getattr("CacheInfo")?.unbind())
+        })?;
+        class.bind(py).call1((
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
             self.maxsize,
-            self.cache.entry_count(),
-        )
+            self.cache.weighted_size(),
+        ))
     }
 
     #[getter]
     fn __wrapped__(&self, py: Python<'_>) -> Py<PyAny> {
         self.func.clone_ref(py)
+    }
+
+    /// A descriptor, as functions are: on a class, `obj.method(x)` calls with `obj` first (and
+    /// `obj` is part of the key, as with `functools.lru_cache`).
+    fn __get__<'py>(
+        slf: &Bound<'py, Self>,
+        obj: Option<&Bound<'py, PyAny>>,
+        _owner: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match obj {
+            Some(o) if !o.is_none() => {
+                static METHOD_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+                let py = slf.py();
+                let method = METHOD_TYPE.get_or_try_init(py, || -> PyResult<_> {
+                    Ok(py.import("types")?.getattr("MethodType")?.unbind())
+                })?;
+                method.bind(py).call1((slf, o))
+            }
+            _ => Ok(slf.clone().into_any()),
+        }
     }
 }
 

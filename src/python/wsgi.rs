@@ -294,9 +294,6 @@ impl Capture {
     }
 }
 
-/// Responses larger than this are streamed, not buffered for the cache.
-const MAX_BUFFER: usize = 8 << 20;
-
 fn status_code(status: &Bound<'_, PyAny>) -> u16 {
     status
         .cast::<PyString>()
@@ -428,9 +425,10 @@ impl PyWsgiGate {
             if !exhausted {
                 for chunk in iter.by_ref() {
                     body.extend_from_slice(chunk?.cast::<PyBytes>()?.as_bytes());
-                    if body.len() > MAX_BUFFER {
-                        t.end();
-                        send(pairs)?;
+                    // Over the cache's `max_entry_bytes`: it will not be stored, so stream the
+                    // rest rather than buffer it.
+                    if body.len() > t.max_body() {
+                        send(t.too_large(pairs))?;
                         let passthrough = py.import("ferrogate.wsgi")?.getattr("_Passthrough")?;
                         let head = PyList::new(py, [PyBytes::new(py, &body)])?;
                         return Ok(Some(passthrough.call1((head, iter, &result))?.unbind()));

@@ -1,0 +1,109 @@
+"""The WSGI store path: what is buffered, what is sent, and indexes that survive a re-store."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from ferrogate import Gate
+from flask import Flask, Response, request
+
+MIB = 1 << 20
+
+
+def environ(path: str, method: str = "GET", **headers: str) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "api.example.com",
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+    }
+    env.update({f"HTTP_{k.upper()}": v for k, v in headers.items()})
+    return env
+
+
+def streaming_app(pulled: list[int], tags: str | None = None, length: bool = False) -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/dl")
+    def dl() -> Any:
+        def gen() -> Iterator[bytes]:
+            for i in range(6):
+                pulled.append(i)
+                yield b"y" * MIB
+
+        headers = {"X-Cache-Tags": tags} if tags else {}
+        if length:
+            headers["Content-Length"] = str(6 * MIB)
+        return Response(gen(), headers=headers)
+
+    return app
+
+
+def run(gate: Gate, app: Flask, env: dict[str, Any]) -> tuple[list[tuple[str, str]], Any]:
+    seen: list[tuple[str, str]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.extend(headers)
+
+    return seen, gate.wsgi(app.wsgi_app)(env, start_response)
+
+
+def test_a_body_over_max_entry_bytes_streams_without_its_tags() -> None:
+    pulled: list[int] = []
+    app = streaming_app(pulled, tags="internal:42")
+    gate = Gate({"cache": {"max_entry_bytes": MIB}, "routes": [{"path": "/dl", "cache": 60}]})
+    headers, body = run(gate, app, environ("/dl"))
+    chunks = iter(body)
+    first = next(chunks)
+    assert len(pulled) <= 2, "buffered past max_entry_bytes"
+    names = {k.lower(): v for k, v in headers}
+    assert "x-cache-tags" not in names
+    assert names["cache-status"] == "ferrogate; fwd=miss; detail=too-large"
+    rest = b"".join(chunks)
+    body.close()
+    assert len(first) + len(rest) == 6 * MIB
+    assert gate.cache is not None
+    assert gate.cache.stats()["entries"] == 0
+
+
+def test_a_declared_length_over_the_limit_is_not_buffered_at_all() -> None:
+    pulled: list[int] = []
+    app = streaming_app(pulled, length=True)
+    gate = Gate({"cache": {"max_entry_bytes": MIB}, "routes": [{"path": "/dl", "cache": 60}]})
+    headers, body = run(gate, app, environ("/dl"))
+    assert pulled == []
+    assert dict(headers)["cache-status"] == "ferrogate; fwd=miss; detail=too-large"
+    assert len(b"".join(body)) == 6 * MIB
+
+
+def test_a_re_stored_entry_is_still_invalidated_and_purged() -> None:
+    app = Flask(__name__)
+    version = [1]
+
+    @app.route("/doc", methods=["GET", "POST"])
+    def doc() -> Any:
+        if request.method == "POST":
+            version[0] += 1
+            return "", 204
+        return {"v": version[0]}, 200, {"X-Cache-Tags": "docs"}
+
+    gate = Gate({"routes": [{"path": "/doc", "cache": 60}]})
+    app.wsgi_app = gate.wsgi(app.wsgi_app)  # type: ignore[method-assign]
+    c = app.test_client()
+    assert c.get("/doc").json == {"v": 1}
+    refetched = c.get("/doc", headers={"Cache-Control": "no-cache"})
+    assert refetched.headers["Cache-Status"] == "ferrogate; fwd=miss; stored"
+    assert c.post("/doc").status_code == 204
+    after = c.get("/doc")
+    assert after.json == {"v": 2}
+    assert after.headers["Cache-Status"] == "ferrogate; fwd=miss; stored"
+    c.get("/doc", headers={"Cache-Control": "no-cache"})
+    assert gate.cache is not None
+    assert gate.cache.purge_tag("docs") == 1
