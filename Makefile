@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml
 PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
 
-.PHONY: help demo test lint bench dev build fmt clean rust-test py-test fuzz load soak
+.PHONY: help demo test lint bench dev build fmt clean rust-test py-test fuzz load soak redis-bin
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,12 +53,16 @@ lint: $(VENV)/.built ## cargo fmt/clippy (pedantic), ruff, mypy --strict, stubte
 rust-test:
 	cargo test --release
 
-py-test: $(VENV)/.built
+# The Redis tests start their own redis-server (Debian's package) on a free loopback port.
+redis-bin:
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+
+py-test: $(VENV)/.built redis-bin
 	$(PY) -m pytest -q -m "not bench" -p no:cacheprovider
 
 test: build lint rust-test py-test ## build everything and run every test (Rust and Python)
 
-bench: build ## benchmarks, side by side with the peers, in one run
+bench: build redis-bin ## benchmarks, side by side with the peers, in one run
 	mkdir -p bench-results
 	$(PY) -m pytest -q -m bench -p no:cacheprovider --benchmark-only \
 		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name \

@@ -231,6 +231,9 @@ pub struct GateConfig {
     pub jwt: Option<Value>,
     /// The `[cache]` section.
     pub cache: Option<crate::cache::stage::CacheSettings>,
+    /// The `[redis]` section (or the URL in `rate_limit.storage`): the store shared by every
+    /// process, when one is configured.
+    pub redis: Option<crate::shared::RedisSettings>,
 }
 
 /// What the gate does with a request that matches no route.
@@ -253,6 +256,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "rate_limit",
     "jwt",
     "cache",
+    "redis",
 ];
 
 impl GateConfig {
@@ -301,7 +305,12 @@ impl GateConfig {
                 format!("expected a list of route tables, got {}", show(other)),
             ),
         }
+        let redis = match (root.get("redis"), rate_limit.storage_url.as_deref()) {
+            (None, None) if rate_limit.storage != crate::ratelimit::config::Storage::Redis => None,
+            (section, url) => crate::shared::RedisSettings::parse(section, url, issues),
+        };
         Self {
+            redis,
             cache: root
                 .get("cache")
                 .map(|c| crate::cache::stage::CacheSettings::parse(c, "cache", issues)),

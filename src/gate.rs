@@ -21,6 +21,7 @@ use crate::policy::{Access, Policy};
 use crate::problem::{self, Problem};
 use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
 use crate::router::{Lookup, PathEncoding, PathError, RouteId, Router, normalize};
+use crate::shared::RedisClient;
 
 /// What the gate reads of a request. Strings borrow from the caller (the WSGI environ).
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +104,8 @@ pub struct Gate {
     cache: Option<Arc<CacheStage>>,
     unmatched: Unmatched,
     header_keys: Vec<String>,
+    /// The shared store, when the config has one.
+    redis: Option<Arc<RedisClient>>,
 }
 
 /// What a gate needs from its host besides the config.
@@ -181,6 +184,12 @@ impl Gate {
     fn build(config: &GateConfig, options: &GateOptions, issues: &mut Issues) -> Self {
         let clock = options.clock.clone();
         let mut header_keys = Vec::new();
+        let redis = config.redis.as_ref().and_then(|s| {
+            RedisClient::new(s.clone(), clock.clone())
+                .map_err(|e| issues.push("redis.url", e))
+                .ok()
+                .map(Arc::new)
+        });
         let auth = config.jwt.as_ref().and_then(|jwt| {
             let settings =
                 crate::auth::settings::parse(jwt, "jwt", &clock, options.fetcher.as_ref(), issues)?;
@@ -211,7 +220,7 @@ impl Gate {
             }
         }
         let default_policy = Policy::from_defaults(&config.defaults);
-        let mut limits = StageBuilder::new(&config.rate_limit, clock.clone());
+        let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone());
         let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
         let mut router = Router::new();
         for spec in &config.routes {
@@ -238,7 +247,14 @@ impl Gate {
             cache,
             unmatched: config.unmatched,
             header_keys,
+            redis,
         }
+    }
+
+    /// The shared store's client, when the config has one.
+    #[must_use]
+    pub fn redis(&self) -> Option<&Arc<RedisClient>> {
+        self.redis.as_ref()
     }
 
     /// The cache stage, when the config has a `[cache]` section or a route caches.

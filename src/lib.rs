@@ -14,6 +14,7 @@ pub mod policy;
 pub mod problem;
 pub mod ratelimit;
 pub mod router;
+pub mod shared;
 
 #[cfg(feature = "python")]
 pub mod python;

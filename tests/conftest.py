@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from redis_server import RedisServer
 
 # Bounded in `make test`; `make fuzz` runs the same properties for much longer.
 settings.register_profile("ci", max_examples=300, deadline=None)
@@ -33,3 +35,35 @@ def github_routes() -> list[tuple[str, str]]:
 def github_requests() -> list[tuple[str, str]]:
     """One concrete request per GitHub route (method, path)."""
     return _read_pairs("github_requests.txt")
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    """One real redis-server for the session (started once, stopped at the end)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_server(redis_session: RedisServer) -> Iterator[RedisServer]:
+    """The session's redis-server, running and empty at the start of each test."""
+    redis_session.start()
+    redis_session.flushall()
+    yield redis_session
+    redis_session.resume()
+    redis_session.start()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own (for tests that kill or pause it)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

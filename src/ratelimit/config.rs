@@ -3,7 +3,12 @@
 //!
 //! ```toml
 //! [rate_limit]
-//! storage = "memory"          # the only store for now; "redis://..." is a later issue
+//! storage = "memory"          # or "redis" ([redis] section) or a URL: "redis://host:6379/0"
+//! on_error = "local"          # Redis unreachable: "allow", "deny" (503) or "local" (in memory,
+//!                             # each quota divided by `workers`); a limit may override it
+//! workers = 4                 # processes sharing the quota (the Python side detects it)
+//! batch = 0                   # > 0: lease this many requests' worth from Redis at a time
+//! batch_ttl_ms = 1000         # an unused lease goes back to Redis after this long
 //! legacy_headers = false      # also send X-RateLimit-Limit/Remaining/Reset
 //! max_keys = 1_000_000        # per limiter
 //!
@@ -60,6 +65,7 @@ impl KeyPart {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LimitOptions {
     pub cost: Option<u64>,
+    pub on_error: Option<OnError>,
     pub dry_run: Option<bool>,
     pub exempt_methods: Option<Vec<String>>,
     pub exempt_ips: Option<Vec<Cidr>>,
@@ -72,6 +78,7 @@ impl LimitOptions {
     pub fn over(&self, base: &LimitOptions) -> LimitOptions {
         LimitOptions {
             cost: self.cost.or(base.cost),
+            on_error: self.on_error.or(base.on_error),
             dry_run: self.dry_run.or(base.dry_run),
             exempt_methods: self
                 .exempt_methods
@@ -140,11 +147,45 @@ impl LimitPolicy {
     }
 }
 
-/// The store behind in-memory limits.
+/// Where counts live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Storage {
+    /// In each process (counts multiply by the number of worker processes).
     #[default]
     Memory,
+    /// In Redis, shared by every process and host (the `[redis]` section).
+    Redis,
+}
+
+/// What a Redis-backed limit does when Redis cannot answer (down, timing out, breaker open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Let the request through (and count it as failed open).
+    Allow,
+    /// Refuse with 503 problem+json.
+    Deny,
+    /// Count in this process's memory, each quota divided by `workers`, until Redis is back.
+    #[default]
+    Local,
+}
+
+impl OnError {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Local => "local",
+        }
+    }
+
+    fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<Self> {
+        match issues.one_of(v, &["allow", "deny", "local"], at)? {
+            "allow" => Some(Self::Allow),
+            "deny" => Some(Self::Deny),
+            _ => Some(Self::Local),
+        }
+    }
 }
 
 /// Top-level rate-limit settings.
@@ -155,6 +196,14 @@ pub struct Settings {
     pub legacy_headers: bool,
     pub max_keys: usize,
     pub storage: Storage,
+    /// A URL given as `storage` (it stands for `[redis] url`).
+    pub storage_url: Option<String>,
+    pub on_error: OnError,
+    /// Worker processes sharing each quota, for the `local` fallback's division.
+    pub workers: u64,
+    /// Requests' worth leased from Redis per round trip (0: every hit goes to Redis).
+    pub batch: u64,
+    pub batch_ttl_ms: u64,
 }
 
 impl Default for Settings {
@@ -165,6 +214,11 @@ impl Default for Settings {
             legacy_headers: false,
             max_keys: DEFAULT_MAX_KEYS,
             storage: Storage::Memory,
+            storage_url: None,
+            on_error: OnError::Local,
+            workers: 1,
+            batch: 0,
+            batch_ttl_ms: 1000,
         }
     }
 }
@@ -180,6 +234,7 @@ const DEF_KEYS: &[&str] = &[
     "key",
     "max_keys",
     "cost",
+    "on_error",
     "dry_run",
     "exempt_methods",
     "exempt_ips",
@@ -188,6 +243,7 @@ const DEF_KEYS: &[&str] = &[
 const REF_KEYS: &[&str] = &[
     "use",
     "cost",
+    "on_error",
     "dry_run",
     "exempt_methods",
     "exempt_ips",
@@ -246,19 +302,64 @@ impl Settings {
         let Some(map) = issues.object(v, at) else {
             return;
         };
-        issues.unknown_keys(map, &["storage", "legacy_headers", "max_keys"], at);
+        issues.unknown_keys(
+            map,
+            &[
+                "storage",
+                "legacy_headers",
+                "max_keys",
+                "on_error",
+                "workers",
+                "batch",
+                "batch_ttl_ms",
+            ],
+            at,
+        );
         if let Some(s) = map.get("storage") {
             let key = join(at, "storage");
             match s.as_str() {
                 Some("memory") => self.storage = Storage::Memory,
-                Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                    issues.push(
-                        key,
-                        "the Redis store is not available yet; use \"memory\" (one store per process)",
-                    );
+                Some("redis") => self.storage = Storage::Redis,
+                Some(url) if url.contains("://") => {
+                    // Checked with the rest of the [redis] settings.
+                    self.storage = Storage::Redis;
+                    self.storage_url = Some(url.to_owned());
                 }
-                _ => issues.push(key, format!("expected \"memory\", got {}", show(s))),
+                _ => issues.push(
+                    key,
+                    format!(
+                        "expected \"memory\", \"redis\" or a redis:// URL, got {}",
+                        show(s)
+                    ),
+                ),
             }
+        }
+        if let Some(v) = map.get("on_error") {
+            if let Some(m) = OnError::parse(v, &join(at, "on_error"), issues) {
+                self.on_error = m;
+            }
+        }
+        for (name, max, slot) in [
+            ("workers", 4096u64, &mut self.workers),
+            ("batch", 1_000_000, &mut self.batch),
+            ("batch_ttl_ms", 3_600_000, &mut self.batch_ttl_ms),
+        ] {
+            if let Some(v) = map.get(name) {
+                let min = u64::from(name != "batch");
+                match v.as_u64() {
+                    Some(n) if (min..=max).contains(&n) => *slot = n,
+                    _ => issues.push(
+                        join(at, name),
+                        format!("expected an integer, {min} to {max}, got {}", show(v)),
+                    ),
+                }
+            }
+        }
+        if self.batch > 0 && self.storage != Storage::Redis {
+            issues.push(
+                join(at, "batch"),
+                "batching leases counts from Redis; it needs storage = \"redis\"",
+            );
         }
         if let Some(b) = map.get("legacy_headers") {
             if let Some(b) = issues.boolean(b, &join(at, "legacy_headers")) {
@@ -571,6 +672,10 @@ fn parse_options(map: &Map<String, Value>, at: &str, issues: &mut Issues) -> Opt
         out.dry_run = issues.boolean(d, &join(at, "dry_run"));
         ok &= out.dry_run.is_some();
     }
+    if let Some(m) = map.get("on_error") {
+        out.on_error = OnError::parse(m, &join(at, "on_error"), issues);
+        ok &= out.on_error.is_some();
+    }
     if let Some(m) = map.get("exempt_methods") {
         let key = join(at, "exempt_methods");
         out.exempt_methods = issues.strings(m, &key).and_then(|list| {
@@ -691,7 +796,7 @@ mod tests {
                        "b": {"quota": "1/second; 2/minute", "burst": 3},
                        "c": {"quota": "1/second", "key": "cookie:x"}},
             "client_ip": {"trusted_proxies": ["10.0.0.0/33"], "trusted_hops": 1},
-            "rate_limit": {"storage": "redis://localhost"},
+            "rate_limit": {"storage": "memcached"},
         }))
         .unwrap_err();
         let keys: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();

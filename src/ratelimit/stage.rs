@@ -18,6 +18,7 @@ use crate::clock::SharedClock;
 use crate::gate::{Request, Response};
 use crate::http::Header;
 use crate::problem::{self, Problem};
+use crate::shared::RedisClient;
 
 /// A key part with header names resolved to their slot in [`Request::headers`].
 #[derive(Debug, Clone)]
@@ -70,16 +71,22 @@ pub struct StageBuilder<'c> {
     named: HashMap<&'c str, Arc<Limiter>>,
     clock: SharedClock,
     limiters: usize,
+    redis: Option<Arc<RedisClient>>,
 }
 
 impl<'c> StageBuilder<'c> {
     #[must_use]
-    pub fn new(settings: &'c Settings, clock: SharedClock) -> Self {
+    pub fn new(
+        settings: &'c Settings,
+        clock: SharedClock,
+        redis: Option<Arc<RedisClient>>,
+    ) -> Self {
         Self {
             settings,
             named: HashMap::new(),
             clock,
             limiters: 0,
+            redis,
         }
     }
 
@@ -451,7 +458,7 @@ mod tests {
         let policy = super::super::config::parse_limit(policy, "limit", &mut issues).unwrap();
         assert!(issues.is_empty());
         let clock: SharedClock = Arc::new(ManualClock::from_secs(5));
-        let mut builder = StageBuilder::new(&settings, clock);
+        let mut builder = StageBuilder::new(&settings, clock, None);
         let mut keys = Vec::new();
         let limits = builder.bind(&policy, "r", &mut keys);
         (builder.finish(&mut keys), limits)

@@ -1,0 +1,426 @@
+//! The Redis client every shared stage uses: a bounded pool of blocking connections with
+//! timeouts, a circuit breaker in front, and one background subscriber thread for pub/sub.
+//!
+//! Blocking connections, not an async runtime: each call is one request/response on a pooled
+//! socket, made by the thread serving the HTTP request (with the GIL released by the binding),
+//! which is what a WSGI worker has to offer anyway. Pool size bounds idle sockets; a burst of
+//! concurrent requests opens more and the extras are closed when returned.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use redis::ConnectionLike;
+
+use super::breaker::{Admission, Breaker, State, Transition};
+use super::error::{StoreError, is_transport};
+use super::settings::{RedisSettings, Target};
+use crate::clock::SharedClock;
+
+enum Conn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Conn {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Self::Single(c) => c,
+            Self::Cluster(c) => &mut **c,
+        }
+    }
+}
+
+enum Endpoint {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// Something worth logging, handed to the host's listener (the Python binding logs it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    BreakerOpened { url: String, reason: String },
+    BreakerClosed { url: String },
+    SubscriberDown { url: String, reason: String },
+    SubscriberUp { url: String },
+}
+
+pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+/// Called with each message's payload on a subscribed channel.
+pub type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
+/// Called each time the subscriber (re)connects, after it has subscribed: a consumer that keeps
+/// a local copy reloads it here, since messages sent while it was away are lost.
+pub type OnConnect = Arc<dyn Fn(&RedisClient) + Send + Sync>;
+
+/// Counters for `stats()`.
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    rejected: AtomicU64,
+    connects: AtomicU64,
+}
+
+/// A snapshot of the client's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientStats {
+    pub calls: u64,
+    pub errors: u64,
+    /// Calls refused by the open circuit breaker without touching the network.
+    pub rejected: u64,
+    pub connects: u64,
+    pub breaker: State,
+}
+
+#[derive(Default)]
+struct Subscriptions {
+    channels: HashMap<String, Vec<Handler>>,
+    on_connect: Vec<OnConnect>,
+}
+
+pub struct RedisClient {
+    endpoint: Endpoint,
+    settings: RedisSettings,
+    idle: Mutex<Vec<Conn>>,
+    breaker: Breaker,
+    counters: Counters,
+    listener: RwLock<Option<Listener>>,
+    subs: Arc<RwLock<Subscriptions>>,
+    subscriber_started: AtomicBool,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClient")
+            .field("url", &self.settings.display)
+            .field("prefix", &self.settings.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisClient {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl RedisClient {
+    /// Builds the client; connects lazily (a Redis that is down at start-up is an outage like
+    /// any other, not a start-up failure).
+    pub fn new(settings: RedisSettings, clock: SharedClock) -> Result<Self, String> {
+        let endpoint = match &settings.target {
+            Target::Single(url) => {
+                Endpoint::Single(redis::Client::open(url.as_str()).map_err(|e| e.to_string())?)
+            }
+            Target::Cluster(nodes) => Endpoint::Cluster(
+                redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                    .connection_timeout(settings.connect_timeout)
+                    .response_timeout(settings.timeout)
+                    // The breaker handles outages; retrying inside one request only adds latency.
+                    .retries(1)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let nanos = u64::try_from(settings.breaker_cooldown.as_nanos()).unwrap_or(u64::MAX);
+        Ok(Self {
+            breaker: Breaker::new(settings.breaker_failures, nanos, clock),
+            endpoint,
+            settings,
+            idle: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+            listener: RwLock::new(None),
+            subs: Arc::new(RwLock::new(Subscriptions::default())),
+            subscriber_started: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// `prefix + rest`.
+    #[must_use]
+    pub fn key(&self, rest: &str) -> String {
+        let mut k = String::with_capacity(self.settings.prefix.len() + rest.len());
+        k.push_str(&self.settings.prefix);
+        k.push_str(rest);
+        k
+    }
+
+    pub fn set_listener(&self, listener: Option<Listener>) {
+        *self
+            .listener
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = listener;
+    }
+
+    fn emit(&self, event: &Event) {
+        let l = self
+            .listener
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(l) = l {
+            l(event);
+        }
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            calls: self.counters.calls.load(Ordering::Relaxed),
+            errors: self.counters.errors.load(Ordering::Relaxed),
+            rejected: self.counters.rejected.load(Ordering::Relaxed),
+            connects: self.counters.connects.load(Ordering::Relaxed),
+            breaker: self.breaker.state(),
+        }
+    }
+
+    fn connect(&self) -> redis::RedisResult<Conn> {
+        self.counters.connects.fetch_add(1, Ordering::Relaxed);
+        match &self.endpoint {
+            Endpoint::Single(c) => {
+                let con = c.get_connection_with_timeout(self.settings.connect_timeout)?;
+                con.set_read_timeout(Some(self.settings.timeout))?;
+                con.set_write_timeout(Some(self.settings.timeout))?;
+                Ok(Conn::Single(con))
+            }
+            Endpoint::Cluster(c) => Ok(Conn::Cluster(Box::new(c.get_connection()?))),
+        }
+    }
+
+    fn put_back(&self, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.settings.pool_size {
+            idle.push(conn);
+        }
+    }
+
+    fn record(&self, transition: Option<Transition>, reason: Option<&StoreError>) {
+        match transition {
+            Some(Transition::Opened) => self.emit(&Event::BreakerOpened {
+                url: self.settings.display.clone(),
+                reason: reason.map(ToString::to_string).unwrap_or_default(),
+            }),
+            Some(Transition::Closed) => self.emit(&Event::BreakerClosed {
+                url: self.settings.display.clone(),
+            }),
+            None => {}
+        }
+    }
+
+    /// Runs `f` on a pooled connection. A transport error drops the connection and counts
+    /// against the breaker; a reused connection that turns out to be dead (the server
+    /// restarted since it was pooled) is replaced and the call made once more.
+    pub fn run<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        if self.breaker.admit() == Admission::Reject {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::CircuitOpen);
+        }
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let reused = pooled.is_some();
+        let mut conn = match pooled.map_or_else(|| self.connect(), Ok) {
+            Ok(c) => c,
+            Err(e) => return Err(self.fail(&e)),
+        };
+        let mut result = f(conn.as_dyn());
+        if let Err(e) = &result {
+            if reused && e.is_connection_dropped() && !e.is_timeout() {
+                conn = match self.connect() {
+                    Ok(c) => c,
+                    Err(e) => return Err(self.fail(&e)),
+                };
+                result = f(conn.as_dyn());
+            }
+        }
+        match result {
+            Ok(v) => {
+                self.put_back(conn);
+                self.record(self.breaker.success(), None);
+                Ok(v)
+            }
+            Err(e) => {
+                if !is_transport(&e) {
+                    self.put_back(conn);
+                }
+                Err(self.fail(&e))
+            }
+        }
+    }
+
+    fn fail(&self, e: &redis::RedisError) -> StoreError {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        let err = StoreError::from_redis(e);
+        self.record(self.breaker.failure(), Some(&err));
+        err
+    }
+
+    /// One PING round trip on a pooled connection (health checks, and the benchmark's baseline).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| redis::cmd("PING").query::<String>(c))
+            .and_then(|pong| {
+                if pong == "PONG" {
+                    Ok(())
+                } else {
+                    Err(StoreError::Protocol(format!("PING answered {pong:?}")))
+                }
+            })
+    }
+
+    /// Publishes `payload` on `prefix + channel`; returns how many subscribers got it.
+    pub fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, StoreError> {
+        let channel = self.key(channel);
+        self.run(|c| redis::cmd("PUBLISH").arg(&channel).arg(payload).query(c))
+    }
+
+    /// Calls `handler` with every message published on `prefix + channel`, from a background
+    /// thread (started on the first subscription). `on_connect` runs after every (re)connect.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        channel: &str,
+        handler: Handler,
+        on_connect: Option<OnConnect>,
+    ) {
+        {
+            let mut subs = self.subs.write().unwrap_or_else(PoisonError::into_inner);
+            subs.channels
+                .entry(self.key(channel))
+                .or_default()
+                .push(handler);
+            if let Some(c) = on_connect {
+                subs.on_connect.push(c);
+            }
+        }
+        if self
+            .subscriber_started
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let weak = Arc::downgrade(self);
+            let stop = self.stop.clone();
+            let subs = self.subs.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ferrogate-redis-sub".into())
+                .spawn(move || subscriber_loop(&weak, &stop, &subs));
+            if spawned.is_err() {
+                self.subscriber_started.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// How long the subscriber blocks on a read before it checks whether it should stop.
+const SUB_POLL: Duration = Duration::from_millis(200);
+
+fn subscriber_loop(
+    client: &std::sync::Weak<RedisClient>,
+    stop: &AtomicBool,
+    subs: &RwLock<Subscriptions>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut was_down = false;
+    while !stop.load(Ordering::Acquire) {
+        let Some(c) = client.upgrade() else { return };
+        let result = subscribe_once(&c, stop, subs, &mut was_down);
+        if let Err(reason) = result {
+            if !was_down {
+                c.emit(&Event::SubscriberDown {
+                    url: c.settings.display.clone(),
+                    reason,
+                });
+                was_down = true;
+            }
+        } else {
+            backoff = Duration::from_millis(50);
+        }
+        drop(c);
+        let mut slept = Duration::ZERO;
+        while slept < backoff && !stop.load(Ordering::Acquire) {
+            std::thread::sleep(SUB_POLL.min(backoff));
+            slept += SUB_POLL.min(backoff);
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// One connection's life: subscribe, run the on-connect hooks, dispatch until an error.
+fn subscribe_once(
+    c: &Arc<RedisClient>,
+    stop: &AtomicBool,
+    subs: &RwLock<Subscriptions>,
+    was_down: &mut bool,
+) -> Result<(), String> {
+    // Pub/sub needs a plain connection; on a cluster, PUBLISH reaches every node's subscribers.
+    let url = match &c.settings.target {
+        Target::Single(u) => u.clone(),
+        Target::Cluster(nodes) => nodes.first().cloned().unwrap_or_default(),
+    };
+    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+    let mut con = client
+        .get_connection_with_timeout(c.settings.connect_timeout)
+        .map_err(|e| e.to_string())?;
+    let mut ps = con.as_pubsub();
+    ps.set_read_timeout(Some(SUB_POLL))
+        .map_err(|e| e.to_string())?;
+    let (channels, hooks): (Vec<String>, Vec<OnConnect>) = {
+        let s = subs.read().unwrap_or_else(PoisonError::into_inner);
+        (s.channels.keys().cloned().collect(), s.on_connect.clone())
+    };
+    for ch in &channels {
+        ps.subscribe(ch).map_err(|e| e.to_string())?;
+    }
+    for h in &hooks {
+        h(c);
+    }
+    if *was_down {
+        c.emit(&Event::SubscriberUp {
+            url: c.settings.display.clone(),
+        });
+        *was_down = false;
+    }
+    while !stop.load(Ordering::Acquire) {
+        // A channel subscribed after this connection was made: subscribing again from scratch
+        // is simplest, and runs the reload hooks for the newcomer.
+        if subs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .channels
+            .len()
+            != channels.len()
+        {
+            return Ok(());
+        }
+        match ps.get_message() {
+            Ok(msg) => {
+                let name = msg.get_channel_name().to_owned();
+                let payload = msg.get_payload_bytes().to_vec();
+                let handlers: Vec<Handler> = subs
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .channels
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_default();
+                for h in handlers {
+                    h(&payload);
+                }
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
