@@ -59,11 +59,17 @@ def _start(tmp_path: Path, redis_url: str, batch: int = 0) -> tuple[subprocess.P
     port = free_port()
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "gunicorn",
-            "-w", "4",
-            "-b", f"127.0.0.1:{port}",
-            "--chdir", str(tmp_path),
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "4",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(tmp_path),
+            "--log-level",
+            "warning",
             "redis_app:app",
         ],
         env={"FG_REDIS": redis_url, "FG_BATCH": str(batch), "PATH": "/usr/bin:/bin"},

@@ -6,6 +6,7 @@ the counts below are exact. Redis decides with its own clock (TIME), so no test 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -61,7 +62,8 @@ def test_exact_counts_shared_by_limiters_with_one_name(redis_server: RedisServer
 
 def test_refused_quota_consumes_nothing_from_the_others(redis_server: RedisServer) -> None:
     rl = RateLimiter("2/hour; 3/day", storage=redis_server.url)
-    assert rl.hit("k") and rl.hit("k")
+    assert rl.hit("k")
+    assert rl.hit("k")
     for _ in range(10):
         assert not rl.hit("k")
     # The day quota saw two hits, not twelve.
@@ -146,10 +148,8 @@ def test_redis_io_releases_the_gil(own_redis: RedisServer) -> None:
     ticks = 0
 
     def call() -> None:
-        try:
+        with contextlib.suppress(StoreUnavailableError):
             rl.hit("k")
-        except StoreUnavailableError:
-            pass
         done.set()
 
     t = threading.Thread(target=call)
@@ -296,7 +296,114 @@ def test_worker_count_is_filled_in_for_redis_storage() -> None:
     out = with_worker_count(cfg, environ={}, argv=["gunicorn", "-w", "4", "app:app"], modules={})
     assert out["rate_limit"]["workers"] == 4
     assert cfg["rate_limit"] == {"storage": "redis://h"}, "the caller's dict is not changed"
-    same = with_worker_count({"rate_limit": {"storage": "redis://h", "workers": 2}}, argv=["gunicorn", "-w", "4"])
+    same = with_worker_count(
+        {"rate_limit": {"storage": "redis://h", "workers": 2}}, argv=["gunicorn", "-w", "4"]
+    )
     assert same["rate_limit"]["workers"] == 2
     mem = {"rate_limit": {"storage": "memory"}}
     assert with_worker_count(mem, argv=["gunicorn", "-w", "4"]) is mem
+
+
+# -- the framework adapters ------------------------------------------------------------------------
+
+
+def test_flask_extension_on_redis(own_redis: RedisServer) -> None:
+    import flask
+    from ferrogate.exceptions import ServiceUnavailable
+    from ferrogate.flask import FerroGate
+
+    def make() -> Any:
+        app = flask.Flask(__name__)
+        app.config["FERROGATE_REDIS"] = {"url": own_redis.url, "breaker_cooldown_ms": 60_000}
+        app.config["FERROGATE_RATE_LIMIT"] = {"storage": "redis"}
+        fg = FerroGate(app)
+
+        @app.get("/strict")
+        @fg.limit("2/hour", on_error="deny")
+        def strict() -> str:
+            return "ok"
+
+        @app.get("/lenient")
+        @fg.limit("2/hour", on_error="allow")
+        def lenient() -> str:
+            return "ok"
+
+        return app
+
+    one, two = make().test_client(), make().test_client()
+    assert one.get("/strict").status_code == 200
+    assert two.get("/strict").status_code == 200, "a second app counts on the same quota"
+    r = one.get("/strict")
+    assert r.status_code == 429
+    assert r.headers["RateLimit-Policy"] == '"strict";q=2;w=3600'
+    own_redis.stop()
+    r = two.get("/strict")
+    assert r.status_code == 503
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert r.headers["Retry-After"] == "60"
+    assert [two.get("/lenient").status_code for _ in range(4)] == [200] * 4
+
+    # An app's own handler renders the 503 like any other refusal.
+    app = make()
+
+    @app.errorhandler(ServiceUnavailable)
+    def unavailable(e: ServiceUnavailable) -> tuple[str, int]:
+        return "try later", 503
+
+    r = app.test_client().get("/strict")
+    assert (r.status_code, r.get_data(as_text=True)) == (503, "try later")
+    assert r.headers["Retry-After"] == "60"
+
+    decorator = FerroGate(flask.Flask(__name__)).limit("1/hour", on_error="explode")
+    with pytest.raises(ConfigError, match="on_error"):
+        decorator(lambda: "x")
+
+
+def test_django_middleware_on_redis(redis_server: RedisServer) -> None:
+    from django.conf import settings
+    from django.test import Client, override_settings
+    from ferrogate.django import state
+
+    config = {**settings.FERROGATE, "rate_limit": {"storage": redis_server.url}}
+    with override_settings(FERROGATE=config):
+        state.reset()
+        try:
+            assert Client().get("/limited/").status_code == 200
+            state.reset()  # a fresh gate (as in another worker process): the count is in Redis
+            r = Client().get("/limited/")
+            assert r.status_code == 429
+            assert json.loads(r.content)["status"] == 429
+            assert b"rl:" in redis_server.command("KEYS", "*")
+        finally:
+            state.reset()
+
+
+def test_drf_throttle_counts_in_redis_and_survives_an_outage(own_redis: RedisServer) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+    from ferrogate import encode
+    from ferrogate.django import state
+    from ferrogate.drf import _limiters
+    from rest_framework.test import APIClient
+
+    tok = encode({"sub": "gail", "exp": time.time() + 300}, settings.JWT_SECRET, "HS256")
+    h = {"HTTP_AUTHORIZATION": f"Bearer {tok}"}
+    for on_error, down in [("local", [200, 200, 200, 429]), ("allow", [200] * 4), ("deny", [429] * 4)]:
+        own_redis.start()
+        own_redis.flushall()
+        config = {**settings.FERROGATE, "rate_limit": {"storage": own_redis.url, "on_error": on_error}}
+        with override_settings(FERROGATE=config):
+            state.reset()
+            _limiters.clear()
+            try:
+                client = APIClient()
+                assert [client.get("/drf/notes/", **h).status_code for _ in range(3)] == [200] * 3
+                _limiters.clear()  # as another worker process: the count is in Redis
+                r = client.get("/drf/notes/", **h)
+                assert r.status_code == 429
+                assert b"rl:drf:" in own_redis.command("KEYS", "*")
+                own_redis.stop()
+                assert [client.get("/drf/notes/", **h).status_code for _ in range(4)] == down, on_error
+            finally:
+                state.reset()
+                _limiters.clear()

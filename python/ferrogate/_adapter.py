@@ -253,6 +253,7 @@ def limit_entry(
     shared: str | None,
     dry_run: bool | None,
     exempt_methods: Sequence[str] | None,
+    on_error: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, CallableKey | None]:
     """One ``limit`` entry from decorator arguments: ``(entry, named limit definition, callable)``.
 
@@ -275,6 +276,8 @@ def limit_entry(
         options["dry_run"] = dry_run
     if exempt_methods is not None:
         options["exempt_methods"] = list(exempt_methods)
+    if on_error is not None:
+        options["on_error"] = on_error
     if shared is None:
         entry = {"quota": quota, **({"key": key_value} if key_value is not None else {}), **options}
         return entry, None, callable_key

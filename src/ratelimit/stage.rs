@@ -191,7 +191,8 @@ impl<'c> StageBuilder<'c> {
             .reads_header()
             .then(|| header_slot(header_keys, client_ip.header.name()));
         let retry_secs = self.redis.as_ref().map_or(1, |r| {
-            r.settings().breaker_cooldown.as_secs_f64().ceil().max(1.0) as u64
+            let d = r.settings().breaker_cooldown;
+            (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
         });
         Stage {
             client_ip,
