@@ -47,7 +47,7 @@ def test_ferrogate_redis_hit(benchmark: Any, server: RedisServer) -> None:
 
 
 @pytest.mark.benchmark(group="redis: check vs PING (same connection)")
-def test_ping_on_ferrogate_connection(benchmark: Any, server: RedisServer) -> None:
+def test_ping_same_pooled_connection(benchmark: Any, server: RedisServer) -> None:
     rl = RateLimiter(QUOTA, storage=server.url)
     _run(benchmark, rl.ping)
 
