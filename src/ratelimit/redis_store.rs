@@ -1,7 +1,7 @@
 //! Keyed GCRA in Redis: one quota set shared by every process and host.
 //!
-//! Each client key is one Redis hash (field `i` = quota `i`'s theoretical arrival time, in
-//! microseconds), decided and updated by a Lua script in one round trip (EVALSHA; the script is
+//! Each client key is one Redis string (every quota's theoretical arrival time, in microseconds,
+//! comma-separated), decided and updated by a Lua script in one round trip (EVALSHA; the script is
 //! loaded on first use and again after a `NOSCRIPT`, e.g. when Redis restarted). The script reads
 //! the time with `TIME`, so every host is judged by the server's clock and skew between app hosts
 //! does not matter. The script does the same arithmetic as the in-memory limiter; the reply
@@ -35,17 +35,23 @@ use super::quota::Quota;
 use crate::clock::SharedClock;
 use crate::shared::{RedisClient, StoreError};
 
+// Each redis.call costs microseconds of server time (more than the arithmetic), so a key is one
+// string (every quota's TAT, comma-separated) read with one GET and written with one SET ... PXAT.
 const HIT_SCRIPT: &str = r"
--- KEYS[1]: a hash; field i = quota i's theoretical arrival time (TAT), microseconds since the epoch
--- ARGV[1]: cost; ARGV[2]: '1' to consume, '0' to look; then emission, tolerance (us) per quota
--- Returns {allowed, now, tat_1, ..., tat_n}: the TATs before this hit, never before now.
+-- KEYS[1]: a string 'tat_1,tat_2,...': each quota's theoretical arrival time (TAT), microseconds
+-- since the epoch. ARGV[1]: cost; ARGV[2]: '1' to consume, '0' to look; then emission and
+-- tolerance (us) per quota. Returns {allowed, now, tat_1, ..., tat_n}: the TATs before this hit,
+-- never before now.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
 local n = (#ARGV - 2) / 2
-local fields = {}
-for i = 1, n do fields[i] = i end
-local stored = redis.call('HMGET', KEYS[1], unpack(fields))
+local stored = {}
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local i = 1
+  for v in string.gmatch(raw, '[^,]+') do stored[i] = tonumber(v); i = i + 1 end
+end
 local allowed = 1
 local out = {0, now}
 local new = {}
@@ -53,22 +59,16 @@ local horizon = now
 for i = 1, n do
   local em = tonumber(ARGV[1 + 2 * i])
   local tol = tonumber(ARGV[2 + 2 * i])
-  local tat = tonumber(stored[i]) or now
+  local tat = stored[i] or now
   if tat < now then tat = now end
   out[2 + i] = tat
-  new[i] = tat + em * cost
-  if new[i] - tol > now then allowed = 0 end
-  if new[i] > horizon then horizon = new[i] end
+  new[i] = string.format('%.0f', tat + em * cost)
+  if tat + em * cost - tol > now then allowed = 0 end
+  if tat + em * cost > horizon then horizon = tat + em * cost end
 end
 out[1] = allowed
 if allowed == 1 and ARGV[2] == '1' and cost > 0 then
-  local args = {}
-  for i = 1, n do
-    args[2 * i - 1] = i
-    args[2 * i] = string.format('%.0f', new[i])
-  end
-  redis.call('HSET', KEYS[1], unpack(args))
-  redis.call('PEXPIREAT', KEYS[1], math.ceil(horizon / 1000) + 1)
+  redis.call('SET', KEYS[1], table.concat(new, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
 end
 return out
 ";
@@ -85,14 +85,17 @@ local cost = tonumber(ARGV[1])
 local fit = tonumber(ARGV[2])
 local back = tonumber(ARGV[3])
 local n = (#ARGV - 3) / 2
-local fields = {}
-for i = 1, n do fields[i] = i end
-local stored = redis.call('HMGET', KEYS[1], unpack(fields))
+local stored = {}
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local i = 1
+  for v in string.gmatch(raw, '[^,]+') do stored[i] = tonumber(v); i = i + 1 end
+end
 local tats = {}
 for i = 1, n do
   local em = tonumber(ARGV[2 + 2 * i])
   local tol = tonumber(ARGV[3 + 2 * i])
-  local tat = tonumber(stored[i]) or now
+  local tat = stored[i] or now
   if tat < now then tat = now end
   tat = tat - em * back
   if tat < now then tat = now end
@@ -104,18 +107,16 @@ local grant = math.floor(fit / cost) * cost
 if grant < 0 then grant = 0 end
 local out = {grant, now}
 local horizon = now
-local args = {}
+local text = {}
 for i = 1, n do
   local em = tonumber(ARGV[2 + 2 * i])
   tats[i] = tats[i] + em * grant
   out[2 + i] = tats[i]
   if tats[i] > horizon then horizon = tats[i] end
-  args[2 * i - 1] = i
-  args[2 * i] = string.format('%.0f', tats[i])
+  text[i] = string.format('%.0f', tats[i])
 end
 if grant > 0 or back > 0 then
-  redis.call('HSET', KEYS[1], unpack(args))
-  redis.call('PEXPIREAT', KEYS[1], math.ceil(horizon / 1000) + 1)
+  redis.call('SET', KEYS[1], table.concat(text, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
 end
 return out
 ";
