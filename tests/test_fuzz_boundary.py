@@ -37,8 +37,10 @@ json_like = st.recursive(
         st.lists(children, max_size=4)
         | st.dictionaries(
             st.sampled_from(
-                ["defaults", "routes", "path", "methods", "access", "exempt", "x"]
-                + ["redis", "url", "rate_limit", "storage", "on_error", "batch", "prefix", "limit"]
+                [
+                    *("defaults", "routes", "path", "methods", "access", "exempt", "x"),
+                    *("redis", "url", "rate_limit", "storage", "on_error", "batch", "prefix", "limit"),
+                ]
             )
             | st.integers(),
             children,

@@ -407,3 +407,23 @@ def test_drf_throttle_counts_in_redis_and_survives_an_outage(own_redis: RedisSer
             finally:
                 state.reset()
                 _limiters.clear()
+
+
+def test_django_deploy_check_pings_redis(own_redis: RedisServer) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+    from ferrogate.django import checks, state
+
+    config = {**settings.FERROGATE, "redis": {"url": own_redis.url}, "rate_limit": {"storage": "redis"}}
+    with override_settings(FERROGATE=config):
+        state.reset()
+        try:
+            assert checks.check_redis() == []
+            own_redis.stop()
+            [warning] = checks.check_redis()
+            assert warning.id == "ferrogate.W003"
+            assert own_redis.url in warning.msg
+        finally:
+            state.reset()
+    state.reset()
+    assert checks.check_redis() == [], "no [redis]: nothing to check"
