@@ -427,3 +427,41 @@ def test_django_deploy_check_pings_redis(own_redis: RedisServer) -> None:
             state.reset()
     state.reset()
     assert checks.check_redis() == [], "no [redis]: nothing to check"
+
+
+def test_django_async_checks_on_redis_do_not_block_the_event_loop(own_redis: RedisServer) -> None:
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from django.conf import settings
+    from django.test import AsyncClient, override_settings
+    from ferrogate.django import state
+
+    config = {
+        **settings.FERROGATE,
+        "redis": {"url": own_redis.url, "timeout_ms": 300},
+        "rate_limit": {"storage": "redis", "on_error": "allow"},
+        "defaults": {"access": "allow", "limit": "2/hour"},
+    }
+
+    async def scenario() -> None:
+        client = AsyncClient()
+        codes = [(await client.get("/async/items/3/")).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        own_redis.pause()
+        ticks = 0
+        request = asyncio.ensure_future(client.get("/async/items/4/"))
+        while not request.done():
+            ticks += 1
+            await asyncio.sleep(0.001)
+        own_redis.resume()
+        assert (await request).status_code == 200, "fail open after the timeout"
+        assert ticks > 50, f"the event loop ran only {ticks} times while Redis stalled"
+
+    # Only async-capable middleware, so the gate really runs on the event loop.
+    with override_settings(FERROGATE=config, MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        try:
+            async_to_sync(scenario)()
+        finally:
+            state.reset()
