@@ -465,3 +465,17 @@ def test_django_async_checks_on_redis_do_not_block_the_event_loop(own_redis: Red
             async_to_sync(scenario)()
         finally:
             state.reset()
+
+
+def test_expired_leases_go_back_in_the_background(redis_server: RedisServer) -> None:
+    leasing = RateLimiter("100/hour", storage=redis_server.url, name="shared", batch=10, batch_ttl_ms=50)
+    plain = RateLimiter("100/hour", storage=redis_server.url, name="shared")
+    assert leasing.hit("k")
+    # The lease took 10 units; one was used, nine sit in this process.
+    assert plain.peek("k").remaining == 90
+    deadline = time.monotonic() + 5
+    while plain.peek("k").remaining != 99:
+        assert time.monotonic() < deadline, "the unused units never went back"
+        time.sleep(0.01)
+    # Given back means usable by everyone: the next lease starts from 99 again.
+    assert leasing.hit("k").remaining == 98

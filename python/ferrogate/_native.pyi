@@ -104,6 +104,7 @@ class RateLimiter:
         name: str = "default",
         prefix: str = "ferrogate:",
         batch: int = 0,
+        batch_ttl_ms: int = 1000,
         timeout_ms: int = 100,
     ) -> RateLimiter: ...
     def ping(self) -> None: ...

@@ -381,6 +381,7 @@ impl PyGate {
         out.set_item("failed_open", t.failed_open)?;
         out.set_item("failed_closed", t.failed_closed)?;
         out.set_item("fallback", t.fallback)?;
+        out.set_item("returned_units", t.returned)?;
         Ok(Some(out))
     }
 

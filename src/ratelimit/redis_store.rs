@@ -20,14 +20,16 @@
 //! they are used or `batch_ttl_ms` passes. Leased units were consumed in Redis when granted, so
 //! the quota is never exceeded, however many processes lease. What batching costs is precision in
 //! the other direction: a lease's unused units are given back (the TAT moved back, never before
-//! now) only at the same key's next lease call, so until then up to N-1 units per process and key
-//! sit idle and a client can be refused that much early.
+//! now) by a background reconciler once the lease expires (or by the same key's next lease call,
+//! whichever comes first), so for up to `batch_ttl_ms` up to N-1 units per process and key sit
+//! idle and a client can be refused that much early.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use super::error::RateLimitError;
 use super::limiter::{Limiter, MAX_QUOTAS, Outcome, Rate, evaluate, rate_of};
@@ -184,6 +186,8 @@ pub struct RedisCounters {
     pub failed_open: AtomicU64,
     pub failed_closed: AtomicU64,
     pub fallback: AtomicU64,
+    /// Unused leased units given back by the reconciler.
+    pub returned: AtomicU64,
 }
 
 /// A limit whose counts live in Redis.
@@ -456,6 +460,80 @@ impl RedisLimiter {
             .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
+
+    #[must_use]
+    pub fn is_batched(&self) -> bool {
+        self.batch > 0
+    }
+
+    /// Gives the unused units of every expired lease back to Redis (the reconciler's sweep).
+    /// Returns how many leases went back; a lease Redis cannot take back is dropped (its units
+    /// then lapse when the arrival time passes).
+    pub fn return_expired(&self) -> usize {
+        let now = self.clock.now_nanos();
+        let expired: Vec<(KeyDigest, u64)> = {
+            let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+            let keys: Vec<KeyDigest> = leases
+                .iter()
+                .filter(|(_, l)| l.expires <= now)
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| leases.remove(&k).map(|l| (k, l.units)))
+                .collect()
+        };
+        let mut returned = 0;
+        for (digest, units) in expired {
+            if units == 0 {
+                continue;
+            }
+            let key = self.key_name(&digest);
+            let done = self.client.run(|con| {
+                let mut inv = self.lease.key(&key);
+                inv.arg(1).arg(0).arg(units);
+                for a in &self.rate_args {
+                    inv.arg(a);
+                }
+                inv.invoke::<Vec<i64>>(con)
+            });
+            if done.is_ok() {
+                returned += 1;
+                self.counters.returned.fetch_add(units, Ordering::Relaxed);
+            }
+        }
+        returned
+    }
+}
+
+/// Starts one background thread that returns expired leases of `limiters` every `every`, until
+/// none of them is alive any more.
+pub fn spawn_reconciler(limiters: Vec<Weak<RedisLimiter>>, every: Duration) {
+    if limiters.is_empty() {
+        return;
+    }
+    // Without a thread, leases are still given back by the same key's next lease call.
+    let _ = std::thread::Builder::new()
+        .name("ferrogate-redis-leases".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let mut alive = false;
+                for l in limiters.iter().filter_map(Weak::upgrade) {
+                    alive = true;
+                    l.return_expired();
+                }
+                if !alive {
+                    return;
+                }
+            }
+        });
+}
+
+/// How often the reconciler sweeps: half the lease lifetime, within 10 ms to 1 s.
+#[must_use]
+pub fn sweep_interval(batch_ttl_nanos: u64) -> Duration {
+    Duration::from_nanos(batch_ttl_nanos / 2)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 fn micros_to_nanos(us: i64) -> u64 {
