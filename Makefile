@@ -50,7 +50,7 @@ lint: $(VENV)/.built ## cargo fmt/clippy (pedantic), ruff, mypy --strict, stubte
 	mypy --strict python/ferrogate
 	$(PY) -m mypy.stubtest ferrogate._native
 
-rust-test:
+rust-test: redis-bin
 	cargo test --release
 
 # The Redis tests start their own redis-server (Debian's package) on a free loopback port.

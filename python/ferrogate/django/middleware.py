@@ -62,13 +62,16 @@ def _store_django_response(ticket: Any, response: HttpResponseBase) -> None:
     cookies = [("set-cookie", c.output(header="").strip()) for c in response.cookies.values()]
     headers = [*response.headers.items(), *cookies]
     final = ticket.store(response.status_code, headers, response.content)
-    keep = {k.lower() for k, _ in final}
-    for name in list(response.headers):
-        if name.lower() not in keep:
-            del response.headers[name]
+    # Django re-validates every header it is given: set only what the cache added or changed.
+    current = response.headers
+    keep = set()
     for k, v in final:
-        if k.lower() != "set-cookie":
-            response.headers[k] = v
+        lower = k.lower()
+        keep.add(lower)
+        if lower != "set-cookie" and current.get(k) != v:
+            current[k] = v
+    for name in [n for n in current if n.lower() not in keep]:
+        del current[name]
 
 
 class GateMiddleware:
