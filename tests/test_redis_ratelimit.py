@@ -479,3 +479,17 @@ def test_expired_leases_go_back_in_the_background(redis_server: RedisServer) -> 
         time.sleep(0.01)
     # Given back means usable by everyone: the next lease starts from 99 again.
     assert leasing.hit("k").remaining == 98
+
+
+def test_cli_check_reports_redis_reachability(
+    own_redis: RedisServer, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ferrogate.cli import main
+
+    cfg = tmp_path / "gate.toml"
+    cfg.write_text(f'[rate_limit]\nstorage = "{own_redis.url}"\n')
+    assert main(["check", str(cfg)]) == 0
+    assert "answers PING" in capsys.readouterr().out
+    own_redis.stop()
+    assert main(["check", str(cfg)]) == 0, "an unreachable Redis is a warning, not an invalid config"
+    assert "does not answer" in capsys.readouterr().err
