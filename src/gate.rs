@@ -8,6 +8,7 @@ use crate::clock::SharedClock;
 use std::sync::Arc;
 
 use crate::auth::jwks::Fetcher;
+use crate::auth::revocation::Revocations;
 use crate::auth::stage::{
     Blocking, InPlace, Mode as AuthMode, Slots as AuthSlots, Stage as AuthStage,
 };
@@ -193,6 +194,21 @@ impl Gate {
         let auth = config.jwt.as_ref().and_then(|jwt| {
             let settings =
                 crate::auth::settings::parse(jwt, "jwt", &clock, options.fetcher.as_ref(), issues)?;
+            let revocations = settings.revocation.and_then(|r| match &redis {
+                Some(client) => Some(Revocations::new(
+                    r,
+                    settings.verifier.validation().leeway,
+                    client.clone(),
+                    clock.clone(),
+                )),
+                None => {
+                    issues.push(
+                        "jwt.revocation",
+                        "needs a [redis] section: the revocation list is shared through Redis",
+                    );
+                    None
+                }
+            });
             Some(AuthStage {
                 verifier: settings.verifier,
                 realm: settings.realm,
@@ -200,6 +216,7 @@ impl Gate {
                     authorization: header_slot(&mut header_keys, "authorization"),
                     cookie: header_slot(&mut header_keys, "cookie"),
                 },
+                revocations,
             })
         });
         if config.jwt.is_none() {
@@ -238,6 +255,14 @@ impl Gate {
         }
         let rate_limit = limits.finish(&mut header_keys);
         let cache = Self::cache_stage(config, &default_policy, &mut header_keys, &clock);
+        // Last, and only for a gate that will be used: subscribing starts a thread, and the
+        // first load is waited for.
+        if let (true, Some(r)) = (
+            issues.is_empty(),
+            auth.as_ref().and_then(|a| a.revocations.as_ref()),
+        ) {
+            r.start();
+        }
         Self {
             router,
             default_policy,
@@ -330,6 +355,12 @@ impl Gate {
     #[must_use]
     pub fn route_count(&self) -> usize {
         self.router.len()
+    }
+
+    /// The shared revocation list, if `[jwt] revocation` is set.
+    #[must_use]
+    pub fn revocations(&self) -> Option<&Arc<Revocations>> {
+        self.auth.as_ref().and_then(|a| a.revocations.as_ref())
     }
 
     /// The gate's token verifier, if it has a `[jwt]` section.

@@ -31,6 +31,8 @@ from ferrogate.exceptions import (
     InvalidSignatureError,
     InvalidTokenError,
     MissingRequiredClaimError,
+    RevokedTokenError,
+    StoreUnavailableError,
 )
 from ferrogate.gate import Gate
 from ferrogate.memo import cached
@@ -56,7 +58,9 @@ __all__ = [
     "RateLimitResult",
     "RateLimiter",
     "ResponseCache",
+    "RevokedTokenError",
     "Router",
+    "StoreUnavailableError",
     "__version__",
     "cached",
     "encode",

@@ -29,6 +29,8 @@ __all__ = [
     "MissingRequiredClaimError",
     "PermissionDenied",
     "RateLimited",
+    "RevokedTokenError",
+    "StoreUnavailableError",
 ]
 
 
@@ -162,6 +164,11 @@ class MissingRequiredClaimError(InvalidTokenError):
         return (type(self), (str(self), self.claim))
 
 
+class RevokedTokenError(InvalidTokenError):
+    """The token was revoked: its ``jti`` is on the revocation list, or every token of its ``sub``
+    issued before some instant was revoked (``Gate.revoke_token`` / ``Gate.revoke_subject``)."""
+
+
 class InvalidAlgorithmError(InvalidTokenError):
     """The token's ``alg`` is not allowed (``none`` never is) or does not fit the key."""
 
@@ -169,3 +176,9 @@ class InvalidAlgorithmError(InvalidTokenError):
 class InvalidKeyError(FerroGateError, ValueError):
     """A key given to ``JWTVerifier`` or ``encode`` is unusable (wrong type for the algorithm,
     malformed PEM/JWK, a public key used as an HMAC secret...)."""
+
+
+class StoreUnavailableError(FerroGateError):
+    """The shared store (Redis) did not answer: a revocation could not be recorded there (it still
+    applies in the process that made it), or ``on_error = "deny"`` and a token's revocation status
+    could not be established."""

@@ -71,6 +71,7 @@ pub struct StageBuilder<'c> {
     named: HashMap<&'c str, Arc<Limiter>>,
     clock: SharedClock,
     limiters: usize,
+    #[allow(dead_code)] // for the Redis-backed limits, which are not wired in yet
     redis: Option<Arc<RedisClient>>,
 }
 

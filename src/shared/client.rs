@@ -88,6 +88,10 @@ pub struct RedisClient {
     listener: RwLock<Option<Listener>>,
     subs: Arc<RwLock<Subscriptions>>,
     subscriber_started: AtomicBool,
+    /// The subscriber's current connection: 0 while it has none, else a number that grows with
+    /// every (re)connect, so a consumer can tell whether its local copy was loaded on this one.
+    subscriber_conn: AtomicU64,
+    subscriber_connects: AtomicU64,
     stop: Arc<AtomicBool>,
 }
 
@@ -134,6 +138,8 @@ impl RedisClient {
             listener: RwLock::new(None),
             subs: Arc::new(RwLock::new(Subscriptions::default())),
             subscriber_started: AtomicBool::new(false),
+            subscriber_conn: AtomicU64::new(0),
+            subscriber_connects: AtomicU64::new(0),
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -280,6 +286,16 @@ impl RedisClient {
             })
     }
 
+    /// The subscriber's connection number while it is connected and subscribed (set before the
+    /// `on_connect` hooks run; each reconnect gets a larger one), `None` while it is down.
+    #[must_use]
+    pub fn subscriber_connection(&self) -> Option<u64> {
+        match self.subscriber_conn.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
     /// Publishes `payload` on `prefix + channel`; returns how many subscribers got it.
     pub fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, StoreError> {
         let channel = self.key(channel);
@@ -335,6 +351,7 @@ fn subscriber_loop(
     while !stop.load(Ordering::Acquire) {
         let Some(c) = client.upgrade() else { return };
         let result = subscribe_once(&c, stop, subs, &mut was_down);
+        c.subscriber_conn.store(0, Ordering::Release);
         if let Err(reason) = result {
             if !was_down {
                 c.emit(&Event::SubscriberDown {
@@ -382,6 +399,8 @@ fn subscribe_once(
     for ch in &channels {
         ps.subscribe(ch).map_err(|e| e.to_string())?;
     }
+    let number = c.subscriber_connects.fetch_add(1, Ordering::Relaxed) + 1;
+    c.subscriber_conn.store(number, Ordering::Release);
     for h in &hooks {
         h(c);
     }
@@ -392,6 +411,11 @@ fn subscribe_once(
         *was_down = false;
     }
     while !stop.load(Ordering::Acquire) {
+        // Only this thread still holds the client: its owner is gone, so stop (the strong
+        // reference held here would otherwise keep `Drop`, which sets `stop`, from ever running).
+        if Arc::strong_count(c) <= 1 {
+            return Ok(());
+        }
         // A channel subscribed after this connection was made: subscribing again from scratch
         // is simplest, and runs the reload hooks for the newcomer.
         if subs
