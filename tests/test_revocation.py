@@ -471,3 +471,27 @@ def test_the_api_needs_revocation_configured() -> None:
         g.revoke_token("x")
     with pytest.raises(ConfigError, match=r"jwt\.revocation"):
         g.revocation_status()
+
+
+def test_flask_extension_revokes(redis_server: RedisServer) -> None:
+    from ferrogate.flask import FerroGate
+
+    app = Flask(__name__)
+    app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": SECRET, "revocation": "redis"}
+    app.config["FERROGATE_REDIS"] = {"url": redis_server.url}
+    ext = FerroGate(app)
+
+    @app.get("/me")
+    @ext.auth()
+    def me() -> Any:
+        return {"ok": True}
+
+    client = app.test_client()
+    t = token()
+    assert client.get("/me", headers={"Authorization": f"Bearer {t}"}).status_code == 200
+    ext.revoke_token(t, app=app)
+    r = client.get("/me", headers={"Authorization": f"Bearer {t}"})
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == REVOKED_CHALLENGE
+    ext.revoke_subject("user-2", app=app)
+    assert client.get("/me", headers={"Authorization": f"Bearer {token(sub='user-2')}"}).status_code == 401
