@@ -650,6 +650,31 @@ mod tests {
     }
 
     #[test]
+    fn revocation_needs_redis_and_valid_settings() {
+        let jwt =
+            |r: serde_json::Value| json!({"algorithms": ["HS256"], "key": "k", "revocation": r});
+        let err = Gate::from_value(&json!({"jwt": jwt(json!("redis"))})).unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["jwt.revocation"]);
+        assert!(err.issues[0].message.contains("[redis]"));
+        // Reported with the other [jwt] problems, in one round.
+        let err = Gate::from_value(&json!({
+            "jwt": {"algorithms": ["XS1"], "key": "k", "revocation": {"store": "redis", "check": "never"}},
+            "redis": {"url": "redis://127.0.0.1:1/0"},
+        }))
+        .unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "jwt.revocation.check",
+                "jwt.algorithms[0]",
+                "jwt.algorithms"
+            ]
+        );
+    }
+
+    #[test]
     fn hostile_methods_are_not_echoed() {
         let g = gate(&json!({"routes": [{"path": "/a", "methods": ["GET"]}]}));
         let mut scratch = String::new();

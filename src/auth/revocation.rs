@@ -497,7 +497,7 @@ impl Revocations {
             }
             c.query::<()>(con)
         })?;
-        let msg = serde_json::json!({"jti": jti, "expires": finite(expires)});
+        let msg = serde_json::json!({"jti": jti, "expires": secs_value(expires)});
         self.redis.publish(CHANNEL, msg.to_string().as_bytes())?;
         Ok(())
     }
@@ -525,7 +525,7 @@ impl Revocations {
                 .invoke(con)
         })?;
         let t = parse_secs(&kept).unwrap_or(before).max(before);
-        let msg = serde_json::json!({"sub": sub, "before": t, "expires": finite(expires)});
+        let msg = serde_json::json!({"sub": sub, "before": secs_value(t), "expires": secs_value(expires)});
         self.redis.publish(CHANNEL, msg.to_string().as_bytes())?;
         Ok(t)
     }
@@ -536,16 +536,13 @@ impl Revocations {
             return;
         };
         let now = self.now();
-        let expires = m
-            .get("expires")
-            .and_then(Value::as_f64)
-            .unwrap_or(f64::INFINITY);
+        let expires = m.get("expires").and_then(secs_of).unwrap_or(f64::INFINITY);
         let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(j) = m.get("jti").and_then(Value::as_str) {
             list.revoke_jti(j, expires, now);
         } else if let (Some(s), Some(t)) = (
             m.get("sub").and_then(Value::as_str),
-            m.get("before").and_then(Value::as_f64),
+            m.get("before").and_then(secs_of),
         ) {
             list.revoke_sub(s, t, expires, now);
         }
@@ -697,11 +694,20 @@ fn secs_text(x: f64) -> String {
     format!("{x}")
 }
 
-fn finite(x: f64) -> Value {
+/// An instant in a message: text, which Rust writes and reads back exactly (`serde_json`'s float
+/// parsing may be one unit in the last place off, enough to move an expiry past `now`).
+fn secs_value(x: f64) -> Value {
     if x.is_finite() {
-        Value::from(x)
+        Value::from(secs_text(x))
     } else {
         Value::Null
+    }
+}
+
+fn secs_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) => parse_secs(s),
+        other => other.as_f64(),
     }
 }
 
@@ -841,6 +847,97 @@ mod tests {
                 "jwt.revocation",
                 "jwt.revocation.store",
             ]
+        );
+    }
+
+    /// A list whose Redis is unreachable (nothing listens on port 1): what it does rests on the
+    /// local copy and `on_error`, on a manual clock.
+    fn offline(on_error: OnError, clock: &Arc<ManualClock>) -> Arc<Revocations> {
+        let shared: SharedClock = clock.clone();
+        let mut redis = crate::shared::RedisSettings::from_url("redis://127.0.0.1:1/0").unwrap();
+        redis.connect_timeout = Duration::from_millis(50);
+        let client = Arc::new(RedisClient::new(redis, shared.clone()).unwrap());
+        let settings = RevocationSettings {
+            on_error,
+            ..RevocationSettings::default()
+        };
+        Revocations::new(settings, 5.0, client, shared)
+    }
+
+    fn verified(v: &Verifier, claims: &Value, now: f64) -> Arc<Verified> {
+        let Value::Object(claims) = claims else {
+            panic!()
+        };
+        let token =
+            crate::auth::encode::encode(claims, b"k", crate::auth::Algorithm::HS256, &Map::new())
+                .unwrap();
+        v.verify(&token, now).unwrap()
+    }
+
+    #[test]
+    fn check_with_redis_down_on_a_manual_clock() {
+        let clock = Arc::new(ManualClock::from_secs(1_000));
+        let shared: SharedClock = clock.clone();
+        let validation = crate::auth::Validation {
+            algorithms: vec![crate::auth::Algorithm::HS256],
+            verify_exp: false,
+            ..Default::default()
+        };
+        let key = crate::auth::keys::Key::hmac(b"k", None).unwrap();
+        let v = Verifier::with_keys(validation, vec![key], shared).unwrap();
+        let inplace = crate::auth::stage::InPlace;
+        let r = offline(OnError::Allow, &clock);
+        let t = verified(
+            &v,
+            &json!({"jti": "a", "sub": "ann", "iat": 900, "exp": 1100}),
+            1000.0,
+        );
+        let other = verified(&v, &json!({"jti": "b", "sub": "bob"}), 1000.0);
+        assert!(!r.synced());
+        assert_eq!(
+            r.check(&t, 1000.0, &inplace),
+            Ok(()),
+            "allow: not synced, not known"
+        );
+        // Redis is down: the call fails, and the revocation applies here all the same.
+        assert!(r.revoke_jti("a", Some(1100.0)).is_err());
+        assert_eq!(r.check(&t, 1000.0, &inplace), Err(Refusal::Revoked));
+        assert_eq!(r.check(&other, 1000.0, &inplace), Ok(()));
+        // The entry lasts until exp + leeway (5 s).
+        assert_eq!(r.check(&t, 1104.999, &inplace), Err(Refusal::Revoked));
+        assert_eq!(r.check(&t, 1105.0, &inplace), Ok(()));
+        // Subjects: iat < T, and no iat at all.
+        assert!(r.revoke_sub("bob", Some(950.0)).is_err());
+        assert_eq!(r.check(&other, 1000.0, &inplace), Err(Refusal::Revoked));
+        assert!(r.revoke_sub("ann", Some(900.0)).is_err());
+        assert_eq!(
+            r.check(&t, 1000.0, &inplace),
+            Err(Refusal::Revoked),
+            "jti still listed"
+        );
+        assert_eq!(r.check(&t, 1200.0, &inplace), Ok(()), "iat == T passes");
+        assert_eq!(r.status().tokens, 1);
+        assert_eq!(r.status().subjects, 2);
+        // deny: a token the copy does not know is refused with "unavailable", never passed.
+        let d = offline(OnError::Deny, &clock);
+        assert!(matches!(
+            d.check(&other, 1000.0, &inplace),
+            Err(Refusal::Unavailable(_))
+        ));
+        // A token with neither jti nor sub can be revoked by nothing: nothing to check.
+        let anon = verified(&v, &json!({"scope": "x"}), 1000.0);
+        assert_eq!(d.check(&anon, 1000.0, &inplace), Ok(()));
+        // Messages from other processes apply as they arrive; junk is ignored.
+        d.apply_message(br#"{"jti": "b", "expires": null}"#);
+        d.apply_message(br#"{"sub": "cy", "before": "1000.5", "expires": "2000.25"}"#);
+        d.apply_message(b"not json");
+        d.apply_message(br#"{"sub": "x"}"#);
+        assert_eq!(d.check(&other, 1000.0, &inplace), Err(Refusal::Revoked));
+        assert_eq!(d.status().tokens, 1);
+        assert_eq!(d.status().subjects, 1);
+        assert_eq!(
+            secs_of(&secs_value(1_796_112_249.767_616_3)),
+            Some(1_796_112_249.767_616_3)
         );
     }
 
