@@ -502,3 +502,16 @@ def test_flask_extension_revokes(redis_server: RedisServer) -> None:
     assert r.headers["WWW-Authenticate"] == REVOKED_CHALLENGE
     ext.revoke_subject("user-2", app=app)
     assert client.get("/me", headers={"Authorization": f"Bearer {token(sub='user-2')}"}).status_code == 401
+
+
+def test_a_hung_redis_is_noticed_by_the_subscriber_heartbeat(own_redis: RedisServer) -> None:
+    # SIGSTOP: the connection stays open and silent, as with a link cut without a reset
+    g = own_gate(own_redis, {"store": "redis", "on_error": "deny"})
+    good = token()
+    assert status(g, good) == 200
+    own_redis.pause()
+    try:
+        eventually(lambda: status(g, good) == 503, "the heartbeat finds the server silent")
+    finally:
+        own_redis.resume()
+    eventually(lambda: status(g, good) == 200, "resynced once it answers again")

@@ -340,6 +340,10 @@ impl RedisClient {
 
 /// How long the subscriber blocks on a read before it checks whether it should stop.
 const SUB_POLL: Duration = Duration::from_millis(200);
+/// After this long without a message, the subscriber pings: a server that hangs, or a connection
+/// cut without a reset, would otherwise look like a quiet channel forever (and a consumer's local
+/// copy would stay "synced" while it misses messages).
+const SUB_HEARTBEAT: Duration = Duration::from_secs(1);
 
 fn subscriber_loop(
     client: &std::sync::Weak<RedisClient>,
@@ -410,6 +414,7 @@ fn subscribe_once(
         });
         *was_down = false;
     }
+    let mut quiet_since = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
         // Only this thread still holds the client: its owner is gone, so stop (the strong
         // reference held here would otherwise keep `Drop`, which sets `stop`, from ever running).
@@ -429,6 +434,7 @@ fn subscribe_once(
         }
         match ps.get_message() {
             Ok(msg) => {
+                quiet_since = std::time::Instant::now();
                 let name = msg.get_channel_name().to_owned();
                 let payload = msg.get_payload_bytes().to_vec();
                 let handlers: Vec<Handler> = subs
@@ -442,7 +448,17 @@ fn subscribe_once(
                     h(&payload);
                 }
             }
-            Err(e) if e.is_timeout() => {}
+            Err(e) if e.is_timeout() => {
+                if quiet_since.elapsed() >= SUB_HEARTBEAT {
+                    ps.set_read_timeout(Some(c.settings.timeout.max(SUB_POLL)))
+                        .map_err(|e| e.to_string())?;
+                    let pong = ps.ping::<redis::Value>();
+                    ps.set_read_timeout(Some(SUB_POLL))
+                        .map_err(|e| e.to_string())?;
+                    pong.map_err(|e| format!("no answer to a heartbeat: {e}"))?;
+                    quiet_since = std::time::Instant::now();
+                }
+            }
             Err(e) => return Err(e.to_string()),
         }
     }
