@@ -515,3 +515,19 @@ def test_a_hung_redis_is_noticed_by_the_subscriber_heartbeat(own_redis: RedisSer
     finally:
         own_redis.resume()
     eventually(lambda: status(g, good) == 200, "resynced once it answers again")
+
+
+def test_a_dropped_gate_stops_its_subscriber_thread(redis_server: RedisServer) -> None:
+    import gc
+    import os
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    gc.collect()
+    baseline = threads()
+    made = [Gate(config(redis_server.url)) for _ in range(10)]
+    assert threads() >= baseline + 10
+    made.clear()
+    gc.collect()
+    eventually(lambda: threads() <= baseline, "every subscriber thread ended")
