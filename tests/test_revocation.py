@@ -531,3 +531,19 @@ def test_a_dropped_gate_stops_its_subscriber_thread(redis_server: RedisServer) -
     made.clear()
     gc.collect()
     eventually(lambda: threads() <= baseline, "every subscriber thread ended")
+
+
+def test_resync_waits_out_an_open_circuit_breaker(own_redis: RedisServer) -> None:
+    cfg = config(own_redis.url, {"store": "redis", "on_error": "deny"})
+    cfg["redis"]["breaker_cooldown_ms"] = 1500
+    g = Gate(cfg)
+    good = token()
+    assert status(g, good) == 200
+    own_redis.stop()
+    eventually(lambda: status(g, good) == 503, "unsynced")
+    for _ in range(3):  # failed calls open the breaker
+        with pytest.raises(StoreUnavailableError):
+            g.revoke_token(uuid.uuid4().hex)
+    own_redis.start()
+    # the subscriber reconnects at once; its reload meets the open breaker and keeps trying
+    eventually(lambda: status(g, good) == 200, "resynced after the breaker's cooldown")

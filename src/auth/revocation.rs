@@ -554,8 +554,12 @@ impl Revocations {
         let Some(conn) = client.subscriber_connection() else {
             return;
         };
+        // The circuit breaker may still be open from the outage the subscriber just came back
+        // from: keep trying past its cooldown (one of these calls is then its probe), bounded.
+        let cooldown = client.settings().breaker_cooldown;
+        let give_up = Instant::now() + (cooldown * 3).max(Duration::from_secs(10));
         let mut delay = Duration::from_millis(50);
-        for _ in 0..3 {
+        loop {
             match self.fetch_all() {
                 Ok((jtis, subs, overflow)) => {
                     let now = self.now();
@@ -571,10 +575,12 @@ impl Revocations {
                     self.loaded_on.store(conn, Ordering::Release);
                     return;
                 }
-                Err(_) => {
+                Err(_) if Instant::now() < give_up => {
                     std::thread::sleep(delay);
-                    delay *= 2;
+                    delay = (delay * 2).min(Duration::from_secs(1));
                 }
+                // Untrusted until the next (re)connect: `on_error` decides meanwhile.
+                Err(_) => return,
             }
         }
     }
