@@ -8,6 +8,7 @@ use crate::clock::SharedClock;
 use std::sync::Arc;
 
 use crate::auth::jwks::Fetcher;
+use crate::auth::revocation::Revocations;
 use crate::auth::stage::{
     Blocking, InPlace, Mode as AuthMode, Slots as AuthSlots, Stage as AuthStage,
 };
@@ -193,6 +194,21 @@ impl Gate {
         let auth = config.jwt.as_ref().and_then(|jwt| {
             let settings =
                 crate::auth::settings::parse(jwt, "jwt", &clock, options.fetcher.as_ref(), issues)?;
+            let revocations = settings.revocation.and_then(|r| match &redis {
+                Some(client) => Some(Revocations::new(
+                    r,
+                    settings.verifier.validation().leeway,
+                    client.clone(),
+                    clock.clone(),
+                )),
+                None => {
+                    issues.push(
+                        "jwt.revocation",
+                        "needs a [redis] section: the revocation list is shared through Redis",
+                    );
+                    None
+                }
+            });
             Some(AuthStage {
                 verifier: settings.verifier,
                 realm: settings.realm,
@@ -200,6 +216,7 @@ impl Gate {
                     authorization: header_slot(&mut header_keys, "authorization"),
                     cookie: header_slot(&mut header_keys, "cookie"),
                 },
+                revocations,
             })
         });
         if config.jwt.is_none() {
@@ -238,6 +255,14 @@ impl Gate {
         }
         let rate_limit = limits.finish(&mut header_keys);
         let cache = Self::cache_stage(config, &default_policy, &mut header_keys, &clock);
+        // Last, and only for a gate that will be used: subscribing starts a thread, and the
+        // first load is waited for.
+        if let (true, Some(r)) = (
+            issues.is_empty(),
+            auth.as_ref().and_then(|a| a.revocations.as_ref()),
+        ) {
+            r.start();
+        }
         Self {
             router,
             default_policy,
@@ -336,6 +361,12 @@ impl Gate {
     #[must_use]
     pub fn route_count(&self) -> usize {
         self.router.len()
+    }
+
+    /// The shared revocation list, if `[jwt] revocation` is set.
+    #[must_use]
+    pub fn revocations(&self) -> Option<&Arc<Revocations>> {
+        self.auth.as_ref().and_then(|a| a.revocations.as_ref())
     }
 
     /// The gate's token verifier, if it has a `[jwt]` section.
@@ -622,6 +653,31 @@ mod tests {
         assert!(
             err.issues[0].message.contains("/u/{name}")
                 && err.issues[0].message.contains("/u/{id}")
+        );
+    }
+
+    #[test]
+    fn revocation_needs_redis_and_valid_settings() {
+        let jwt =
+            |r: serde_json::Value| json!({"algorithms": ["HS256"], "key": "k", "revocation": r});
+        let err = Gate::from_value(&json!({"jwt": jwt(json!("redis"))})).unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["jwt.revocation"]);
+        assert!(err.issues[0].message.contains("[redis]"));
+        // Reported with the other [jwt] problems, in one round.
+        let err = Gate::from_value(&json!({
+            "jwt": {"algorithms": ["XS1"], "key": "k", "revocation": {"store": "redis", "check": "never"}},
+            "redis": {"url": "redis://127.0.0.1:1/0"},
+        }))
+        .unwrap_err();
+        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "jwt.revocation.check",
+                "jwt.algorithms[0]",
+                "jwt.algorithms"
+            ]
         );
     }
 

@@ -125,3 +125,41 @@ def test_drf_rates() -> None:
         with pytest.raises(ConfigError):
             drf_rate_to_quota(bad)
     assert GateThrottle().wait() is None
+
+
+def _revocation_settings(url: str, on_error: str = "allow") -> dict[str, Any]:
+    return {
+        **settings.FERROGATE,
+        "jwt": {**settings.FERROGATE["jwt"], "revocation": {"store": "redis", "on_error": on_error}},
+        "redis": {"url": url, "timeout_ms": 200, "breaker_cooldown_ms": 100},
+    }
+
+
+def test_drf_refuses_revoked_tokens(redis_server: Any) -> None:
+    import ferrogate.django
+
+    with override_settings(FERROGATE=_revocation_settings(redis_server.url)):
+        state.reset()
+        client = APIClient()
+        t = token(sub="dora", jti="drf-1")
+        assert client.get("/drf/notes/", HTTP_AUTHORIZATION=f"Bearer {t}").status_code == 200
+        assert ferrogate.django.revoke_token(t) == "drf-1"
+        r = client.get("/drf/notes/", HTTP_AUTHORIZATION=f"Bearer {t}")
+        assert r.status_code == 401
+        assert "revoked" in r.json()["detail"]
+        ferrogate.django.revoke_subject("erin")
+        r = client.get("/drf/notes/", HTTP_AUTHORIZATION=f"Bearer {token(sub='erin', iat=time.time() - 5)}")
+        assert r.status_code == 401
+
+
+def test_drf_answers_503_when_revocation_cannot_be_checked(own_redis: Any) -> None:
+    with override_settings(FERROGATE=_revocation_settings(own_redis.url, on_error="deny")):
+        state.reset()
+        client = APIClient()
+        h = {"HTTP_AUTHORIZATION": f"Bearer {token(jti='drf-2')}"}
+        assert client.get("/drf/notes/", **h).status_code == 200
+        own_redis.stop()
+        deadline = time.monotonic() + 10
+        while (r := client.get("/drf/notes/", **h)).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert r.status_code == 503

@@ -31,6 +31,7 @@ from ferrogate.exceptions import (
     InvalidSignatureError,
     InvalidTokenError,
     MissingRequiredClaimError,
+    RevokedTokenError,
     StoreUnavailableError,
 )
 from ferrogate.gate import Gate
@@ -57,6 +58,7 @@ __all__ = [
     "RateLimitResult",
     "RateLimiter",
     "ResponseCache",
+    "RevokedTokenError",
     "Router",
     "StoreUnavailableError",
     "__version__",

@@ -22,7 +22,15 @@ from ferrogate._native import RateLimiter
 from ferrogate.django.users import TokenUser, load_user
 from ferrogate.exceptions import ConfigError, InvalidTokenError, StoreUnavailableError
 
-__all__ = ["GateThrottle", "JWTAuthentication", "TokenUser", "drf_rate_to_quota"]
+__all__ = ["GateThrottle", "JWTAuthentication", "RevocationUnavailable", "TokenUser", "drf_rate_to_quota"]
+
+
+class RevocationUnavailable(exceptions.APIException):
+    """503: the token's revocation status cannot be checked (Redis down, ``on_error = "deny"``)."""
+
+    status_code = 503
+    default_detail = "the token's revocation status cannot be checked right now"
+    default_code = "revocation_unavailable"
 
 
 class JWTAuthentication(BaseAuthentication):
@@ -49,6 +57,9 @@ class JWTAuthentication(BaseAuthentication):
                 claims = state.compiled().gate.verify_token(token)
             except InvalidTokenError as e:
                 raise exceptions.AuthenticationFailed(str(e), code="invalid_token") from None
+            except StoreUnavailableError as e:
+                # [jwt] revocation with on_error = "deny" and Redis unreachable: 503, as the gate.
+                raise RevocationUnavailable(str(e)) from None
             except ConfigError as e:
                 raise exceptions.AuthenticationFailed(
                     "authentication is not configured", code="invalid_token"

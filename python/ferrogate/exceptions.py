@@ -29,6 +29,7 @@ __all__ = [
     "MissingRequiredClaimError",
     "PermissionDenied",
     "RateLimited",
+    "RevokedTokenError",
     "ServiceUnavailable",
     "StoreUnavailableError",
 ]
@@ -126,8 +127,9 @@ _REFUSALS: dict[int, type[GateRefused]] = {
 class StoreUnavailableError(FerroGateError, ConnectionError):
     """The shared store (Redis) could not answer: down, timing out, or the circuit breaker is open.
 
-    Raised only by direct calls (``RateLimiter.hit`` on Redis storage, revocation calls); requests
-    through a gate never see it: each stage applies its configured failure mode instead.
+    Raised only by direct calls: ``RateLimiter.hit`` on Redis storage, and ``revoke_token`` /
+    ``revoke_subject`` (a revocation Redis did not record still applies in the process that made
+    it). Requests through a gate never see it: each stage applies its configured failure mode.
     """
 
 
@@ -175,6 +177,11 @@ class MissingRequiredClaimError(InvalidTokenError):
 
     def __reduce__(self) -> tuple[type[MissingRequiredClaimError], tuple[str, str]]:
         return (type(self), (str(self), self.claim))
+
+
+class RevokedTokenError(InvalidTokenError):
+    """The token was revoked: its ``jti`` is on the revocation list, or every token of its ``sub``
+    issued before some instant was revoked (``Gate.revoke_token`` / ``Gate.revoke_subject``)."""
 
 
 class InvalidAlgorithmError(InvalidTokenError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -395,6 +396,20 @@ class FerroGate:
         """The app's gate response cache, for purges (``purge_path``, ``purge_prefix``,
         ``purge_tag``, ``clear``) and ``stats()``; None when nothing is cached."""
         return self.state(app).current().gate.cache
+
+    def revoke_token(
+        self, token_or_jti: str, *, exp: float | datetime | None = None, app: Flask | None = None
+    ) -> str:
+        """Revokes a token (or a bare ``jti``) in every process sharing the app's Redis; see
+        :meth:`ferrogate.Gate.revoke_token`. Needs ``FERROGATE_JWT["revocation"]``."""
+        return self.state(app).current().gate.revoke_token(token_or_jti, exp=exp)
+
+    def revoke_subject(
+        self, sub: str, *, before: float | datetime | None = None, app: Flask | None = None
+    ) -> float:
+        """Revokes every token of ``sub`` issued before ``before`` (default now); see
+        :meth:`ferrogate.Gate.revoke_subject`."""
+        return self.state(app).current().gate.revoke_subject(sub, before=before)
 
     def limit(
         self,

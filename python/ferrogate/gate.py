@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from ferrogate import _native
@@ -37,11 +38,39 @@ class Gate(_native.Gate):
     def from_file(cls, path: str | os.PathLike[str]) -> Gate:
         return cls(load_config_file(path))
 
+    def revoke_token(self, token_or_jti: str, *, exp: float | datetime | None = None) -> str:
+        """Revokes a token, given whole (its signature is checked; its ``jti`` and ``exp`` are
+        read) or as a bare ``jti``. The entry lasts until ``exp`` plus the leeway (``exp`` given
+        here wins over the token's; a bare jti without ``exp`` never expires). Applies in this
+        process at once and in every other one through Redis; returns the jti.
+
+        Raises :class:`~ferrogate.StoreUnavailableError` when Redis cannot be told (this process
+        refuses the token anyway), :class:`~ferrogate.MissingRequiredClaimError` for a token
+        without ``jti`` (revoke its subject instead), :class:`~ferrogate.ConfigError` when the
+        gate has no ``[jwt] revocation``.
+        """
+        return super().revoke_token(token_or_jti, exp=_seconds(exp))
+
+    def revoke_subject(self, sub: str, *, before: float | datetime | None = None) -> float:
+        """Revokes every token of ``sub`` issued before ``before`` (default: now): tokens with
+        ``iat`` < T, and its tokens without ``iat``. Tokens issued from T on pass. Returns T (Unix
+        seconds). Raises as :meth:`revoke_token` does."""
+        return super().revoke_subject(sub, before=_seconds(before))
+
     def wsgi(self, app: WSGIApplication) -> WSGIApplication:
         """Wraps a WSGI app so this gate sees every request first."""
         from ferrogate.wsgi import GateMiddleware
 
         return GateMiddleware(app, self)
+
+
+def _seconds(t: float | datetime | None) -> float | None:
+    """Unix seconds; a naive datetime is taken as UTC (as JWT NumericDates are)."""
+    if isinstance(t, datetime):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=UTC)
+        return t.timestamp()
+    return t
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

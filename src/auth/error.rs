@@ -29,6 +29,10 @@ pub enum TokenError {
     /// A claim has the wrong type (`exp` as a string, ...).
     #[error("{0}")]
     InvalidClaim(String),
+    /// Its `jti` is on the revocation list, or its subject's tokens were revoked after it was
+    /// issued.
+    #[error("the token has been revoked")]
+    Revoked,
 }
 
 /// Why a key or verifier could not be built.

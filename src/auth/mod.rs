@@ -7,6 +7,7 @@ pub mod error;
 pub mod json;
 pub mod jwks;
 pub mod keys;
+pub mod revocation;
 pub mod settings;
 pub mod stage;
 pub mod verifier;

@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "jwks_ttl",
     "kid_cooldown",
     "timeout",
+    "revocation",
 ];
 
 /// What the `[jwt]` section builds.
@@ -39,6 +40,8 @@ pub struct JwtSettings {
     pub verifier: Arc<Verifier>,
     pub realm: String,
     pub jwks: Option<Jwks>,
+    /// `revocation`: built by the gate, which has the Redis client.
+    pub revocation: Option<super::revocation::RevocationSettings>,
 }
 
 /// One key given as config: a PEM string, an HMAC secret string, or a JWK table.
@@ -92,6 +95,9 @@ pub fn parse(
 ) -> Option<JwtSettings> {
     let map = issues.object(v, at)?;
     issues.unknown_keys(map, KEYS, at);
+    let revocation = map.get("revocation").and_then(|r| {
+        super::revocation::RevocationSettings::parse(r, &join(at, "revocation"), issues)
+    });
     let before = issues.len();
     let mut validation = Validation::default();
     match map.get("algorithms") {
@@ -289,6 +295,7 @@ pub fn parse(
             verifier: Arc::new(v),
             realm,
             jwks,
+            revocation,
         }),
         Err(e) => {
             issues.push(at, e.to_string());

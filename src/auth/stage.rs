@@ -7,6 +7,7 @@ use std::sync::Arc;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
+use super::revocation::{Refusal, Revocations};
 use super::verifier::{Verified, Verifier};
 use crate::config::{Issues, join, show};
 use crate::gate::{Request, Response};
@@ -200,6 +201,8 @@ pub struct Stage {
     pub verifier: Arc<Verifier>,
     pub realm: String,
     pub slots: Slots,
+    /// `[jwt] revocation`: the shared revocation list.
+    pub revocations: Option<Arc<Revocations>>,
 }
 
 impl Stage {
@@ -240,6 +243,19 @@ impl Stage {
         };
         let verified =
             verified.map_err(|e| self.unauthorized(Some("invalid_token"), &e.to_string()))?;
+        // After the cache: a cached verification is no excuse for a revoked token.
+        if let Some(r) = &self.revocations {
+            match r.check(&verified, now, blocking) {
+                Ok(()) => {}
+                Err(Refusal::Revoked) => {
+                    return Err(self.unauthorized(
+                        Some("invalid_token"),
+                        &super::TokenError::Revoked.to_string(),
+                    ));
+                }
+                Err(Refusal::Unavailable(_)) => return Err(revocation_unavailable()),
+            }
+        }
         if let Some(missing) = missing_scope(&verified.claims, &policy.scopes) {
             return Err(self.forbidden(
                 &policy.scopes,
@@ -312,6 +328,16 @@ impl Stage {
         }
         respond(403, description, vec![("www-authenticate", challenge)])
     }
+}
+
+/// 503: `on_error = "deny"` and the revocation status cannot be established.
+#[must_use]
+pub fn revocation_unavailable() -> Response {
+    respond(
+        503,
+        "the token's revocation status cannot be checked right now",
+        vec![("retry-after", "1".to_owned())],
+    )
 }
 
 fn respond(status: u16, detail: &str, mut headers: Vec<Header>) -> Response {

@@ -109,6 +109,18 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// `exp`, when the token has one.
+    #[must_use]
+    pub fn exp(&self) -> Option<f64> {
+        self.exp
+    }
+
+    /// `iat`, when the token has one.
+    #[must_use]
+    pub fn iat(&self) -> Option<f64> {
+        self.iat
+    }
+
     /// Counts a use; true from the second use on (when a cached rendering starts to pay).
     pub fn seen_before(&self) -> bool {
         self.uses.fetch_add(1, Ordering::Relaxed) > 0

@@ -9,6 +9,7 @@ use crate::auth::{KeyError, TokenError};
 use crate::config::ConfigError;
 use crate::ratelimit::RateLimitError;
 use crate::router::{PathError, RouterError};
+use crate::shared::StoreError;
 
 /// The Python exception classes, imported from `ferrogate.exceptions` on first use.
 pub mod exc {
@@ -23,6 +24,7 @@ pub mod exc {
     pyo3::import_exception!(ferrogate.exceptions, MissingRequiredClaimError);
     pyo3::import_exception!(ferrogate.exceptions, InvalidAlgorithmError);
     pyo3::import_exception!(ferrogate.exceptions, InvalidKeyError);
+    pyo3::import_exception!(ferrogate.exceptions, RevokedTokenError);
     pyo3::import_exception!(ferrogate.exceptions, StoreUnavailableError);
 }
 use exc::{ConfigError as PyConfigError, InvalidPathError as PyInvalidPathError};
@@ -39,7 +41,8 @@ enum ErrorKind {
     Key(KeyError),
     /// A verifier config whose problems are all about keys: `InvalidKeyError`, like `PyJWT`.
     KeyConfig(ConfigError),
-    Store(crate::shared::StoreError),
+    /// The shared store did not answer; the message says what was (not) done.
+    Store(String, StoreError),
 }
 
 impl Error {
@@ -57,6 +60,13 @@ impl Error {
         } else {
             ErrorKind::Config(e)
         })
+    }
+}
+
+impl Error {
+    /// `StoreUnavailableError`: `what` did not reach Redis, because of `e`.
+    pub fn store(what: impl Into<String>, e: StoreError) -> Self {
+        Self(ErrorKind::Store(what.into(), e))
     }
 }
 
@@ -78,9 +88,9 @@ impl From<RateLimitError> for Error {
     }
 }
 
-impl From<crate::shared::StoreError> for Error {
-    fn from(e: crate::shared::StoreError) -> Self {
-        Self(ErrorKind::Store(e))
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Self(ErrorKind::Store(String::new(), e))
     }
 }
 
@@ -121,6 +131,12 @@ impl From<Error> for PyErr {
             ErrorKind::Token(t) => token_error(&t),
             ErrorKind::Key(k) => exc::InvalidKeyError::new_err(k.to_string()),
             ErrorKind::KeyConfig(c) => exc::InvalidKeyError::new_err(c.to_string()),
+            ErrorKind::Store(what, e) if what.is_empty() => {
+                exc::StoreUnavailableError::new_err(e.to_string())
+            }
+            ErrorKind::Store(what, e) => {
+                exc::StoreUnavailableError::new_err(format!("{what}: {e}"))
+            }
             // Every rate-limit error is a bad quota or setting given at start-up.
             ErrorKind::RateLimit(r) => {
                 let key = match &r {
@@ -131,7 +147,6 @@ impl From<Error> for PyErr {
                 let msg = r.to_string();
                 PyConfigError::new_err((msg.clone(), vec![(key.to_owned(), msg)]))
             }
-            ErrorKind::Store(s) => exc::StoreUnavailableError::new_err(s.to_string()),
         }
     }
 }
@@ -150,7 +165,7 @@ fn token_error(e: &TokenError) -> PyErr {
         TokenError::MissingClaim(claim) => {
             exc::MissingRequiredClaimError::new_err((msg, claim.clone()))
         }
-        // `TokenError` is non-exhaustive: anything new is at least an invalid token.
         TokenError::InvalidAlgorithm(_) => exc::InvalidAlgorithmError::new_err(msg),
+        TokenError::Revoked => exc::RevokedTokenError::new_err(msg),
     }
 }

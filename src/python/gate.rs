@@ -8,10 +8,14 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use super::convert::to_value;
 use super::errors::Error;
 use super::guard::guarded;
+use crate::auth::TokenError;
+use crate::auth::revocation::{self, Check, OnError, Refusal};
 use crate::auth::stage::Blocking;
 use crate::gate::{Decision, Explanation, Gate, GateOptions, Request, Response};
 use crate::http::Header;
 use crate::problem::{self, Problem};
+use crate::shared::StoreError;
+use pyo3::exceptions::PyValueError;
 
 /// Runs signature checks with the GIL released, so other threads serve requests meanwhile.
 struct ReleaseGil<'py>(Python<'py>);
@@ -161,7 +165,27 @@ fn wsgi_path(s: &str) -> Result<Cow<'_, str>, ()> {
     String::from_utf8(bytes).map(Cow::Owned).map_err(|_| ())
 }
 
+/// A jti or sub for the revocation API: not empty, not huge.
+fn check_name(what: &str, s: &str) -> PyResult<()> {
+    if s.is_empty() || s.len() > 1024 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be 1 to 1024 bytes long"
+        )));
+    }
+    Ok(())
+}
+
 impl PyGate {
+    fn revocations(&self) -> PyResult<&std::sync::Arc<revocation::Revocations>> {
+        self.core.revocations().ok_or_else(|| {
+            Error::from(crate::config::ConfigError::single(
+                "jwt.revocation",
+                "this gate has no [jwt] revocation setting",
+            ))
+            .into()
+        })
+    }
+
     fn decide(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> PyResult<PyDecision> {
         let method = environ_str(environ, &self.keys.method)?;
         let path = environ_str(environ, &self.keys.path)?;
@@ -246,7 +270,10 @@ impl PyGate {
             clock: crate::clock::system(),
             fetcher: Some(super::jwt::fetcher()),
         };
-        let core = Gate::from_value_with(&value, &options).map_err(Error::from)?;
+        // Without the GIL: a gate with a revocation list waits (bounded) for its first load.
+        let core = py
+            .detach(|| Gate::from_value_with(&value, &options))
+            .map_err(Error::from)?;
         if let Some(client) = core.redis() {
             client.set_listener(Some(std::sync::Arc::new(log_event)));
             register_after_fork(py, client)?;
@@ -419,7 +446,94 @@ impl PyGate {
         let now = now.unwrap_or_else(|| verifier.now());
         let token_claims =
             super::jwt::verify_releasing(py, verifier, token, now).map_err(Error::from)?;
+        if let Some(r) = self.core.revocations() {
+            match r.check(&token_claims, now, &ReleaseGil(py)) {
+                Ok(()) => {}
+                Err(Refusal::Revoked) => return Err(Error::from(TokenError::Revoked).into()),
+                Err(Refusal::Unavailable(reason)) => {
+                    return Err(Error::store(
+                        "the token's revocation status cannot be checked",
+                        StoreError::Unavailable(reason),
+                    )
+                    .into());
+                }
+            }
+        }
         super::jwt::claims_dict(py, &token_claims)
+    }
+
+    /// Revokes a token (given whole: its signature is checked and its `jti` and `exp` read) or a
+    /// bare `jti`, until `exp` plus the leeway (`None` for a bare jti: no expiry). Applies in
+    /// this process at once and in every other one through Redis; returns the jti. Raises
+    /// `StoreUnavailableError` when Redis cannot be told (this process refuses it anyway).
+    #[pyo3(signature = (token_or_jti, *, exp=None))]
+    fn revoke_token(
+        &self,
+        py: Python<'_>,
+        token_or_jti: &str,
+        exp: Option<f64>,
+    ) -> PyResult<String> {
+        let r = self.revocations()?;
+        if exp.is_some_and(|e| !e.is_finite()) {
+            return Err(PyValueError::new_err(
+                "exp must be a finite number of seconds",
+            ));
+        }
+        let (jti, token_exp) = if revocation::looks_like_jws(token_or_jti) {
+            let Some(verifier) = self.core.verifier() else {
+                return Err(PyValueError::new_err("no verifier"));
+            };
+            py.detach(|| revocation::jti_of_token(verifier, token_or_jti))
+                .map_err(Error::from)?
+        } else {
+            (token_or_jti.to_owned(), None)
+        };
+        check_name("jti", &jti)?;
+        py.detach(|| r.revoke_jti(&jti, exp.or(token_exp)))
+            .map_err(|e| Error::store("the revocation applies in this process only", e))?;
+        Ok(jti)
+    }
+
+    /// Revokes every token of `sub` issued before `before` (Unix seconds; default now): its
+    /// tokens with `iat` < T, and those without `iat`. Returns T.
+    #[pyo3(signature = (sub, *, before=None))]
+    fn revoke_subject(&self, py: Python<'_>, sub: &str, before: Option<f64>) -> PyResult<f64> {
+        let r = self.revocations()?;
+        if before.is_some_and(|b| !b.is_finite()) {
+            return Err(PyValueError::new_err(
+                "before must be a finite number of seconds",
+            ));
+        }
+        check_name("sub", sub)?;
+        Ok(py
+            .detach(|| r.revoke_sub(sub, before))
+            .map_err(|e| Error::store("the revocation applies in this process only", e))?)
+    }
+
+    /// The revocation list's state: `check`, `on_error`, `synced` (loaded on the subscriber's
+    /// current connection), `tokens` and `subjects` held locally, `overflow`.
+    fn revocation_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.revocations()?.status();
+        let out = PyDict::new(py);
+        out.set_item(
+            "check",
+            match s.check {
+                Check::Local => "local",
+                Check::Always => "always",
+            },
+        )?;
+        out.set_item(
+            "on_error",
+            match s.on_error {
+                OnError::Allow => "allow",
+                OnError::Deny => "deny",
+            },
+        )?;
+        out.set_item("synced", s.synced)?;
+        out.set_item("tokens", s.tokens)?;
+        out.set_item("subjects", s.subjects)?;
+        out.set_item("overflow", s.overflow)?;
+        Ok(out)
     }
 
     /// The gate's response cache (for purging and stats), or None without caching.

@@ -88,6 +88,10 @@ pub struct RedisClient {
     listener: RwLock<Option<Listener>>,
     subs: Arc<RwLock<Subscriptions>>,
     subscriber_started: AtomicBool,
+    /// The subscriber's current connection: 0 while it has none, else a number that grows with
+    /// every (re)connect, so a consumer can tell whether its local copy was loaded on this one.
+    subscriber_conn: AtomicU64,
+    subscriber_connects: AtomicU64,
     stop: Arc<AtomicBool>,
     /// The process the pooled connections belong to: after a fork (gunicorn `--preload`) the
     /// child must not talk on its parent's sockets, or replies would cross between processes.
@@ -140,6 +144,8 @@ impl RedisClient {
             listener: RwLock::new(None),
             subs: Arc::new(RwLock::new(Subscriptions::default())),
             subscriber_started: AtomicBool::new(false),
+            subscriber_conn: AtomicU64::new(0),
+            subscriber_connects: AtomicU64::new(0),
             stop: Arc::new(AtomicBool::new(false)),
             pool_pid: AtomicU32::new(std::process::id()),
         })
@@ -314,6 +320,16 @@ impl RedisClient {
             })
     }
 
+    /// The subscriber's connection number while it is connected and subscribed (set before the
+    /// `on_connect` hooks run; each reconnect gets a larger one), `None` while it is down.
+    #[must_use]
+    pub fn subscriber_connection(&self) -> Option<u64> {
+        match self.subscriber_conn.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
     /// Publishes `payload` on `prefix + channel`; returns how many subscribers got it.
     pub fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, StoreError> {
         let channel = self.key(channel);
@@ -371,6 +387,10 @@ fn open_single(settings: &RedisSettings, url: &str) -> redis::RedisResult<redis:
 
 /// How long the subscriber blocks on a read before it checks whether it should stop.
 const SUB_POLL: Duration = Duration::from_millis(200);
+/// After this long without a message, the subscriber pings: a server that hangs, or a connection
+/// cut without a reset, would otherwise look like a quiet channel forever (and a consumer's local
+/// copy would stay "synced" while it misses messages).
+const SUB_HEARTBEAT: Duration = Duration::from_secs(1);
 
 fn subscriber_loop(
     client: &std::sync::Weak<RedisClient>,
@@ -382,6 +402,7 @@ fn subscriber_loop(
     while !stop.load(Ordering::Acquire) {
         let Some(c) = client.upgrade() else { return };
         let result = subscribe_once(&c, stop, subs, &mut was_down);
+        c.subscriber_conn.store(0, Ordering::Release);
         if let Err(reason) = result {
             if !was_down {
                 c.emit(&Event::SubscriberDown {
@@ -429,6 +450,8 @@ fn subscribe_once(
     for ch in &channels {
         ps.subscribe(ch).map_err(|e| e.to_string())?;
     }
+    let number = c.subscriber_connects.fetch_add(1, Ordering::Relaxed) + 1;
+    c.subscriber_conn.store(number, Ordering::Release);
     for h in &hooks {
         h(c);
     }
@@ -438,7 +461,13 @@ fn subscribe_once(
         });
         *was_down = false;
     }
+    let mut quiet_since = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
+        // Only this thread still holds the client: its owner is gone, so stop (the strong
+        // reference held here would otherwise keep `Drop`, which sets `stop`, from ever running).
+        if Arc::strong_count(c) <= 1 {
+            return Ok(());
+        }
         // A channel subscribed after this connection was made: subscribing again from scratch
         // is simplest, and runs the reload hooks for the newcomer.
         if subs
@@ -452,6 +481,7 @@ fn subscribe_once(
         }
         match ps.get_message() {
             Ok(msg) => {
+                quiet_since = std::time::Instant::now();
                 let name = msg.get_channel_name().to_owned();
                 let payload = msg.get_payload_bytes().to_vec();
                 let handlers: Vec<Handler> = subs
@@ -465,7 +495,17 @@ fn subscribe_once(
                     h(&payload);
                 }
             }
-            Err(e) if e.is_timeout() => {}
+            Err(e) if e.is_timeout() => {
+                if quiet_since.elapsed() >= SUB_HEARTBEAT {
+                    ps.set_read_timeout(Some(c.settings.timeout.max(SUB_POLL)))
+                        .map_err(|e| e.to_string())?;
+                    let pong = ps.ping::<redis::Value>();
+                    ps.set_read_timeout(Some(SUB_POLL))
+                        .map_err(|e| e.to_string())?;
+                    pong.map_err(|e| format!("no answer to a heartbeat: {e}"))?;
+                    quiet_since = std::time::Instant::now();
+                }
+            }
             Err(e) => return Err(e.to_string()),
         }
     }

@@ -8,6 +8,7 @@ routes come from the URLconf).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ferrogate.django.decorators import auth, cache, exempt, limit, policy
@@ -15,7 +16,23 @@ from ferrogate.django.decorators import auth, cache, exempt, limit, policy
 if TYPE_CHECKING:
     from ferrogate.django.middleware import GateMiddleware as GateMiddleware
 
-__all__ = ["GateMiddleware", "auth", "cache", "exempt", "limit", "policy"]
+__all__ = ["GateMiddleware", "auth", "cache", "exempt", "limit", "policy", "revoke_subject", "revoke_token"]
+
+
+def revoke_token(token_or_jti: str, *, exp: float | datetime | None = None) -> str:
+    """Revokes a token (or a bare ``jti``) in every process sharing ``FERROGATE["redis"]``; see
+    :meth:`ferrogate.Gate.revoke_token`. Needs ``FERROGATE["jwt"]["revocation"]``."""
+    from ferrogate.django import state
+
+    return state.compiled().gate.revoke_token(token_or_jti, exp=exp)
+
+
+def revoke_subject(sub: str, *, before: float | datetime | None = None) -> float:
+    """Revokes every token of ``sub`` issued before ``before`` (default now); see
+    :meth:`ferrogate.Gate.revoke_subject`."""
+    from ferrogate.django import state
+
+    return state.compiled().gate.revoke_subject(sub, before=before)
 
 
 def __getattr__(name: str) -> Any:

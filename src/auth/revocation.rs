@@ -1,0 +1,964 @@
+//! Token revocation shared through Redis: a `jti` denylist and "every token of `sub` issued
+//! before T", checked in the same pass as the signature.
+//!
+//! ```toml
+//! [jwt]
+//! revocation = "redis"            # or a table:
+//! revocation = { store = "redis", on_error = "allow", check = "local" }
+//! ```
+//!
+//! Storage (every name starts with `[redis] prefix`):
+//! - `revoked:jti:<jti>` = the entry's expiry (Unix seconds; `0` for none), with a TTL until the
+//!   token's `exp` plus the leeway, so the list cleans itself;
+//! - `revoked:sub:<sub>` = T (Unix seconds): tokens of `sub` with `iat` < T are refused, and so
+//!   are its tokens without `iat` (nothing says when they were issued);
+//! - every revocation is published on the channel `revocations`.
+//!
+//! Each process keeps a local copy ([`LocalList`]), loaded when the subscriber (re)connects and
+//! updated by the published messages, so `check = "local"` costs a hash lookup per request. A
+//! revocation made in this process applies here at once; other processes apply it when the
+//! message arrives (usually well under a millisecond). `check = "always"` adds one round trip per
+//! request, so a revocation applies everywhere from the moment the revoking call returns.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::error::TokenError;
+use super::stage::Blocking;
+use super::verifier::{Verified, Verifier};
+use crate::clock::SharedClock;
+use crate::config::{Issues, join, show};
+use crate::shared::{RedisClient, StoreError};
+
+/// What a request gets when the local copy cannot be trusted (`check = "local"`: the subscriber
+/// is disconnected, so messages may have been missed) or Redis does not answer (`"always"`).
+/// Tokens the local copy knows to be revoked are refused either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Go on with the local copy.
+    #[default]
+    Allow,
+    /// Refuse with 503 (problem+json, `Retry-After`).
+    Deny,
+}
+
+/// How a request is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Check {
+    /// Against the local copy only: no round trip.
+    #[default]
+    Local,
+    /// Against the local copy, then Redis (one round trip per request with a token).
+    Always,
+}
+
+/// The `[jwt] revocation` setting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevocationSettings {
+    pub on_error: OnError,
+    pub check: Check,
+    /// Entries the local copy holds at most; a larger list in Redis makes the copy untrusted.
+    pub max_entries: usize,
+    /// How long a subject revocation is kept after its T (the longest lifetime of your tokens);
+    /// `None`: until it is replaced.
+    pub subject_ttl: Option<Duration>,
+}
+
+impl Default for RevocationSettings {
+    fn default() -> Self {
+        Self {
+            on_error: OnError::Allow,
+            check: Check::Local,
+            max_entries: 1_000_000,
+            subject_ttl: None,
+        }
+    }
+}
+
+const KEYS: &[&str] = &["store", "on_error", "check", "max_entries", "subject_ttl"];
+
+impl RevocationSettings {
+    /// Parses `revocation = "redis"` or `{ store = "redis", on_error, check, max_entries,
+    /// subject_ttl }`.
+    pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<Self> {
+        let mut out = Self::default();
+        let map = match v {
+            Value::String(_) => {
+                issues.one_of(v, &["redis"], at)?;
+                return Some(out);
+            }
+            Value::Object(m) => m,
+            other => {
+                issues.push(
+                    at,
+                    format!(
+                        "expected \"redis\" or a table {{ store = \"redis\", on_error, check }}, got {}",
+                        show(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        let before = issues.len();
+        issues.unknown_keys(map, KEYS, at);
+        match map.get("store") {
+            Some(s) => {
+                issues.one_of(s, &["redis"], &join(at, "store"));
+            }
+            None => issues.push(join(at, "store"), "missing (\"redis\")"),
+        }
+        if let Some(v) = map.get("on_error") {
+            if let Some(s) = issues.one_of(v, &["allow", "deny"], &join(at, "on_error")) {
+                out.on_error = if s == "deny" {
+                    OnError::Deny
+                } else {
+                    OnError::Allow
+                };
+            }
+        }
+        if let Some(v) = map.get("check") {
+            if let Some(s) = issues.one_of(v, &["local", "always"], &join(at, "check")) {
+                out.check = if s == "always" {
+                    Check::Always
+                } else {
+                    Check::Local
+                };
+            }
+        }
+        if let Some(v) = map.get("max_entries") {
+            match v.as_u64() {
+                Some(n) if (1..=100_000_000).contains(&n) => {
+                    out.max_entries = usize::try_from(n).unwrap_or(usize::MAX);
+                }
+                _ => issues.push(
+                    join(at, "max_entries"),
+                    format!("expected an integer, 1 to 100000000, got {}", show(v)),
+                ),
+            }
+        }
+        if let Some(v) = map.get("subject_ttl") {
+            let key = join(at, "subject_ttl");
+            match v.as_f64() {
+                Some(s) if s > 0.0 && s.is_finite() && !v.is_string() => {
+                    out.subject_ttl = Duration::try_from_secs_f64(s).ok();
+                }
+                _ => issues.push(
+                    key,
+                    format!("expected a positive number of seconds, got {}", show(v)),
+                ),
+            }
+        }
+        (issues.len() == before).then_some(out)
+    }
+}
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The token is revoked: 401 `invalid_token`.
+    Revoked,
+    /// The status cannot be established and `on_error = "deny"`: 503.
+    Unavailable(String),
+}
+
+/// The local copy: jti -> expiry, sub -> (T, expiry). Expiries are Unix seconds
+/// (`f64::INFINITY`: none); an expired entry is ignored, and dropped at the next prune.
+#[derive(Debug, Default)]
+pub struct LocalList {
+    jti: HashMap<Box<str>, f64>,
+    sub: HashMap<Box<str>, (f64, f64)>,
+    last_prune: f64,
+}
+
+/// How often writes sweep out expired entries.
+const PRUNE_EVERY_SECS: f64 = 60.0;
+
+impl LocalList {
+    /// Adds a revoked `jti` (keeps the later expiry of two).
+    pub fn revoke_jti(&mut self, jti: &str, expires: f64, now: f64) {
+        self.maybe_prune(now);
+        if expires <= now {
+            return;
+        }
+        let e = self.jti.entry(jti.into()).or_insert(expires);
+        *e = e.max(expires);
+    }
+
+    /// Revokes `sub`'s tokens issued before `before` (keeps the later T of two).
+    pub fn revoke_sub(&mut self, sub: &str, before: f64, expires: f64, now: f64) {
+        self.maybe_prune(now);
+        if expires <= now {
+            return;
+        }
+        let e = self.sub.entry(sub.into()).or_insert((before, expires));
+        if before >= e.0 {
+            *e = (before, expires.max(e.1));
+        }
+    }
+
+    /// Whether a token with these claims is revoked at `now`.
+    #[must_use]
+    pub fn is_revoked(
+        &self,
+        jti: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<f64>,
+        now: f64,
+    ) -> bool {
+        if let Some(exp) = jti.and_then(|j| self.jti.get(j)) {
+            if now < *exp {
+                return true;
+            }
+        }
+        if let Some((before, exp)) = sub.and_then(|s| self.sub.get(s)) {
+            if now < *exp && iat.is_none_or(|i| i < *before) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn maybe_prune(&mut self, now: f64) {
+        if now - self.last_prune >= PRUNE_EVERY_SECS {
+            self.prune(now);
+        }
+    }
+
+    /// Drops expired entries.
+    pub fn prune(&mut self, now: f64) {
+        self.last_prune = now;
+        self.jti.retain(|_, e| now < *e);
+        self.sub.retain(|_, (_, e)| now < *e);
+    }
+
+    /// Entries held (expired ones included until the next prune).
+    #[must_use]
+    pub fn len(&self) -> (usize, usize) {
+        (self.jti.len(), self.sub.len())
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.jti.is_empty() && self.sub.is_empty()
+    }
+}
+
+/// A snapshot for `revocation_status()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub check: Check,
+    pub on_error: OnError,
+    /// The local copy was loaded on the subscriber's current connection (nothing was missed).
+    pub synced: bool,
+    pub tokens: usize,
+    pub subjects: usize,
+    /// The list in Redis had more than `max_entries` entries.
+    pub overflow: bool,
+}
+
+/// The revocation list of one gate: the local copy and the way to Redis.
+pub struct Revocations {
+    settings: RevocationSettings,
+    leeway: f64,
+    clock: SharedClock,
+    redis: Arc<RedisClient>,
+    list: RwLock<LocalList>,
+    /// The subscriber connection the copy was last loaded on (0: never).
+    loaded_on: AtomicU64,
+    overflow: AtomicBool,
+    jti_prefix: String,
+    sub_prefix: String,
+}
+
+impl std::fmt::Debug for Revocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocations")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pub/sub channel (after the prefix).
+pub const CHANNEL: &str = "revocations";
+/// How many keys one SCAN step asks for.
+const SCAN_COUNT: u64 = 1000;
+
+/// The subject-revocation script: keeps the later T of the stored one and this one.
+const SUB_SCRIPT: &str = r"
+local raw = redis.call('GET', KEYS[1])
+local cur = raw and tonumber(raw)
+if cur and cur >= tonumber(ARGV[1]) then return raw end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return ARGV[1]
+";
+
+impl Revocations {
+    #[must_use]
+    pub fn new(
+        settings: RevocationSettings,
+        leeway: f64,
+        redis: Arc<RedisClient>,
+        clock: SharedClock,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            jti_prefix: redis.key("revoked:jti:"),
+            sub_prefix: redis.key("revoked:sub:"),
+            settings,
+            leeway,
+            clock,
+            redis,
+            list: RwLock::new(LocalList::default()),
+            loaded_on: AtomicU64::new(0),
+            overflow: AtomicBool::new(false),
+        })
+    }
+
+    #[must_use]
+    pub fn settings(&self) -> &RevocationSettings {
+        &self.settings
+    }
+
+    /// Subscribes to the channel (the local copy is loaded on every (re)connect) and, when Redis
+    /// answers, waits (bounded) for the first load, so the first requests already see the list.
+    pub fn start(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let on_message = weak.clone();
+        self.redis.subscribe(
+            CHANNEL,
+            Arc::new(move |payload: &[u8]| {
+                if let Some(r) = on_message.upgrade() {
+                    r.apply_message(payload);
+                }
+            }),
+            Some(Arc::new(move |client: &RedisClient| {
+                if let Some(r) = weak.upgrade() {
+                    r.reload(client);
+                }
+            })),
+        );
+        if self.redis.ping().is_ok() {
+            let s = self.redis.settings();
+            let deadline = Instant::now() + s.connect_timeout + s.timeout * 10;
+            while !self.synced() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.now_secs_f64()
+    }
+
+    /// The local copy was loaded on the subscriber's current connection.
+    #[must_use]
+    pub fn synced(&self) -> bool {
+        !self.overflow.load(Ordering::Acquire)
+            && self.redis.subscriber_connection() == Some(self.loaded_on.load(Ordering::Acquire))
+    }
+
+    #[must_use]
+    pub fn status(&self) -> Status {
+        let (tokens, subjects) = self
+            .list
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        Status {
+            check: self.settings.check,
+            on_error: self.settings.on_error,
+            synced: self.synced(),
+            tokens,
+            subjects,
+            overflow: self.overflow.load(Ordering::Acquire),
+        }
+    }
+
+    fn subject_expiry(&self, before: f64) -> f64 {
+        self.settings
+            .subject_ttl
+            .map_or(f64::INFINITY, |ttl| before + ttl.as_secs_f64())
+    }
+
+    /// Checks a verified token. `blocking` runs the round trip of `check = "always"`.
+    pub fn check(&self, v: &Verified, now: f64, blocking: &dyn Blocking) -> Result<(), Refusal> {
+        let jti = v.claims.get("jti").and_then(Value::as_str);
+        let sub = v.claims.get("sub").and_then(Value::as_str);
+        if jti.is_none() && sub.is_none() {
+            return Ok(());
+        }
+        let iat = v.iat();
+        if self
+            .list
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_revoked(jti, sub, iat, now)
+        {
+            return Err(Refusal::Revoked);
+        }
+        match self.settings.check {
+            Check::Local if self.synced() => Ok(()),
+            Check::Local => self.on_error(
+                "the revocation list may be out of date (Redis subscriber disconnected)".into(),
+            ),
+            Check::Always => {
+                let mut out = None;
+                blocking.run(&mut || out = Some(self.ask(jti, sub)));
+                match out.unwrap_or_else(|| Err(StoreError::Unavailable("not run".into()))) {
+                    Ok((jti_found, sub_before)) => {
+                        let mut revoked = false;
+                        let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
+                        if let (true, Some(j)) = (jti_found, jti) {
+                            let expires = v.exp().map_or(f64::INFINITY, |e| e + self.leeway);
+                            list.revoke_jti(j, expires, now);
+                            revoked = true;
+                        }
+                        if let (Some(t), Some(s)) = (sub_before, sub) {
+                            list.revoke_sub(s, t, self.subject_expiry(t), now);
+                            revoked |= iat.is_none_or(|i| i < t);
+                        }
+                        if revoked {
+                            Err(Refusal::Revoked)
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Err(e) => self.on_error(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn on_error(&self, reason: String) -> Result<(), Refusal> {
+        match self.settings.on_error {
+            OnError::Allow => Ok(()),
+            OnError::Deny => Err(Refusal::Unavailable(reason)),
+        }
+    }
+
+    /// One round trip: whether the jti key exists, and the subject's T.
+    fn ask(&self, jti: Option<&str>, sub: Option<&str>) -> Result<(bool, Option<f64>), StoreError> {
+        let jti_key = jti.map(|j| format!("{}{j}", self.jti_prefix));
+        let sub_key = sub.map(|s| format!("{}{s}", self.sub_prefix));
+        let values: Vec<redis::Value> = self.redis.run(|con| {
+            let mut p = redis::pipe();
+            if let Some(k) = &jti_key {
+                p.cmd("EXISTS").arg(k);
+            }
+            if let Some(k) = &sub_key {
+                p.cmd("GET").arg(k);
+            }
+            p.query(con)
+        })?;
+        let mut it = values.into_iter();
+        let found = jti_key.is_some() && matches!(it.next(), Some(redis::Value::Int(n)) if n > 0);
+        let before = if sub_key.is_some() {
+            it.next()
+                .and_then(|v| value_text(&v))
+                .and_then(|t| parse_secs(&t))
+        } else {
+            None
+        };
+        Ok((found, before))
+    }
+
+    /// Revokes a `jti` until `exp` (plus the leeway; `None`: no expiry). Applies to this process
+    /// at once, then is stored and published; an `Err` means the other processes were not told
+    /// (this one still refuses the token).
+    pub fn revoke_jti(&self, jti: &str, exp: Option<f64>) -> Result<(), StoreError> {
+        let now = self.now();
+        let expires = exp.map_or(f64::INFINITY, |e| e + self.leeway);
+        if expires <= now {
+            return Ok(()); // expired already: nothing will accept it
+        }
+        self.list
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .revoke_jti(jti, expires, now);
+        let key = format!("{}{jti}", self.jti_prefix);
+        let ttl = ttl_ms(expires, now);
+        let value = if expires.is_finite() {
+            secs_text(expires)
+        } else {
+            "0".to_owned()
+        };
+        self.redis.run(|con| {
+            let mut c = redis::cmd("SET");
+            c.arg(&key).arg(&value);
+            if let Some(ms) = ttl {
+                c.arg("PX").arg(ms);
+            }
+            c.query::<()>(con)
+        })?;
+        let msg = serde_json::json!({"jti": jti, "expires": secs_value(expires)});
+        self.redis.publish(CHANNEL, msg.to_string().as_bytes())?;
+        Ok(())
+    }
+
+    /// Revokes every token of `sub` issued before `before` (default: now); returns T.
+    pub fn revoke_sub(&self, sub: &str, before: Option<f64>) -> Result<f64, StoreError> {
+        let now = self.now();
+        let before = before.unwrap_or(now);
+        let expires = self.subject_expiry(before);
+        self.list
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .revoke_sub(sub, before, expires, now);
+        if expires <= now {
+            return Ok(before);
+        }
+        let key = format!("{}{sub}", self.sub_prefix);
+        let ttl = ttl_ms(expires, now).map_or_else(String::new, |ms| ms.to_string());
+        let script = redis::Script::new(SUB_SCRIPT);
+        let kept: String = self.redis.run(|con| {
+            script
+                .key(&key)
+                .arg(secs_text(before))
+                .arg(&ttl)
+                .invoke(con)
+        })?;
+        let t = parse_secs(&kept).unwrap_or(before).max(before);
+        let msg = serde_json::json!({"sub": sub, "before": secs_value(t), "expires": secs_value(expires)});
+        self.redis.publish(CHANNEL, msg.to_string().as_bytes())?;
+        Ok(t)
+    }
+
+    /// A message from the channel: `{"jti", "expires"}` or `{"sub", "before", "expires"}`.
+    pub fn apply_message(&self, payload: &[u8]) {
+        let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(payload) else {
+            return;
+        };
+        let now = self.now();
+        let expires = m.get("expires").and_then(secs_of).unwrap_or(f64::INFINITY);
+        let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(j) = m.get("jti").and_then(Value::as_str) {
+            list.revoke_jti(j, expires, now);
+        } else if let (Some(s), Some(t)) = (
+            m.get("sub").and_then(Value::as_str),
+            m.get("before").and_then(secs_of),
+        ) {
+            list.revoke_sub(s, t, expires, now);
+        }
+    }
+
+    /// Loads every entry from Redis into the local copy (added to what it holds: revocations
+    /// only ever end by expiring). Runs on the subscriber thread after each (re)connect.
+    fn reload(&self, client: &RedisClient) {
+        let Some(conn) = client.subscriber_connection() else {
+            return;
+        };
+        // The circuit breaker may still be open from the outage the subscriber just came back
+        // from: keep trying past its cooldown (one of these calls is then its probe), bounded.
+        let cooldown = client.settings().breaker_cooldown;
+        let give_up = Instant::now() + (cooldown * 3).max(Duration::from_secs(10));
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.fetch_all() {
+                Ok((jtis, subs, overflow)) => {
+                    let now = self.now();
+                    let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
+                    for (j, expires) in jtis {
+                        list.revoke_jti(&j, expires, now);
+                    }
+                    for (s, t) in subs {
+                        list.revoke_sub(&s, t, self.subject_expiry(t), now);
+                    }
+                    drop(list);
+                    self.overflow.store(overflow, Ordering::Release);
+                    self.loaded_on.store(conn, Ordering::Release);
+                    return;
+                }
+                Err(_) if Instant::now() < give_up => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                // Untrusted until the next (re)connect: `on_error` decides meanwhile.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Every jti entry (with its expiry) and subject entry (with its T), at most `max_entries`;
+    /// true when there were more.
+    #[allow(clippy::type_complexity)]
+    fn fetch_all(&self) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>, bool), StoreError> {
+        let max = self.settings.max_entries;
+        let jtis = self.scan(&self.jti_prefix, max)?;
+        let subs = self.scan(&self.sub_prefix, max.saturating_sub(jtis.len()))?;
+        let overflow = jtis.len() + subs.len() > max;
+        let jtis = jtis
+            .into_iter()
+            .filter_map(|(k, v)| {
+                // "0" (or anything that is not a time) stands for "no expiry".
+                let e = v
+                    .as_deref()
+                    .and_then(parse_secs)
+                    .filter(|e| *e > 0.0)
+                    .unwrap_or(f64::INFINITY);
+                v.map(|_| (k, e))
+            })
+            .collect();
+        let subs = subs
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_deref().and_then(parse_secs)?)))
+            .collect();
+        Ok((jtis, subs, overflow))
+    }
+
+    /// `(name after the prefix, value)` of keys under `prefix`; stops after `max + 1`.
+    fn scan(&self, prefix: &str, max: usize) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let pattern = format!("{}*", glob_escape(prefix));
+        self.redis.run(|con| {
+            let mut out = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query(con)?;
+                if !keys.is_empty() {
+                    let mut p = redis::pipe();
+                    for k in &keys {
+                        p.cmd("GET").arg(k);
+                    }
+                    let values: Vec<Option<Vec<u8>>> = p.query(con)?;
+                    for (k, v) in keys.into_iter().zip(values) {
+                        let (Ok(k), v) = (String::from_utf8(k), v.map(String::from_utf8)) else {
+                            continue;
+                        };
+                        if let Some(name) = k.strip_prefix(prefix) {
+                            out.push((name.to_owned(), v.and_then(Result::ok)));
+                        }
+                    }
+                }
+                if next == 0 || out.len() > max {
+                    return Ok(out);
+                }
+                cursor = next;
+            }
+        })
+    }
+}
+
+/// The `jti` and `exp` of a token given to `revoke_token`, after checking its signature (a
+/// forged token is refused anyway; its claims are not to be believed).
+pub fn jti_of_token(verifier: &Verifier, token: &str) -> Result<(String, Option<f64>), TokenError> {
+    let (_, payload) = verifier.check_jws(token)?;
+    let claims: Map<String, Value> = match serde_json::from_slice(&payload) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(TokenError::Decode(
+                "the payload is not a JSON object".into(),
+            ));
+        }
+    };
+    let jti = match claims.get("jti") {
+        Some(Value::String(j)) if !j.is_empty() => j.clone(),
+        Some(_) => return Err(TokenError::InvalidClaim("\"jti\" must be a string".into())),
+        None => return Err(TokenError::MissingClaim("jti".into())),
+    };
+    Ok((jti, claims.get("exp").and_then(Value::as_f64)))
+}
+
+/// Whether `s` is shaped like a JWS compact serialisation (three base64url segments, the first
+/// a JSON object) rather than a bare `jti`.
+#[must_use]
+pub fn looks_like_jws(s: &str) -> bool {
+    let mut parts = s.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(_), Some(_), None) => {
+            super::keys::b64url(h).is_some_and(|b| b.first() == Some(&b'{'))
+        }
+        _ => false,
+    }
+}
+
+fn value_text(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        redis::Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_secs(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+fn secs_text(x: f64) -> String {
+    format!("{x}")
+}
+
+/// An instant in a message: text, which Rust writes and reads back exactly (`serde_json`'s float
+/// parsing may be one unit in the last place off, enough to move an expiry past `now`).
+fn secs_value(x: f64) -> Value {
+    if x.is_finite() {
+        Value::from(secs_text(x))
+    } else {
+        Value::Null
+    }
+}
+
+fn secs_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) => parse_secs(s),
+        other => other.as_f64(),
+    }
+}
+
+/// Milliseconds from `now` to `expires` (at least 1), `None` when it never expires.
+fn ttl_ms(expires: f64, now: f64) -> Option<u64> {
+    if !expires.is_finite() {
+        return None;
+    }
+    let ms = ((expires - now) * 1000.0).ceil().max(1.0);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // >= 1, and capped
+    Some(ms.min(9.0e15) as u64)
+}
+
+/// Escapes the glob characters of a SCAN MATCH pattern.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use serde_json::json;
+
+    #[test]
+    fn jti_entries_expire_with_the_token() {
+        let clock = ManualClock::from_secs(1000);
+        let now = clock.now_secs_f64();
+        let mut l = LocalList::default();
+        l.revoke_jti("a", 1010.0, now);
+        l.revoke_jti("gone", 999.0, now);
+        assert!(l.is_revoked(Some("a"), None, None, now));
+        assert!(!l.is_revoked(Some("b"), None, None, now));
+        assert!(!l.is_revoked(Some("gone"), None, None, now));
+        clock.advance_nanos(9_999_000_000);
+        assert!(l.is_revoked(Some("a"), None, None, clock.now_secs_f64()));
+        clock.advance_nanos(1_000_000);
+        assert!(!l.is_revoked(Some("a"), None, None, clock.now_secs_f64()));
+        // a later expiry wins; the sweep drops what has expired
+        l.revoke_jti("a", 2000.0, clock.now_secs_f64());
+        assert!(l.is_revoked(Some("a"), None, None, 1500.0));
+        l.revoke_jti("a", 1200.0, 1500.0);
+        assert!(l.is_revoked(Some("a"), None, None, 1900.0));
+        l.prune(3000.0);
+        assert!(l.is_empty());
+        assert_eq!(l.len(), (0, 0));
+    }
+
+    #[test]
+    fn subject_before_t() {
+        let mut l = LocalList::default();
+        l.revoke_sub("u", 100.0, f64::INFINITY, 50.0);
+        assert!(l.is_revoked(None, Some("u"), Some(99.0), 150.0));
+        assert!(l.is_revoked(None, Some("u"), Some(99.999), 150.0));
+        assert!(
+            !l.is_revoked(None, Some("u"), Some(100.0), 150.0),
+            "iat == T passes"
+        );
+        assert!(!l.is_revoked(None, Some("u"), Some(120.0), 150.0));
+        assert!(
+            l.is_revoked(None, Some("u"), None, 150.0),
+            "no iat: refused"
+        );
+        assert!(!l.is_revoked(None, Some("v"), None, 150.0));
+        // an earlier T never un-revokes; a later one extends
+        l.revoke_sub("u", 90.0, f64::INFINITY, 150.0);
+        assert!(l.is_revoked(None, Some("u"), Some(95.0), 150.0));
+        l.revoke_sub("u", 200.0, f64::INFINITY, 150.0);
+        assert!(l.is_revoked(None, Some("u"), Some(150.0), 150.0));
+        // with an expiry (subject_ttl), the entry ends
+        let mut l = LocalList::default();
+        l.revoke_sub("u", 100.0, 160.0, 100.0);
+        assert!(l.is_revoked(None, Some("u"), Some(10.0), 159.0));
+        assert!(!l.is_revoked(None, Some("u"), Some(10.0), 160.0));
+    }
+
+    #[test]
+    fn prune_runs_on_writes_after_a_while() {
+        let mut l = LocalList::default();
+        l.revoke_jti("a", 10.0, 0.0);
+        l.revoke_jti("b", 1000.0, 5.0);
+        assert_eq!(l.len(), (2, 0));
+        l.revoke_jti("c", 1000.0, 70.0);
+        assert_eq!(l.len(), (2, 0), "a was swept");
+    }
+
+    #[test]
+    fn settings_report_each_bad_value() {
+        let mut issues = Issues::default();
+        assert_eq!(
+            RevocationSettings::parse(&json!("redis"), "jwt.revocation", &mut issues),
+            Some(RevocationSettings::default())
+        );
+        let s = RevocationSettings::parse(
+            &json!({"store": "redis", "on_error": "deny", "check": "always", "subject_ttl": 3600}),
+            "jwt.revocation",
+            &mut issues,
+        )
+        .unwrap();
+        assert!(issues.is_empty());
+        assert_eq!(s.on_error, OnError::Deny);
+        assert_eq!(s.check, Check::Always);
+        assert_eq!(s.subject_ttl, Some(Duration::from_secs(3600)));
+        assert!(
+            RevocationSettings::parse(
+                &json!({"store": "memcached", "on_error": "maybe", "check": 1,
+                        "max_entries": 0, "subject_ttl": "1h", "colour": 1}),
+                "jwt.revocation",
+                &mut issues,
+            )
+            .is_none()
+        );
+        assert!(
+            RevocationSettings::parse(&json!("memory"), "jwt.revocation", &mut issues).is_none()
+        );
+        assert!(RevocationSettings::parse(&json!(7), "jwt.revocation", &mut issues).is_none());
+        assert!(RevocationSettings::parse(&json!({}), "jwt.revocation", &mut issues).is_none());
+        let e = issues.finish(()).unwrap_err();
+        let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "jwt.revocation.colour",
+                "jwt.revocation.store",
+                "jwt.revocation.on_error",
+                "jwt.revocation.check",
+                "jwt.revocation.max_entries",
+                "jwt.revocation.subject_ttl",
+                "jwt.revocation",
+                "jwt.revocation",
+                "jwt.revocation.store",
+            ]
+        );
+    }
+
+    /// A list whose Redis is unreachable (nothing listens on port 1): what it does rests on the
+    /// local copy and `on_error`, on a manual clock.
+    fn offline(on_error: OnError, clock: &Arc<ManualClock>) -> Arc<Revocations> {
+        let shared: SharedClock = clock.clone();
+        let mut redis = crate::shared::RedisSettings::from_url("redis://127.0.0.1:1/0").unwrap();
+        redis.connect_timeout = Duration::from_millis(50);
+        let client = Arc::new(RedisClient::new(redis, shared.clone()).unwrap());
+        let settings = RevocationSettings {
+            on_error,
+            ..RevocationSettings::default()
+        };
+        Revocations::new(settings, 5.0, client, shared)
+    }
+
+    fn verified(v: &Verifier, claims: &Value, now: f64) -> Arc<Verified> {
+        let Value::Object(claims) = claims else {
+            panic!()
+        };
+        let token =
+            crate::auth::encode::encode(claims, b"k", crate::auth::Algorithm::HS256, &Map::new())
+                .unwrap();
+        v.verify(&token, now).unwrap()
+    }
+
+    #[test]
+    fn check_with_redis_down_on_a_manual_clock() {
+        let clock = Arc::new(ManualClock::from_secs(1_000));
+        let shared: SharedClock = clock.clone();
+        let validation = crate::auth::Validation {
+            algorithms: vec![crate::auth::Algorithm::HS256],
+            verify_exp: false,
+            ..Default::default()
+        };
+        let key = crate::auth::keys::Key::hmac(b"k", None).unwrap();
+        let v = Verifier::with_keys(validation, vec![key], shared).unwrap();
+        let inplace = crate::auth::stage::InPlace;
+        let r = offline(OnError::Allow, &clock);
+        let t = verified(
+            &v,
+            &json!({"jti": "a", "sub": "ann", "iat": 900, "exp": 1100}),
+            1000.0,
+        );
+        let other = verified(&v, &json!({"jti": "b", "sub": "bob"}), 1000.0);
+        assert!(!r.synced());
+        assert_eq!(
+            r.check(&t, 1000.0, &inplace),
+            Ok(()),
+            "allow: not synced, not known"
+        );
+        // Redis is down: the call fails, and the revocation applies here all the same.
+        assert!(r.revoke_jti("a", Some(1100.0)).is_err());
+        assert_eq!(r.check(&t, 1000.0, &inplace), Err(Refusal::Revoked));
+        assert_eq!(r.check(&other, 1000.0, &inplace), Ok(()));
+        // The entry lasts until exp + leeway (5 s).
+        assert_eq!(r.check(&t, 1104.999, &inplace), Err(Refusal::Revoked));
+        assert_eq!(r.check(&t, 1105.0, &inplace), Ok(()));
+        // Subjects: iat < T, and no iat at all.
+        assert!(r.revoke_sub("bob", Some(950.0)).is_err());
+        assert_eq!(r.check(&other, 1000.0, &inplace), Err(Refusal::Revoked));
+        assert!(r.revoke_sub("ann", Some(900.0)).is_err());
+        assert_eq!(
+            r.check(&t, 1000.0, &inplace),
+            Err(Refusal::Revoked),
+            "jti still listed"
+        );
+        assert_eq!(r.check(&t, 1200.0, &inplace), Ok(()), "iat == T passes");
+        assert_eq!(r.status().tokens, 1);
+        assert_eq!(r.status().subjects, 2);
+        // deny: a token the copy does not know is refused with "unavailable", never passed.
+        let d = offline(OnError::Deny, &clock);
+        assert!(matches!(
+            d.check(&other, 1000.0, &inplace),
+            Err(Refusal::Unavailable(_))
+        ));
+        // A token with neither jti nor sub can be revoked by nothing: nothing to check.
+        let anon = verified(&v, &json!({"scope": "x"}), 1000.0);
+        assert_eq!(d.check(&anon, 1000.0, &inplace), Ok(()));
+        // Messages from other processes apply as they arrive; junk is ignored.
+        d.apply_message(br#"{"jti": "b", "expires": null}"#);
+        d.apply_message(br#"{"sub": "cy", "before": "1000.5", "expires": "2000.25"}"#);
+        d.apply_message(b"not json");
+        d.apply_message(br#"{"sub": "x"}"#);
+        assert_eq!(d.check(&other, 1000.0, &inplace), Err(Refusal::Revoked));
+        assert_eq!(d.status().tokens, 1);
+        assert_eq!(d.status().subjects, 1);
+        assert_eq!(
+            secs_of(&secs_value(1_796_112_249.767_616_3)),
+            Some(1_796_112_249.767_616_3)
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(glob_escape("app:*[x]?\\"), "app:\\*\\[x\\]\\?\\\\");
+        assert_eq!(ttl_ms(f64::INFINITY, 0.0), None);
+        assert_eq!(ttl_ms(10.0005, 10.0), Some(1));
+        assert_eq!(ttl_ms(20.0, 10.0), Some(10_000));
+        assert_eq!(parse_secs(" 12.5 "), Some(12.5));
+        assert_eq!(parse_secs("inf"), None);
+        assert_eq!(secs_text(1_700_000_000.25), "1700000000.25");
+        assert!(looks_like_jws("eyJhbGciOiJIUzI1NiJ9.e30.c2ln"));
+        assert!(!looks_like_jws("3f2a-11ee.b.c"));
+        assert!(!looks_like_jws("a.b"));
+        assert!(!looks_like_jws("plain-jti"));
+    }
+}
