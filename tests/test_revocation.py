@@ -547,3 +547,34 @@ def test_resync_waits_out_an_open_circuit_breaker(own_redis: RedisServer) -> Non
     own_redis.start()
     # the subscriber reconnects at once; its reload meets the open breaker and keeps trying
     eventually(lambda: status(g, good) == 200, "resynced after the breaker's cooldown")
+
+
+def test_forked_child_gets_its_own_subscriber(redis_server: RedisServer) -> None:
+    """A worker forked from a process holding the gate (gunicorn --preload) hears revocations:
+    its own subscriber thread is started after the fork."""
+    import os
+
+    g = Gate(config(redis_server.url))
+    t = token()
+    assert g.check(environ(t)).forward
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(read)
+        ok = False
+        try:
+            deadline = time.monotonic() + 10
+            os.write(write, b"r")  # ready: the parent revokes now
+            while time.monotonic() < deadline:
+                if g.check(environ(t)).status == 401:
+                    ok = True
+                    break
+                time.sleep(0.01)
+        finally:
+            os._exit(0 if ok else 1)
+    os.close(write)
+    assert os.read(read, 1) == b"r"
+    os.close(read)
+    # Heard by the child's subscriber, or found by its reload if that connects later.
+    Gate(config(redis_server.url)).revoke_token(t)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0, "the child never heard the revocation"

@@ -226,6 +226,9 @@ impl RedisClient {
     /// every local copy.
     pub fn after_fork(self: &Arc<Self>) {
         drop(self.pooled());
+        // The parent's subscription is not this process's: nothing local is in sync until this
+        // process's own subscriber has connected and reloaded.
+        self.subscriber_conn.store(0, Ordering::Release);
         self.subscriber_started.store(false, Ordering::Release);
         let has_channels = !self
             .subs
