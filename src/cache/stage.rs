@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::key;
 use super::rules::{self, CacheControl, NotStored};
+use super::shared::{Purge, Record, Shared};
 use super::store::{Entry, Lookup, Store};
 use crate::auth::stage::Blocking;
 use crate::auth::verifier::Claims;
@@ -153,6 +154,10 @@ pub struct CacheSettings {
     /// The claims that identify a user (default `sub`); all must be present for a per-user entry.
     /// `iss` is always added to the key when the token has one (OIDC: `sub` is unique per issuer).
     pub principal_claims: Vec<String>,
+    /// `shared = "redis"`: a second tier in Redis, shared by every process (needs `[redis]`).
+    pub shared: bool,
+    /// Larger entries stay in L1 only (they are still indexed in Redis, so purges reach them).
+    pub shared_max_entry_bytes: usize,
 }
 
 impl Default for CacheSettings {
@@ -171,6 +176,8 @@ impl Default for CacheSettings {
             max_entry_bytes: 1 << 20,
             coalesce_timeout: Duration::from_secs(5),
             principal_claims: vec!["sub".into()],
+            shared: false,
+            shared_max_entry_bytes: 256 << 10,
         }
     }
 }
@@ -193,9 +200,20 @@ impl CacheSettings {
                 "max_entry_bytes",
                 "coalesce_timeout",
                 "principal_claims",
+                "shared",
+                "shared_max_entry_bytes",
             ],
             at,
         );
+        if let Some(x) = map.get("shared") {
+            s.shared = issues.one_of(x, &["redis"], &join(at, "shared")) == Some("redis");
+        }
+        if let Some(x) = map.get("shared_max_entry_bytes") {
+            s.shared_max_entry_bytes = issues
+                .positive_int(x, &join(at, "shared_max_entry_bytes"))
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(s.shared_max_entry_bytes);
+        }
         if let Some(x) = map.get("max_bytes") {
             s.max_bytes = issues
                 .positive_int(x, &join(at, "max_bytes"))
@@ -303,6 +321,8 @@ pub struct Stage {
     pub store: Store,
     pub settings: CacheSettings,
     pub slots: Slots,
+    /// The Redis tier, with `[cache] shared = "redis"`.
+    pub shared: Option<Arc<Shared>>,
 }
 
 /// What the app's response may become, handed back to [`Stage::store`] once it is known.
@@ -313,6 +333,9 @@ pub struct Ticket {
     ended: AtomicBool,
     /// `wants` said yes for the headers `store` will be given.
     wanted: AtomicBool,
+    /// The shared tier's purge sequence when the request came in: a response computed while a
+    /// purge went by is not stored.
+    seq: u64,
 }
 
 #[derive(Debug)]
@@ -357,7 +380,39 @@ impl Stage {
             store,
             settings,
             slots,
+            shared: None,
         }
+    }
+
+    /// A stage with a shared tier in Redis: subscribes its L1 to other processes' purges.
+    #[must_use]
+    pub fn with_shared(
+        settings: CacheSettings,
+        slots: Slots,
+        clock: SharedClock,
+        client: Arc<crate::shared::RedisClient>,
+    ) -> Arc<Self> {
+        let max = settings.shared_max_entry_bytes;
+        let mut stage = Self::new(settings, slots, clock);
+        let shared = Arc::new(Shared::new(client, max));
+        stage.shared = Some(shared.clone());
+        let stage = Arc::new(stage);
+        shared.subscribe(Arc::downgrade(&stage));
+        stage
+    }
+
+    /// Purges this L1 and, with a shared tier, Redis and every other process's L1.
+    pub fn purge(&self, p: Purge) -> usize {
+        match &self.shared {
+            Some(s) => s.purge(&self.store, p, true),
+            None => p.apply(&self.store),
+        }
+    }
+
+    /// Whether the L1 may answer: always without a shared tier; with one, only while its
+    /// subscriber is connected and live (so no purge from elsewhere was missed).
+    fn l1_usable(&self) -> bool {
+        self.shared.as_ref().is_none_or(|s| s.l1_usable())
     }
 
     /// A request header's value; an empty one counts as absent (Django's test client, for one,
@@ -425,10 +480,16 @@ impl Stage {
             "GET" | "HEAD" if policy.enabled => {}
             // An unsafe request invalidates what is stored for its path, whichever route (and
             // method tree) it reached (RFC 9111 §4.4).
-            "POST" | "PUT" | "PATCH" | "DELETE" if self.store.has_path(path) => {
-                return Outcome::Forward(self.ticket(TicketKind::Invalidate {
-                    path: path.to_owned(),
-                }));
+            // With a shared tier, other processes may hold entries this one does not know of.
+            "POST" | "PUT" | "PATCH" | "DELETE"
+                if self.shared.is_some() || self.store.has_path(path) =>
+            {
+                return Outcome::Forward(self.ticket(
+                    TicketKind::Invalidate {
+                        path: path.to_owned(),
+                    },
+                    0,
+                ));
             }
             _ => return Outcome::Pass(None),
         }
@@ -469,17 +530,31 @@ impl Stage {
             .map(|(name, slot)| (name.clone(), Self::header(req, *slot).map(str::to_owned)))
             .collect();
         let is_head = req.method == "HEAD";
-        if !request_cc.no_cache {
+        let l1 = self.l1_usable();
+        if !request_cc.no_cache && l1 {
             if let Some(hit) = self.find(&primary, &request_vary) {
                 return Outcome::Respond(self.serve(&hit.0, hit.1, req));
             }
         }
+        let seq = self.shared.as_ref().map_or(0, |s| s.seq());
         if is_head {
+            if !request_cc.no_cache {
+                if let Some(r) = self.find_shared(&primary, &request_vary, req, blocking) {
+                    return Outcome::Respond(r);
+                }
+            }
             // HEAD is served from a GET entry but never fills one.
             return Outcome::Pass(Some(self.status_header("fwd=miss", Some("head"))));
         }
         let mut leader = self.store.begin_flight(&primary);
-        if !leader && !request_cc.no_cache {
+        if leader && !request_cc.no_cache {
+            // The flight's leader asks L2, so concurrent misses in one process cost one GET.
+            if let Some(r) = self.find_shared(&primary, &request_vary, req, blocking) {
+                self.store.end_flight(&primary);
+                return Outcome::Respond(r);
+            }
+        }
+        if !leader && !request_cc.no_cache && l1 {
             // Another request is fetching this resource: wait for it (bounded), without the GIL.
             let timeout = self.settings.coalesce_timeout;
             let store = &self.store;
@@ -490,26 +565,75 @@ impl Stage {
             }
             leader = self.store.begin_flight(&primary);
         }
-        Outcome::Forward(self.ticket(TicketKind::Store {
-            primary,
-            path: path.to_owned(),
-            request_vary,
-            per_principal: principal.is_some(),
-            // A route declared public has said its responses are the same for everyone.
-            authorization: authorization && !policy.public,
-            ttl: policy.ttl.unwrap_or(self.settings.default_ttl),
-            statuses: policy.statuses.clone(),
-            leader,
-        }))
+        Outcome::Forward(self.ticket(
+            TicketKind::Store {
+                primary,
+                path: path.to_owned(),
+                request_vary,
+                per_principal: principal.is_some(),
+                // A route declared public has said its responses are the same for everyone.
+                authorization: authorization && !policy.public,
+                ttl: policy.ttl.unwrap_or(self.settings.default_ttl),
+                statuses: policy.statuses.clone(),
+                leader,
+            },
+            seq,
+        ))
     }
 
-    fn ticket(self: &Arc<Self>, kind: TicketKind) -> Ticket {
+    fn ticket(self: &Arc<Self>, kind: TicketKind, seq: u64) -> Ticket {
         Ticket {
             stage: self.clone(),
             kind,
             ended: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
+            seq,
         }
+    }
+
+    /// Looks the request up in L2 (through `blocking`: the GIL is released meanwhile). A hit is
+    /// promoted into L1 with what is left of its lifetime (never more than the Redis key's own
+    /// PTTL), unless a purge went by during the round trip, and served when fresh. A stale hit
+    /// is promoted (so others may be served it while this request revalidates) but not served.
+    fn find_shared(
+        &self,
+        primary: &str,
+        request_vary: &[(String, Option<String>)],
+        req: &Request<'_>,
+        blocking: &dyn Blocking,
+    ) -> Option<Response> {
+        let shared = self.shared.as_ref()?;
+        let before = shared.seq();
+        let known = self.store.vary_of(primary);
+        let mut found = None;
+        blocking.run(&mut || found = shared.lookup(primary, known.as_deref(), request_vary));
+        let found = found?;
+        let now = self.store.clock.now_nanos();
+        let r = found.record;
+        let cap = now.saturating_add(found.pttl_ms.saturating_mul(1_000_000));
+        let stale_until = r.stale_until.min(cap);
+        let fresh_until = r.fresh_until.min(stale_until);
+        if now >= stale_until {
+            return None;
+        }
+        let entry = Entry {
+            status: r.status,
+            headers: r.headers,
+            body: Arc::from(r.body),
+            etag: r.etag,
+            path: r.path,
+            tags: r.tags,
+            stored_at: r.stored_at.min(now),
+            fresh_until,
+            stale_until,
+            ext: OnceLock::new(),
+        };
+        let entry = if shared.seq() == before && self.l1_usable() {
+            self.store.insert(primary, r.vary, found.variant_key, entry)
+        } else {
+            Arc::new(entry)
+        };
+        (now < fresh_until).then(|| self.serve(&entry, false, req))
     }
 
     fn find(
@@ -601,7 +725,7 @@ fn leak_name(name: &str) -> &'static str {
 }
 
 /// The request's values for the headers a stored response varies on, in the response's order.
-fn vary_values(
+pub(super) fn vary_values(
     names: &[String],
     request_vary: &[(String, Option<String>)],
 ) -> Vec<(String, Option<String>)> {
@@ -851,10 +975,66 @@ impl Ticket {
             })
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
+        let variant_key = key::variant(primary, &vary_values);
+        if let Some(shared) = &stage.shared {
+            if shared.seq() != self.seq {
+                // A purge went by while the app computed this: it may predate the purge.
+                out.push(status_of("fwd=miss", Some("purged-meanwhile")));
+                self.end();
+                return Stored {
+                    headers: out,
+                    stored: false,
+                };
+            }
+            let record = Record {
+                status,
+                stored_at: now,
+                fresh_until,
+                stale_until,
+                etag,
+                path: path.clone(),
+                tags,
+                vary: vary_names,
+                headers: stored_headers,
+                body: body.to_vec(),
+            };
+            // Into L1 first (the flight's waiters find it there), then Redis; if Redis fails,
+            // the L1 copy goes too: a purge from another process could not find it.
+            let entry = Entry {
+                status,
+                headers: record.headers.clone(),
+                body: Arc::from(body),
+                etag: record.etag.clone(),
+                path: record.path.clone(),
+                tags: record.tags.clone(),
+                stored_at: now,
+                fresh_until,
+                stale_until,
+                ext: OnceLock::new(),
+            };
+            stage
+                .store
+                .insert(primary, record.vary.clone(), variant_key.clone(), entry);
+            if !shared.store(primary, &variant_key, &record) {
+                stage.store.purge_key(&variant_key);
+                out.push(status_of("fwd=miss", Some("shared-unavailable")));
+                self.end();
+                return Stored {
+                    headers: out,
+                    stored: false,
+                };
+            }
+            out.push(status_of("fwd=miss; stored", None));
+            self.end();
+            return Stored {
+                headers: out,
+                stored: true,
+            };
+        }
         stage.store.insert(
             primary,
             vary_names,
-            key::variant(primary, &vary_values),
+            variant_key,
             Entry {
                 status,
                 headers: stored_headers,
@@ -880,7 +1060,12 @@ impl Ticket {
     pub fn unsafe_done(&self, status: u16) -> usize {
         let n = match &self.kind {
             TicketKind::Invalidate { path } if (200..400).contains(&status) => {
-                self.stage.store.purge_path(path)
+                match &self.stage.shared {
+                    // Published only when Redis indexed something for the path: every L1 copy
+                    // anywhere is indexed, so nothing else can hold one.
+                    Some(s) => s.purge(&self.stage.store, Purge::Path(path.clone()), false),
+                    None => self.stage.store.purge_path(path),
+                }
             }
             _ => 0,
         };

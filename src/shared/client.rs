@@ -88,6 +88,9 @@ pub struct RedisClient {
     listener: RwLock<Option<Listener>>,
     subs: Arc<RwLock<Subscriptions>>,
     subscriber_started: AtomicBool,
+    /// The subscriber is connected, subscribed, has run the on-connect hooks and its last
+    /// liveness PING was answered.
+    subscriber_up: AtomicBool,
     stop: Arc<AtomicBool>,
 }
 
@@ -134,6 +137,7 @@ impl RedisClient {
             listener: RwLock::new(None),
             subs: Arc::new(RwLock::new(Subscriptions::default())),
             subscriber_started: AtomicBool::new(false),
+            subscriber_up: AtomicBool::new(false),
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -280,6 +284,15 @@ impl RedisClient {
             })
     }
 
+    /// Whether the subscriber thread is connected and live: subscribed, on-connect hooks done,
+    /// and answering the PING it sends every [`SUB_PING`]. False before the first connection and
+    /// from the moment a read, a PING or a reconnect fails; a consumer that must not act on a
+    /// copy that may have missed messages checks it (one atomic load).
+    #[must_use]
+    pub fn subscriber_connected(&self) -> bool {
+        self.subscriber_up.load(Ordering::Acquire)
+    }
+
     /// Publishes `payload` on `prefix + channel`; returns how many subscribers got it.
     pub fn publish(&self, channel: &str, payload: &[u8]) -> Result<u64, StoreError> {
         let channel = self.key(channel);
@@ -324,6 +337,9 @@ impl RedisClient {
 
 /// How long the subscriber blocks on a read before it checks whether it should stop.
 const SUB_POLL: Duration = Duration::from_millis(200);
+/// How often the subscriber PINGs: a server that stopped answering (paused, partitioned away
+/// without a reset) is noticed within this plus [`SUB_POLL`], not at the next TCP timeout.
+pub const SUB_PING: Duration = Duration::from_secs(1);
 
 fn subscriber_loop(
     client: &std::sync::Weak<RedisClient>,
@@ -335,6 +351,7 @@ fn subscriber_loop(
     while !stop.load(Ordering::Acquire) {
         let Some(c) = client.upgrade() else { return };
         let result = subscribe_once(&c, stop, subs, &mut was_down);
+        c.subscriber_up.store(false, Ordering::Release);
         if let Err(reason) = result {
             if !was_down {
                 c.emit(&Event::SubscriberDown {
@@ -385,6 +402,8 @@ fn subscribe_once(
     for h in &hooks {
         h(c);
     }
+    c.subscriber_up.store(true, Ordering::Release);
+    let mut last_ping = std::time::Instant::now();
     if *was_down {
         c.emit(&Event::SubscriberUp {
             url: c.settings.display.clone(),
@@ -402,6 +421,12 @@ fn subscribe_once(
             != channels.len()
         {
             return Ok(());
+        }
+        if last_ping.elapsed() >= SUB_PING {
+            // Answered within SUB_POLL (the read timeout) or the connection is given up.
+            ps.ping::<redis::Value>()
+                .map_err(|e| format!("no answer to PING: {e}"))?;
+            last_ping = std::time::Instant::now();
         }
         match ps.get_message() {
             Ok(msg) => {

@@ -100,7 +100,7 @@ impl RedisSettings {
             let key = join(at, "prefix");
             match issues.string(p, &key) {
                 Some(p) if p.len() <= 64 && !p.contains(['{', '}']) && !p.chars().any(char::is_whitespace) => {
-                    out.prefix = p.to_owned();
+                    p.clone_into(&mut out.prefix);
                 }
                 Some(p) => issues.push(
                     key,
