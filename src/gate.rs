@@ -258,6 +258,12 @@ impl Gate {
         }
     }
 
+    /// Counters summed over the Redis-backed rate limits.
+    #[must_use]
+    pub fn redis_rate_limit_totals(&self) -> crate::ratelimit::stage::RedisTotals {
+        self.rate_limit.redis_totals()
+    }
+
     /// The shared store's client, when the config has one.
     #[must_use]
     pub fn redis(&self) -> Option<&Arc<RedisClient>> {
@@ -451,6 +457,7 @@ impl Gate {
             req,
             claims.as_deref().map(|v| &*v.claims),
             &mut headers,
+            blocking,
         ) {
             Verdict::Refuse(r) => return Decision::Respond(r),
             Verdict::Pass { dry_run_refused } => dry_run_refused,

@@ -31,6 +31,7 @@ from ferrogate.exceptions import (
     InvalidSignatureError,
     InvalidTokenError,
     MissingRequiredClaimError,
+    StoreUnavailableError,
 )
 from ferrogate.gate import Gate
 from ferrogate.memo import cached
@@ -57,6 +58,7 @@ __all__ = [
     "RateLimiter",
     "ResponseCache",
     "Router",
+    "StoreUnavailableError",
     "__version__",
     "cached",
     "encode",

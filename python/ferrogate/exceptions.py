@@ -29,6 +29,8 @@ __all__ = [
     "MissingRequiredClaimError",
     "PermissionDenied",
     "RateLimited",
+    "ServiceUnavailable",
+    "StoreUnavailableError",
 ]
 
 
@@ -107,13 +109,26 @@ class RateLimited(GateRefused):
     """429: over quota."""
 
 
+class ServiceUnavailable(GateRefused):
+    """503: a limit set to fail closed (``on_error = "deny"``) could not reach its Redis store."""
+
+
 _REFUSALS: dict[int, type[GateRefused]] = {
     400: BadRequest,
     401: AuthenticationRequired,
     403: PermissionDenied,
     405: MethodNotAllowed,
     429: RateLimited,
+    503: ServiceUnavailable,
 }
+
+
+class StoreUnavailableError(FerroGateError, ConnectionError):
+    """The shared store (Redis) could not answer: down, timing out, or the circuit breaker is open.
+
+    Raised only by direct calls (``RateLimiter.hit`` on Redis storage, revocation calls); requests
+    through a gate never see it: each stage applies its configured failure mode instead.
+    """
 
 
 class InMemoryRateLimitWarning(RuntimeWarning):

@@ -22,6 +22,11 @@ class Gate(_native.Gate):
     raises :class:`~ferrogate.ConfigError` listing every problem with its key path.
     """
 
+    def __new__(cls, config: dict[str, Any]) -> Gate:
+        from ferrogate.ratelimit import with_worker_count
+
+        return super().__new__(cls, with_worker_count(config))
+
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         from ferrogate.ratelimit import warn_if_multiprocess

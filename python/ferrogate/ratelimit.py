@@ -28,10 +28,11 @@ import shlex
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ferrogate.exceptions import InMemoryRateLimitWarning
 
-__all__ = ["detect_worker_processes", "warn_if_multiprocess"]
+__all__ = ["detect_worker_processes", "warn_if_multiprocess", "with_worker_count"]
 
 logger = logging.getLogger("ferrogate")
 
@@ -86,6 +87,30 @@ def detect_worker_processes(
     return None
 
 
+def with_worker_count(
+    config: Any,
+    *,
+    environ: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+    modules: Mapping[str, object] | None = None,
+) -> Any:
+    """``config`` with ``rate_limit.workers`` filled in from the detected server, when the limits
+    count in Redis and the config does not say: the ``local`` fallback divides each quota by it.
+    Anything that is not a plain config dict is returned as it is (the gate reports it)."""
+    if not isinstance(config, dict):
+        return config
+    rl = config.get("rate_limit")
+    if not isinstance(rl, dict) or "workers" in rl:
+        return config
+    storage = rl.get("storage")
+    if not isinstance(storage, str) or storage == "memory":
+        return config
+    found = detect_worker_processes(environ, argv, modules)
+    if found is None or found[1] <= 1:
+        return config
+    return {**config, "rate_limit": {**rl, "workers": found[1]}}
+
+
 def warn_if_multiprocess(
     memory_limiters: int,
     *,
@@ -105,7 +130,7 @@ def warn_if_multiprocess(
         f"ferrogate: {memory_limiters} rate limit(s) keep their counts in process memory, but "
         f"{server} runs {workers} worker processes: each worker counts on its own, so a client "
         f"may get up to {workers}x the configured quota. Share the counts with "
-        f'[rate_limit] storage = "redis://..." (the Redis store, a later release), '
+        f'[rate_limit] storage = "redis://host:6379/0" (one count for every process and host), '
         f"or run a single worker process."
     )
     warnings.warn(msg, InMemoryRateLimitWarning, stacklevel=3)

@@ -23,6 +23,7 @@ pub mod exc {
     pyo3::import_exception!(ferrogate.exceptions, MissingRequiredClaimError);
     pyo3::import_exception!(ferrogate.exceptions, InvalidAlgorithmError);
     pyo3::import_exception!(ferrogate.exceptions, InvalidKeyError);
+    pyo3::import_exception!(ferrogate.exceptions, StoreUnavailableError);
 }
 use exc::{ConfigError as PyConfigError, InvalidPathError as PyInvalidPathError};
 
@@ -38,6 +39,7 @@ enum ErrorKind {
     Key(KeyError),
     /// A verifier config whose problems are all about keys: `InvalidKeyError`, like `PyJWT`.
     KeyConfig(ConfigError),
+    Store(crate::shared::StoreError),
 }
 
 impl Error {
@@ -73,6 +75,12 @@ impl From<KeyError> for Error {
 impl From<RateLimitError> for Error {
     fn from(e: RateLimitError) -> Self {
         Self(ErrorKind::RateLimit(e))
+    }
+}
+
+impl From<crate::shared::StoreError> for Error {
+    fn from(e: crate::shared::StoreError) -> Self {
+        Self(ErrorKind::Store(e))
     }
 }
 
@@ -123,6 +131,7 @@ impl From<Error> for PyErr {
                 let msg = r.to_string();
                 PyConfigError::new_err((msg.clone(), vec![(key.to_owned(), msg)]))
             }
+            ErrorKind::Store(s) => exc::StoreUnavailableError::new_err(s.to_string()),
         }
     }
 }

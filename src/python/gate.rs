@@ -247,6 +247,9 @@ impl PyGate {
             fetcher: Some(super::jwt::fetcher()),
         };
         let core = Gate::from_value_with(&value, &options).map_err(Error::from)?;
+        if let Some(client) = core.redis() {
+            client.set_listener(Some(std::sync::Arc::new(log_event)));
+        }
         let intern = |s: &str| PyString::intern(py, s).unbind();
         let keys = EnvironKeys {
             method: intern("REQUEST_METHOD"),
@@ -348,6 +351,46 @@ impl PyGate {
         self.core.memory_rate_limiters()
     }
 
+    /// Counters of the shared store (Redis) and the limits using it, or None without `[redis]`:
+    /// round trips, leased hits, errors, failed-open/closed and fallback decisions, the client's
+    /// calls/connects/rejections and the circuit breaker's state.
+    fn redis_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(client) = self.core.redis() else {
+            return Ok(None);
+        };
+        let t = self.core.redis_rate_limit_totals();
+        let c = client.stats();
+        let out = PyDict::new(py);
+        out.set_item("url", &client.settings().display)?;
+        out.set_item("breaker", c.breaker.as_str())?;
+        out.set_item("calls", c.calls)?;
+        out.set_item("errors", c.errors)?;
+        out.set_item("rejected", c.rejected)?;
+        out.set_item("connects", c.connects)?;
+        out.set_item("rate_limits", t.limits)?;
+        out.set_item("round_trips", t.round_trips)?;
+        out.set_item("leased_hits", t.leased_hits)?;
+        out.set_item("limit_errors", t.errors)?;
+        out.set_item("failed_open", t.failed_open)?;
+        out.set_item("failed_closed", t.failed_closed)?;
+        out.set_item("fallback", t.fallback)?;
+        Ok(Some(out))
+    }
+
+    /// One PING to the gate's Redis (a health check); raises `StoreUnavailableError` when it
+    /// cannot answer, `ConfigError` when the gate has no `[redis]`.
+    fn ping_redis(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(client) = self.core.redis() else {
+            return Err(Error::from(crate::config::ConfigError::single(
+                "redis",
+                "this gate has no [redis] section",
+            ))
+            .into());
+        };
+        py.detach(|| client.ping())
+            .map_err(|e| Error::from(e).into())
+    }
+
     /// Verifies a bearer token with the gate's own `[jwt]` verifier (same keys, caches and
     /// rules); raises an `InvalidTokenError` subclass, or `ConfigError` if the gate has no `[jwt]`.
     #[pyo3(signature = (token, *, now=None))]
@@ -385,6 +428,41 @@ impl PyGate {
             .map(|(p, n)| (p.to_owned(), n.map(str::to_owned)))
             .collect()
     }
+}
+
+/// Store events (breaker opened/closed, subscriber down/up) go to the `ferrogate` logger. They
+/// are rare (one per state change), so taking the GIL for each is fine; during interpreter
+/// shutdown there is no one to tell.
+fn log_event(event: &crate::shared::Event) {
+    use crate::shared::Event;
+    let (level, msg) = match event {
+        Event::BreakerOpened { url, reason } => (
+            "warning",
+            format!(
+                "ferrogate: Redis at {url} is failing ({reason}); circuit breaker open, limits apply their on_error mode"
+            ),
+        ),
+        Event::BreakerClosed { url } => (
+            "warning",
+            format!("ferrogate: Redis at {url} answers again; circuit breaker closed"),
+        ),
+        Event::SubscriberDown { url, reason } => (
+            "warning",
+            format!("ferrogate: lost the pub/sub subscription to {url} ({reason}); reconnecting"),
+        ),
+        Event::SubscriberUp { url } => (
+            "info",
+            format!("ferrogate: pub/sub subscription to {url} restored"),
+        ),
+    };
+    let _ = Python::try_attach(|py| {
+        let logger = py
+            .import("logging")
+            .and_then(|m| m.call_method1("getLogger", ("ferrogate",)));
+        if let Ok(l) = logger {
+            let _ = l.call_method1(level, (msg,));
+        }
+    });
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -8,13 +8,20 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use std::hash::Hasher;
+use std::sync::Arc;
+
 use super::errors::Error;
 use crate::ratelimit::limiter::{Limiter, Outcome};
+use crate::ratelimit::redis_store::{DigestHasher, RedisLimiter, RedisOptions};
 use crate::ratelimit::{Quota, RateLimitError, parse_quotas};
+use crate::shared::{RedisClient, RedisSettings};
 
 #[pyclass(name = "RateLimiter", module = "ferrogate._native", frozen)]
 pub struct PyRateLimiter {
     core: Limiter,
+    /// Counts in Redis instead of `core` (which then only serves `now` and quota lookups).
+    redis: Option<RedisLimiter>,
     quota: String,
 }
 
@@ -78,7 +85,66 @@ fn now_nanos(core: &Limiter, now: Option<f64>) -> PyResult<u64> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+fn redis_limiter(
+    url: &str,
+    name: &str,
+    prefix: &str,
+    batch: u64,
+    timeout_ms: u64,
+    quotas: &[Quota],
+    max_keys: usize,
+) -> PyResult<RedisLimiter> {
+    let mut issues = crate::config::Issues::default();
+    let section = serde_json::json!({"url": url, "prefix": prefix, "timeout_ms": timeout_ms});
+    let settings = RedisSettings::parse(Some(&section), None, &mut issues);
+    let settings = issues.finish(settings).map_err(Error::from)?;
+    if !crate::ratelimit::config::is_name(name) {
+        return Err(Error::from(RateLimitError::InvalidSetting {
+            name: "name",
+            reason: format!("{name:?}: letters, digits, '_', '-' or '.', starting with a letter"),
+        })
+        .into());
+    }
+    let Some(settings) = settings else {
+        return Err(PyValueError::new_err("storage: invalid Redis URL"));
+    };
+    let clock = crate::clock::system();
+    let client = RedisClient::new(settings, clock.clone()).map_err(PyValueError::new_err)?;
+    let options = RedisOptions {
+        max_keys,
+        workers: 1,
+        batch,
+        batch_ttl_nanos: 1_000_000_000,
+    };
+    RedisLimiter::new(Arc::new(client), name, quotas, options, clock)
+        .map_err(|e| Error::from(e).into())
+}
+
 impl PyRateLimiter {
+    fn redis_hit(
+        &self,
+        r: &RedisLimiter,
+        key: &Bound<'_, PyString>,
+        cost: u64,
+        commit: bool,
+        now: Option<f64>,
+    ) -> PyResult<PyRateLimitResult> {
+        if now.is_some() {
+            return Err(PyValueError::new_err(
+                "now= is not available with Redis storage: the server's clock decides",
+            ));
+        }
+        let mut h = DigestHasher::default();
+        h.write(key.to_str()?.as_bytes());
+        let digest = h.digest();
+        let outcome = key
+            .py()
+            .detach(|| r.hit(&digest, cost, commit))
+            .map_err(Error::from)?;
+        Ok(self.result(&outcome))
+    }
+
     fn result(&self, o: &Outcome) -> PyRateLimitResult {
         let state = o.state();
         let limit = self.core.quota_at(o.binding).map_or(0, |q: Quota| q.count);
@@ -102,9 +168,24 @@ impl PyRateLimiter {
 impl PyRateLimiter {
     /// `RateLimiter("100/minute")`, `RateLimiter("10/5 minutes; 1000/day")`,
     /// `RateLimiter("20/second", burst=40)`. A malformed quota raises `ConfigError` quoting it.
+    ///
+    /// `storage="redis://host:6379/0"` (or `rediss://`, `unix://`, `redis+cluster://`) counts in
+    /// Redis, shared by every process using the same `name` and `prefix`; `batch=N` leases N
+    /// requests' worth per round trip. A hit that Redis cannot answer raises
+    /// `StoreUnavailableError`.
     #[new]
-    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000))]
-    fn new(quota: &str, burst: Option<u64>, max_keys: usize) -> PyResult<Self> {
+    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000, storage=None, name="default", prefix="ferrogate:", batch=0, timeout_ms=100))]
+    #[allow(clippy::too_many_arguments)] // keyword-only options, as Python users pass them
+    fn new(
+        quota: &str,
+        burst: Option<u64>,
+        max_keys: usize,
+        storage: Option<&str>,
+        name: &str,
+        prefix: &str,
+        batch: u64,
+        timeout_ms: u64,
+    ) -> PyResult<Self> {
         let mut quotas = parse_quotas(quota).map_err(Error::from)?;
         if let Some(b) = burst {
             let [q] = quotas.as_slice() else {
@@ -120,10 +201,43 @@ impl PyRateLimiter {
             quotas = vec![Quota::with_burst(q.count, q.period_secs, b).map_err(Error::from)?];
         }
         let core = Limiter::new(&quotas, max_keys).map_err(Error::from)?;
+        let redis = match storage {
+            None | Some("memory") => None,
+            Some(url) => Some(redis_limiter(
+                url, name, prefix, batch, timeout_ms, &quotas, max_keys,
+            )?),
+        };
+        if batch > 0 && redis.is_none() {
+            return Err(Error::from(RateLimitError::InvalidSetting {
+                name: "batch",
+                reason: "batching leases counts from Redis; pass storage=\"redis://...\"".into(),
+            })
+            .into());
+        }
         Ok(Self {
             core,
+            redis,
             quota: quota.to_owned(),
         })
+    }
+
+    /// One PING round trip on the limiter's pooled Redis connection (the latency floor a hit is
+    /// measured against).
+    fn ping(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(r) = &self.redis else {
+            return Err(PyValueError::new_err("this limiter counts in memory"));
+        };
+        py.detach(|| r.client().ping())
+            .map_err(|e| Error::from(e).into())
+    }
+
+    /// `"memory"` or the Redis URL (password redacted).
+    #[getter]
+    fn storage(&self) -> String {
+        self.redis.as_ref().map_or_else(
+            || "memory".to_owned(),
+            |r| r.client().settings().display.clone(),
+        )
     }
 
     /// Counts one request of `cost` against `key` (refused hits consume nothing).
@@ -134,6 +248,9 @@ impl PyRateLimiter {
         cost: u64,
         now: Option<f64>,
     ) -> PyResult<PyRateLimitResult> {
+        if let Some(r) = &self.redis {
+            return self.redis_hit(r, key, cost, true, now);
+        }
         let now = now_nanos(&self.core, now)?;
         let k = self.core.hash_key(key.to_str()?.as_bytes());
         Ok(self.result(&self.core.hit_hashed(k, cost, now)))
@@ -142,6 +259,9 @@ impl PyRateLimiter {
     /// What a hit of cost 1 would get now, consuming nothing; `remaining` is before it.
     #[pyo3(signature = (key, *, now=None))]
     fn peek(&self, key: &Bound<'_, PyString>, now: Option<f64>) -> PyResult<PyRateLimitResult> {
+        if let Some(r) = &self.redis {
+            return self.redis_hit(r, key, 1, false, now);
+        }
         let now = now_nanos(&self.core, now)?;
         let k = self.core.hash_key(key.to_str()?.as_bytes());
         Ok(self.result(&self.core.peek_hashed(k, now)))
@@ -176,11 +296,18 @@ impl PyRateLimiter {
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "RateLimiter({:?}, max_keys={})",
-            self.quota,
-            self.core.max_keys()
-        )
+        match &self.redis {
+            Some(r) => format!(
+                "RateLimiter({:?}, storage={:?})",
+                self.quota,
+                r.client().settings().display
+            ),
+            None => format!(
+                "RateLimiter({:?}, max_keys={})",
+                self.quota,
+                self.core.max_keys()
+            ),
+        }
     }
 }
 

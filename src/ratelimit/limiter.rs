@@ -99,7 +99,7 @@ impl Shard {
 
 /// One quota's precomputed GCRA constants.
 #[derive(Debug, Clone, Copy)]
-struct Rate {
+pub(crate) struct Rate {
     quota: Quota,
     emission: u64,
     tolerance: u64,
@@ -191,20 +191,7 @@ impl Limiter {
                 reason: "must be at least 1".into(),
             });
         }
-        let mut rates = Vec::with_capacity(quotas.len());
-        for q in quotas {
-            let tolerance = q
-                .tolerance_nanos()
-                .ok_or_else(|| RateLimitError::InvalidQuota {
-                    quota: q.to_string(),
-                    reason: "the burst is too large for the period".into(),
-                })?;
-            rates.push(Rate {
-                quota: *q,
-                emission: q.emission_nanos(),
-                tolerance,
-            });
-        }
+        let rates = quotas.iter().map(rate_of).collect::<Result<Vec<_>, _>>()?;
         let shards = (max_keys / MIN_KEYS_PER_SHARD).clamp(1, MAX_SHARDS);
         let shards = if shards.is_power_of_two() {
             shards
@@ -305,55 +292,21 @@ impl Limiter {
 
     fn decide(&self, key: u64, cost: u64, now: u64, commit: bool) -> Outcome {
         let n = self.rates.len();
-        let mut out = Outcome {
-            allowed: true,
-            binding: 0,
-            per: [QuotaState::default(); MAX_QUOTAS],
-            len: n,
-        };
-        let mut new_tats = [0u64; MAX_QUOTAS];
         // Shard by bits hashbrown does not use for its bucket index (low bits) or tag (top 7).
         #[allow(clippy::cast_possible_truncation)] // masked to < MAX_SHARDS
         let shard = ((key >> 32) & self.shard_mask) as usize;
         let Some(shard) = self.shards.get(shard) else {
-            return out;
+            return Outcome::empty(n);
         };
         let mut st = shard.lock();
-        for (i, rate) in self.rates.iter().enumerate() {
-            let stored = st.tats.get(&entry_key(key, i)).copied().unwrap_or(0);
-            let tat = stored.max(now);
-            let state = &mut out.per[i];
-            state.remaining =
-                now.saturating_add(rate.tolerance).saturating_sub(tat) / rate.emission;
-            state.reset_nanos = tat - now;
-            let inc = rate.emission.checked_mul(cost);
-            match inc.and_then(|inc| tat.checked_add(inc)) {
-                Some(new_tat) if new_tat.saturating_sub(rate.tolerance) <= now => {
-                    new_tats[i] = new_tat;
-                }
-                Some(new_tat) if inc.is_some_and(|inc| inc <= rate.tolerance) => {
-                    out.allowed = false;
-                    state.retry_nanos = new_tat - rate.tolerance - now;
-                }
-                _ => {
-                    // More than the burst at once: no wait makes it fit.
-                    out.allowed = false;
-                    state.retry_nanos = u64::MAX;
-                }
-            }
-        }
-        if out.allowed && commit {
-            // Report the state after the hit; a refused hit changed nothing.
-            for (i, rate) in self.rates.iter().enumerate() {
-                let state = &mut out.per[i];
-                state.remaining = now
-                    .saturating_add(rate.tolerance)
-                    .saturating_sub(new_tats[i])
-                    / rate.emission;
-                state.reset_nanos = new_tats[i] - now;
-            }
-        }
-        out.binding = binding(&out);
+        let (out, new_tats) = evaluate(
+            &self.rates,
+            |i| st.tats.get(&entry_key(key, i)).copied().unwrap_or(0),
+            cost,
+            now,
+            commit,
+            None,
+        );
         if out.allowed && commit && cost > 0 {
             st.ops = st.ops.wrapping_add(1);
             if st.ops % SWEEP_EVERY == 0 {
@@ -374,6 +327,125 @@ impl Limiter {
             }
         }
         out
+    }
+}
+
+impl Outcome {
+    fn empty(len: usize) -> Self {
+        Self {
+            allowed: true,
+            binding: 0,
+            per: [QuotaState::default(); MAX_QUOTAS],
+            len,
+        }
+    }
+
+    /// An allowed outcome that says nothing about the quotas (a store that failed open).
+    #[must_use]
+    pub fn unknown() -> Self {
+        Self::empty(0)
+    }
+}
+
+/// One quota's GCRA constants, for stores that keep TATs elsewhere (Redis).
+pub(crate) fn rate_of(q: &Quota) -> Result<Rate, RateLimitError> {
+    let tolerance = q
+        .tolerance_nanos()
+        .ok_or_else(|| RateLimitError::InvalidQuota {
+            quota: q.to_string(),
+            reason: "the burst is too large for the period".into(),
+        })?;
+    Ok(Rate {
+        quota: *q,
+        emission: q.emission_nanos(),
+        tolerance,
+    })
+}
+
+impl Rate {
+    pub(crate) fn quota(&self) -> Quota {
+        self.quota
+    }
+    pub(crate) fn emission(&self) -> u64 {
+        self.emission
+    }
+    pub(crate) fn tolerance(&self) -> u64 {
+        self.tolerance
+    }
+}
+
+/// The GCRA decision for one key over every quota, from the stored TATs (`stored(i)`, 0 when
+/// absent): the outcome and the TATs to store when allowed. A refused hit reports the state
+/// before it; an allowed one (with `commit`) the state after. `forced` overrides the decision
+/// with one a store already made atomically (Redis), so reporting never contradicts it.
+pub(crate) fn evaluate(
+    rates: &[Rate],
+    stored: impl Fn(usize) -> u64,
+    cost: u64,
+    now: u64,
+    commit: bool,
+    forced: Option<bool>,
+) -> (Outcome, [u64; MAX_QUOTAS]) {
+    let mut out = Outcome::empty(rates.len());
+    let mut new_tats = [0u64; MAX_QUOTAS];
+    for (i, rate) in rates.iter().enumerate().take(MAX_QUOTAS) {
+        let tat = stored(i).max(now);
+        let state = &mut out.per[i];
+        state.remaining = now.saturating_add(rate.tolerance).saturating_sub(tat) / rate.emission;
+        state.reset_nanos = tat - now;
+        let inc = rate.emission.checked_mul(cost);
+        match inc.and_then(|inc| tat.checked_add(inc)) {
+            Some(new_tat) if new_tat.saturating_sub(rate.tolerance) <= now => {
+                new_tats[i] = new_tat;
+            }
+            Some(new_tat) if inc.is_some_and(|inc| inc <= rate.tolerance) => {
+                out.allowed = false;
+                state.retry_nanos = new_tat - rate.tolerance - now;
+            }
+            _ => {
+                // More than the burst at once: no wait makes it fit.
+                out.allowed = false;
+                state.retry_nanos = u64::MAX;
+            }
+        }
+    }
+    match forced {
+        Some(false) if out.allowed => {
+            // The store refused where our arithmetic (in finer units) allowed: the store's
+            // rounding is at most a microsecond per quota.
+            out.allowed = false;
+            for s in out.quotas_mut() {
+                s.retry_nanos = s.retry_nanos.max(1_000);
+            }
+        }
+        Some(true) => out.allowed = true,
+        _ => {}
+    }
+    if out.allowed && commit {
+        // Report the state after the hit; a refused hit changed nothing.
+        for (i, rate) in rates.iter().enumerate().take(MAX_QUOTAS) {
+            if new_tats[i] == 0 {
+                new_tats[i] = stored(i)
+                    .max(now)
+                    .saturating_add(rate.emission.saturating_mul(cost));
+            }
+            let state = &mut out.per[i];
+            state.remaining = now
+                .saturating_add(rate.tolerance)
+                .saturating_sub(new_tats[i])
+                / rate.emission;
+            state.reset_nanos = new_tats[i] - now;
+            state.retry_nanos = 0;
+        }
+    }
+    out.binding = binding(&out);
+    (out, new_tats)
+}
+
+impl Outcome {
+    fn quotas_mut(&mut self) -> &mut [QuotaState] {
+        let len = self.len;
+        self.per.get_mut(..len).unwrap_or(&mut [])
     }
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod headers;
 pub mod limiter;
 pub mod quota;
+pub mod redis_store;
 pub mod stage;
 
 pub use config::{LimitPolicy, Settings};

@@ -4,16 +4,20 @@ use std::collections::HashMap;
 use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use serde_json::{Map, Value};
 
 use super::client_ip::{Cidr, ClientIp};
 use super::config::{
-    DEFAULT_EXEMPT_METHODS, KeyPart, LimitDef, LimitOptions, LimitPolicy, LimitRef, Settings,
+    DEFAULT_EXEMPT_METHODS, KeyPart, LimitDef, LimitOptions, LimitPolicy, LimitRef, OnError,
+    Settings, Storage,
 };
 use super::headers;
 use super::limiter::Limiter;
 use super::quota::Quota;
+use super::redis_store::{DigestHasher, RedisLimiter, RedisOptions};
+use crate::auth::stage::Blocking;
 use crate::clock::SharedClock;
 use crate::gate::{Request, Response};
 use crate::http::Header;
@@ -29,10 +33,18 @@ enum BoundPart {
     Header(usize),
 }
 
+/// Where a limit counts.
+#[derive(Debug, Clone)]
+enum Backend {
+    Memory(Arc<Limiter>),
+    Redis(Arc<RedisLimiter>),
+}
+
 /// One limit as one route enforces it.
 #[derive(Debug)]
 struct BoundLimit {
-    limiter: Arc<Limiter>,
+    backend: Backend,
+    on_error: OnError,
     name: String,
     quotas: Vec<Quota>,
     key: Box<[BoundPart]>,
@@ -68,10 +80,11 @@ pub enum Verdict<'a> {
 /// Builds the stage: one limiter per named limit (shared), one per inline limit per route.
 pub struct StageBuilder<'c> {
     settings: &'c Settings,
-    named: HashMap<&'c str, Arc<Limiter>>,
+    named: HashMap<&'c str, Backend>,
     clock: SharedClock,
     limiters: usize,
     redis: Option<Arc<RedisClient>>,
+    redis_limiters: Vec<Arc<RedisLimiter>>,
 }
 
 impl<'c> StageBuilder<'c> {
@@ -87,18 +100,31 @@ impl<'c> StageBuilder<'c> {
             clock,
             limiters: 0,
             redis,
+            redis_limiters: Vec::new(),
         }
     }
 
-    fn limiter(&mut self, def: &LimitDef) -> Option<Arc<Limiter>> {
-        let l = Limiter::with_clock(
-            &def.quotas,
-            def.max_keys.unwrap_or(self.settings.max_keys),
-            self.clock.clone(),
-        )
-        .ok()?;
+    /// A new store for `def`, in Redis when the settings say so (and a client exists: without
+    /// one the config already has an error on `redis`).
+    fn limiter(&mut self, def: &LimitDef, name: &str) -> Option<Backend> {
+        let max_keys = def.max_keys.unwrap_or(self.settings.max_keys);
+        if self.settings.storage == Storage::Redis {
+            let client = self.redis.clone()?;
+            let options = RedisOptions {
+                max_keys,
+                workers: self.settings.workers,
+                batch: self.settings.batch,
+                batch_ttl_nanos: self.settings.batch_ttl_ms.saturating_mul(1_000_000),
+            };
+            let l = Arc::new(
+                RedisLimiter::new(client, name, &def.quotas, options, self.clock.clone()).ok()?,
+            );
+            self.redis_limiters.push(l.clone());
+            return Some(Backend::Redis(l));
+        }
+        let l = Limiter::with_clock(&def.quotas, max_keys, self.clock.clone()).ok()?;
         self.limiters += 1;
-        Some(Arc::new(l))
+        Some(Backend::Memory(Arc::new(l)))
     }
 
     /// Binds a resolved policy for the route `label` (its name, or `"default"`). Header key parts
@@ -124,23 +150,35 @@ impl<'c> StageBuilder<'c> {
                     let limiter = if let Some(l) = self.named.get(key.as_str()) {
                         l.clone()
                     } else {
-                        let Some(l) = self.limiter(def) else { continue };
+                        let Some(l) = self.limiter(def, key) else {
+                            continue;
+                        };
                         self.named.insert(key.as_str(), l.clone());
                         l
                     };
                     (def, options.over(&def.options), limiter, name.clone())
                 }
                 LimitRef::Inline(def) => {
-                    let Some(l) = self.limiter(def) else { continue };
                     let name = if refs.len() > 1 {
                         format!("{label}.{}", j + 1)
                     } else {
                         label.to_owned()
                     };
+                    let Some(l) = self.limiter(def, &name) else {
+                        continue;
+                    };
                     (def, def.options.clone(), l, name)
                 }
             };
-            out.push(bind_one(def, &options, limiter, name, header_keys));
+            let on_error = options.on_error.unwrap_or(self.settings.on_error);
+            out.push(bind_one(
+                def,
+                &options,
+                limiter,
+                on_error,
+                name,
+                header_keys,
+            ));
         }
         RouteLimits(out.into_boxed_slice())
     }
@@ -152,12 +190,17 @@ impl<'c> StageBuilder<'c> {
         let forwarded_slot = client_ip
             .reads_header()
             .then(|| header_slot(header_keys, client_ip.header.name()));
+        let retry_secs = self.redis.as_ref().map_or(1, |r| {
+            r.settings().breaker_cooldown.as_secs_f64().ceil().max(1.0) as u64
+        });
         Stage {
             client_ip,
             forwarded_slot,
             legacy_headers: self.settings.legacy_headers,
             clock: self.clock,
             memory_limiters: self.limiters,
+            redis_limiters: self.redis_limiters,
+            unavailable_retry_secs: retry_secs,
         }
     }
 }
@@ -173,7 +216,8 @@ fn header_slot(keys: &mut Vec<String>, name: &str) -> usize {
 fn bind_one(
     def: &LimitDef,
     options: &LimitOptions,
-    limiter: Arc<Limiter>,
+    backend: Backend,
+    on_error: OnError,
     name: String,
     header_keys: &mut Vec<String>,
 ) -> BoundLimit {
@@ -189,7 +233,8 @@ fn bind_one(
         .collect();
     BoundLimit {
         policy_header: headers::policy_value(&name, &def.quotas),
-        limiter,
+        backend,
+        on_error,
         name,
         quotas: def.quotas.clone(),
         key,
@@ -214,6 +259,21 @@ pub struct Stage {
     legacy_headers: bool,
     clock: SharedClock,
     memory_limiters: usize,
+    redis_limiters: Vec<Arc<RedisLimiter>>,
+    /// Retry-After on a 503 when the store is down: the breaker's cooldown.
+    unavailable_retry_secs: u64,
+}
+
+/// Totals over a gate's Redis-backed limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RedisTotals {
+    pub limits: usize,
+    pub round_trips: u64,
+    pub leased_hits: u64,
+    pub errors: u64,
+    pub failed_open: u64,
+    pub failed_closed: u64,
+    pub fallback: u64,
 }
 
 /// Key part tags, so `ip=1.2.3.4` and `header=1.2.3.4` never hash alike.
@@ -230,6 +290,25 @@ impl Stage {
         self.memory_limiters
     }
 
+    /// Counters summed over the Redis-backed limits.
+    #[must_use]
+    pub fn redis_totals(&self) -> RedisTotals {
+        let mut t = RedisTotals {
+            limits: self.redis_limiters.len(),
+            ..RedisTotals::default()
+        };
+        for l in &self.redis_limiters {
+            let c = &l.counters;
+            t.round_trips += c.round_trips.load(Ordering::Relaxed);
+            t.leased_hits += c.leased_hits.load(Ordering::Relaxed);
+            t.errors += c.errors.load(Ordering::Relaxed);
+            t.failed_open += c.failed_open.load(Ordering::Relaxed);
+            t.failed_closed += c.failed_closed.load(Ordering::Relaxed);
+            t.fallback += c.fallback.load(Ordering::Relaxed);
+        }
+        t
+    }
+
     /// Decides `limits` for one request. Headers for the app's response go to `out`.
     pub fn check<'a>(
         &self,
@@ -237,6 +316,7 @@ impl Stage {
         req: &Request<'_>,
         claims: Option<&Map<String, Value>>,
         out: &mut Vec<Header>,
+        blocking: &dyn Blocking,
     ) -> Verdict<'a> {
         if limits.is_empty() {
             return Verdict::Pass {
@@ -261,8 +341,41 @@ impl Stage {
             {
                 continue;
             }
-            let key = self.key(limit, req, client, claims);
-            let outcome = limit.limiter.hit_hashed(key, limit.cost, now);
+            let outcome = match &limit.backend {
+                Backend::Memory(l) => {
+                    let mut h = l.key_hasher();
+                    self.write_key(&mut h, limit, req, client, claims);
+                    l.hit_hashed(h.finish(), limit.cost, now)
+                }
+                Backend::Redis(l) => {
+                    let mut h = DigestHasher::default();
+                    self.write_key(&mut h, limit, req, client, claims);
+                    let digest = h.digest();
+                    let mut result = None;
+                    blocking.run(&mut || result = Some(l.hit(&digest, limit.cost, true)));
+                    match result {
+                        Some(Ok(o)) => o,
+                        _ => match limit.on_error {
+                            OnError::Allow => {
+                                l.counters.failed_open.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            OnError::Deny if !limit.dry_run => {
+                                l.counters.failed_closed.fetch_add(1, Ordering::Relaxed);
+                                return Verdict::Refuse(self.unavailable(limit));
+                            }
+                            OnError::Deny => continue,
+                            OnError::Local => {
+                                l.counters.fallback.fetch_add(1, Ordering::Relaxed);
+                                let f = l.fallback();
+                                let mut h = f.key_hasher();
+                                self.write_key(&mut h, limit, req, client, claims);
+                                f.hit_hashed(h.finish(), limit.cost, now)
+                            }
+                        },
+                    }
+                }
+            };
             if limit.dry_run {
                 if !outcome.allowed && dry_run_refused.is_none() {
                     dry_run_refused = Some(limit.name.as_str());
@@ -291,6 +404,25 @@ impl Stage {
             }
         }
         Verdict::Pass { dry_run_refused }
+    }
+
+    /// 503 for a limit whose store cannot answer, when it is set to fail closed.
+    fn unavailable(&self, limit: &BoundLimit) -> Response {
+        let retry = self.unavailable_retry_secs;
+        let p = Problem::new(
+            503,
+            "the rate-limit store is unavailable; the request was not attempted",
+        )
+        .with("retry_after", retry)
+        .with("limit", limit.name.as_str());
+        Response {
+            status: 503,
+            headers: vec![
+                ("content-type", problem::CONTENT_TYPE.to_owned()),
+                (headers::RETRY_AFTER, retry.to_string()),
+            ],
+            body: p.to_body().into(),
+        }
     }
 
     fn refusal(&self, limit: &BoundLimit, outcome: &super::limiter::Outcome, now: u64) -> Response {
@@ -330,32 +462,31 @@ impl Stage {
     /// straight from borrowed request data (no allocation). A part the request lacks (no token,
     /// no API-key header) falls back to the client address, so leaving it out is no way around
     /// the limit.
-    fn key(
+    fn write_key(
         &self,
+        h: &mut impl Hasher,
         limit: &BoundLimit,
         req: &Request<'_>,
         client: Option<IpAddr>,
         claims: Option<&Map<String, Value>>,
-    ) -> u64 {
-        let mut h = limit.limiter.key_hasher();
+    ) {
         for part in &limit.key {
             match part {
-                BoundPart::Ip => self.write_ip(&mut h, TAG_IP, client),
+                BoundPart::Ip => self.write_ip(h, TAG_IP, client),
                 BoundPart::Subject => match claims.and_then(|c| c.get("sub")) {
-                    Some(v) => write_claim(&mut h, TAG_SUB, v),
-                    None => self.write_ip(&mut h, TAG_MISSING, client),
+                    Some(v) => write_claim(h, TAG_SUB, v),
+                    None => self.write_ip(h, TAG_MISSING, client),
                 },
                 BoundPart::Claim(name) => match claims.and_then(|c| c.get(name)) {
-                    Some(v) => write_claim(&mut h, TAG_CLAIM, v),
-                    None => self.write_ip(&mut h, TAG_MISSING, client),
+                    Some(v) => write_claim(h, TAG_CLAIM, v),
+                    None => self.write_ip(h, TAG_MISSING, client),
                 },
                 BoundPart::Header(i) => match req.headers.get(*i).copied().flatten() {
-                    Some(v) => write_bytes(&mut h, TAG_HEADER, v.as_bytes()),
-                    None => self.write_ip(&mut h, TAG_MISSING, client),
+                    Some(v) => write_bytes(h, TAG_HEADER, v.as_bytes()),
+                    None => self.write_ip(h, TAG_MISSING, client),
                 },
             }
         }
-        h.finish()
     }
 
     fn write_ip(&self, h: &mut impl Hasher, tag: u8, client: Option<IpAddr>) {
@@ -395,6 +526,7 @@ fn write_claim(h: &mut impl Hasher, tag: u8, v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::stage::InPlace;
     use crate::clock::ManualClock;
     use crate::config::{GateConfig, Issues};
     use crate::gate::{Decision, Gate};
@@ -475,7 +607,7 @@ mod tests {
         c: Option<&Map<String, Value>>,
     ) -> bool {
         let mut out = Vec::new();
-        matches!(st.check(l, r, c, &mut out), Verdict::Pass { .. })
+        matches!(st.check(l, r, c, &mut out, &InPlace), Verdict::Pass { .. })
     }
 
     #[test]
@@ -514,13 +646,13 @@ mod tests {
         let r = req("GET", "192.0.2.1", &hs);
         let mut out = Vec::new();
         assert!(matches!(
-            st.check(&l, &r, None, &mut out),
+            st.check(&l, &r, None, &mut out, &InPlace),
             Verdict::Pass {
                 dry_run_refused: None
             }
         ));
         assert!(matches!(
-            st.check(&l, &r, None, &mut out),
+            st.check(&l, &r, None, &mut out, &InPlace),
             Verdict::Pass {
                 dry_run_refused: Some("r")
             }
