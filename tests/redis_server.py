@@ -36,7 +36,9 @@ class RedisServer:
     def __init__(self, port: int | None = None) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
-            raise RuntimeError("redis-server is not installed; `make test` installs it (apt-get install redis-server)")
+            raise RuntimeError(
+                "redis-server is not installed; `make test` installs it (apt-get install redis-server)"
+            )
         self.exe = exe
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ferrogate-redis-"))
@@ -57,16 +59,26 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [
                 self.exe,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--unixsocket", self.socket_path,
-                "--unixsocketperm", "700",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.dir),
-                "--daemonize", "no",
-                "--protected-mode", "no",
-                "--loglevel", "warning",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--unixsocket",
+                self.socket_path,
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "no",
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

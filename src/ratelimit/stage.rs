@@ -191,7 +191,10 @@ impl<'c> StageBuilder<'c> {
             .reads_header()
             .then(|| header_slot(header_keys, client_ip.header.name()));
         let retry_secs = self.redis.as_ref().map_or(1, |r| {
-            r.settings().breaker_cooldown.as_secs_f64().ceil().max(1.0) as u64
+            let nanos = r.settings().breaker_cooldown.as_nanos();
+            u64::try_from(nanos.div_ceil(1_000_000_000))
+                .unwrap_or(u64::MAX)
+                .max(1)
         });
         Stage {
             client_ip,
