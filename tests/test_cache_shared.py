@@ -63,6 +63,8 @@ class Node:
         self.name = name
         self.gate = Gate(config(url, **cache))
         self.calls = 0
+        # Runs inside the view: what another process does while this one computes a response.
+        self.during: Callable[[], None] | None = None
         app = Flask(name)
         self.app = app
 
@@ -71,6 +73,8 @@ class Node:
             if request.method == "POST":
                 return {"ok": True}, 200
             self.calls += 1
+            if self.during is not None:
+                self.during()
             headers = {"X-Cache-Tags": "items"} if p.startswith("items/") else {}
             if p == "me":
                 return {"me": request.environ["ferrogate.claims"]["sub"], "by": name}
@@ -215,6 +219,31 @@ def test_a_purge_in_one_empties_the_others_l1_and_l2(
     assert entry_keys(redis_server) == []
     until(lambda: "fwd=miss" in a.get("/items/4")[1]["cache-status"], "a's L1 cleared")
     assert a.stats()["l2_purges_received"] >= 2
+
+
+@pytest.mark.parametrize("purge", ["path", "tag", "prefix", "unsafe"])
+def test_a_response_computed_during_a_purge_is_not_stored(
+    redis_server: RedisServer, nodes: tuple[Node, Node], purge: str
+) -> None:
+    a, b = nodes
+    # b purges while a's view is running: a's response may predate the purge.
+    actions: dict[str, Callable[[], object]] = {
+        "path": lambda: b.cache.purge_path("/items/20"),
+        "tag": lambda: b.cache.purge_tag("items"),
+        "prefix": lambda: b.cache.purge_prefix("/items"),
+        "unsafe": lambda: b.get("/items/20", method="POST"),
+    }
+    a.during = lambda: actions[purge]()
+    _, h, _ = a.get("/items/20")
+    a.during = None
+    assert h["cache-status"] == "ferrogate; fwd=miss; detail=purged-meanwhile"
+    assert entry_keys(redis_server) == []
+    assert a.stats()["l2_purged_meanwhile"] == 1
+    assert "fwd=miss" in a.get("/items/20")[1]["cache-status"], "not in a's L1 either"
+    assert a.get("/items/20")[1]["cache-status"].startswith("ferrogate; hit")
+    # A purge of another path does not stop the store.
+    a.during = lambda: b.cache.purge_path("/elsewhere")
+    assert "stored" in a.get("/items/21")[1]["cache-status"]
 
 
 def test_prefix_purge_reaches_both_tiers(redis_server: RedisServer, nodes: tuple[Node, Node]) -> None:

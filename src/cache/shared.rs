@@ -44,6 +44,9 @@ const INDEX_SLACK_MS: u64 = 60_000;
 /// Purges kept for Redis while it is unreachable; beyond this they collapse into one "all".
 const MAX_PENDING: usize = 256;
 
+/// A path's purge generation outlives any request that read it before its app ran.
+const GENERATION_TTL_MS: u64 = 86_400_000;
+
 pub const CHANNEL: &str = "cache:purge";
 
 /// Counters for `ResponseCache.stats()`.
@@ -62,6 +65,8 @@ pub struct L2Stats {
     pub purges_received: AtomicU64,
     /// L1 cleared after the subscriber (re)connected.
     pub l1_resets: AtomicU64,
+    /// Stores refused because a purge went by while the app computed the response.
+    pub purged_meanwhile: AtomicU64,
 }
 
 /// A purge, as applied to an L1 and as sent on the channel.
@@ -368,9 +373,16 @@ pub fn decode(key_digest: &[u8; 32], value: &[u8]) -> Result<Value, Corrupt> {
 /// entry key under its path, its tags, and the path under the set of paths. Index scores are
 /// expiry times on Redis's clock; each store prunes the expired members of what it touches.
 ///
-/// KEYS: entry, vary record, paths set, path index, tag indexes...
-/// ARGV: px, entry value ('' = index only), vary value ('' = none), paths member
+/// Refused (0) when the purge generations differ from those the request read before the app
+/// ran: a response computed while a purge went by may predate it.
+///
+/// KEYS: entry, vary record, paths set, global generation, path generation, path index, tag
+/// indexes... ARGV: px, entry value ('' = index only), vary value ('' = none), paths member,
+/// index slack, global generation seen, path generation seen.
 const STORE: &str = r"
+if (redis.call('GET', KEYS[4]) or '') ~= ARGV[6] or (redis.call('GET', KEYS[5]) or '') ~= ARGV[7] then
+  return 0
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local px = tonumber(ARGV[1])
@@ -390,7 +402,7 @@ local function index(k, member)
   if redis.call('PTTL', k) < keep then redis.call('PEXPIRE', k, keep) end
 end
 index(KEYS[3], ARGV[4])
-for i = 4, #KEYS do
+for i = 6, #KEYS do
   for _, m in ipairs(members) do index(KEYS[i], m) end
 end
 return 1
@@ -399,8 +411,14 @@ return 1
 /// Deletes every key an index lists, the index itself, and (for a path) its member of the
 /// paths set; publishes the purge when anything was indexed, or always when asked.
 ///
-/// KEYS: index, paths set. ARGV: paths member ('' for a tag), channel, message, always ('1').
+/// Bumps the generation (the path's, or the global one for a tag) to a fresh value of the
+/// purge counter, so stores of responses computed meanwhile are refused.
+///
+/// KEYS: index, paths set, purge counter, generation. ARGV: paths member ('' for a tag),
+/// channel, message, always ('1'), generation expiry (ms, '' for none).
 const PURGE_INDEX: &str = r"
+local gen = redis.call('INCR', KEYS[3])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], gen, 'PX', ARGV[5]) else redis.call('SET', KEYS[4], gen) end
 local m = redis.call('ZRANGE', KEYS[1], 0, -1)
 for i = 1, #m, 500 do redis.call('DEL', unpack(m, i, math.min(i + 499, #m))) end
 redis.call('DEL', KEYS[1])
@@ -411,8 +429,10 @@ return #m
 
 /// Purges every path starting with a prefix ('' for all), then publishes.
 ///
-/// KEYS: paths set. ARGV: prefix, path index key base, channel, message.
+/// KEYS: paths set, purge counter, global generation. ARGV: prefix, path index key base,
+/// channel, message.
 const PURGE_PREFIX: &str = r"
+redis.call('SET', KEYS[3], redis.call('INCR', KEYS[2]))
 local n = 0
 local prefix = ARGV[1]
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -433,6 +453,39 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return n
 ";
 
+/// The purge generations a request saw before the app ran ('' for none yet).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Generation {
+    global: String,
+    path: String,
+}
+
+/// Why a response was not put in L2 (nor kept in L1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotShared {
+    /// Redis failed, or could not be asked for the generations first.
+    Unavailable,
+    /// A purge that may cover this response happened while the app computed it.
+    PurgedMeanwhile,
+}
+
+impl NotShared {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unavailable => "shared-unavailable",
+            Self::PurgedMeanwhile => "purged-meanwhile",
+        }
+    }
+}
+
+/// Reads an entry, its PTTL and the purge generations at one instant. KEYS: entry, global
+/// generation, path generation. (`false` for a missing key: a nil inside a Lua table would cut
+/// the reply short.)
+const READ: &str = r"
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+";
+
 /// What an L2 lookup found.
 #[derive(Debug)]
 pub struct Found {
@@ -449,6 +502,7 @@ pub struct Shared {
     pub max_entry_bytes: usize,
     pub stats: L2Stats,
     store_script: redis::Script,
+    read_script: redis::Script,
     purge_index: redis::Script,
     purge_prefix: redis::Script,
     channel: String,
@@ -487,6 +541,7 @@ impl Shared {
             max_entry_bytes,
             stats: L2Stats::default(),
             store_script: redis::Script::new(STORE),
+            read_script: redis::Script::new(READ),
             purge_index: redis::Script::new(PURGE_INDEX),
             purge_prefix: redis::Script::new(PURGE_PREFIX),
             seq: AtomicU64::new(0),
@@ -604,30 +659,39 @@ impl Shared {
     fn send(&self, p: &Purge, always: bool) -> Result<usize, StoreError> {
         let msg = p.message();
         let always = if always { "1" } else { "0" };
+        let counter = self.client.key("c{cache}:n");
         let n: u64 = match p {
             Purge::Path(path) => {
                 let (index, member) = self.path_index(path);
+                let generation = self.generation_key(Some(path));
                 self.client.run(|c| {
                     self.purge_index
                         .key(&index)
                         .key(&self.paths_key)
+                        .key(&counter)
+                        .key(&generation)
                         .arg(&member)
                         .arg(&self.channel)
                         .arg(&msg)
                         .arg(always)
+                        .arg(GENERATION_TTL_MS)
                         .invoke(c)
                 })?
             }
             Purge::Tag(tag) => {
                 let index = self.name(Space::Tag, &digest_of(tag));
+                let generation = self.generation_key(None);
                 self.client.run(|c| {
                     self.purge_index
                         .key(&index)
                         .key(&self.paths_key)
+                        .key(&counter)
+                        .key(&generation)
                         .arg("")
                         .arg(&self.channel)
                         .arg(&msg)
                         .arg(always)
+                        .arg("")
                         .invoke(c)
                 })?
             }
@@ -637,9 +701,12 @@ impl Shared {
                     _ => "",
                 };
                 let base = self.client.key("c{cache}:p:");
+                let generation = self.generation_key(None);
                 self.client.run(|c| {
                     self.purge_prefix
                         .key(&self.paths_key)
+                        .key(&counter)
+                        .key(&generation)
                         .arg(prefix)
                         .arg(&base)
                         .arg(&self.channel)
@@ -672,45 +739,86 @@ impl Shared {
 
     /// Looks a variant up in L2: one round trip when the vary headers are known (from L1's
     /// record, or none), two when a vary record names them first.
+    ///
+    /// Also returns the purge generations read in the same atomic step: the store of the
+    /// response this request is about to fetch is refused if a purge went by meanwhile.
     pub fn lookup(
         &self,
         primary: &str,
+        path: &str,
         known_vary: Option<&[String]>,
         request_vary: &[(String, Option<String>)],
-    ) -> Option<Found> {
+    ) -> (Option<Found>, Option<Generation>) {
         if self.flush_pending().is_err() {
             // Redis may still hold what this process purged: read nothing from it.
             self.error();
-            return None;
+            return (None, None);
         }
         let guess = known_vary.unwrap_or(&[]);
         let first = super::key::variant(primary, &super::stage::vary_values(guess, request_vary));
-        match self.get(&first) {
-            Ok(Some((Value::Entry(record), pttl_ms))) if record.vary == guess => {
-                return Some(self.hit(record, pttl_ms, first));
+        let Ok((got, generation)) = self.get(&first, Some(path)) else {
+            return (None, None);
+        };
+        let found = match got {
+            Some((Value::Entry(record), pttl_ms)) if record.vary == guess => {
+                Some(self.hit(record, pttl_ms, first))
             }
-            Ok(Some((Value::Vary(names), _))) if guess.is_empty() && !names.is_empty() => {
+            Some((Value::Vary(names), _)) if guess.is_empty() && !names.is_empty() => {
                 let key =
                     super::key::variant(primary, &super::stage::vary_values(&names, request_vary));
-                match self.get(&key) {
-                    Ok(Some((Value::Entry(record), pttl_ms))) if record.vary == names => {
-                        return Some(self.hit(record, pttl_ms, key));
+                match self.get(&key, None) {
+                    Ok((Some((Value::Entry(record), pttl_ms)), _)) if record.vary == names => {
+                        Some(self.hit(record, pttl_ms, key))
                     }
-                    Ok(Some(_)) => {
+                    Ok((Some(_), _)) => {
                         self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                        None
                     }
-                    Ok(None) => {}
-                    Err(()) => return None,
+                    Ok((None, _)) => None,
+                    Err(()) => return (None, generation),
                 }
             }
-            Ok(Some(_)) => {
+            Some(_) => {
                 self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                None
             }
-            Ok(None) => {}
-            Err(()) => return None,
+            None => None,
+        };
+        if found.is_none() {
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
         }
-        self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        None
+        (found, generation)
+    }
+
+    /// The purge generations alone, for a request that stores without having looked up.
+    pub fn generation(&self, path: &str) -> Option<Generation> {
+        let (global, of_path) = (self.generation_key(None), self.generation_key(Some(path)));
+        let got: Result<(Option<String>, Option<String>), StoreError> = self.client.run(|c| {
+            redis::cmd("MGET")
+                .arg(&global)
+                .arg(&of_path)
+                .query(c as &mut dyn ConnectionLike)
+        });
+        match got {
+            Ok((g, p)) => Some(Generation {
+                global: g.unwrap_or_default(),
+                path: p.unwrap_or_default(),
+            }),
+            Err(_) => {
+                self.error();
+                None
+            }
+        }
+    }
+
+    /// `g` (bumped by tag, prefix and full purges) or `g:<path digest>` (by the path's purges).
+    fn generation_key(&self, path: Option<&str>) -> String {
+        match path {
+            Some(p) => self
+                .client
+                .key(&format!("c{{cache}}:g:{}", hex(&digest_of(p)))),
+            None => self.client.key("c{cache}:g"),
+        }
     }
 
     fn hit(&self, record: Record, pttl_ms: u64, variant_key: String) -> Found {
@@ -724,40 +832,65 @@ impl Shared {
 
     /// `GET` and `PTTL` in one round trip. `Err(())`: Redis failed (counted); a value that does
     /// not decode is `Ok(None)` (counted as corrupt).
-    fn get(&self, variant_key: &str) -> Result<Option<(Value, u64)>, ()> {
+    /// `GET`, `PTTL` and with `path` the purge generations, in one atomic round trip (a read
+    /// script: `MULTI` is not available on Redis Cluster connections). `Err(())`: Redis failed
+    /// (counted); a value that does not decode is `None` (counted as corrupt).
+    #[allow(clippy::type_complexity)]
+    fn get(
+        &self,
+        variant_key: &str,
+        path: Option<&str>,
+    ) -> Result<(Option<(Value, u64)>, Option<Generation>), ()> {
+        type Reply = (Option<Vec<u8>>, i64, Option<String>, Option<String>);
         let d = digest_of(variant_key);
         let key = self.name(Space::Entry, &d);
-        let got: Result<(Option<Vec<u8>>, i64), StoreError> = self.client.run(|c| {
-            redis::pipe()
-                .cmd("GET")
-                .arg(&key)
-                .cmd("PTTL")
-                .arg(&key)
-                .query(c as &mut dyn ConnectionLike)
+        let (g, gp) = match path {
+            Some(p) => (self.generation_key(None), self.generation_key(Some(p))),
+            // Not wanted: read the global one twice rather than branch in Lua.
+            None => (self.generation_key(None), self.generation_key(None)),
+        };
+        let got: Result<Reply, StoreError> = self
+            .client
+            .run(|c| self.read_script.key(&key).key(&g).key(&gp).invoke(c));
+        let Ok((value, pttl, global, of_path)) = got else {
+            self.error();
+            return Err(());
+        };
+        let generation = path.map(|_| Generation {
+            global: global.unwrap_or_default(),
+            path: of_path.unwrap_or_default(),
         });
-        match got {
-            Ok((None, _)) => Ok(None),
-            Ok((Some(bytes), pttl)) => match decode(&d, &bytes) {
+        let value = match value {
+            None => None,
+            Some(bytes) => match decode(&d, &bytes) {
                 // A key without an expiry was not written by this code: refuse it.
-                Ok(v) if pttl > 0 => Ok(Some((v, pttl.unsigned_abs()))),
+                Ok(v) if pttl > 0 => Some((v, pttl.unsigned_abs())),
                 _ => {
                     self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
-                    Ok(None)
+                    None
                 }
             },
-            Err(_) => {
-                self.error();
-                Err(())
-            }
-        }
+        };
+        Ok((value, generation))
     }
 
-    /// Writes an entry to L2 (when it fits) and indexes it (always). `false`: Redis failed, and
-    /// the caller drops its L1 copy, which no purge from elsewhere could find.
-    pub fn store(&self, primary: &str, variant_key: &str, record: &Record) -> bool {
+    /// Writes an entry to L2 (when it fits) and indexes it (always), atomically refused when a
+    /// purge of its path, or any tag, prefix or full purge, happened since `generation` was
+    /// read (before the app ran). `Err`: not stored, and the caller drops its L1 copy, which
+    /// a purge from elsewhere could not find (or which may predate a purge).
+    pub fn store(
+        &self,
+        primary: &str,
+        variant_key: &str,
+        record: &Record,
+        generation: Option<&Generation>,
+    ) -> Result<(), NotShared> {
+        let Some(generation) = generation else {
+            return Err(NotShared::Unavailable);
+        };
         if self.flush_pending().is_err() {
             self.error();
-            return false;
+            return Err(NotShared::Unavailable);
         }
         let now_ms = record.stored_at / 1_000_000;
         let px = (record.stale_until / 1_000_000)
@@ -789,31 +922,43 @@ impl Shared {
             .iter()
             .map(|t| self.name(Space::Tag, &digest_of(t)))
             .collect();
+        let (g, gp) = (
+            self.generation_key(None),
+            self.generation_key(Some(&record.path)),
+        );
         let result: Result<i64, StoreError> = self.client.run(|c| {
             let mut inv = self.store_script.key(&entry_key);
             inv.key(&vary_key)
                 .key(&self.paths_key)
+                .key(&g)
+                .key(&gp)
                 .key(&path_index)
                 .arg(px)
                 .arg(&value)
                 .arg(&vary_value)
                 .arg(&member)
-                .arg(INDEX_SLACK_MS);
+                .arg(INDEX_SLACK_MS)
+                .arg(&generation.global)
+                .arg(&generation.path);
             for t in &tag_keys {
                 inv.key(t);
             }
             inv.invoke(c)
         });
         match result {
-            Ok(_) => {
+            Ok(1) => {
                 if !value.is_empty() {
                     self.stats.stores.fetch_add(1, Ordering::Relaxed);
                 }
-                true
+                Ok(())
+            }
+            Ok(_) => {
+                self.stats.purged_meanwhile.fetch_add(1, Ordering::Relaxed);
+                Err(NotShared::PurgedMeanwhile)
             }
             Err(_) => {
                 self.error();
-                false
+                Err(NotShared::Unavailable)
             }
         }
     }
@@ -835,7 +980,7 @@ mod tests {
             vary: vec!["accept".into()],
             headers: vec![
                 ("content-type".into(), "application/json".into()),
-                ("x-é".into(), "ünïcode".into()),
+                ("x-custom".into(), "ünïcode".into()),
             ],
             body: b"{\"id\": 1}".to_vec(),
         }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::key;
 use super::rules::{self, CacheControl, NotStored};
-use super::shared::{Purge, Record, Shared};
+use super::shared::{Generation, Purge, Record, Shared};
 use super::store::{Entry, Lookup, Store};
 use crate::auth::stage::Blocking;
 use crate::auth::verifier::Claims;
@@ -333,9 +333,6 @@ pub struct Ticket {
     ended: AtomicBool,
     /// `wants` said yes for the headers `store` will be given.
     wanted: AtomicBool,
-    /// The shared tier's purge sequence when the request came in: a response computed while a
-    /// purge went by is not stored.
-    seq: u64,
 }
 
 #[derive(Debug)]
@@ -354,6 +351,8 @@ enum TicketKind {
         statuses: Option<Vec<u16>>,
         /// This request leads a flight others may be waiting on.
         leader: bool,
+        /// With a shared tier: the purge generations read before the app ran.
+        generation: Option<Generation>,
     },
     /// A successful unsafe request invalidates the path's entries.
     Invalidate { path: String },
@@ -468,6 +467,7 @@ impl Stage {
     }
 
     /// Decides the cache part of a request. `path` is normalised; `claims` are the verified token's.
+    #[allow(clippy::too_many_lines)] // the lookup order (L1, L2, flight, generations), in one place
     pub fn check(
         self: &Arc<Self>,
         policy: &CachePolicy,
@@ -484,12 +484,9 @@ impl Stage {
             "POST" | "PUT" | "PATCH" | "DELETE"
                 if self.shared.is_some() || self.store.has_path(path) =>
             {
-                return Outcome::Forward(self.ticket(
-                    TicketKind::Invalidate {
-                        path: path.to_owned(),
-                    },
-                    0,
-                ));
+                return Outcome::Forward(self.ticket(TicketKind::Invalidate {
+                    path: path.to_owned(),
+                }));
             }
             _ => return Outcome::Pass(None),
         }
@@ -536,10 +533,10 @@ impl Stage {
                 return Outcome::Respond(self.serve(&hit.0, hit.1, req));
             }
         }
-        let seq = self.shared.as_ref().map_or(0, |s| s.seq());
         if is_head {
             if !request_cc.no_cache {
-                if let Some(r) = self.find_shared(&primary, &request_vary, req, blocking) {
+                if let (Some(r), _) = self.find_shared(&primary, path, &request_vary, req, blocking)
+                {
                     return Outcome::Respond(r);
                 }
             }
@@ -547,11 +544,17 @@ impl Stage {
             return Outcome::Pass(Some(self.status_header("fwd=miss", Some("head"))));
         }
         let mut leader = self.store.begin_flight(&primary);
-        if leader && !request_cc.no_cache {
+        let mut generation = None;
+        let mut asked = false;
+        if leader && !request_cc.no_cache && self.shared.is_some() {
             // The flight's leader asks L2, so concurrent misses in one process cost one GET.
-            if let Some(r) = self.find_shared(&primary, &request_vary, req, blocking) {
-                self.store.end_flight(&primary);
-                return Outcome::Respond(r);
+            asked = true;
+            match self.find_shared(&primary, path, &request_vary, req, blocking) {
+                (Some(r), _) => {
+                    self.store.end_flight(&primary);
+                    return Outcome::Respond(r);
+                }
+                (None, g) => generation = g,
             }
         }
         if !leader && !request_cc.no_cache && l1 {
@@ -565,29 +568,30 @@ impl Stage {
             }
             leader = self.store.begin_flight(&primary);
         }
-        Outcome::Forward(self.ticket(
-            TicketKind::Store {
-                primary,
-                path: path.to_owned(),
-                request_vary,
-                per_principal: principal.is_some(),
-                // A route declared public has said its responses are the same for everyone.
-                authorization: authorization && !policy.public,
-                ttl: policy.ttl.unwrap_or(self.settings.default_ttl),
-                statuses: policy.statuses.clone(),
-                leader,
-            },
-            seq,
-        ))
+        if let (Some(shared), false) = (&self.shared, asked) {
+            // No lookup was made: the generations alone (a store without them is refused).
+            blocking.run(&mut || generation = shared.generation(path));
+        }
+        Outcome::Forward(self.ticket(TicketKind::Store {
+            primary,
+            path: path.to_owned(),
+            request_vary,
+            per_principal: principal.is_some(),
+            // A route declared public has said its responses are the same for everyone.
+            authorization: authorization && !policy.public,
+            ttl: policy.ttl.unwrap_or(self.settings.default_ttl),
+            statuses: policy.statuses.clone(),
+            leader,
+            generation,
+        }))
     }
 
-    fn ticket(self: &Arc<Self>, kind: TicketKind, seq: u64) -> Ticket {
+    fn ticket(self: &Arc<Self>, kind: TicketKind) -> Ticket {
         Ticket {
             stage: self.clone(),
             kind,
             ended: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
-            seq,
         }
     }
 
@@ -598,16 +602,33 @@ impl Stage {
     fn find_shared(
         &self,
         primary: &str,
+        path: &str,
         request_vary: &[(String, Option<String>)],
         req: &Request<'_>,
         blocking: &dyn Blocking,
-    ) -> Option<Response> {
-        let shared = self.shared.as_ref()?;
+    ) -> (Option<Response>, Option<Generation>) {
+        let Some(shared) = self.shared.as_ref() else {
+            return (None, None);
+        };
         let before = shared.seq();
         let known = self.store.vary_of(primary);
-        let mut found = None;
-        blocking.run(&mut || found = shared.lookup(primary, known.as_deref(), request_vary));
-        let found = found?;
+        let mut out = (None, None);
+        blocking.run(&mut || out = shared.lookup(primary, path, known.as_deref(), request_vary));
+        let (found, generation) = out;
+        (
+            found.and_then(|f| self.promote(shared, primary, before, f, req)),
+            generation,
+        )
+    }
+
+    fn promote(
+        &self,
+        shared: &Shared,
+        primary: &str,
+        before: u64,
+        found: super::shared::Found,
+        req: &Request<'_>,
+    ) -> Option<Response> {
         let now = self.store.clock.now_nanos();
         let r = found.record;
         let cap = now.saturating_add(found.pttl_ms.saturating_mul(1_000_000));
@@ -894,6 +915,7 @@ impl Ticket {
             path,
             request_vary,
             ttl,
+            generation,
             ..
         } = &self.kind
         else {
@@ -977,15 +999,6 @@ impl Ticket {
             .collect();
         let variant_key = key::variant(primary, &vary_values);
         if let Some(shared) = &stage.shared {
-            if shared.seq() != self.seq {
-                // A purge went by while the app computed this: it may predate the purge.
-                out.push(status_of("fwd=miss", Some("purged-meanwhile")));
-                self.end();
-                return Stored {
-                    headers: out,
-                    stored: false,
-                };
-            }
             let record = Record {
                 status,
                 stored_at: now,
@@ -1015,9 +1028,9 @@ impl Ticket {
             stage
                 .store
                 .insert(primary, record.vary.clone(), variant_key.clone(), entry);
-            if !shared.store(primary, &variant_key, &record) {
+            if let Err(why) = shared.store(primary, &variant_key, &record, generation.as_ref()) {
                 stage.store.purge_key(&variant_key);
-                out.push(status_of("fwd=miss", Some("shared-unavailable")));
+                out.push(status_of("fwd=miss", Some(why.as_str())));
                 self.end();
                 return Stored {
                     headers: out,

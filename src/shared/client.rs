@@ -411,6 +411,10 @@ fn subscribe_once(
         *was_down = false;
     }
     while !stop.load(Ordering::Acquire) {
+        // Only this thread still holds the client: its owner is gone, so is the subscription.
+        if Arc::strong_count(c) <= 1 {
+            return Ok(());
+        }
         // A channel subscribed after this connection was made: subscribing again from scratch
         // is simplest, and runs the reload hooks for the newcomer.
         if subs
