@@ -1235,6 +1235,77 @@ mod tests {
         assert_eq!(age("/swr").as_deref(), Some("0"));
     }
 
+    /// A shared tier whose Redis is unreachable: every request is forwarded (a miss, never an
+    /// error), nothing is kept in L1 (its subscriber never connected, and a store Redis did not
+    /// index is dropped), and purges are queued, not raised.
+    #[test]
+    fn a_dead_redis_is_a_miss_and_keeps_nothing() {
+        use crate::gate::{Decision, Gate};
+        let gate = Gate::from_value(&serde_json::json!({
+            "redis": {"url": "redis://127.0.0.1:1/0", "connect_timeout_ms": 50},
+            "cache": {"shared": "redis"},
+            "routes": [{"path": "/a", "cache": 60}],
+        }))
+        .unwrap();
+        let none: Vec<Option<&str>> = vec![None; gate.header_keys().len()];
+        let req = Request {
+            method: "GET",
+            path: "/a",
+            query: "",
+            remote_addr: None,
+            headers: &none,
+        };
+        for _ in 0..5 {
+            let mut scratch = String::new();
+            let Decision::Forward(f) = gate.check(&req, &mut scratch) else {
+                panic!("a dead Redis must not answer for the app")
+            };
+            let stored = f.cache.expect("a store ticket").store(200, vec![], b"x");
+            assert!(!stored.stored);
+            assert!(
+                stored
+                    .headers
+                    .iter()
+                    .any(|(k, v)| k == "cache-status" && v.contains("shared-unavailable")),
+                "{:?}",
+                stored.headers
+            );
+        }
+        let stage = gate.cache().unwrap();
+        assert_eq!(stage.store.usage().1, 0, "nothing left in L1");
+        stage.purge(Purge::Tag("t".into()));
+        let shared = stage.shared.as_ref().unwrap();
+        assert_eq!(shared.pending(), 1);
+        assert!(shared.stats.errors.load(Ordering::Relaxed) >= 5);
+        // The unsafe path too: forwarded, invalidation queued.
+        let post = Request {
+            method: "POST",
+            ..req
+        };
+        let mut scratch = String::new();
+        let Decision::Forward(f) = gate.check(&post, &mut scratch) else {
+            panic!()
+        };
+        f.cache.unwrap().unsafe_done(200);
+        assert_eq!(shared.pending(), 2);
+    }
+
+    #[test]
+    fn shared_needs_redis() {
+        let e = crate::gate::Gate::from_value(&serde_json::json!({
+            "cache": {"shared": "redis"},
+        }))
+        .unwrap_err();
+        assert_eq!(e.issues[0].key, "cache.shared");
+        let e = crate::gate::Gate::from_value(&serde_json::json!({
+            "redis": {"url": "redis://127.0.0.1:1/0"},
+            "cache": {"shared": "valkey", "shared_max_entry_bytes": 0},
+        }))
+        .unwrap_err();
+        let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["cache.shared", "cache.shared_max_entry_bytes"]);
+    }
+
     #[test]
     fn etags() {
         assert!(etag_matches("\"a\"", "\"a\""));
