@@ -14,7 +14,10 @@
 //!   same script publishes it on the purge channel so every process drops its L1 copies. L2
 //!   therefore never depends on a message being delivered; L1 does, and is guarded: while the
 //!   subscriber is not connected and live, no process serves from its L1, and each reconnect
-//!   clears it (messages sent meanwhile are lost).
+//!   clears it (messages sent meanwhile are lost). Each purge also bumps a generation (its
+//!   path's, or a global one for tags, prefixes and everything); a request reads them before its
+//!   app runs and the write script refuses its response if they moved, so a response computed
+//!   while a purge went by is never stored.
 //! - **Failures.** A Redis error on lookup is a miss, on store a skipped store (the L1 copy is
 //!   dropped too, so L1 never holds what the Redis index does not know of), on purge a purge
 //!   applied locally and queued for Redis; until the queue is flushed, this process reads
