@@ -50,7 +50,7 @@ lint: $(VENV)/.built ## cargo fmt/clippy (pedantic), ruff, mypy --strict, stubte
 	mypy --strict python/ferrogate
 	$(PY) -m mypy.stubtest ferrogate._native
 
-rust-test:
+rust-test: redis-bin
 	cargo test --release
 
 # The Redis tests start their own redis-server (Debian's package) on a free loopback port.
@@ -73,7 +73,7 @@ fuzz: build ## property tests / fuzzing for much longer than `make test` runs th
 	PROPTEST_CASES=50000 cargo test --release --test prop_core
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz_boundary.py
 
-load: build ## gunicorn + wrk load test: bare app vs the app behind the gate (real HTTP on 127.0.0.1)
+load: build redis-bin ## gunicorn + wrk load test: bare app vs the app behind the gate (real HTTP on 127.0.0.1)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tests/load/run.py
 

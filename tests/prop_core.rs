@@ -39,6 +39,10 @@ fn json_strategy() -> impl Strategy<Value = Value> {
             Just("deny".to_owned()),
             Just("/a/{x}".to_owned()),
             Just("GET".to_owned()),
+            Just("redis".to_owned()),
+            Just("redis://127.0.0.1:1/0".to_owned()),
+            Just("redis+cluster://127.0.0.1:1,".to_owned()),
+            Just("local".to_owned()),
             ".*"
         ]
         .prop_map(Value::String),
@@ -55,6 +59,13 @@ fn json_strategy() -> impl Strategy<Value = Value> {
                     Just("access".to_owned()),
                     Just("exempt".to_owned()),
                     Just("unmatched".to_owned()),
+                    Just("redis".to_owned()),
+                    Just("url".to_owned()),
+                    Just("rate_limit".to_owned()),
+                    Just("storage".to_owned()),
+                    Just("on_error".to_owned()),
+                    Just("batch".to_owned()),
+                    Just("timeout_ms".to_owned()),
                     "[a-z]{1,6}"
                 ],
                 inner,

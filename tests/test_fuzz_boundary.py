@@ -26,11 +26,22 @@ paths = st.lists(
 ).map("".join)
 
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.binary(max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.binary(max_size=4)
+    | st.sampled_from(["redis", "redis://127.0.0.1:1/0", "rediss://x", "unix:///nope", "deny", "1/hour"]),
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(
-            st.sampled_from(["defaults", "routes", "path", "methods", "access", "exempt", "x"])
+            st.sampled_from(
+                [
+                    *("defaults", "routes", "path", "methods", "access", "exempt", "x"),
+                    *("redis", "url", "rate_limit", "storage", "on_error", "batch", "prefix", "limit"),
+                ]
+            )
             | st.integers(),
             children,
             max_size=4,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ferrogate import _native
 from ferrogate._native import Decision, Router
 from ferrogate.exceptions import ConfigError
 from ferrogate.gate import Gate
@@ -230,7 +231,8 @@ def validate_fragment(
     """Checks policy keys in isolation, so a typo fails where it is written, naming the view.
     ``context`` supplies top-level sections the keys refer to (named limits)."""
     try:
-        Gate({**VALIDATION_CONTEXT, **(context or {}), "routes": [{"path": "/", **fragment}]})
+        # The native class: a throwaway gate must not warn about in-memory limits.
+        _native.Gate({**VALIDATION_CONTEXT, **(context or {}), "routes": [{"path": "/", **fragment}]})
     except ConfigError as e:
         issues = [(f"{where}: {k.replace('routes[0].', '')}", m) for k, m in e.issues]
         lines = "\n  ".join(f"{k}: {m}" for k, m in issues)
@@ -253,6 +255,7 @@ def limit_entry(
     shared: str | None,
     dry_run: bool | None,
     exempt_methods: Sequence[str] | None,
+    on_error: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, CallableKey | None]:
     """One ``limit`` entry from decorator arguments: ``(entry, named limit definition, callable)``.
 
@@ -275,6 +278,8 @@ def limit_entry(
         options["dry_run"] = dry_run
     if exempt_methods is not None:
         options["exempt_methods"] = list(exempt_methods)
+    if on_error is not None:
+        options["on_error"] = on_error
     if shared is None:
         entry = {"quota": quota, **({"key": key_value} if key_value is not None else {}), **options}
         return entry, None, callable_key

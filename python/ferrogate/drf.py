@@ -20,7 +20,7 @@ from rest_framework.throttling import BaseThrottle
 
 from ferrogate._native import RateLimiter
 from ferrogate.django.users import TokenUser, load_user
-from ferrogate.exceptions import ConfigError, InvalidTokenError
+from ferrogate.exceptions import ConfigError, InvalidTokenError, StoreUnavailableError
 
 __all__ = ["GateThrottle", "JWTAuthentication", "TokenUser", "drf_rate_to_quota"]
 
@@ -63,7 +63,7 @@ class JWTAuthentication(BaseAuthentication):
 
 
 _PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
-_limiters: dict[str, RateLimiter] = {}
+_limiters: dict[tuple[str, str | None, str], RateLimiter] = {}
 
 
 def drf_rate_to_quota(rate: str) -> str:
@@ -78,11 +78,43 @@ def drf_rate_to_quota(rate: str) -> str:
     return f"{count}/{unit}"
 
 
-def _limiter(rate: str) -> RateLimiter:
-    limiter = _limiters.get(rate)
+def _store() -> tuple[str | None, str, str]:
+    """``(redis_url or None, key prefix, on_error)`` from ``settings.FERROGATE``: throttles count in
+    Redis when the gate's rate limits do, so every worker process shares them."""
+    from ferrogate.django import state
+
+    config = state.gate_config()
+    rl = config.get("rate_limit") or {}
+    redis = config.get("redis") or {}
+    storage = rl.get("storage", "memory")
+    on_error = str(rl.get("on_error", "local"))
+    prefix = str(redis.get("prefix", "ferrogate:"))
+    if storage == "memory":
+        return None, prefix, on_error
+    url = storage if isinstance(storage, str) and "://" in storage else redis.get("url")
+    return (str(url) if url else None), prefix, on_error
+
+
+def _limiter(rate: str, url: str | None = None, prefix: str = "ferrogate:") -> RateLimiter:
+    key = (rate, url, prefix)
+    limiter = _limiters.get(key)
     if limiter is None:
-        limiter = _limiters.setdefault(rate, RateLimiter(drf_rate_to_quota(rate)))
+        quota = drf_rate_to_quota(rate)
+        made = (
+            RateLimiter(quota) if url is None else RateLimiter(quota, storage=url, name="drf", prefix=prefix)
+        )
+        limiter = _limiters.setdefault(key, made)
     return limiter
+
+
+def _local_limiter(rate: str) -> RateLimiter:
+    """The stand-in while Redis is away: the rate divided by the worker processes sharing it."""
+    from ferrogate.ratelimit import detect_worker_processes
+
+    found = detect_worker_processes()
+    workers = found[1] if found else 1
+    num, _, period = drf_rate_to_quota(rate).partition("/")
+    return _limiter(f"{max(1, int(num) // max(1, workers))}/{period[0]}")
 
 
 class GateThrottle(BaseThrottle):
@@ -92,7 +124,9 @@ class GateThrottle(BaseThrottle):
     for authenticated requests and ``"anon"`` otherwise (DRF's User/AnonRateThrottle pair in one).
     The rate comes from ``DEFAULT_THROTTLE_RATES[scope]``; a scope without a rate is not throttled.
     Keys: the user's pk (or token subject) when authenticated, else DRF's ``get_ident`` (which
-    honours ``NUM_PROXIES``).
+    honours ``NUM_PROXIES``). When ``FERROGATE["rate_limit"]["storage"]`` is Redis, the counts are
+    in Redis (shared by every worker); if Redis cannot answer, ``on_error`` decides: ``"allow"``,
+    ``"deny"`` (throttled, retry in 1 s) or ``"local"`` (in memory, the rate divided by the workers).
     """
 
     scope: str | None = None
@@ -108,7 +142,18 @@ class GateThrottle(BaseThrottle):
         if rate is None:
             return True
         ident = f"user:{user.pk}" if authenticated and user is not None else f"ip:{self.get_ident(request)}"
-        result = _limiter(rate).hit(f"{scope}:{ident}")
+        url, prefix, on_error = _store()
+        key = f"{scope}:{ident}"
+        try:
+            result = _limiter(rate, url, prefix).hit(key)
+        except StoreUnavailableError:
+            # The gate's on_error, as DRF can express it: a throttle can only allow or refuse.
+            if on_error == "allow":
+                return True
+            if on_error == "deny":
+                self._wait = 1.0
+                return False
+            result = _local_limiter(rate).hit(key)
         self._wait = None if result.allowed else result.retry_after
         return bool(result.allowed)
 

@@ -62,7 +62,7 @@ CONFIG_KEYS: dict[str, Any] = {
 
 #: Gate config sections that may also be given as their own ``FERROGATE_<NAME>`` keys
 #: (``FERROGATE_JWT = {...}``), or as constructor options (``FerroGate(app, jwt={...})``).
-SECTION_KEYS: tuple[str, ...] = ("jwt", "limits", "rate_limit", "client_ip", "cache")
+SECTION_KEYS: tuple[str, ...] = ("jwt", "limits", "rate_limit", "client_ip", "cache", "redis")
 
 
 def _claims() -> Any:
@@ -405,6 +405,7 @@ class FerroGate:
         shared: str | None = None,
         dry_run: bool | None = None,
         exempt_methods: list[str] | None = None,
+        on_error: str | None = None,
     ) -> Callable[[F], F]:
         """A rate limit on a view or blueprint: ``@gate.limit("10/second")``.
 
@@ -412,10 +413,17 @@ class FerroGate:
         those (compound), or a function of no arguments that reads ``flask.request`` (the slow path:
         such views are checked in ``before_request``). ``shared="name"`` counts on a named limit,
         defined in the config's ``limits`` or here when a quota is given too. Stacked decorators add
-        limits; a view's limits replace its blueprint's.
+        limits; a view's limits replace its blueprint's. ``on_error``: ``"allow"``, ``"deny"`` (503)
+        or ``"local"``, what the limit does when its Redis store cannot answer.
         """
         entry, definition, callable_key = limit_entry(
-            quota, key=key, cost=cost, shared=shared, dry_run=dry_run, exempt_methods=exempt_methods
+            quota,
+            key=key,
+            cost=cost,
+            shared=shared,
+            dry_run=dry_run,
+            exempt_methods=exempt_methods,
+            on_error=on_error,
         )
 
         def decorate(target: F) -> F:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ferrogate import _native
 from ferrogate.exceptions import ConfigError
@@ -22,7 +22,7 @@ class Gate(_native.Gate):
     raises :class:`~ferrogate.ConfigError` listing every problem with its key path.
     """
 
-    def __new__(cls, config: dict[str, Any]) -> Gate:
+    def __new__(cls, config: dict[str, Any]) -> Self:
         from ferrogate.ratelimit import with_worker_count
 
         return super().__new__(cls, with_worker_count(config))

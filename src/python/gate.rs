@@ -351,6 +351,13 @@ impl PyGate {
         self.core.memory_rate_limiters()
     }
 
+    /// True when a request's check may wait on Redis (a `[redis]` section): async hosts then run
+    /// `check` in a worker thread instead of on the event loop.
+    #[getter]
+    fn uses_redis(&self) -> bool {
+        self.core.redis().is_some()
+    }
+
     /// Counters of the shared store (Redis) and the limits using it, or None without `[redis]`:
     /// round trips, leased hits, errors, failed-open/closed and fallback decisions, the client's
     /// calls/connects/rejections and the circuit breaker's state.
@@ -374,6 +381,7 @@ impl PyGate {
         out.set_item("failed_open", t.failed_open)?;
         out.set_item("failed_closed", t.failed_closed)?;
         out.set_item("fallback", t.fallback)?;
+        out.set_item("returned_units", t.returned)?;
         Ok(Some(out))
     }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use super::errors::Error;
 use crate::ratelimit::limiter::{Limiter, Outcome};
-use crate::ratelimit::redis_store::{DigestHasher, RedisLimiter, RedisOptions};
+use crate::ratelimit::redis_store::{
+    DigestHasher, RedisLimiter, RedisOptions, spawn_reconciler, sweep_interval,
+};
 use crate::ratelimit::{Quota, RateLimitError, parse_quotas};
 use crate::shared::{RedisClient, RedisSettings};
 
@@ -21,7 +23,7 @@ use crate::shared::{RedisClient, RedisSettings};
 pub struct PyRateLimiter {
     core: Limiter,
     /// Counts in Redis instead of `core` (which then only serves `now` and quota lookups).
-    redis: Option<RedisLimiter>,
+    redis: Option<Arc<RedisLimiter>>,
     quota: String,
 }
 
@@ -85,15 +87,13 @@ fn now_nanos(core: &Limiter, now: Option<f64>) -> PyResult<u64> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn redis_limiter(
     url: &str,
     name: &str,
     prefix: &str,
-    batch: u64,
     timeout_ms: u64,
     quotas: &[Quota],
-    max_keys: usize,
+    options: RedisOptions,
 ) -> PyResult<RedisLimiter> {
     let mut issues = crate::config::Issues::default();
     let section = serde_json::json!({"url": url, "prefix": prefix, "timeout_ms": timeout_ms});
@@ -111,12 +111,6 @@ fn redis_limiter(
     };
     let clock = crate::clock::system();
     let client = RedisClient::new(settings, clock.clone()).map_err(PyValueError::new_err)?;
-    let options = RedisOptions {
-        max_keys,
-        workers: 1,
-        batch,
-        batch_ttl_nanos: 1_000_000_000,
-    };
     RedisLimiter::new(Arc::new(client), name, quotas, options, clock)
         .map_err(|e| Error::from(e).into())
 }
@@ -174,7 +168,7 @@ impl PyRateLimiter {
     /// requests' worth per round trip. A hit that Redis cannot answer raises
     /// `StoreUnavailableError`.
     #[new]
-    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000, storage=None, name="default", prefix="ferrogate:", batch=0, timeout_ms=100))]
+    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000, storage=None, name="default", prefix="ferrogate:", batch=0, batch_ttl_ms=1000, timeout_ms=100))]
     #[allow(clippy::too_many_arguments)] // keyword-only options, as Python users pass them
     fn new(
         quota: &str,
@@ -184,6 +178,7 @@ impl PyRateLimiter {
         name: &str,
         prefix: &str,
         batch: u64,
+        batch_ttl_ms: u64,
         timeout_ms: u64,
     ) -> PyResult<Self> {
         let mut quotas = parse_quotas(quota).map_err(Error::from)?;
@@ -203,9 +198,24 @@ impl PyRateLimiter {
         let core = Limiter::new(&quotas, max_keys).map_err(Error::from)?;
         let redis = match storage {
             None | Some("memory") => None,
-            Some(url) => Some(redis_limiter(
-                url, name, prefix, batch, timeout_ms, &quotas, max_keys,
-            )?),
+            Some(url) => {
+                let options = RedisOptions {
+                    max_keys,
+                    workers: 1,
+                    batch,
+                    batch_ttl_nanos: batch_ttl_ms.saturating_mul(1_000_000),
+                };
+                let l = Arc::new(redis_limiter(
+                    url, name, prefix, timeout_ms, &quotas, options,
+                )?);
+                if batch > 0 {
+                    spawn_reconciler(
+                        vec![Arc::downgrade(&l)],
+                        sweep_interval(options.batch_ttl_nanos),
+                    );
+                }
+                Some(l)
+            }
         };
         if batch > 0 && redis.is_none() {
             return Err(Error::from(RateLimitError::InvalidSetting {

@@ -1,7 +1,7 @@
 //! Keyed GCRA in Redis: one quota set shared by every process and host.
 //!
-//! Each client key is one Redis hash (field `i` = quota `i`'s theoretical arrival time, in
-//! microseconds), decided and updated by a Lua script in one round trip (EVALSHA; the script is
+//! Each client key is one Redis string (every quota's theoretical arrival time, in microseconds,
+//! comma-separated), decided and updated by a Lua script in one round trip (EVALSHA; the script is
 //! loaded on first use and again after a `NOSCRIPT`, e.g. when Redis restarted). The script reads
 //! the time with `TIME`, so every host is judged by the server's clock and skew between app hosts
 //! does not matter. The script does the same arithmetic as the in-memory limiter; the reply
@@ -20,14 +20,16 @@
 //! they are used or `batch_ttl_ms` passes. Leased units were consumed in Redis when granted, so
 //! the quota is never exceeded, however many processes lease. What batching costs is precision in
 //! the other direction: a lease's unused units are given back (the TAT moved back, never before
-//! now) only at the same key's next lease call, so until then up to N-1 units per process and key
-//! sit idle and a client can be refused that much early.
+//! now) by a background reconciler once the lease expires (or by the same key's next lease call,
+//! whichever comes first), so for up to `batch_ttl_ms` up to N-1 units per process and key sit
+//! idle and a client can be refused that much early.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use super::error::RateLimitError;
 use super::limiter::{Limiter, MAX_QUOTAS, Outcome, Rate, evaluate, rate_of};
@@ -35,17 +37,23 @@ use super::quota::Quota;
 use crate::clock::SharedClock;
 use crate::shared::{RedisClient, StoreError};
 
+// Each redis.call costs microseconds of server time (more than the arithmetic), so a key is one
+// string (every quota's TAT, comma-separated) read with one GET and written with one SET ... PXAT.
 const HIT_SCRIPT: &str = r"
--- KEYS[1]: a hash; field i = quota i's theoretical arrival time (TAT), microseconds since the epoch
--- ARGV[1]: cost; ARGV[2]: '1' to consume, '0' to look; then emission, tolerance (us) per quota
--- Returns {allowed, now, tat_1, ..., tat_n}: the TATs before this hit, never before now.
+-- KEYS[1]: a string 'tat_1,tat_2,...': each quota's theoretical arrival time (TAT), microseconds
+-- since the epoch. ARGV[1]: cost; ARGV[2]: '1' to consume, '0' to look; then emission and
+-- tolerance (us) per quota. Returns {allowed, now, tat_1, ..., tat_n}: the TATs before this hit,
+-- never before now.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
 local n = (#ARGV - 2) / 2
-local fields = {}
-for i = 1, n do fields[i] = i end
-local stored = redis.call('HMGET', KEYS[1], unpack(fields))
+local stored = {}
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local i = 1
+  for v in string.gmatch(raw, '[^,]+') do stored[i] = tonumber(v); i = i + 1 end
+end
 local allowed = 1
 local out = {0, now}
 local new = {}
@@ -53,22 +61,16 @@ local horizon = now
 for i = 1, n do
   local em = tonumber(ARGV[1 + 2 * i])
   local tol = tonumber(ARGV[2 + 2 * i])
-  local tat = tonumber(stored[i]) or now
+  local tat = stored[i] or now
   if tat < now then tat = now end
   out[2 + i] = tat
-  new[i] = tat + em * cost
-  if new[i] - tol > now then allowed = 0 end
-  if new[i] > horizon then horizon = new[i] end
+  new[i] = string.format('%.0f', tat + em * cost)
+  if tat + em * cost - tol > now then allowed = 0 end
+  if tat + em * cost > horizon then horizon = tat + em * cost end
 end
 out[1] = allowed
 if allowed == 1 and ARGV[2] == '1' and cost > 0 then
-  local args = {}
-  for i = 1, n do
-    args[2 * i - 1] = i
-    args[2 * i] = string.format('%.0f', new[i])
-  end
-  redis.call('HSET', KEYS[1], unpack(args))
-  redis.call('PEXPIREAT', KEYS[1], math.ceil(horizon / 1000) + 1)
+  redis.call('SET', KEYS[1], table.concat(new, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
 end
 return out
 ";
@@ -85,14 +87,17 @@ local cost = tonumber(ARGV[1])
 local fit = tonumber(ARGV[2])
 local back = tonumber(ARGV[3])
 local n = (#ARGV - 3) / 2
-local fields = {}
-for i = 1, n do fields[i] = i end
-local stored = redis.call('HMGET', KEYS[1], unpack(fields))
+local stored = {}
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local i = 1
+  for v in string.gmatch(raw, '[^,]+') do stored[i] = tonumber(v); i = i + 1 end
+end
 local tats = {}
 for i = 1, n do
   local em = tonumber(ARGV[2 + 2 * i])
   local tol = tonumber(ARGV[3 + 2 * i])
-  local tat = tonumber(stored[i]) or now
+  local tat = stored[i] or now
   if tat < now then tat = now end
   tat = tat - em * back
   if tat < now then tat = now end
@@ -104,18 +109,16 @@ local grant = math.floor(fit / cost) * cost
 if grant < 0 then grant = 0 end
 local out = {grant, now}
 local horizon = now
-local args = {}
+local text = {}
 for i = 1, n do
   local em = tonumber(ARGV[2 + 2 * i])
   tats[i] = tats[i] + em * grant
   out[2 + i] = tats[i]
   if tats[i] > horizon then horizon = tats[i] end
-  args[2 * i - 1] = i
-  args[2 * i] = string.format('%.0f', tats[i])
+  text[i] = string.format('%.0f', tats[i])
 end
 if grant > 0 or back > 0 then
-  redis.call('HSET', KEYS[1], unpack(args))
-  redis.call('PEXPIREAT', KEYS[1], math.ceil(horizon / 1000) + 1)
+  redis.call('SET', KEYS[1], table.concat(text, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
 end
 return out
 ";
@@ -183,6 +186,8 @@ pub struct RedisCounters {
     pub failed_open: AtomicU64,
     pub failed_closed: AtomicU64,
     pub fallback: AtomicU64,
+    /// Unused leased units given back by the reconciler.
+    pub returned: AtomicU64,
 }
 
 /// A limit whose counts live in Redis.
@@ -455,6 +460,80 @@ impl RedisLimiter {
             .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
+
+    #[must_use]
+    pub fn is_batched(&self) -> bool {
+        self.batch > 0
+    }
+
+    /// Gives the unused units of every expired lease back to Redis (the reconciler's sweep).
+    /// Returns how many leases went back; a lease Redis cannot take back is dropped (its units
+    /// then lapse when the arrival time passes).
+    pub fn return_expired(&self) -> usize {
+        let now = self.clock.now_nanos();
+        let expired: Vec<(KeyDigest, u64)> = {
+            let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+            let keys: Vec<KeyDigest> = leases
+                .iter()
+                .filter(|(_, l)| l.expires <= now)
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| leases.remove(&k).map(|l| (k, l.units)))
+                .collect()
+        };
+        let mut returned = 0;
+        for (digest, units) in expired {
+            if units == 0 {
+                continue;
+            }
+            let key = self.key_name(&digest);
+            let done = self.client.run(|con| {
+                let mut inv = self.lease.key(&key);
+                inv.arg(1).arg(0).arg(units);
+                for a in &self.rate_args {
+                    inv.arg(a);
+                }
+                inv.invoke::<Vec<i64>>(con)
+            });
+            if done.is_ok() {
+                returned += 1;
+                self.counters.returned.fetch_add(units, Ordering::Relaxed);
+            }
+        }
+        returned
+    }
+}
+
+/// Starts one background thread that returns expired leases of `limiters` every `every`, until
+/// none of them is alive any more.
+pub fn spawn_reconciler(limiters: Vec<Weak<RedisLimiter>>, every: Duration) {
+    if limiters.is_empty() {
+        return;
+    }
+    // Without a thread, leases are still given back by the same key's next lease call.
+    let _ = std::thread::Builder::new()
+        .name("ferrogate-redis-leases".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let mut alive = false;
+                for l in limiters.iter().filter_map(Weak::upgrade) {
+                    alive = true;
+                    l.return_expired();
+                }
+                if !alive {
+                    return;
+                }
+            }
+        });
+}
+
+/// How often the reconciler sweeps: half the lease lifetime, within 10 ms to 1 s.
+#[must_use]
+pub fn sweep_interval(batch_ttl_nanos: u64) -> Duration {
+    Duration::from_nanos(batch_ttl_nanos / 2)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 fn micros_to_nanos(us: i64) -> u64 {

@@ -16,7 +16,9 @@ use super::config::{
 use super::headers;
 use super::limiter::Limiter;
 use super::quota::Quota;
-use super::redis_store::{DigestHasher, RedisLimiter, RedisOptions};
+use super::redis_store::{
+    DigestHasher, RedisLimiter, RedisOptions, spawn_reconciler, sweep_interval,
+};
 use crate::auth::stage::Blocking;
 use crate::clock::SharedClock;
 use crate::gate::{Request, Response};
@@ -190,11 +192,19 @@ impl<'c> StageBuilder<'c> {
         let forwarded_slot = client_ip
             .reads_header()
             .then(|| header_slot(header_keys, client_ip.header.name()));
+        let batched: Vec<_> = self
+            .redis_limiters
+            .iter()
+            .filter(|l| l.is_batched())
+            .map(Arc::downgrade)
+            .collect();
+        spawn_reconciler(
+            batched,
+            sweep_interval(self.settings.batch_ttl_ms.saturating_mul(1_000_000)),
+        );
         let retry_secs = self.redis.as_ref().map_or(1, |r| {
-            let nanos = r.settings().breaker_cooldown.as_nanos();
-            u64::try_from(nanos.div_ceil(1_000_000_000))
-                .unwrap_or(u64::MAX)
-                .max(1)
+            let d = r.settings().breaker_cooldown;
+            (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
         });
         Stage {
             client_ip,
@@ -277,6 +287,7 @@ pub struct RedisTotals {
     pub failed_open: u64,
     pub failed_closed: u64,
     pub fallback: u64,
+    pub returned: u64,
 }
 
 /// Key part tags, so `ip=1.2.3.4` and `header=1.2.3.4` never hash alike.
@@ -308,6 +319,7 @@ impl Stage {
             t.failed_open += c.failed_open.load(Ordering::Relaxed);
             t.failed_closed += c.failed_closed.load(Ordering::Relaxed);
             t.fallback += c.fallback.load(Ordering::Relaxed);
+            t.returned += c.returned.load(Ordering::Relaxed);
         }
         t
     }

@@ -115,17 +115,20 @@ impl RedisClient {
     pub fn new(settings: RedisSettings, clock: SharedClock) -> Result<Self, String> {
         let endpoint = match &settings.target {
             Target::Single(url) => {
-                Endpoint::Single(redis::Client::open(url.as_str()).map_err(|e| e.to_string())?)
+                Endpoint::Single(open_single(&settings, url).map_err(|e| e.to_string())?)
             }
-            Target::Cluster(nodes) => Endpoint::Cluster(
-                redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
-                    .connection_timeout(settings.connect_timeout)
-                    .response_timeout(settings.timeout)
-                    // The breaker handles outages; retrying inside one request only adds latency.
-                    .retries(1)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            ),
+            Target::Cluster(nodes) => {
+                let mut b =
+                    redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                        .connection_timeout(settings.connect_timeout)
+                        .response_timeout(settings.timeout)
+                        // The breaker handles outages; retrying inside a request only adds latency.
+                        .retries(1);
+                if let Some(tls) = &settings.tls {
+                    b = b.certs(tls.certificates());
+                }
+                Endpoint::Cluster(b.build().map_err(|e| e.to_string())?)
+            }
         };
         let nanos = u64::try_from(settings.breaker_cooldown.as_nanos()).unwrap_or(u64::MAX);
         Ok(Self {
@@ -335,6 +338,14 @@ impl RedisClient {
     }
 }
 
+/// A client for one server, with the configured TLS material.
+fn open_single(settings: &RedisSettings, url: &str) -> redis::RedisResult<redis::Client> {
+    match &settings.tls {
+        Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
+        None => redis::Client::open(url),
+    }
+}
+
 /// How long the subscriber blocks on a read before it checks whether it should stop.
 const SUB_POLL: Duration = Duration::from_millis(200);
 /// How often the subscriber PINGs: a server that stopped answering (paused, partitioned away
@@ -385,7 +396,7 @@ fn subscribe_once(
         Target::Single(u) => u.clone(),
         Target::Cluster(nodes) => nodes.first().cloned().unwrap_or_default(),
     };
-    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+    let client = open_single(&c.settings, &url).map_err(|e| e.to_string())?;
     let mut con = client
         .get_connection_with_timeout(c.settings.connect_timeout)
         .map_err(|e| e.to_string())?;

@@ -10,6 +10,9 @@
 //! pool_size = 32                    # idle connections kept for reuse
 //! breaker_failures = 3              # consecutive failures that open the circuit breaker
 //! breaker_cooldown_ms = 1000        # how long it stays open before one probe
+//! tls_ca_file = "/etc/ssl/redis-ca.pem"  # rediss:// only: trust this CA instead of the system's
+//! tls_cert_file = "client.pem"      # and mutual TLS: a client certificate and its key
+//! tls_key_file = "client.key"
 //! ```
 
 use std::time::Duration;
@@ -38,6 +41,29 @@ pub struct RedisSettings {
     pub pool_size: usize,
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
+    /// PEM files read at start-up, for `rediss://`.
+    pub tls: Option<TlsFiles>,
+}
+
+/// TLS material, PEM bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFiles {
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate and key, for mutual TLS.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsFiles {
+    #[must_use]
+    pub fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self.client.as_ref().map(|(c, k)| redis::ClientTlsConfig {
+                client_cert: c.clone(),
+                client_key: k.clone(),
+            }),
+            root_cert: self.ca.clone(),
+        }
+    }
 }
 
 const KEYS: &[&str] = &[
@@ -48,6 +74,9 @@ const KEYS: &[&str] = &[
     "pool_size",
     "breaker_failures",
     "breaker_cooldown_ms",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
 ];
 
 impl RedisSettings {
@@ -62,6 +91,7 @@ impl RedisSettings {
             pool_size: 32,
             breaker_failures: 3,
             breaker_cooldown: Duration::from_secs(1),
+            tls: None,
         })
     }
 
@@ -152,8 +182,57 @@ impl RedisSettings {
                 }
             }
         }
+        out.tls = parse_tls(map, url, issues);
         Some(out)
     }
+}
+
+fn parse_tls(map: &Map<String, Value>, url: &str, issues: &mut Issues) -> Option<TlsFiles> {
+    let at = "redis";
+    let names = ["tls_ca_file", "tls_cert_file", "tls_key_file"];
+    if names.iter().all(|n| !map.contains_key(*n)) {
+        return None;
+    }
+    if !url.starts_with("rediss://")
+        && !url.starts_with("rediss+cluster://")
+        && !url.starts_with("valkeys://")
+    {
+        for n in names.iter().filter(|n| map.contains_key(**n)) {
+            issues.push(join(at, n), "TLS files need a rediss:// URL");
+        }
+        return None;
+    }
+    let mut read = |name: &str| -> Option<Vec<u8>> {
+        let v = map.get(name)?;
+        let key = join(at, name);
+        let path = issues.string(v, &key)?;
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.windows(11).any(|w| w == b"-----BEGIN ") => Some(bytes),
+            Ok(_) => {
+                issues.push(key, format!("{} is not a PEM file", show(v)));
+                None
+            }
+            Err(e) => {
+                issues.push(key, format!("cannot read {}: {e}", show(v)));
+                None
+            }
+        }
+    };
+    let ca = read("tls_ca_file");
+    let cert = read("tls_cert_file");
+    let key = read("tls_key_file");
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            issues.push(
+                join(at, "tls_cert_file"),
+                "mutual TLS needs both tls_cert_file and tls_key_file",
+            );
+            None
+        }
+    };
+    Some(TlsFiles { ca, client })
 }
 
 /// Checks a URL's shape without connecting.

@@ -6,6 +6,7 @@ Each variant is a module attribute gunicorn can serve (``apps:bare``, ``apps:gat
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +28,13 @@ def _example() -> ModuleType:
 _module = _example()
 # The example's limits are per minute; the load test measures cost, not refusals.
 _module.CONFIG["FERROGATE_DEFAULTS"] = {"limit": "1000000000/hour"}
+# Set by run.py for the Redis variants: the limits count in Redis (optionally batched).
+if os.environ.get("FG_LOAD_REDIS"):
+    _module.CONFIG["FERROGATE_REDIS"] = {"url": os.environ["FG_LOAD_REDIS"]}
+    _module.CONFIG["FERROGATE_RATE_LIMIT"] = {
+        "storage": "redis",
+        "batch": int(os.environ.get("FG_LOAD_BATCH", "0")),
+    }
 
 bare = _module.create_app(protected=False)
 gated = _module.create_app()

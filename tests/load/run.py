@@ -4,12 +4,15 @@
 
 Each variant is served in turn by gunicorn on a free loopback port and driven by wrk for the same
 duration; the table gives requests/s and the ratio to the bare app measured in the same run.
-Requests are bounded by the duration; nothing leaves 127.0.0.1.
+Requests are bounded by the duration; nothing leaves 127.0.0.1. The Redis variants count the limits
+in a redis-server started on a free loopback port for the run (direct: one round trip per request;
+batched: leases of 100).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import socket
@@ -19,11 +22,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# (name, gunicorn target, path, with a bearer token)
-VARIANTS = [
-    ("bare: GET /articles/1", "apps:bare", "/articles/1", False),
-    ("ferrogate: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False),
-    ("ferrogate: GET /me (JWT + limit)", "apps:gated", "/me", True),
+# (name, gunicorn target, path, with a bearer token, Redis: None, "direct" or "batched")
+VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
+    ("bare: GET /articles/1", "apps:bare", "/articles/1", False, None),
+    ("ferrogate: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False, None),
+    ("ferrogate: GET /me (JWT + limit)", "apps:gated", "/me", True, None),
+    ("ferrogate+Redis: GET /articles/1 (cache hit)", "apps:gated", "/articles/1", False, "direct"),
+    ("ferrogate+Redis: GET /me (JWT + limit)", "apps:gated", "/me", True, "direct"),
+    ("ferrogate+Redis batch=100: GET /me", "apps:gated", "/me", True, "batched"),
 ]
 
 
@@ -44,7 +50,9 @@ def wait_listening(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"gunicorn did not listen on {port}")
 
 
-def run_variant(target: str, path: str, token: bool, args: argparse.Namespace) -> float:
+def run_variant(
+    target: str, path: str, token: bool, args: argparse.Namespace, env: dict[str, str] | None = None
+) -> float:
     port = free_port()
     server = subprocess.Popen(
         [
@@ -61,6 +69,7 @@ def run_variant(target: str, path: str, token: bool, args: argparse.Namespace) -
             "warning",
             target,
         ],
+        env={**os.environ, **(env or {})},
     )
     try:
         wait_listening(port)
@@ -98,7 +107,20 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    results = {name: run_variant(target, path, token, args) for name, target, path, token in VARIANTS}
+    sys.path.insert(0, str(HERE.parent))
+    from redis_server import RedisServer
+
+    redis = RedisServer()
+    redis.start()
+    try:
+        results = {}
+        for name, target, path, token, store in VARIANTS:
+            env = None
+            if store is not None:
+                env = {"FG_LOAD_REDIS": redis.url, "FG_LOAD_BATCH": "100" if store == "batched" else "0"}
+            results[name] = run_variant(target, path, token, args, env)
+    finally:
+        redis.close()
     print(f"\nunder gunicorn -w {args.workers}, wrk -t2 -c{args.connections} -d{args.duration}s, 127.0.0.1")
     print(f"{'variant':50} {'req/s':>10} {'vs bare':>8}")
     base = results["bare: GET /articles/1"]

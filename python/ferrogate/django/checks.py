@@ -90,7 +90,34 @@ def check_limiter_workers(app_configs: Any = None, **kwargs: Any) -> list[checks
     return []
 
 
+def check_redis(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W003 (deploy): the configured Redis does not answer a PING. A warning, not an error: the
+    gate runs through an outage with each limit's ``on_error``, and Redis may start later."""
+    from ferrogate.django import state
+    from ferrogate.exceptions import StoreUnavailableError
+
+    try:
+        gate = state.compiled().gate
+    except ConfigError:
+        return []  # E001 reports it
+    stats = gate.redis_stats()
+    if stats is None:
+        return []
+    try:
+        gate.ping_redis()
+    except StoreUnavailableError as e:
+        return [
+            checks.Warning(
+                f"Redis at {stats['url']} does not answer: {e}",
+                hint="Requests will get each limit's on_error mode until it does.",
+                id="ferrogate.W003",
+            )
+        ]
+    return []
+
+
 def register() -> None:
     checks.register(check_config, "ferrogate")
     checks.register(check_middleware, "ferrogate")
     checks.register(check_limiter_workers, "ferrogate", deploy=True)
+    checks.register(check_redis, "ferrogate", deploy=True)

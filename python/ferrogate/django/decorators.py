@@ -52,16 +52,24 @@ def limit(
     shared: str | None = None,
     dry_run: bool | None = None,
     exempt_methods: list[str] | None = None,
+    on_error: str | None = None,
 ) -> Callable[[F], F]:
     """A rate limit on a view: ``@limit("10/second")``.
 
     ``key``: ``"ip"`` (default), ``"sub"``, ``"claim:<name>"``, ``"header:<name>"``, a list of those,
     or a function of the request (the slow path: such views are checked in ``process_view``).
     ``shared="name"`` counts on a named limit from ``FERROGATE["limits"]``, or defined here when a
-    quota is given too. Stacked decorators add limits.
+    quota is given too. Stacked decorators add limits. ``on_error``: ``"allow"``, ``"deny"`` (503) or
+    ``"local"``, what the limit does when its Redis store cannot answer.
     """
     entry, definition, callable_key = limit_entry(
-        quota, key=key, cost=cost, shared=shared, dry_run=dry_run, exempt_methods=exempt_methods
+        quota,
+        key=key,
+        cost=cost,
+        shared=shared,
+        dry_run=dry_run,
+        exempt_methods=exempt_methods,
+        on_error=on_error,
     )
 
     def decorate(view: F) -> F:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
@@ -62,13 +62,16 @@ def _store_django_response(ticket: Any, response: HttpResponseBase) -> None:
     cookies = [("set-cookie", c.output(header="").strip()) for c in response.cookies.values()]
     headers = [*response.headers.items(), *cookies]
     final = ticket.store(response.status_code, headers, response.content)
-    keep = {k.lower() for k, _ in final}
-    for name in list(response.headers):
-        if name.lower() not in keep:
-            del response.headers[name]
+    # Django re-validates every header it is given: set only what the cache added or changed.
+    current = response.headers
+    keep = set()
     for k, v in final:
-        if k.lower() != "set-cookie":
-            response.headers[k] = v
+        lower = k.lower()
+        keep.add(lower)
+        if lower != "set-cookie" and current.get(k) != v:
+            current[k] = v
+    for name in [n for n in current if n.lower() not in keep]:
+        del current[name]
 
 
 class GateMiddleware:
@@ -126,11 +129,19 @@ class GateMiddleware:
         return self._finish(request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        # The check is a microsecond of CPU with no I/O: running it inline beats a thread hop.
-        refused = self._check(request)
+        # In memory the check is a microsecond of CPU: running it inline beats a thread hop. With
+        # Redis it may wait on a round trip (up to the timeout), which must not block the loop.
+        on_redis = state.compiled().gate.uses_redis
+        if on_redis:
+            refused = await sync_to_async(self._check, thread_sensitive=False)(request)
+        else:
+            refused = self._check(request)
         if refused is not None:
             return refused
         response = await self.get_response(request)
+        if on_redis and getattr(request, "_ferrogate_ticket", None) is not None:
+            # Storing may write to the shared cache tier.
+            return await sync_to_async(self._finish, thread_sensitive=False)(request, response)
         return self._finish(request, response)
 
     def process_view(
