@@ -134,6 +134,7 @@ fn multi_quota_hits_are_exact_and_atomic() {
 }
 
 #[test]
+#[allow(clippy::many_single_char_names)] // a, b: two processes; c, k, l: client, key, limiter
 fn leases_never_exceed_and_expired_ones_go_back() {
     let server = Server::start();
     let manual = Arc::new(ManualClock::from_secs(1_000));

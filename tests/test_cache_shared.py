@@ -21,6 +21,7 @@ import pytest
 from ferrogate import ConfigError, Gate, encode
 from flask import Flask, Response, request
 from redis_server import RedisServer, free_port
+from test_redis_topologies import cluster as redis_cluster  # noqa: F401 (the 3-node cluster fixture)
 
 SECRET = "shared-cache-test-secret-long-enough-for-hs256"
 
@@ -561,3 +562,32 @@ def test_two_processes_keep_users_apart_and_big_entries_local(
     assert a.stats()["calls"] == 2, "/big is over shared_max_entry_bytes"
     assert b.stats()["calls"] == 2
     assert entry_keys(redis_server), "the /me entries are in Redis"
+
+
+# --- Redis Cluster --------------------------------------------------------------------------
+
+
+def test_shared_tier_on_a_redis_cluster(request: pytest.FixtureRequest) -> None:
+    """Every cache key carries the `{cache}` hash tag: the scripts (which touch several keys)
+    run on one slot, and purges published there reach subscribers on another node."""
+    cluster: list[int] = request.getfixturevalue("redis_cluster")
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in cluster)
+    a, b = Node("a", url), Node("b", url)
+    a.connected()
+    b.connected()
+    a.get("/items/1")
+    a.get("/lang", accept_language="fr")
+    assert b.get("/items/1")[1]["cache-status"].startswith("ferrogate; hit")
+    assert b.get("/lang", accept_language="fr")[1]["cache-status"].startswith("ferrogate; hit")
+    assert b.calls == 0
+    a.cache.purge_prefix("/items")
+    until(lambda: "fwd=miss" in b.get("/items/1")[1]["cache-status"], "b purged by prefix on the cluster")
+    a.get("/items/1")
+    a.get("/items/1", method="POST")
+    until(
+        lambda: "fwd=miss" in b.get("/items/1")[1]["cache-status"], "b invalidated by a's POST on the cluster"
+    )
+    a.cache.purge_tag("items")
+    until(lambda: "fwd=miss" in b.get("/items/1")[1]["cache-status"], "b purged by tag on the cluster")
+    assert a.stats()["l2_errors"] == 0
+    assert b.stats()["l2_errors"] == 0

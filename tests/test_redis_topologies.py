@@ -24,7 +24,12 @@ def _send(port: int, *args: str) -> bytes:
 def cluster() -> Iterator[list[int]]:
     """Three masters, no replicas, every slot assigned."""
     workdir = Path(tempfile.mkdtemp(prefix="ferrogate-cluster-"))
-    ports = [free_port() for _ in range(3)]
+    # A cluster node also listens on port + 10000 (the cluster bus): above 55535 it refuses to start.
+    ports: list[int] = []
+    while len(ports) < 3:
+        p = free_port()
+        if p <= 55535 and p not in ports:
+            ports.append(p)
     procs = []
     try:
         for p in ports:
