@@ -140,30 +140,32 @@ fn leases_never_exceed_and_expired_ones_go_back() {
     let manual = Arc::new(ManualClock::from_secs(1_000));
     let clock: SharedClock = manual.clone();
     let quotas = parse_quotas("25/hour").unwrap();
-    let c = client(&server.url(), &clock);
-    let a = RedisLimiter::new(c.clone(), "lease", &quotas, options(10), clock.clone()).unwrap();
-    let b = RedisLimiter::new(c.clone(), "lease", &quotas, options(10), clock.clone()).unwrap();
-    let plain = RedisLimiter::new(c, "lease", &quotas, options(0), clock).unwrap();
-    let k = digest("k");
+    let shared = client(&server.url(), &clock);
+    let first =
+        RedisLimiter::new(shared.clone(), "lease", &quotas, options(10), clock.clone()).unwrap();
+    let second =
+        RedisLimiter::new(shared.clone(), "lease", &quotas, options(10), clock.clone()).unwrap();
+    let plain = RedisLimiter::new(shared, "lease", &quotas, options(0), clock).unwrap();
+    let key = digest("k");
     let mut allowed = 0;
     for i in 0..60 {
-        let l = if i % 2 == 0 { &a } else { &b };
-        if l.hit(&k, 1, true).unwrap().allowed {
+        let leasing = if i % 2 == 0 { &first } else { &second };
+        if leasing.hit(&key, 1, true).unwrap().allowed {
             allowed += 1;
         }
     }
     assert!(allowed <= 25, "{allowed}");
     assert!(allowed >= 25 - 2 * 9, "{allowed}");
     let held = 25 - allowed;
-    assert_eq!(plain.hit(&k, 1, false).unwrap().quotas()[0].remaining, 0);
+    assert_eq!(plain.hit(&key, 1, false).unwrap().quotas()[0].remaining, 0);
     // Nothing has expired yet: nothing goes back.
-    assert_eq!(a.return_expired() + b.return_expired(), 0);
+    assert_eq!(first.return_expired() + second.return_expired(), 0);
     manual.advance_nanos(1_000_000_001);
-    a.return_expired();
-    b.return_expired();
-    assert_eq!(a.lease_count() + b.lease_count(), 0);
+    first.return_expired();
+    second.return_expired();
+    assert_eq!(first.lease_count() + second.lease_count(), 0);
     assert_eq!(
-        plain.hit(&k, 1, false).unwrap().quotas()[0].remaining,
+        plain.hit(&key, 1, false).unwrap().quotas()[0].remaining,
         held,
         "every unused leased unit is usable again"
     );

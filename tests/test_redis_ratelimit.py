@@ -479,3 +479,47 @@ def test_expired_leases_go_back_in_the_background(redis_server: RedisServer) -> 
         time.sleep(0.01)
     # Given back means usable by everyone: the next lease starts from 99 again.
     assert leasing.hit("k").remaining == 98
+
+
+def test_cli_check_reports_redis_reachability(
+    own_redis: RedisServer, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ferrogate.cli import main
+
+    cfg = tmp_path / "gate.toml"
+    cfg.write_text(f'[rate_limit]\nstorage = "{own_redis.url}"\n')
+    assert main(["check", str(cfg)]) == 0
+    assert "answers PING" in capsys.readouterr().out
+    own_redis.stop()
+    assert main(["check", str(cfg)]) == 0, "an unreachable Redis is a warning, not an invalid config"
+    assert "does not answer" in capsys.readouterr().err
+
+
+def test_forked_children_use_their_own_connections(redis_server: RedisServer) -> None:
+    """gunicorn --preload forks workers from a process that may already hold pooled connections:
+    each child opens its own, so replies never cross between processes."""
+    import os
+
+    g = gate(redis_server.url, limit="1000/hour")
+    assert status(g) == 0  # the parent now has a pooled connection
+    children = []
+    for n in range(4):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            ok = True
+            try:
+                for _ in range(50):
+                    d = g.check({**ENV, "REMOTE_ADDR": f"192.0.2.{100 + n}"})
+                    ok &= d.forward
+                ok &= header(d, "ratelimit") == '"a";r=950;t=180'
+            except BaseException:
+                ok = False
+            os._exit(0 if ok else 1)
+        children.append(pid)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+    assert codes == [0, 0, 0, 0]
+    d = g.check(ENV)
+    assert header(d, "ratelimit") == '"a";r=998;t=8', "the parent's own connection still works"
+    stats = g.redis_stats()
+    assert stats is not None
+    assert stats["errors"] == 0

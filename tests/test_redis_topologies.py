@@ -24,15 +24,12 @@ def _send(port: int, *args: str) -> bytes:
 def cluster() -> Iterator[list[int]]:
     """Three masters, no replicas, every slot assigned."""
     workdir = Path(tempfile.mkdtemp(prefix="ferrogate-cluster-"))
-    # A cluster node also listens on port + 10000 (the cluster bus): above 55535 it refuses to start.
-    ports: list[int] = []
-    while len(ports) < 3:
-        p = free_port()
-        if p <= 55535 and p not in ports:
-            ports.append(p)
+    ports = [free_port() for _ in range(3)]
+    # The bus port defaults to port + 10000, past 65535 for most ephemeral ports: choose it too.
+    bus_ports = [free_port() for _ in range(3)]
     procs = []
     try:
-        for p in ports:
+        for p, bus in zip(ports, bus_ports, strict=True):
             procs.append(
                 subprocess.Popen(
                     [
@@ -45,6 +42,8 @@ def cluster() -> Iterator[list[int]]:
                         "yes",
                         "--cluster-config-file",
                         f"nodes-{p}.conf",
+                        "--cluster-port",
+                        str(bus),
                         "--dir",
                         str(workdir),
                         "--save",

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ferrogate.exceptions import ConfigError
+from ferrogate.exceptions import ConfigError, StoreUnavailableError
 from ferrogate.gate import Gate
 
 __all__ = ["main"]
@@ -20,6 +20,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return 1
     print(f"{args.config}: OK ({len(gate.routes())} routes)")
+    stats = gate.redis_stats()
+    if stats is not None:
+        # Reachability is reported, not required: the gate runs through an outage.
+        try:
+            gate.ping_redis()
+            print(f"redis {stats['url']}: answers PING")
+        except StoreUnavailableError as e:
+            print(
+                f"warning: redis {stats['url']} does not answer ({e}); limits will use on_error",
+                file=sys.stderr,
+            )
     return 0
 
 

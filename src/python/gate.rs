@@ -249,6 +249,7 @@ impl PyGate {
         let core = Gate::from_value_with(&value, &options).map_err(Error::from)?;
         if let Some(client) = core.redis() {
             client.set_listener(Some(std::sync::Arc::new(log_event)));
+            register_after_fork(py, client)?;
         }
         let intern = |s: &str| PyString::intern(py, s).unbind();
         let keys = EnvironKeys {
@@ -436,6 +437,31 @@ impl PyGate {
             .map(|(p, n)| (p.to_owned(), n.map(str::to_owned)))
             .collect()
     }
+}
+
+/// A forked child (gunicorn `--preload`, multiprocessing) gets its own Redis connections and
+/// subscriber thread: `os.register_at_fork` runs this in the child right after the fork.
+fn register_after_fork(
+    py: Python<'_>,
+    client: &std::sync::Arc<crate::shared::RedisClient>,
+) -> PyResult<()> {
+    let weak = std::sync::Arc::downgrade(client);
+    let hook = pyo3::types::PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        move |_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            if let Some(c) = weak.upgrade() {
+                c.after_fork();
+            }
+            Ok(())
+        },
+    )?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("after_in_child", hook)?;
+    py.import("os")?
+        .call_method("register_at_fork", (), Some(&kwargs))?;
+    Ok(())
 }
 
 /// Store events (breaker opened/closed, subscriber down/up) go to the `ferrogate` logger. They

@@ -7,7 +7,7 @@
 //! concurrent requests opens more and the extras are closed when returned.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -92,6 +92,9 @@ pub struct RedisClient {
     /// liveness PING was answered.
     subscriber_up: AtomicBool,
     stop: Arc<AtomicBool>,
+    /// The process the pooled connections belong to: after a fork (gunicorn `--preload`) the
+    /// child must not talk on its parent's sockets, or replies would cross between processes.
+    pool_pid: AtomicU32,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -142,6 +145,7 @@ impl RedisClient {
             subscriber_started: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
             stop: Arc::new(AtomicBool::new(false)),
+            pool_pid: AtomicU32::new(std::process::id()),
         })
     }
 
@@ -201,6 +205,37 @@ impl RedisClient {
         }
     }
 
+    /// An idle connection of this process, if any.
+    fn pooled(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        if self.pool_pid.swap(pid, Ordering::AcqRel) != pid {
+            // Forked: these sockets are the parent's. Closing them here could disturb the
+            // parent's sessions (TLS close_notify), so they are left alone, once per fork.
+            for conn in idle.drain(..) {
+                std::mem::forget(conn);
+            }
+        }
+        idle.pop()
+    }
+
+    /// Call in a forked child: drops the parent's pooled connections and starts this process's
+    /// own subscriber thread (threads do not survive a fork), whose on-connect hooks reload
+    /// every local copy.
+    pub fn after_fork(self: &Arc<Self>) {
+        drop(self.pooled());
+        self.subscriber_started.store(false, Ordering::Release);
+        let has_channels = !self
+            .subs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .channels
+            .is_empty();
+        if has_channels {
+            self.start_subscriber();
+        }
+    }
+
     fn put_back(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.settings.pool_size {
@@ -233,11 +268,7 @@ impl RedisClient {
             return Err(StoreError::CircuitOpen);
         }
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
-        let pooled = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let pooled = self.pooled();
         let reused = pooled.is_some();
         let mut conn = match pooled.map_or_else(|| self.connect(), Ok) {
             Ok(c) => c,
@@ -320,6 +351,11 @@ impl RedisClient {
                 subs.on_connect.push(c);
             }
         }
+        self.start_subscriber();
+    }
+
+    /// Starts the subscriber thread unless this process already has one.
+    fn start_subscriber(self: &Arc<Self>) {
         if self
             .subscriber_started
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
