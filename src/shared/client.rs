@@ -224,6 +224,9 @@ impl RedisClient {
     /// every local copy.
     pub fn after_fork(self: &Arc<Self>) {
         drop(self.pooled());
+        // The parent's subscriber is not this process's: until the child's own has connected
+        // (and its hooks have run), nothing may act as if no message had been missed.
+        self.subscriber_up.store(false, Ordering::Release);
         self.subscriber_started.store(false, Ordering::Release);
         let has_channels = !self
             .subs
