@@ -254,7 +254,14 @@ impl Gate {
             }
         }
         let rate_limit = limits.finish(&mut header_keys);
-        let cache = Self::cache_stage(config, &default_policy, &mut header_keys, &clock);
+        let cache = Self::cache_stage(
+            config,
+            &default_policy,
+            &mut header_keys,
+            &clock,
+            redis.as_ref(),
+            issues,
+        );
         // Last, and only for a gate that will be used: subscribing starts a thread, and the
         // first load is waited for.
         if let (true, Some(r)) = (
@@ -294,6 +301,8 @@ impl Gate {
         default_policy: &Policy,
         header_keys: &mut Vec<String>,
         clock: &SharedClock,
+        redis: Option<&Arc<RedisClient>>,
+        issues: &mut Issues,
     ) -> Option<Arc<CacheStage>> {
         let route_policies: Vec<crate::cache::stage::CachePolicy> = config
             .routes
@@ -330,6 +339,24 @@ impl Gate {
                 .map(|h| (*h, header_slot(header_keys, h)))
                 .collect(),
         };
+        if settings.shared {
+            match redis {
+                Some(client) => {
+                    return Some(CacheStage::with_shared(
+                        settings,
+                        slots,
+                        clock.clone(),
+                        client.clone(),
+                    ));
+                }
+                None if config.redis.is_none() => issues.push(
+                    "cache.shared",
+                    "\"redis\" needs a [redis] section (url = \"redis://...\")",
+                ),
+                // The [redis] section has its own error.
+                None => {}
+            }
+        }
         Some(Arc::new(CacheStage::new(settings, slots, clock.clone())))
     }
 

@@ -3,5 +3,6 @@
 
 pub mod key;
 pub mod rules;
+pub mod shared;
 pub mod stage;
 pub mod store;

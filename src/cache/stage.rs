@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::key;
 use super::rules::{self, CacheControl, NotStored};
+use super::shared::{Generation, Purge, Record, Shared};
 use super::store::{Entry, Lookup, Store};
 use crate::auth::stage::Blocking;
 use crate::auth::verifier::Claims;
@@ -153,6 +154,10 @@ pub struct CacheSettings {
     /// The claims that identify a user (default `sub`); all must be present for a per-user entry.
     /// `iss` is always added to the key when the token has one (OIDC: `sub` is unique per issuer).
     pub principal_claims: Vec<String>,
+    /// `shared = "redis"`: a second tier in Redis, shared by every process (needs `[redis]`).
+    pub shared: bool,
+    /// Larger entries stay in L1 only (they are still indexed in Redis, so purges reach them).
+    pub shared_max_entry_bytes: usize,
 }
 
 impl Default for CacheSettings {
@@ -171,6 +176,8 @@ impl Default for CacheSettings {
             max_entry_bytes: 1 << 20,
             coalesce_timeout: Duration::from_secs(5),
             principal_claims: vec!["sub".into()],
+            shared: false,
+            shared_max_entry_bytes: 256 << 10,
         }
     }
 }
@@ -193,9 +200,20 @@ impl CacheSettings {
                 "max_entry_bytes",
                 "coalesce_timeout",
                 "principal_claims",
+                "shared",
+                "shared_max_entry_bytes",
             ],
             at,
         );
+        if let Some(x) = map.get("shared") {
+            s.shared = issues.one_of(x, &["redis"], &join(at, "shared")) == Some("redis");
+        }
+        if let Some(x) = map.get("shared_max_entry_bytes") {
+            s.shared_max_entry_bytes = issues
+                .positive_int(x, &join(at, "shared_max_entry_bytes"))
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(s.shared_max_entry_bytes);
+        }
         if let Some(x) = map.get("max_bytes") {
             s.max_bytes = issues
                 .positive_int(x, &join(at, "max_bytes"))
@@ -303,6 +321,8 @@ pub struct Stage {
     pub store: Store,
     pub settings: CacheSettings,
     pub slots: Slots,
+    /// The Redis tier, with `[cache] shared = "redis"`.
+    pub shared: Option<Arc<Shared>>,
 }
 
 /// What the app's response may become, handed back to [`Stage::store`] once it is known.
@@ -331,6 +351,8 @@ enum TicketKind {
         statuses: Option<Vec<u16>>,
         /// This request leads a flight others may be waiting on.
         leader: bool,
+        /// With a shared tier: the purge generations read before the app ran.
+        generation: Option<Generation>,
     },
     /// A successful unsafe request invalidates the path's entries.
     Invalidate { path: String },
@@ -357,7 +379,39 @@ impl Stage {
             store,
             settings,
             slots,
+            shared: None,
         }
+    }
+
+    /// A stage with a shared tier in Redis: subscribes its L1 to other processes' purges.
+    #[must_use]
+    pub fn with_shared(
+        settings: CacheSettings,
+        slots: Slots,
+        clock: SharedClock,
+        client: Arc<crate::shared::RedisClient>,
+    ) -> Arc<Self> {
+        let max = settings.shared_max_entry_bytes;
+        let mut stage = Self::new(settings, slots, clock);
+        let shared = Arc::new(Shared::new(client, max));
+        stage.shared = Some(shared.clone());
+        let stage = Arc::new(stage);
+        shared.subscribe(Arc::downgrade(&stage));
+        stage
+    }
+
+    /// Purges this L1 and, with a shared tier, Redis and every other process's L1.
+    pub fn purge(&self, p: Purge) -> usize {
+        match &self.shared {
+            Some(s) => s.purge(&self.store, p, true),
+            None => p.apply(&self.store),
+        }
+    }
+
+    /// Whether the L1 may answer: always without a shared tier; with one, only while its
+    /// subscriber is connected and live (so no purge from elsewhere was missed).
+    fn l1_usable(&self) -> bool {
+        self.shared.as_ref().is_none_or(|s| s.l1_usable())
     }
 
     /// A request header's value; an empty one counts as absent (Django's test client, for one,
@@ -413,6 +467,7 @@ impl Stage {
     }
 
     /// Decides the cache part of a request. `path` is normalised; `claims` are the verified token's.
+    #[allow(clippy::too_many_lines)] // the lookup order (L1, L2, flight, generations), in one place
     pub fn check(
         self: &Arc<Self>,
         policy: &CachePolicy,
@@ -425,7 +480,10 @@ impl Stage {
             "GET" | "HEAD" if policy.enabled => {}
             // An unsafe request invalidates what is stored for its path, whichever route (and
             // method tree) it reached (RFC 9111 §4.4).
-            "POST" | "PUT" | "PATCH" | "DELETE" if self.store.has_path(path) => {
+            // With a shared tier, other processes may hold entries this one does not know of.
+            "POST" | "PUT" | "PATCH" | "DELETE"
+                if self.shared.is_some() || self.store.has_path(path) =>
+            {
                 return Outcome::Forward(self.ticket(TicketKind::Invalidate {
                     path: path.to_owned(),
                 }));
@@ -469,17 +527,37 @@ impl Stage {
             .map(|(name, slot)| (name.clone(), Self::header(req, *slot).map(str::to_owned)))
             .collect();
         let is_head = req.method == "HEAD";
-        if !request_cc.no_cache {
+        let l1 = self.l1_usable();
+        if !request_cc.no_cache && l1 {
             if let Some(hit) = self.find(&primary, &request_vary) {
                 return Outcome::Respond(self.serve(&hit.0, hit.1, req));
             }
         }
         if is_head {
+            if !request_cc.no_cache {
+                if let (Some(r), _) = self.find_shared(&primary, path, &request_vary, req, blocking)
+                {
+                    return Outcome::Respond(r);
+                }
+            }
             // HEAD is served from a GET entry but never fills one.
             return Outcome::Pass(Some(self.status_header("fwd=miss", Some("head"))));
         }
         let mut leader = self.store.begin_flight(&primary);
-        if !leader && !request_cc.no_cache {
+        let mut generation = None;
+        let mut asked = false;
+        if leader && !request_cc.no_cache && self.shared.is_some() {
+            // The flight's leader asks L2, so concurrent misses in one process cost one GET.
+            asked = true;
+            match self.find_shared(&primary, path, &request_vary, req, blocking) {
+                (Some(r), _) => {
+                    self.store.end_flight(&primary);
+                    return Outcome::Respond(r);
+                }
+                (None, g) => generation = g,
+            }
+        }
+        if !leader && !request_cc.no_cache && l1 {
             // Another request is fetching this resource: wait for it (bounded), without the GIL.
             let timeout = self.settings.coalesce_timeout;
             let store = &self.store;
@@ -489,6 +567,10 @@ impl Stage {
                 return Outcome::Respond(self.serve(&hit.0, hit.1, req));
             }
             leader = self.store.begin_flight(&primary);
+        }
+        if let (Some(shared), false) = (&self.shared, asked) {
+            // No lookup was made: the generations alone (a store without them is refused).
+            blocking.run(&mut || generation = shared.generation(path));
         }
         Outcome::Forward(self.ticket(TicketKind::Store {
             primary,
@@ -500,6 +582,7 @@ impl Stage {
             ttl: policy.ttl.unwrap_or(self.settings.default_ttl),
             statuses: policy.statuses.clone(),
             leader,
+            generation,
         }))
     }
 
@@ -510,6 +593,68 @@ impl Stage {
             ended: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
         }
+    }
+
+    /// Looks the request up in L2 (through `blocking`: the GIL is released meanwhile). A hit is
+    /// promoted into L1 with what is left of its lifetime (never more than the Redis key's own
+    /// PTTL), unless a purge went by during the round trip, and served when fresh. A stale hit
+    /// is promoted (so others may be served it while this request revalidates) but not served.
+    fn find_shared(
+        &self,
+        primary: &str,
+        path: &str,
+        request_vary: &[(String, Option<String>)],
+        req: &Request<'_>,
+        blocking: &dyn Blocking,
+    ) -> (Option<Response>, Option<Generation>) {
+        let Some(shared) = self.shared.as_ref() else {
+            return (None, None);
+        };
+        let before = shared.seq();
+        let known = self.store.vary_of(primary);
+        let mut out = (None, None);
+        blocking.run(&mut || out = shared.lookup(primary, path, known.as_deref(), request_vary));
+        let (found, generation) = out;
+        (
+            found.and_then(|f| self.promote(shared, primary, before, f, req)),
+            generation,
+        )
+    }
+
+    fn promote(
+        &self,
+        shared: &Shared,
+        primary: &str,
+        before: u64,
+        found: super::shared::Found,
+        req: &Request<'_>,
+    ) -> Option<Response> {
+        let now = self.store.clock.now_nanos();
+        let r = found.record;
+        let cap = now.saturating_add(found.pttl_ms.saturating_mul(1_000_000));
+        let stale_until = r.stale_until.min(cap);
+        let fresh_until = r.fresh_until.min(stale_until);
+        if now >= stale_until {
+            return None;
+        }
+        let entry = Entry {
+            status: r.status,
+            headers: r.headers,
+            body: Arc::from(r.body),
+            etag: r.etag,
+            path: r.path,
+            tags: r.tags,
+            stored_at: r.stored_at.min(now),
+            fresh_until,
+            stale_until,
+            ext: OnceLock::new(),
+        };
+        let entry = if shared.seq() == before && self.l1_usable() {
+            self.store.insert(primary, r.vary, found.variant_key, entry)
+        } else {
+            Arc::new(entry)
+        };
+        (now < fresh_until).then(|| self.serve(&entry, false, req))
     }
 
     fn find(
@@ -601,7 +746,7 @@ fn leak_name(name: &str) -> &'static str {
 }
 
 /// The request's values for the headers a stored response varies on, in the response's order.
-fn vary_values(
+pub(super) fn vary_values(
     names: &[String],
     request_vary: &[(String, Option<String>)],
 ) -> Vec<(String, Option<String>)> {
@@ -770,6 +915,7 @@ impl Ticket {
             path,
             request_vary,
             ttl,
+            generation,
             ..
         } = &self.kind
         else {
@@ -851,10 +997,57 @@ impl Ticket {
             })
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
+        let variant_key = key::variant(primary, &vary_values);
+        if let Some(shared) = &stage.shared {
+            let record = Record {
+                status,
+                stored_at: now,
+                fresh_until,
+                stale_until,
+                etag,
+                path: path.clone(),
+                tags,
+                vary: vary_names,
+                headers: stored_headers,
+                body: body.to_vec(),
+            };
+            // Into L1 first (the flight's waiters find it there), then Redis; if Redis fails,
+            // the L1 copy goes too: a purge from another process could not find it.
+            let entry = Entry {
+                status,
+                headers: record.headers.clone(),
+                body: Arc::from(body),
+                etag: record.etag.clone(),
+                path: record.path.clone(),
+                tags: record.tags.clone(),
+                stored_at: now,
+                fresh_until,
+                stale_until,
+                ext: OnceLock::new(),
+            };
+            stage
+                .store
+                .insert(primary, record.vary.clone(), variant_key.clone(), entry);
+            if let Err(why) = shared.store(primary, &variant_key, &record, generation.as_ref()) {
+                stage.store.purge_key(&variant_key);
+                out.push(status_of("fwd=miss", Some(why.as_str())));
+                self.end();
+                return Stored {
+                    headers: out,
+                    stored: false,
+                };
+            }
+            out.push(status_of("fwd=miss; stored", None));
+            self.end();
+            return Stored {
+                headers: out,
+                stored: true,
+            };
+        }
         stage.store.insert(
             primary,
             vary_names,
-            key::variant(primary, &vary_values),
+            variant_key,
             Entry {
                 status,
                 headers: stored_headers,
@@ -880,7 +1073,12 @@ impl Ticket {
     pub fn unsafe_done(&self, status: u16) -> usize {
         let n = match &self.kind {
             TicketKind::Invalidate { path } if (200..400).contains(&status) => {
-                self.stage.store.purge_path(path)
+                match &self.stage.shared {
+                    // Published only when Redis indexed something for the path: every L1 copy
+                    // anywhere is indexed, so nothing else can hold one.
+                    Some(s) => s.purge(&self.stage.store, Purge::Path(path.clone()), false),
+                    None => self.stage.store.purge_path(path),
+                }
             }
             _ => 0,
         };
@@ -1035,6 +1233,77 @@ mod tests {
         assert_eq!(age("/swr").as_deref(), Some("30"));
         assert!(leader.store(200, vec![], b"y").stored);
         assert_eq!(age("/swr").as_deref(), Some("0"));
+    }
+
+    /// A shared tier whose Redis is unreachable: every request is forwarded (a miss, never an
+    /// error), nothing is kept in L1 (its subscriber never connected, and a store Redis did not
+    /// index is dropped), and purges are queued, not raised.
+    #[test]
+    fn a_dead_redis_is_a_miss_and_keeps_nothing() {
+        use crate::gate::{Decision, Gate};
+        let gate = Gate::from_value(&serde_json::json!({
+            "redis": {"url": "redis://127.0.0.1:1/0", "connect_timeout_ms": 50},
+            "cache": {"shared": "redis"},
+            "routes": [{"path": "/a", "cache": 60}],
+        }))
+        .unwrap();
+        let none: Vec<Option<&str>> = vec![None; gate.header_keys().len()];
+        let req = Request {
+            method: "GET",
+            path: "/a",
+            query: "",
+            remote_addr: None,
+            headers: &none,
+        };
+        for _ in 0..5 {
+            let mut scratch = String::new();
+            let Decision::Forward(f) = gate.check(&req, &mut scratch) else {
+                panic!("a dead Redis must not answer for the app")
+            };
+            let stored = f.cache.expect("a store ticket").store(200, vec![], b"x");
+            assert!(!stored.stored);
+            assert!(
+                stored
+                    .headers
+                    .iter()
+                    .any(|(k, v)| k == "cache-status" && v.contains("shared-unavailable")),
+                "{:?}",
+                stored.headers
+            );
+        }
+        let stage = gate.cache().unwrap();
+        assert_eq!(stage.store.usage().1, 0, "nothing left in L1");
+        stage.purge(Purge::Tag("t".into()));
+        let shared = stage.shared.as_ref().unwrap();
+        assert_eq!(shared.pending(), 1);
+        assert!(shared.stats.errors.load(Ordering::Relaxed) >= 5);
+        // The unsafe path too: forwarded, invalidation queued.
+        let post = Request {
+            method: "POST",
+            ..req
+        };
+        let mut scratch = String::new();
+        let Decision::Forward(f) = gate.check(&post, &mut scratch) else {
+            panic!()
+        };
+        f.cache.unwrap().unsafe_done(200);
+        assert_eq!(shared.pending(), 2);
+    }
+
+    #[test]
+    fn shared_needs_redis() {
+        let e = crate::gate::Gate::from_value(&serde_json::json!({
+            "cache": {"shared": "redis"},
+        }))
+        .unwrap_err();
+        assert_eq!(e.issues[0].key, "cache.shared");
+        let e = crate::gate::Gate::from_value(&serde_json::json!({
+            "redis": {"url": "redis://127.0.0.1:1/0"},
+            "cache": {"shared": "valkey", "shared_max_entry_bytes": 0},
+        }))
+        .unwrap_err();
+        let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["cache.shared", "cache.shared_max_entry_bytes"]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::Error;
+use crate::cache::shared::Purge;
 use crate::cache::stage::{Stage, Ticket};
 use crate::cache::store::{Entry, Lookup, Store};
 use crate::clock::{SharedClock, system};
@@ -56,8 +57,8 @@ impl PyCacheTicket {
     }
 
     /// The app answered an unsafe request: a success invalidates the path's entries.
-    fn unsafe_done(&self, status: u16) -> usize {
-        self.inner.unsafe_done(status)
+    fn unsafe_done(&self, py: Python<'_>, status: u16) -> usize {
+        py.detach(|| self.inner.unsafe_done(status))
     }
 
     /// Gives the ticket up (the app failed or the body was too large): waiting requests go on.
@@ -83,6 +84,15 @@ impl PyResponseCache {
         match &self.backing {
             Backing::Own(s) => s,
             Backing::Gate(stage) => &stage.store,
+        }
+    }
+
+    /// Applies a purge: to this L1, and with a shared tier to Redis and every process's L1
+    /// (without the GIL: a Redis round trip).
+    fn purge_with(&self, py: Python<'_>, p: Purge) -> usize {
+        match &self.backing {
+            Backing::Own(s) => p.apply(s),
+            Backing::Gate(stage) => py.detach(|| stage.purge(p)),
         }
     }
 
@@ -178,22 +188,23 @@ impl PyResponseCache {
 
     /// Removes every entry for `path` (all queries, principals and variants); for a standalone
     /// cache, the entry under that key.
-    fn purge_path(&self, path: &str) -> usize {
-        self.store().purge_path(path)
+    fn purge_path(&self, py: Python<'_>, path: &str) -> usize {
+        self.purge_with(py, Purge::Path(path.to_owned()))
     }
 
     /// Removes every entry whose path (standalone: key) starts with `prefix`.
-    fn purge_prefix(&self, prefix: &str) -> usize {
-        self.store().purge_prefix(prefix)
+    fn purge_prefix(&self, py: Python<'_>, prefix: &str) -> usize {
+        self.purge_with(py, Purge::Prefix(prefix.to_owned()))
     }
 
     /// Removes every entry stored with `tag`.
-    fn purge_tag(&self, tag: &str) -> usize {
-        self.store().purge_tag(tag)
+    fn purge_tag(&self, py: Python<'_>, tag: &str) -> usize {
+        self.purge_with(py, Purge::Tag(tag.to_owned()))
     }
 
-    fn clear(&self) {
-        self.store().clear();
+    /// Empties the cache (with a shared tier: Redis's entries and every process's L1 too).
+    fn clear(&self, py: Python<'_>) {
+        self.purge_with(py, Purge::All);
     }
 
     /// `{"hits", "misses", "stores", "evictions", "bytes", "entries", "max_bytes"}`.
@@ -209,6 +220,23 @@ impl PyResponseCache {
         d.set_item("bytes", bytes)?;
         d.set_item("entries", entries)?;
         d.set_item("max_bytes", store.max_bytes)?;
+        if let Backing::Gate(stage) = &self.backing {
+            if let Some(s) = &stage.shared {
+                let l2 = &s.stats;
+                let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                d.set_item("l2_hits", get(&l2.hits))?;
+                d.set_item("l2_misses", get(&l2.misses))?;
+                d.set_item("l2_errors", get(&l2.errors))?;
+                d.set_item("l2_stores", get(&l2.stores))?;
+                d.set_item("l2_too_large", get(&l2.too_large))?;
+                d.set_item("l2_corrupt", get(&l2.corrupt))?;
+                d.set_item("l2_purges_received", get(&l2.purges_received))?;
+                d.set_item("l2_l1_resets", get(&l2.l1_resets))?;
+                d.set_item("l2_purged_meanwhile", get(&l2.purged_meanwhile))?;
+                d.set_item("l2_pending_purges", s.pending())?;
+                d.set_item("l2_connected", s.l1_usable())?;
+            }
+        }
         Ok(d)
     }
 }

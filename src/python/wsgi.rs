@@ -236,7 +236,10 @@ impl StartAfterUnsafe {
         headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        self.ticket.get().inner.unsafe_done(status_code(status));
+        let code = status_code(status);
+        let ticket = &self.ticket.get().inner;
+        // With a shared tier this is a Redis round trip: without the GIL.
+        py.detach(|| ticket.unsafe_done(code));
         call_with_extra(
             py,
             self.inner.bind(py),

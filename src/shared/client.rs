@@ -88,6 +88,9 @@ pub struct RedisClient {
     listener: RwLock<Option<Listener>>,
     subs: Arc<RwLock<Subscriptions>>,
     subscriber_started: AtomicBool,
+    /// The subscriber is connected, subscribed, has run the on-connect hooks and its last
+    /// liveness PING was answered.
+    subscriber_up: AtomicBool,
     /// The subscriber's current connection: 0 while it has none, else a number that grows with
     /// every (re)connect, so a consumer can tell whether its local copy was loaded on this one.
     subscriber_conn: AtomicU64,
@@ -144,6 +147,7 @@ impl RedisClient {
             listener: RwLock::new(None),
             subs: Arc::new(RwLock::new(Subscriptions::default())),
             subscriber_started: AtomicBool::new(false),
+            subscriber_up: AtomicBool::new(false),
             subscriber_conn: AtomicU64::new(0),
             subscriber_connects: AtomicU64::new(0),
             stop: Arc::new(AtomicBool::new(false)),
@@ -226,8 +230,9 @@ impl RedisClient {
     /// every local copy.
     pub fn after_fork(self: &Arc<Self>) {
         drop(self.pooled());
-        // The parent's subscription is not this process's: nothing local is in sync until this
-        // process's own subscriber has connected and reloaded.
+        // The parent's subscriber is not this process's: until the child's own has connected
+        // (and its hooks have run), nothing may act as if no message had been missed.
+        self.subscriber_up.store(false, Ordering::Release);
         self.subscriber_conn.store(0, Ordering::Release);
         self.subscriber_started.store(false, Ordering::Release);
         let has_channels = !self
@@ -323,6 +328,15 @@ impl RedisClient {
             })
     }
 
+    /// Whether the subscriber thread is connected and live: subscribed, on-connect hooks done,
+    /// and answering the PING it sends every [`SUB_PING`]. False before the first connection and
+    /// from the moment a read, a PING or a reconnect fails; a consumer that must not act on a
+    /// copy that may have missed messages checks it (one atomic load).
+    #[must_use]
+    pub fn subscriber_connected(&self) -> bool {
+        self.subscriber_up.load(Ordering::Acquire)
+    }
+
     /// The subscriber's connection number while it is connected and subscribed (set before the
     /// `on_connect` hooks run; each reconnect gets a larger one), `None` while it is down.
     #[must_use]
@@ -390,10 +404,9 @@ fn open_single(settings: &RedisSettings, url: &str) -> redis::RedisResult<redis:
 
 /// How long the subscriber blocks on a read before it checks whether it should stop.
 const SUB_POLL: Duration = Duration::from_millis(200);
-/// After this long without a message, the subscriber pings: a server that hangs, or a connection
-/// cut without a reset, would otherwise look like a quiet channel forever (and a consumer's local
-/// copy would stay "synced" while it misses messages).
-const SUB_HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often the subscriber PINGs: a server that stopped answering (paused, partitioned away
+/// without a reset) is noticed within this plus [`SUB_POLL`], not at the next TCP timeout.
+pub const SUB_PING: Duration = Duration::from_secs(1);
 
 fn subscriber_loop(
     client: &std::sync::Weak<RedisClient>,
@@ -405,6 +418,7 @@ fn subscriber_loop(
     while !stop.load(Ordering::Acquire) {
         let Some(c) = client.upgrade() else { return };
         let result = subscribe_once(&c, stop, subs, &mut was_down);
+        c.subscriber_up.store(false, Ordering::Release);
         c.subscriber_conn.store(0, Ordering::Release);
         if let Err(reason) = result {
             if !was_down {
@@ -458,16 +472,16 @@ fn subscribe_once(
     for h in &hooks {
         h(c);
     }
+    c.subscriber_up.store(true, Ordering::Release);
+    let mut last_ping = std::time::Instant::now();
     if *was_down {
         c.emit(&Event::SubscriberUp {
             url: c.settings.display.clone(),
         });
         *was_down = false;
     }
-    let mut quiet_since = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
-        // Only this thread still holds the client: its owner is gone, so stop (the strong
-        // reference held here would otherwise keep `Drop`, which sets `stop`, from ever running).
+        // Only this thread still holds the client: its owner is gone, so is the subscription.
         if Arc::strong_count(c) <= 1 {
             return Ok(());
         }
@@ -482,9 +496,14 @@ fn subscribe_once(
         {
             return Ok(());
         }
+        if last_ping.elapsed() >= SUB_PING {
+            // Answered within SUB_POLL (the read timeout) or the connection is given up.
+            ps.ping::<redis::Value>()
+                .map_err(|e| format!("no answer to PING: {e}"))?;
+            last_ping = std::time::Instant::now();
+        }
         match ps.get_message() {
             Ok(msg) => {
-                quiet_since = std::time::Instant::now();
                 let name = msg.get_channel_name().to_owned();
                 let payload = msg.get_payload_bytes().to_vec();
                 let handlers: Vec<Handler> = subs
@@ -498,17 +517,7 @@ fn subscribe_once(
                     h(&payload);
                 }
             }
-            Err(e) if e.is_timeout() => {
-                if quiet_since.elapsed() >= SUB_HEARTBEAT {
-                    ps.set_read_timeout(Some(c.settings.timeout.max(SUB_POLL)))
-                        .map_err(|e| e.to_string())?;
-                    let pong = ps.ping::<redis::Value>();
-                    ps.set_read_timeout(Some(SUB_POLL))
-                        .map_err(|e| e.to_string())?;
-                    pong.map_err(|e| format!("no answer to a heartbeat: {e}"))?;
-                    quiet_since = std::time::Instant::now();
-                }
-            }
+            Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e.to_string()),
         }
     }

@@ -1,0 +1,1102 @@
+//! The shared tier of the response cache: L2 in Redis behind each process's moka L1.
+//!
+//! - **Keys.** An L2 key is `prefix + "c{cache}:e:" + hex(SHA-256(variant key))`: the variant key
+//!   is the very string the L1 uses (path, query, principal, `Host` and the forwarding headers,
+//!   `Vary` values), hashed so no user material is in key names. A resource whose responses
+//!   vary has a small *vary record* under its primary key's hash naming the headers, and one
+//!   entry per variant. `{cache}` is a hash tag: on Redis Cluster every cache key is in one
+//!   slot, so the scripts below can touch them together.
+//! - **Values.** A compact binary encoding (see [`encode`]) bound to its key and checked on
+//!   read: a truncated, corrupt or foreign value is a miss, never a crash.
+//! - **Invalidation.** Every stored entry, including those too large for L2, is indexed in
+//!   Redis (a sorted set per path and per tag, scored by expiry, plus one set of paths for
+//!   prefix purges). A purge deletes the indexed L2 keys in one script, synchronously, and the
+//!   same script publishes it on the purge channel so every process drops its L1 copies. L2
+//!   therefore never depends on a message being delivered; L1 does, and is guarded: while the
+//!   subscriber is not connected and live, no process serves from its L1, and each reconnect
+//!   clears it (messages sent meanwhile are lost). Each purge also bumps a generation (its
+//!   path's, or a global one for tags, prefixes and everything); a request reads them before its
+//!   app runs and the write script refuses its response if they moved, so a response computed
+//!   while a purge went by is never stored.
+//! - **Failures.** A Redis error on lookup is a miss, on store a skipped store (the L1 copy is
+//!   dropped too, so L1 never holds what the Redis index does not know of), on purge a purge
+//!   applied locally and queued for Redis; until the queue is flushed, this process reads
+//!   nothing from L2.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use aws_lc_rs::digest;
+use redis::ConnectionLike;
+
+use super::store::Store;
+use crate::shared::{RedisClient, StoreError};
+
+/// Magic and format version at the start of every value.
+const MAGIC: &[u8; 4] = b"FGC\x01";
+const KIND_ENTRY: u8 = 1;
+const KIND_VARY: u8 = 2;
+/// Domain separation for the key hash (a new layout gets a new string).
+const KEY_DOMAIN: &[u8] = b"ferrogate/cache/v1\0";
+/// Bytes of the integrity tag (SHA-256 of key digest and payload, truncated).
+const TAG_LEN: usize = 16;
+/// Index scores outlive their entries by this much, so a host whose clock is somewhat behind
+/// Redis's still finds its L1 copies indexed.
+const INDEX_SLACK_MS: u64 = 60_000;
+/// Purges kept for Redis while it is unreachable; beyond this they collapse into one "all".
+const MAX_PENDING: usize = 256;
+
+/// A path's purge generation outlives any request that read it before its app ran.
+const GENERATION_TTL_MS: u64 = 86_400_000;
+
+pub const CHANNEL: &str = "cache:purge";
+
+/// Counters for `ResponseCache.stats()`.
+#[derive(Debug, Default)]
+pub struct L2Stats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    /// Lookups, stores and purges that failed on Redis (or were refused by its breaker).
+    pub errors: AtomicU64,
+    pub stores: AtomicU64,
+    /// Entries over `shared_max_entry_bytes`: kept in L1 only (and indexed in Redis).
+    pub too_large: AtomicU64,
+    /// Values that failed validation (corrupt, truncated, foreign): counted as misses too.
+    pub corrupt: AtomicU64,
+    /// Purge messages from other processes applied to this L1.
+    pub purges_received: AtomicU64,
+    /// L1 cleared after the subscriber (re)connected.
+    pub l1_resets: AtomicU64,
+    /// Stores refused because a purge went by while the app computed the response.
+    pub purged_meanwhile: AtomicU64,
+}
+
+/// A purge, as applied to an L1 and as sent on the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purge {
+    Path(String),
+    Prefix(String),
+    Tag(String),
+    All,
+}
+
+impl Purge {
+    fn message(&self) -> Vec<u8> {
+        let (k, arg) = match self {
+            Self::Path(p) => (b'p', p.as_str()),
+            Self::Prefix(p) => (b'x', p.as_str()),
+            Self::Tag(t) => (b't', t.as_str()),
+            Self::All => (b'a', ""),
+        };
+        let mut m = Vec::with_capacity(arg.len() + 1);
+        m.push(k);
+        m.extend_from_slice(arg.as_bytes());
+        m
+    }
+
+    fn parse(m: &[u8]) -> Option<Self> {
+        let (k, rest) = m.split_first()?;
+        let arg = std::str::from_utf8(rest).ok()?.to_owned();
+        match k {
+            b'p' => Some(Self::Path(arg)),
+            b'x' => Some(Self::Prefix(arg)),
+            b't' => Some(Self::Tag(arg)),
+            b'a' => Some(Self::All),
+            _ => None,
+        }
+    }
+
+    /// Applies the purge to an L1; returns how many entries it removed.
+    pub fn apply(&self, store: &Store) -> usize {
+        match self {
+            Self::Path(p) => store.purge_path(p),
+            Self::Prefix(p) => store.purge_prefix(p),
+            Self::Tag(t) => store.purge_tag(t),
+            Self::All => {
+                let (_, n) = store.usage();
+                store.clear();
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }
+        }
+    }
+}
+
+/// One response as L2 holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub status: u16,
+    pub stored_at: u64,
+    pub fresh_until: u64,
+    pub stale_until: u64,
+    pub etag: String,
+    pub path: String,
+    pub tags: Vec<String>,
+    pub vary: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What a value decodes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Entry(Record),
+    /// Under a primary key whose responses vary: the request headers they vary on.
+    Vary(Vec<String>),
+}
+
+/// Why a value was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corrupt {
+    Magic,
+    Truncated,
+    Tag,
+    Field(&'static str),
+}
+
+/// SHA-256 of the domain and the variant key: names the Redis key and binds its value to it.
+#[must_use]
+pub fn digest_of(variant_key: &str) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(KEY_DOMAIN);
+    ctx.update(variant_key.as_bytes());
+    let d = ctx.finish();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn tag_of(key_digest: &[u8; 32], payload: &[u8]) -> [u8; TAG_LEN] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(key_digest);
+    ctx.update(payload);
+    let d = ctx.finish();
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(&d.as_ref()[..TAG_LEN]);
+    out
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.0
+            .extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_le_bytes());
+        self.0.extend_from_slice(b);
+    }
+    fn list(&mut self, items: &[String]) {
+        self.u16(u16::try_from(items.len()).unwrap_or(u16::MAX));
+        for s in items.iter().take(usize::from(u16::MAX)) {
+            self.bytes(s.as_bytes());
+        }
+    }
+}
+
+/// `MAGIC, kind, tag, payload`: the tag covers the key digest and the payload, so a value moved
+/// under another key, or altered, fails the check.
+fn seal(kind: u8, key_digest: &[u8; 32], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + 1 + TAG_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.push(kind);
+    let mut tagged = Vec::with_capacity(payload.len() + 1);
+    tagged.push(kind);
+    tagged.extend_from_slice(payload);
+    out.extend_from_slice(&tag_of(key_digest, &tagged));
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Encodes an entry for the key whose digest is `key_digest`.
+#[must_use]
+pub fn encode(key_digest: &[u8; 32], r: &Record) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(
+        r.body.len()
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+            + 128,
+    ));
+    w.u16(r.status);
+    w.u64(r.stored_at);
+    w.u64(r.fresh_until);
+    w.u64(r.stale_until);
+    w.bytes(r.etag.as_bytes());
+    w.bytes(r.path.as_bytes());
+    w.list(&r.tags);
+    w.list(&r.vary);
+    w.u16(u16::try_from(r.headers.len()).unwrap_or(u16::MAX));
+    for (k, v) in r.headers.iter().take(usize::from(u16::MAX)) {
+        w.bytes(k.as_bytes());
+        w.bytes(v.as_bytes());
+    }
+    w.bytes(&r.body);
+    seal(KIND_ENTRY, key_digest, &w.0)
+}
+
+/// Encodes a vary record for the primary key whose digest is `key_digest`.
+#[must_use]
+pub fn encode_vary(key_digest: &[u8; 32], names: &[String]) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.list(names);
+    seal(KIND_VARY, key_digest, &w.0)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Corrupt> {
+        if self.0.len() < n {
+            return Err(Corrupt::Truncated);
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u16(&mut self) -> Result<u16, Corrupt> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u64(&mut self) -> Result<u64, Corrupt> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], Corrupt> {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4)?);
+        let n = usize::try_from(u32::from_le_bytes(a)).map_err(|_| Corrupt::Truncated)?;
+        self.take(n)
+    }
+    fn text(&mut self, what: &'static str) -> Result<String, Corrupt> {
+        std::str::from_utf8(self.bytes()?)
+            .map(str::to_owned)
+            .map_err(|_| Corrupt::Field(what))
+    }
+    fn list(&mut self, what: &'static str) -> Result<Vec<String>, Corrupt> {
+        let n = self.u16()?;
+        // Each item takes at least its 4-byte length: a huge count on a short value is refused
+        // before anything is allocated for it.
+        if usize::from(n) * 4 > self.0.len() {
+            return Err(Corrupt::Truncated);
+        }
+        (0..n).map(|_| self.text(what)).collect()
+    }
+}
+
+/// Decodes and checks a value read under the key whose digest is `key_digest`.
+pub fn decode(key_digest: &[u8; 32], value: &[u8]) -> Result<Value, Corrupt> {
+    let rest = value.strip_prefix(MAGIC).ok_or(Corrupt::Magic)?;
+    let (&kind, rest) = rest.split_first().ok_or(Corrupt::Truncated)?;
+    if rest.len() < TAG_LEN {
+        return Err(Corrupt::Truncated);
+    }
+    let (tag, payload) = rest.split_at(TAG_LEN);
+    let mut tagged = Vec::with_capacity(payload.len() + 1);
+    tagged.push(kind);
+    tagged.extend_from_slice(payload);
+    if tag_of(key_digest, &tagged)[..] != tag[..] {
+        return Err(Corrupt::Tag);
+    }
+    let mut r = Reader(payload);
+    let out = match kind {
+        KIND_VARY => {
+            let names = r.list("vary")?;
+            if names.iter().any(|n| !crate::http::is_header_name(n)) {
+                return Err(Corrupt::Field("vary"));
+            }
+            Value::Vary(names)
+        }
+        KIND_ENTRY => {
+            let status = r.u16()?;
+            if !(200..600).contains(&status) {
+                return Err(Corrupt::Field("status"));
+            }
+            let stored_at = r.u64()?;
+            let fresh_until = r.u64()?;
+            let stale_until = r.u64()?;
+            if fresh_until < stored_at || stale_until < fresh_until {
+                return Err(Corrupt::Field("times"));
+            }
+            let etag = r.text("etag")?;
+            let path = r.text("path")?;
+            let tags = r.list("tags")?;
+            let vary = r.list("vary")?;
+            let n = r.u16()?;
+            if usize::from(n) * 8 > r.0.len() {
+                return Err(Corrupt::Truncated);
+            }
+            let mut headers = Vec::with_capacity(usize::from(n));
+            for _ in 0..n {
+                let k = r.text("header name")?;
+                let v = r.text("header value")?;
+                if !crate::http::is_header_name(&k) || v.contains(['\r', '\n', '\0']) {
+                    return Err(Corrupt::Field("header"));
+                }
+                headers.push((k, v));
+            }
+            let body = r.bytes()?.to_vec();
+            Value::Entry(Record {
+                status,
+                stored_at,
+                fresh_until,
+                stale_until,
+                etag,
+                path,
+                tags,
+                vary,
+                headers,
+                body,
+            })
+        }
+        _ => return Err(Corrupt::Field("kind")),
+    };
+    if !r.0.is_empty() {
+        return Err(Corrupt::Field("trailing bytes"));
+    }
+    Ok(out)
+}
+
+/// `SET` the entry (and the vary record, kept as long as its longest variant), and index the
+/// entry key under its path, its tags, and the path under the set of paths. Index scores are
+/// expiry times on Redis's clock; each store prunes the expired members of what it touches.
+///
+/// Refused (0) when the purge generations differ from those the request read before the app
+/// ran: a response computed while a purge went by may predate it.
+///
+/// KEYS: entry, vary record, paths set, global generation, path generation, path index, tag
+/// indexes... ARGV: px, entry value ('' = index only), vary value ('' = none), paths member,
+/// index slack, global generation seen, path generation seen.
+const STORE: &str = r"
+if (redis.call('GET', KEYS[4]) or '') ~= ARGV[6] or (redis.call('GET', KEYS[5]) or '') ~= ARGV[7] then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local px = tonumber(ARGV[1])
+local keep = px + tonumber(ARGV[5])
+local score = now + keep
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'PX', px) end
+local members = {KEYS[1]}
+if ARGV[3] ~= '' then
+  local old = redis.call('PTTL', KEYS[2])
+  if old < px then old = px end
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', old)
+  members[2] = KEYS[2]
+end
+local function index(k, member)
+  redis.call('ZADD', k, score, member)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+  if redis.call('PTTL', k) < keep then redis.call('PEXPIRE', k, keep) end
+end
+index(KEYS[3], ARGV[4])
+for i = 6, #KEYS do
+  for _, m in ipairs(members) do index(KEYS[i], m) end
+end
+return 1
+";
+
+/// Deletes every key an index lists, the index itself, and (for a path) its member of the
+/// paths set; publishes the purge when anything was indexed, or always when asked.
+///
+/// Bumps the generation (the path's, or the global one for a tag) to a fresh value of the
+/// purge counter, so stores of responses computed meanwhile are refused.
+///
+/// KEYS: index, paths set, purge counter, generation. ARGV: paths member ('' for a tag),
+/// channel, message, always ('1'), generation expiry (ms, '' for none).
+const PURGE_INDEX: &str = r"
+local gen = redis.call('INCR', KEYS[3])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], gen, 'PX', ARGV[5]) else redis.call('SET', KEYS[4], gen) end
+local m = redis.call('ZRANGE', KEYS[1], 0, -1)
+for i = 1, #m, 500 do redis.call('DEL', unpack(m, i, math.min(i + 499, #m))) end
+redis.call('DEL', KEYS[1])
+if ARGV[1] ~= '' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+if #m > 0 or ARGV[4] == '1' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return #m
+";
+
+/// Purges every path starting with a prefix ('' for all), then publishes.
+///
+/// KEYS: paths set, purge counter, global generation. ARGV: prefix, path index key base,
+/// channel, message.
+const PURGE_PREFIX: &str = r"
+redis.call('SET', KEYS[3], redis.call('INCR', KEYS[2]))
+local n = 0
+local prefix = ARGV[1]
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local sep = string.find(member, '\n', 1, true)
+  if sep then
+    local path = string.sub(member, sep + 1)
+    if string.sub(path, 1, #prefix) == prefix then
+      local zk = ARGV[2] .. string.sub(member, 1, sep - 1)
+      local m = redis.call('ZRANGE', zk, 0, -1)
+      for i = 1, #m, 500 do redis.call('DEL', unpack(m, i, math.min(i + 499, #m))) end
+      n = n + #m
+      redis.call('DEL', zk)
+      redis.call('ZREM', KEYS[1], member)
+    end
+  end
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return n
+";
+
+/// The purge generations a request saw before the app ran ('' for none yet).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Generation {
+    global: String,
+    path: String,
+}
+
+/// Why a response was not put in L2 (nor kept in L1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotShared {
+    /// Redis failed, or could not be asked for the generations first.
+    Unavailable,
+    /// A purge that may cover this response happened while the app computed it.
+    PurgedMeanwhile,
+}
+
+impl NotShared {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unavailable => "shared-unavailable",
+            Self::PurgedMeanwhile => "purged-meanwhile",
+        }
+    }
+}
+
+/// Reads an entry, its PTTL and the purge generations at one instant. KEYS: entry, global
+/// generation, path generation. (`false` for a missing key: a nil inside a Lua table would cut
+/// the reply short.)
+const READ: &str = r"
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+";
+
+/// What an L2 lookup found.
+#[derive(Debug)]
+pub struct Found {
+    pub record: Record,
+    /// Milliseconds the Redis key has left (bounds the L1 copy whatever the clocks say).
+    pub pttl_ms: u64,
+    /// The variant key, as the L1 stores it.
+    pub variant_key: String,
+}
+
+/// The tier: the client, the scripts, the counters.
+pub struct Shared {
+    client: Arc<RedisClient>,
+    pub max_entry_bytes: usize,
+    pub stats: L2Stats,
+    store_script: redis::Script,
+    read_script: redis::Script,
+    purge_index: redis::Script,
+    purge_prefix: redis::Script,
+    channel: String,
+    paths_key: String,
+    /// Bumped on every purge this process applies (its own and received): a response or an L2
+    /// value read before a purge is not put into L1 after it.
+    seq: AtomicU64,
+    pending: Mutex<Vec<Purge>>,
+    has_pending: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("client", &self.client)
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which key space a name is in.
+#[derive(Clone, Copy)]
+enum Space {
+    Entry,
+    Path,
+    Tag,
+}
+
+impl Shared {
+    #[must_use]
+    pub fn new(client: Arc<RedisClient>, max_entry_bytes: usize) -> Self {
+        Self {
+            channel: client.key(CHANNEL),
+            paths_key: client.key("c{cache}:paths"),
+            client,
+            max_entry_bytes,
+            stats: L2Stats::default(),
+            store_script: redis::Script::new(STORE),
+            read_script: redis::Script::new(READ),
+            purge_index: redis::Script::new(PURGE_INDEX),
+            purge_prefix: redis::Script::new(PURGE_PREFIX),
+            seq: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+            has_pending: AtomicBool::new(false),
+        }
+    }
+
+    #[must_use]
+    pub fn client(&self) -> &Arc<RedisClient> {
+        &self.client
+    }
+
+    fn name(&self, space: Space, digest: &[u8; 32]) -> String {
+        let s = match space {
+            Space::Entry => "e:",
+            Space::Path => "p:",
+            Space::Tag => "t:",
+        };
+        self.client.key(&format!("c{{cache}}:{s}{}", hex(digest)))
+    }
+
+    /// The Redis key of a variant key (or of a primary key's vary record).
+    #[must_use]
+    pub fn entry_key(&self, variant_key: &str) -> String {
+        self.name(Space::Entry, &digest_of(variant_key))
+    }
+
+    fn path_index(&self, path: &str) -> (String, String) {
+        let d = digest_of(path);
+        let member = format!("{}\n{path}", hex(&d));
+        (self.name(Space::Path, &d), member)
+    }
+
+    /// Whether this L1 may be served from: the subscriber is connected and live, so no purge
+    /// published by another process can have been missed.
+    #[must_use]
+    pub fn l1_usable(&self) -> bool {
+        self.client.subscriber_connected()
+    }
+
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.seq.fetch_add(1, Ordering::AcqRel);
+    }
+
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn error(&self) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subscribes the L1 `store` (held weakly) to other processes' purges; each (re)connect
+    /// flushes purges queued while Redis was away and clears the L1.
+    pub fn subscribe(self: &Arc<Self>, store: Weak<super::stage::Stage>) {
+        let (me, st) = (Arc::downgrade(self), store.clone());
+        let handler = Arc::new(move |payload: &[u8]| {
+            let (Some(me), Some(stage)) = (me.upgrade(), st.upgrade()) else {
+                return;
+            };
+            if let Some(p) = Purge::parse(payload) {
+                me.bump();
+                p.apply(&stage.store);
+                me.stats.purges_received.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let me = Arc::downgrade(self);
+        let on_connect = Arc::new(move |_: &RedisClient| {
+            let (Some(me), Some(stage)) = (me.upgrade(), store.upgrade()) else {
+                return;
+            };
+            let _ = me.flush_pending();
+            me.bump();
+            stage.store.clear();
+            me.stats.l1_resets.fetch_add(1, Ordering::Relaxed);
+        });
+        self.client.subscribe(CHANNEL, handler, Some(on_connect));
+    }
+
+    /// Sends queued purges to Redis. `Ok` when none is left.
+    fn flush_pending(&self) -> Result<(), StoreError> {
+        if !self.has_pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut q = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(p) = q.first().cloned() {
+            self.send(&p, true)?;
+            q.remove(0);
+        }
+        self.has_pending.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    fn queue(&self, p: Purge) {
+        let mut q = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if q.len() >= MAX_PENDING || p == Purge::All {
+            q.clear();
+            q.push(Purge::All);
+        } else if !q.contains(&p) && !q.contains(&Purge::All) {
+            q.push(p);
+        }
+        self.has_pending.store(true, Ordering::Release);
+    }
+
+    fn send(&self, p: &Purge, always: bool) -> Result<usize, StoreError> {
+        let msg = p.message();
+        let always = if always { "1" } else { "0" };
+        let counter = self.client.key("c{cache}:n");
+        let n: u64 = match p {
+            Purge::Path(path) => {
+                let (index, member) = self.path_index(path);
+                let generation = self.generation_key(Some(path));
+                self.client.run(|c| {
+                    self.purge_index
+                        .key(&index)
+                        .key(&self.paths_key)
+                        .key(&counter)
+                        .key(&generation)
+                        .arg(&member)
+                        .arg(&self.channel)
+                        .arg(&msg)
+                        .arg(always)
+                        .arg(GENERATION_TTL_MS)
+                        .invoke(c)
+                })?
+            }
+            Purge::Tag(tag) => {
+                let index = self.name(Space::Tag, &digest_of(tag));
+                let generation = self.generation_key(None);
+                self.client.run(|c| {
+                    self.purge_index
+                        .key(&index)
+                        .key(&self.paths_key)
+                        .key(&counter)
+                        .key(&generation)
+                        .arg("")
+                        .arg(&self.channel)
+                        .arg(&msg)
+                        .arg(always)
+                        .arg("")
+                        .invoke(c)
+                })?
+            }
+            Purge::Prefix(_) | Purge::All => {
+                let prefix = match p {
+                    Purge::Prefix(x) => x.as_str(),
+                    _ => "",
+                };
+                let base = self.client.key("c{cache}:p:");
+                let generation = self.generation_key(None);
+                self.client.run(|c| {
+                    self.purge_prefix
+                        .key(&self.paths_key)
+                        .key(&counter)
+                        .key(&generation)
+                        .arg(prefix)
+                        .arg(&base)
+                        .arg(&self.channel)
+                        .arg(&msg)
+                        .invoke(c)
+                })?
+            }
+        };
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// Purges `p` in this L1 at once, then in Redis and every other process's L1. `always`:
+    /// publish even when Redis indexed nothing (explicit purges); unsafe requests publish only
+    /// when something was stored. Returns the larger of the local and the Redis count; on a
+    /// Redis failure the purge is queued (and this process reads nothing from L2 until it
+    /// has been sent).
+    pub fn purge(&self, store: &Store, p: Purge, always: bool) -> usize {
+        self.bump();
+        let local = p.apply(store);
+        let remote = match self.flush_pending().and_then(|()| self.send(&p, always)) {
+            Ok(n) => n,
+            Err(_) => {
+                self.error();
+                self.queue(p);
+                0
+            }
+        };
+        local.max(remote)
+    }
+
+    /// Looks a variant up in L2: one round trip when the vary headers are known (from L1's
+    /// record, or none), two when a vary record names them first.
+    ///
+    /// Also returns the purge generations read in the same atomic step: the store of the
+    /// response this request is about to fetch is refused if a purge went by meanwhile.
+    pub fn lookup(
+        &self,
+        primary: &str,
+        path: &str,
+        known_vary: Option<&[String]>,
+        request_vary: &[(String, Option<String>)],
+    ) -> (Option<Found>, Option<Generation>) {
+        if self.flush_pending().is_err() {
+            // Redis may still hold what this process purged: read nothing from it.
+            self.error();
+            return (None, None);
+        }
+        let guess = known_vary.unwrap_or(&[]);
+        let first = super::key::variant(primary, &super::stage::vary_values(guess, request_vary));
+        let Ok((got, generation)) = self.get(&first, Some(path)) else {
+            return (None, None);
+        };
+        let found = match got {
+            Some((Value::Entry(record), pttl_ms)) if record.vary == guess => {
+                Some(self.hit(record, pttl_ms, first))
+            }
+            Some((Value::Vary(names), _)) if guess.is_empty() && !names.is_empty() => {
+                let key =
+                    super::key::variant(primary, &super::stage::vary_values(&names, request_vary));
+                match self.get(&key, None) {
+                    Ok((Some((Value::Entry(record), pttl_ms)), _)) if record.vary == names => {
+                        Some(self.hit(record, pttl_ms, key))
+                    }
+                    Ok((Some(_), _)) => {
+                        self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    Ok((None, _)) => None,
+                    Err(()) => return (None, generation),
+                }
+            }
+            Some(_) => {
+                self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            None => None,
+        };
+        if found.is_none() {
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        (found, generation)
+    }
+
+    /// The purge generations alone, for a request that stores without having looked up.
+    pub fn generation(&self, path: &str) -> Option<Generation> {
+        let (global, of_path) = (self.generation_key(None), self.generation_key(Some(path)));
+        let got: Result<(Option<String>, Option<String>), StoreError> = self.client.run(|c| {
+            redis::cmd("MGET")
+                .arg(&global)
+                .arg(&of_path)
+                .query(c as &mut dyn ConnectionLike)
+        });
+        match got {
+            Ok((g, p)) => Some(Generation {
+                global: g.unwrap_or_default(),
+                path: p.unwrap_or_default(),
+            }),
+            Err(_) => {
+                self.error();
+                None
+            }
+        }
+    }
+
+    /// `g` (bumped by tag, prefix and full purges) or `g:<path digest>` (by the path's purges).
+    fn generation_key(&self, path: Option<&str>) -> String {
+        match path {
+            Some(p) => self
+                .client
+                .key(&format!("c{{cache}}:g:{}", hex(&digest_of(p)))),
+            None => self.client.key("c{cache}:g"),
+        }
+    }
+
+    fn hit(&self, record: Record, pttl_ms: u64, variant_key: String) -> Found {
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        Found {
+            record,
+            pttl_ms,
+            variant_key,
+        }
+    }
+
+    /// `GET` and `PTTL` in one round trip. `Err(())`: Redis failed (counted); a value that does
+    /// not decode is `Ok(None)` (counted as corrupt).
+    /// `GET`, `PTTL` and with `path` the purge generations, in one atomic round trip (a read
+    /// script: `MULTI` is not available on Redis Cluster connections). `Err(())`: Redis failed
+    /// (counted); a value that does not decode is `None` (counted as corrupt).
+    #[allow(clippy::type_complexity)]
+    fn get(
+        &self,
+        variant_key: &str,
+        path: Option<&str>,
+    ) -> Result<(Option<(Value, u64)>, Option<Generation>), ()> {
+        type Reply = (Option<Vec<u8>>, i64, Option<String>, Option<String>);
+        let d = digest_of(variant_key);
+        let key = self.name(Space::Entry, &d);
+        let (g, gp) = match path {
+            Some(p) => (self.generation_key(None), self.generation_key(Some(p))),
+            // Not wanted: read the global one twice rather than branch in Lua.
+            None => (self.generation_key(None), self.generation_key(None)),
+        };
+        let got: Result<Reply, StoreError> = self
+            .client
+            .run(|c| self.read_script.key(&key).key(&g).key(&gp).invoke(c));
+        let Ok((value, pttl, global, of_path)) = got else {
+            self.error();
+            return Err(());
+        };
+        let generation = path.map(|_| Generation {
+            global: global.unwrap_or_default(),
+            path: of_path.unwrap_or_default(),
+        });
+        let value = match value {
+            None => None,
+            Some(bytes) => match decode(&d, &bytes) {
+                // A key without an expiry was not written by this code: refuse it.
+                Ok(v) if pttl > 0 => Some((v, pttl.unsigned_abs())),
+                _ => {
+                    self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            },
+        };
+        Ok((value, generation))
+    }
+
+    /// Writes an entry to L2 (when it fits) and indexes it (always), atomically refused when a
+    /// purge of its path, or any tag, prefix or full purge, happened since `generation` was
+    /// read (before the app ran). `Err`: not stored, and the caller drops its L1 copy, which
+    /// a purge from elsewhere could not find (or which may predate a purge).
+    pub fn store(
+        &self,
+        primary: &str,
+        variant_key: &str,
+        record: &Record,
+        generation: Option<&Generation>,
+    ) -> Result<(), NotShared> {
+        let Some(generation) = generation else {
+            return Err(NotShared::Unavailable);
+        };
+        if self.flush_pending().is_err() {
+            self.error();
+            return Err(NotShared::Unavailable);
+        }
+        let now_ms = record.stored_at / 1_000_000;
+        let px = (record.stale_until / 1_000_000)
+            .saturating_sub(now_ms)
+            .max(1);
+        let d = digest_of(variant_key);
+        let entry_key = self.name(Space::Entry, &d);
+        let size = record.body.len()
+            + record
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        let value = if size <= self.max_entry_bytes {
+            encode(&d, record)
+        } else {
+            self.stats.too_large.fetch_add(1, Ordering::Relaxed);
+            Vec::new()
+        };
+        let (vary_key, vary_value) = if record.vary.is_empty() {
+            (entry_key.clone(), Vec::new())
+        } else {
+            let pd = digest_of(primary);
+            (self.name(Space::Entry, &pd), encode_vary(&pd, &record.vary))
+        };
+        let (path_index, member) = self.path_index(&record.path);
+        let tag_keys: Vec<String> = record
+            .tags
+            .iter()
+            .map(|t| self.name(Space::Tag, &digest_of(t)))
+            .collect();
+        let (g, gp) = (
+            self.generation_key(None),
+            self.generation_key(Some(&record.path)),
+        );
+        let result: Result<i64, StoreError> = self.client.run(|c| {
+            let mut inv = self.store_script.key(&entry_key);
+            inv.key(&vary_key)
+                .key(&self.paths_key)
+                .key(&g)
+                .key(&gp)
+                .key(&path_index)
+                .arg(px)
+                .arg(&value)
+                .arg(&vary_value)
+                .arg(&member)
+                .arg(INDEX_SLACK_MS)
+                .arg(&generation.global)
+                .arg(&generation.path);
+            for t in &tag_keys {
+                inv.key(t);
+            }
+            inv.invoke(c)
+        });
+        match result {
+            Ok(1) => {
+                if !value.is_empty() {
+                    self.stats.stores.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Ok(_) => {
+                self.stats.purged_meanwhile.fetch_add(1, Ordering::Relaxed);
+                Err(NotShared::PurgedMeanwhile)
+            }
+            Err(_) => {
+                self.error();
+                Err(NotShared::Unavailable)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        Record {
+            status: 200,
+            stored_at: 1_000_000_000_000,
+            fresh_until: 1_030_000_000_000,
+            stale_until: 1_060_000_000_000,
+            etag: "\"abc\"".into(),
+            path: "/items/1".into(),
+            tags: vec!["items".into(), "item:1".into()],
+            vary: vec!["accept".into()],
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("x-custom".into(), "ünïcode".into()),
+            ],
+            body: b"{\"id\": 1}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let d = digest_of("GET 1:/ |");
+        let r = record();
+        assert_eq!(decode(&d, &encode(&d, &r)), Ok(Value::Entry(r.clone())));
+        let empty = Record {
+            tags: vec![],
+            vary: vec![],
+            headers: vec![],
+            body: vec![],
+            etag: String::new(),
+            ..r
+        };
+        assert_eq!(decode(&d, &encode(&d, &empty)), Ok(Value::Entry(empty)));
+        let names = vec!["accept".to_owned(), "accept-language".to_owned()];
+        assert_eq!(decode(&d, &encode_vary(&d, &names)), Ok(Value::Vary(names)));
+    }
+
+    #[test]
+    fn corrupt_truncated_and_foreign_values_are_refused() {
+        let d = digest_of("GET 1:/ |");
+        let v = encode(&d, &record());
+        // Every truncation, and every single-byte change, is refused (never a panic).
+        for n in 0..v.len() {
+            assert!(decode(&d, &v[..n]).is_err(), "truncated at {n}");
+        }
+        for i in 0..v.len() {
+            let mut w = v.clone();
+            w[i] ^= 0x5a;
+            assert!(decode(&d, &w).is_err(), "byte {i} altered");
+        }
+        let mut longer = v.clone();
+        longer.push(0);
+        assert!(decode(&d, &longer).is_err());
+        // The same value under another key (another user's, say) is refused.
+        let other = digest_of("GET 1:/ 0: 5:alice |");
+        assert_eq!(decode(&other, &v), Err(Corrupt::Tag));
+        for junk in [
+            &b""[..],
+            b"FGC",
+            b"FGC\x01",
+            b"hello world",
+            b"\xff\xff\xff\xff\xff",
+        ] {
+            assert!(decode(&d, junk).is_err());
+        }
+    }
+
+    #[test]
+    fn a_well_tagged_but_hostile_payload_is_refused() {
+        // Someone with write access to Redis can forge the tag (it is no MAC): the fields are
+        // still checked, and huge counts allocate nothing.
+        let d = digest_of("k");
+        let mut w = Writer(Vec::new());
+        w.u16(200);
+        w.u64(10);
+        w.u64(5); // fresh_until before stored_at
+        w.u64(20);
+        assert_eq!(
+            decode(&d, &seal(KIND_ENTRY, &d, &w.0)),
+            Err(Corrupt::Field("times"))
+        );
+        let mut w = Writer(Vec::new());
+        w.u16(u16::MAX);
+        assert!(decode(&d, &seal(KIND_VARY, &d, &w.0)).is_err());
+        let mut w = Writer(Vec::new());
+        w.list(&["bad name".to_owned()]);
+        assert_eq!(
+            decode(&d, &seal(KIND_VARY, &d, &w.0)),
+            Err(Corrupt::Field("vary"))
+        );
+        let mut r = record();
+        r.headers = vec![("x".into(), "a\r\nset-cookie: x".into())];
+        assert_eq!(decode(&d, &encode(&d, &r)), Err(Corrupt::Field("header")));
+        r = record();
+        r.status = 99;
+        assert_eq!(decode(&d, &encode(&d, &r)), Err(Corrupt::Field("status")));
+    }
+
+    #[test]
+    fn key_names_hold_no_user_material_and_differ_per_variant() {
+        let client = Arc::new(
+            RedisClient::new(
+                crate::shared::RedisSettings::from_url("redis://127.0.0.1:1/0").unwrap(),
+                crate::clock::system(),
+            )
+            .unwrap(),
+        );
+        let s = Shared::new(client, 1024);
+        let alice = super::super::key::primary("/me", "", Some("sub=7:\"alice\";"), &[]);
+        let bob = super::super::key::primary("/me", "", Some("sub=5:\"bob\";"), &[]);
+        let (ka, kb) = (s.entry_key(&alice), s.entry_key(&bob));
+        assert_ne!(ka, kb);
+        assert!(ka.starts_with("ferrogate:c{cache}:e:"), "{ka}");
+        assert_eq!(ka.len(), "ferrogate:c{cache}:e:".len() + 64);
+        assert!(!ka.contains("alice") && !ka.contains("/me"));
+        let (pi, member) = s.path_index("/me");
+        assert!(!pi.contains("/me"));
+        assert!(member.ends_with("\n/me"));
+        for p in [
+            Purge::Path("/a".into()),
+            Purge::Prefix("/".into()),
+            Purge::Tag("t".into()),
+            Purge::All,
+        ] {
+            assert_eq!(Purge::parse(&p.message()), Some(p));
+        }
+        assert_eq!(Purge::parse(b""), None);
+        assert_eq!(Purge::parse(b"z/a"), None);
+    }
+}
