@@ -310,12 +310,34 @@ impl RedisLimiter {
         if self.batch > 0 && commit && cost > 0 {
             return self.hit_leased(digest, cost);
         }
+        let reply = self.call(&self.hit, digest, &[cost, u64::from(commit)])?;
+        let (out, _) = evaluate(
+            &self.rates,
+            |i| reply.tats[i],
+            cost,
+            reply.now,
+            commit,
+            Some(reply.first == 1),
+        );
+        Ok(out)
+    }
+
+    /// Runs one of the scripts on `digest`'s key with `head` arguments before the quotas', and
+    /// checks the reply's shape: two integers, then one TAT per quota.
+    fn call(
+        &self,
+        script: &redis::Script,
+        digest: &KeyDigest,
+        head: &[u64],
+    ) -> Result<Reply, StoreError> {
         let key = self.key_name(digest);
         let reply: Vec<i64> = self
             .client
             .run(|con| {
-                let mut inv = self.hit.key(&key);
-                inv.arg(cost).arg(if commit { "1" } else { "0" });
+                let mut inv = script.key(&key);
+                for a in head {
+                    inv.arg(*a);
+                }
                 for a in &self.rate_args {
                     inv.arg(a);
                 }
@@ -325,35 +347,22 @@ impl RedisLimiter {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
             })?;
         self.counters.round_trips.fetch_add(1, Ordering::Relaxed);
-        let (head, tats) = self.parse(&reply, 2)?;
-        let allowed = head[0] == 1;
-        let now = micros_to_nanos(head[1]);
-        let (out, _) = evaluate(&self.rates, |i| tats[i], cost, now, commit, Some(allowed));
-        Ok(out)
-    }
-
-    /// Checks a script reply's shape: `head` leading integers, then one TAT per quota.
-    fn parse(
-        &self,
-        reply: &[i64],
-        head: usize,
-    ) -> Result<([i64; 3], [u64; MAX_QUOTAS]), StoreError> {
-        if reply.len() != head + self.rates.len() || reply.iter().any(|v| *v < 0) {
+        if reply.len() != 2 + self.rates.len() || reply.iter().any(|v| *v < 0) {
             return Err(StoreError::Protocol(format!(
                 "rate-limit script returned {} values for {} quotas",
                 reply.len(),
                 self.rates.len()
             )));
         }
-        let mut h = [0i64; 3];
-        for (slot, v) in h.iter_mut().zip(reply.iter().take(head)) {
-            *slot = *v;
-        }
         let mut tats = [0u64; MAX_QUOTAS];
-        for (slot, v) in tats.iter_mut().zip(reply.iter().skip(head)) {
+        for (slot, v) in tats.iter_mut().zip(reply.iter().skip(2)) {
             *slot = micros_to_nanos(*v);
         }
-        Ok((h, tats))
+        Ok(Reply {
+            first: reply[0],
+            now: micros_to_nanos(reply[1]),
+            tats,
+        })
     }
 
     fn hit_leased(&self, digest: &KeyDigest, cost: u64) -> Result<Outcome, StoreError> {
@@ -374,25 +383,11 @@ impl RedisLimiter {
             }
             back = lease.units;
         }
-        let key = self.key_name(digest);
         let want = self.batch.saturating_mul(cost);
-        let reply: Vec<i64> = self
-            .client
-            .run(|con| {
-                let mut inv = self.lease.key(&key);
-                inv.arg(cost).arg(want).arg(back);
-                for a in &self.rate_args {
-                    inv.arg(a);
-                }
-                inv.invoke(con)
-            })
-            .inspect_err(|_| {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-            })?;
-        self.counters.round_trips.fetch_add(1, Ordering::Relaxed);
-        let (head, tats) = self.parse(&reply, 2)?;
-        let granted = u64::try_from(head[0]).unwrap_or(0);
-        let server_now = micros_to_nanos(head[1]);
+        let reply = self.call(&self.lease, digest, &[cost, want, back])?;
+        let tats = reply.tats;
+        let granted = u64::try_from(reply.first).unwrap_or(0);
+        let server_now = reply.now;
         if granted < cost {
             let (out, _) = evaluate(
                 &self.rates,
@@ -487,16 +482,7 @@ impl RedisLimiter {
             if units == 0 {
                 continue;
             }
-            let key = self.key_name(&digest);
-            let done = self.client.run(|con| {
-                let mut inv = self.lease.key(&key);
-                inv.arg(1).arg(0).arg(units);
-                for a in &self.rate_args {
-                    inv.arg(a);
-                }
-                inv.invoke::<Vec<i64>>(con)
-            });
-            if done.is_ok() {
+            if self.call(&self.lease, &digest, &[1, 0, units]).is_ok() {
                 returned += 1;
                 self.counters.returned.fetch_add(units, Ordering::Relaxed);
             }
@@ -534,6 +520,13 @@ pub fn spawn_reconciler(limiters: Vec<Weak<RedisLimiter>>, every: Duration) {
 pub fn sweep_interval(batch_ttl_nanos: u64) -> Duration {
     Duration::from_nanos(batch_ttl_nanos / 2)
         .clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// A script's reply: the decision (allowed, or units granted), Redis's clock, and the TATs.
+struct Reply {
+    first: i64,
+    now: u64,
+    tats: [u64; MAX_QUOTAS],
 }
 
 fn micros_to_nanos(us: i64) -> u64 {
