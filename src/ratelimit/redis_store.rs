@@ -39,21 +39,31 @@ use crate::shared::{RedisClient, StoreError};
 
 // Each redis.call costs microseconds of server time (more than the arithmetic), so a key is one
 // string (every quota's TAT, comma-separated) read with one GET and written with one SET ... PXAT.
-const HIT_SCRIPT: &str = r"
+/// The start of both scripts: Redis's clock (`now`, microseconds) and the key's stored TATs.
+macro_rules! read_state {
+    () => {
+        r"
 -- KEYS[1]: a string 'tat_1,tat_2,...': each quota's theoretical arrival time (TAT), microseconds
--- since the epoch. ARGV[1]: cost; ARGV[2]: '1' to consume, '0' to look; then emission and
--- tolerance (us) per quota. Returns {allowed, now, tat_1, ..., tat_n}: the TATs before this hit,
--- never before now.
+-- since the epoch.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local cost = tonumber(ARGV[1])
-local n = (#ARGV - 2) / 2
 local stored = {}
 local raw = redis.call('GET', KEYS[1])
 if raw then
   local i = 1
   for v in string.gmatch(raw, '[^,]+') do stored[i] = tonumber(v); i = i + 1 end
 end
+"
+    };
+}
+
+const HIT_SCRIPT: &str = concat!(
+    read_state!(),
+    r"
+-- ARGV[1]: cost; ARGV[2]: '1' to consume, '0' to look; then emission and tolerance (us) per
+-- quota. Returns {allowed, now, tat_1, ..., tat_n}: the TATs before this hit, never before now.
+local cost = tonumber(ARGV[1])
+local n = (#ARGV - 2) / 2
 local allowed = 1
 local out = {0, now}
 local new = {}
@@ -73,26 +83,20 @@ if allowed == 1 and ARGV[2] == '1' and cost > 0 then
   redis.call('SET', KEYS[1], table.concat(new, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
 end
 return out
-";
+"
+);
 
-const LEASE_SCRIPT: &str = r"
--- KEYS[1]: as for the hit script.
+const LEASE_SCRIPT: &str = concat!(
+    read_state!(),
+    r"
 -- ARGV[1]: cost of one request; ARGV[2]: units wanted; ARGV[3]: unused units given back;
 -- then emission, tolerance (us) per quota.
 -- Grants as many whole requests as every quota allows now, up to the units wanted.
 -- Returns {granted, now, tat_1, ..., tat_n}: the TATs after the grant, never before now.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
 local fit = tonumber(ARGV[2])
 local back = tonumber(ARGV[3])
 local n = (#ARGV - 3) / 2
-local stored = {}
-local raw = redis.call('GET', KEYS[1])
-if raw then
-  local i = 1
-  for v in string.gmatch(raw, '[^,]+') do stored[i] = tonumber(v); i = i + 1 end
-end
 local tats = {}
 for i = 1, n do
   local em = tonumber(ARGV[2 + 2 * i])
@@ -121,7 +125,8 @@ if grant > 0 or back > 0 then
   redis.call('SET', KEYS[1], table.concat(text, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
 end
 return out
-";
+"
+);
 
 /// The stored form of a key: 128 bits of SHA-256 over the tagged key parts.
 pub type KeyDigest = [u8; 16];
