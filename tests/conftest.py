@@ -37,15 +37,19 @@ def github_requests() -> list[tuple[str, str]]:
     return _read_pairs("github_requests.txt")
 
 
-@pytest.fixture(scope="session")
-def redis_session() -> Iterator[RedisServer]:
-    """One real redis-server for the session (started once, stopped at the end)."""
+def _running_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    """One real redis-server for the session (started once, stopped at the end)."""
+    yield from _running_redis()
 
 
 @pytest.fixture
@@ -61,9 +65,4 @@ def redis_server(redis_session: RedisServer) -> Iterator[RedisServer]:
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own (for tests that kill or pause it)."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _running_redis()

@@ -18,12 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from servers import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+__all__ = ["RedisServer", "free_port"]
 
 
 def _send(port: int, command: bytes, timeout: float = 0.5) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer
+from servers import free_port, wait_listening
 
 APP = textwrap.dedent(
     """
@@ -74,15 +74,10 @@ def _start(tmp_path: Path, redis_url: str, batch: int = 0) -> tuple[subprocess.P
         ],
         env={"FG_REDIS": redis_url, "FG_BATCH": str(batch), "PATH": "/usr/bin:/bin"},
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    else:  # pragma: no cover
+    if not wait_listening(port):  # pragma: no cover
         proc.kill()
         pytest.fail("gunicorn did not start")
+    deadline = time.monotonic() + 30
     # Every worker is up once four distinct pids have answered.
     pids: set[int] = set()
     while len(pids) < 4 and time.monotonic() < deadline:

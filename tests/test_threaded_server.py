@@ -4,16 +4,15 @@ same answers as a single thread: exact counts under concurrency."""
 from __future__ import annotations
 
 import http.client
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from servers import free_port, wait_listening
 
 APP = textwrap.dedent(
     """
@@ -48,17 +47,10 @@ APP = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> object:
     (tmp_path / "threaded_app.py").write_text(APP)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -79,13 +71,7 @@ def server(tmp_path: Path) -> object:
             "threaded_app:app",
         ],
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    else:  # pragma: no cover
+    if not wait_listening(port):  # pragma: no cover
         proc.kill()
         pytest.fail("gunicorn did not start")
     yield port

@@ -15,13 +15,14 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from servers import free_port, wait_listening  # noqa: E402 (tests/ is put on the path just above)
+
 # (name, gunicorn target, path, with a bearer token, Redis: None, "direct" or "batched")
 VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
     ("bare: GET /articles/1", "apps:bare", "/articles/1", False, None),
@@ -31,23 +32,6 @@ VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
     ("ferrogate+Redis: GET /me (JWT + limit)", "apps:gated", "/me", True, "direct"),
     ("ferrogate+Redis batch=100: GET /me", "apps:gated", "/me", True, "batched"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_listening(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"gunicorn did not listen on {port}")
 
 
 def run_variant(
@@ -72,7 +56,8 @@ def run_variant(
         env={**os.environ, **(env or {})},
     )
     try:
-        wait_listening(port)
+        if not wait_listening(port, 20.0):
+            raise RuntimeError(f"gunicorn did not listen on {port}")
         url = f"http://127.0.0.1:{port}{path}"
         header: list[str] = []
         if token:
@@ -107,7 +92,6 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(HERE.parent))
     from redis_server import RedisServer
 
     redis = RedisServer()

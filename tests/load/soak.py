@@ -15,7 +15,6 @@ import argparse
 import http.client
 import itertools
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -24,13 +23,8 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+sys.path.insert(0, str(HERE.parent))
+from servers import free_port, wait_listening  # noqa: E402 (tests/ is put on the path just above)
 
 
 def worker_pid(master: int) -> int:
@@ -79,12 +73,7 @@ def main() -> int:
         ],
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        wait_listening(port)
         pid = worker_pid(server.pid)
         stop = time.monotonic() + args.seconds
         counts: Counter[int] = Counter()
