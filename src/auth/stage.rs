@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::revocation::{Refusal, Revocations};
-use super::verifier::{Verified, Verifier};
+use super::verifier::{Claims, Verified, Verifier};
 use crate::config::{Issues, join, show};
 use crate::gate::{Request, Response};
 use crate::http::Header;
@@ -409,7 +409,7 @@ fn query(qs: &str, name: &str) -> Option<Result<String, ()>> {
 }
 
 /// Scopes from `scope` (space-delimited string, RFC 8693 §4.2) and `scp` (list or string).
-fn missing_scope<'a>(claims: &Map<String, Value>, needed: &'a [String]) -> Option<&'a str> {
+fn missing_scope<'a>(claims: &Claims, needed: &'a [String]) -> Option<&'a str> {
     if needed.is_empty() {
         return None;
     }
@@ -465,8 +465,9 @@ mod tests {
             Some(Ok("abc.def".into()))
         );
         assert_eq!(query("access_token=a%20b", "access_token"), Some(Err(())));
-        let claims: Map<String, Value> =
-            serde_json::from_str(r#"{"scope":"read write","scp":["admin"]}"#).unwrap();
+        let claims =
+            super::super::json::parse_object(br#"{"scope":"read write","scp":["admin"]}"#, 4)
+                .unwrap();
         assert_eq!(
             missing_scope(&claims, &["read".into(), "admin".into()]),
             None

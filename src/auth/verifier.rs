@@ -12,16 +12,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::alg::Algorithm;
 use super::error::{KeyError, TokenError};
-use super::json::parse_strict;
+use super::json::{Object, ObjectError, parse_object};
 use super::keys::{Key, b64url};
 use crate::clock::SharedClock;
 
 /// Verified claims.
-pub type Claims = Map<String, Value>;
+pub type Claims = Object;
 
 /// Where keys come from: a fixed set, or a JWKS endpoint that may refresh.
 pub trait KeySource: Send + Sync + std::fmt::Debug {
@@ -321,14 +321,14 @@ impl Verifier {
         version: u64,
     ) -> Result<Arc<Verified>, TokenError> {
         let (alg, payload) = self.check_jws(token)?;
-        let claims = match parse_strict(&payload, CLAIMS_DEPTH) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => {
+        let claims = match parse_object(&payload, CLAIMS_DEPTH) {
+            Ok(m) => m,
+            Err(ObjectError::NotAnObject) => {
                 return Err(TokenError::Decode(
                     "the payload is not a JSON object (not a JWT)".into(),
                 ));
             }
-            Err(e) => {
+            Err(ObjectError::Invalid(e)) => {
                 return Err(TokenError::Decode(format!(
                     "the payload is not valid JSON: {e}"
                 )));
@@ -370,10 +370,12 @@ impl Verifier {
         };
         let header_bytes = b64url(h64)
             .ok_or_else(|| TokenError::Decode("the header is not canonical base64url".into()))?;
-        let header = match parse_strict(&header_bytes, HEADER_DEPTH) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => return Err(TokenError::Decode("the header is not a JSON object".into())),
-            Err(e) => {
+        let header = match parse_object(&header_bytes, HEADER_DEPTH) {
+            Ok(m) => m,
+            Err(ObjectError::NotAnObject) => {
+                return Err(TokenError::Decode("the header is not a JSON object".into()));
+            }
+            Err(ObjectError::Invalid(e)) => {
                 return Err(TokenError::Decode(format!(
                     "the header is not valid JSON: {e}"
                 )));
@@ -390,7 +392,7 @@ impl Verifier {
         Ok((alg, payload))
     }
 
-    fn check_header(&self, header: &Map<String, Value>) -> Result<Algorithm, TokenError> {
+    fn check_header(&self, header: &Object) -> Result<Algorithm, TokenError> {
         let alg_name = match header.get("alg") {
             Some(Value::String(s)) => s.as_str(),
             Some(_) => return Err(TokenError::Decode("\"alg\" must be a string".into())),

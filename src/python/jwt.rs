@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::convert::to_value;
 use super::errors::Error;
 use crate::auth::jwks::{Fetcher, Jwks};
-use crate::auth::{Algorithm, KeyError, TokenError, Verified, Verifier};
+use crate::auth::{Algorithm, Claims, KeyError, TokenError, Verified, Verifier};
 use crate::clock::{SharedClock, system};
 use crate::config::{ConfigError, Issues};
 
@@ -62,16 +62,49 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
             }
             list.into_any()
         }
-        Value::Object(m) => map_to_dict(py, m)?.into_any(),
+        Value::Object(m) => members_to_dict(py, m.iter().map(|(k, v)| (k.as_str(), v)))?.into_any(),
     })
 }
 
-fn map_to_dict<'py>(py: Python<'py>, m: &Map<String, Value>) -> PyResult<Bound<'py, PyDict>> {
+/// A member name as a Python string: the registered claim names (RFC 7519 §4.1) and the usual
+/// OAuth ones are interned once, which also spares the dict from hashing them again.
+fn claim_name<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    macro_rules! known {
+        ($($n:literal),*) => {
+            match name {
+                $($n => pyo3::intern!(py, $n).clone(),)*
+                _ => PyString::new(py, name),
+            }
+        };
+    }
+    known!(
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "nbf",
+        "iat",
+        "jti",
+        "scope",
+        "scp",
+        "azp",
+        "client_id"
+    )
+}
+
+fn members_to_dict<'py, 'a>(
+    py: Python<'py>,
+    members: impl Iterator<Item = (&'a str, &'a Value)>,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    for (k, v) in m {
-        d.set_item(k, to_py(py, v)?)?;
+    for (k, v) in members {
+        d.set_item(claim_name(py, k), to_py(py, v)?)?;
     }
     Ok(d)
+}
+
+fn map_to_dict<'py>(py: Python<'py>, m: &Claims) -> PyResult<Bound<'py, PyDict>> {
+    members_to_dict(py, m.iter())
 }
 
 /// The claims as a fresh dict. The first conversion is kept with the verified token, so a
@@ -89,7 +122,9 @@ pub fn claims_dict<'py>(py: Python<'py>, v: &Verified) -> PyResult<Bound<'py, Py
     d.copy()
 }
 
-/// Verifies `token` at `now` with the GIL released for the signature check on a cache miss.
+/// Verifies `token` at `now` with the GIL released for the signature check on a cache miss,
+/// when that check is slow (asymmetric, or keys to fetch). An HMAC takes less than releasing and
+/// retaking the GIL does, as the Gate's own auth stage also decides.
 pub fn verify_releasing(
     py: Python<'_>,
     verifier: &Verifier,
@@ -99,7 +134,11 @@ pub fn verify_releasing(
     if let Some(r) = verifier.cached(token, now) {
         return r;
     }
-    py.detach(|| verifier.verify_uncached(token, now))
+    if verifier.may_block() {
+        py.detach(|| verifier.verify_uncached(token, now))
+    } else {
+        verifier.verify_uncached(token, now)
+    }
 }
 
 fn token_text<'a>(token: &'a Bound<'_, PyAny>) -> Result<std::borrow::Cow<'a, str>, TokenError> {

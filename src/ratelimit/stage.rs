@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::client_ip::{Cidr, ClientIp};
 use super::config::{
@@ -19,6 +19,7 @@ use super::quota::Quota;
 use super::redis_store::{
     DigestHasher, RedisLimiter, RedisOptions, spawn_reconciler, sweep_interval,
 };
+use crate::auth::Claims;
 use crate::auth::stage::Blocking;
 use crate::clock::SharedClock;
 use crate::gate::{Request, Response};
@@ -329,7 +330,7 @@ impl Stage {
         &self,
         limits: &'a RouteLimits,
         req: &Request<'_>,
-        claims: Option<&Map<String, Value>>,
+        claims: Option<&Claims>,
         out: &mut Vec<Header>,
         blocking: &dyn Blocking,
     ) -> Verdict<'a> {
@@ -483,7 +484,7 @@ impl Stage {
         limit: &BoundLimit,
         req: &Request<'_>,
         client: Option<IpAddr>,
-        claims: Option<&Map<String, Value>>,
+        claims: Option<&Claims>,
     ) {
         for part in &limit.key {
             match part {
@@ -611,16 +612,15 @@ mod tests {
         (builder.finish(&mut keys), limits)
     }
 
-    fn claims(v: &serde_json::Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn claims(v: &serde_json::Value) -> Claims {
+        v.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
-    fn allowed(
-        st: &Stage,
-        l: &RouteLimits,
-        r: &Request<'_>,
-        c: Option<&Map<String, Value>>,
-    ) -> bool {
+    fn allowed(st: &Stage, l: &RouteLimits, r: &Request<'_>, c: Option<&Claims>) -> bool {
         let mut out = Vec::new();
         matches!(st.check(l, r, c, &mut out, &InPlace), Verdict::Pass { .. })
     }
