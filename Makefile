@@ -77,8 +77,9 @@ load: build redis-bin ## gunicorn + wrk load test: bare app vs the app behind th
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tests/load/run.py
 
-soak: build ## 10 minutes of mixed traffic on one worker: RSS and threads must stay flat
+soak: build redis-bin ## 10 minutes of mixed traffic on one worker, in memory then on Redis: RSS, threads and sockets must stay flat
 	$(PY) tests/load/soak.py --seconds 600
+	$(PY) tests/load/soak.py --seconds 600 --redis
 
 clean:
 	rm -rf target $(VENV) bench-results

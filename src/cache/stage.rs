@@ -662,19 +662,16 @@ impl Stage {
         primary: &str,
         request_vary: &[(String, Option<String>)],
     ) -> Option<(Arc<Entry>, bool)> {
-        let Some(names) = self.store.vary_of(primary) else {
-            // Nothing stored for the resource yet: a miss all the same.
-            self.store
-                .stats
-                .misses
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return None;
+        let lookup = match self.store.vary_of(primary) {
+            Some(names) => {
+                let values = vary_values(&names, request_vary);
+                self.store
+                    .lookup_variant(&key::variant(primary, &values), primary)
+            }
+            // Nothing that varies: the entry, if any, is under the primary key.
+            None => self.store.lookup_variant(primary, primary),
         };
-        let values = vary_values(&names, request_vary);
-        match self
-            .store
-            .lookup_variant(&key::variant(primary, &values), primary)
-        {
+        match lookup {
             Lookup::Fresh(e) => Some((e, false)),
             Lookup::Stale(e) => Some((e, true)),
             Lookup::Miss => None,
@@ -765,6 +762,19 @@ pub(super) fn vary_values(
 }
 
 /// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/` is ignored on both sides.
+/// `bytes` as a quoted lowercase hex string (a strong `ETag`), without a `fmt` call per byte.
+fn quoted_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2 + 2);
+    out.push('"');
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out.push('"');
+    out
+}
+
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let target = bare(etag);
@@ -956,13 +966,7 @@ impl Ticket {
             Some(e) => e,
             None => {
                 let d = digest::digest(&digest::SHA256, body);
-                let hex = d.as_ref()[..16]
-                    .iter()
-                    .fold(String::with_capacity(32), |mut acc, b| {
-                        let _ = write!(acc, "{b:02x}");
-                        acc
-                    });
-                let e = format!("\"{hex}\"");
+                let e = quoted_hex(&d.as_ref()[..16]);
                 out.push(("etag".into(), e.clone()));
                 e
             }

@@ -3,11 +3,18 @@
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::clock::SharedClock;
+
+/// The hasher for the store and its indexes. Keys carry client input (paths, queries), so it is
+/// seeded per process; foldhash is several times cheaper than std's `SipHash` on these keys,
+/// and a miss hashes its key into four maps.
+type Hasher = foldhash::fast::RandomState;
+type Map<K, V> = HashMap<K, V, Hasher>;
+type Set<K> = HashSet<K, Hasher>;
 
 /// One stored response.
 pub struct Entry {
@@ -64,13 +71,13 @@ pub struct Stats {
 
 #[derive(Debug, Default)]
 struct Indexes {
-    by_path: HashMap<String, HashSet<String>>,
-    by_tag: HashMap<String, HashSet<String>>,
+    by_path: Map<String, Set<String>>,
+    by_tag: Map<String, Set<String>>,
     /// primary key -> the request headers its responses vary on, and how many stored variants
     /// use it (the record goes when the last one does, so the index stays bounded by the store).
-    vary: HashMap<String, (Vec<String>, usize)>,
+    vary: Map<String, (Vec<String>, usize)>,
     /// variant key -> its primary key.
-    primary_of: HashMap<String, String>,
+    primary_of: Map<String, String>,
 }
 
 impl Indexes {
@@ -103,7 +110,10 @@ impl Indexes {
 
 #[derive(Debug, Default)]
 struct Flights {
-    keys: Mutex<HashSet<String>>,
+    keys: Mutex<Set<String>>,
+    /// Requests inside `wait_flight`, counted under `keys`' lock: ending a flight nobody waits
+    /// for skips the wake-up, a system call on every miss otherwise.
+    waiters: AtomicUsize,
     done: Condvar,
 }
 
@@ -118,7 +128,7 @@ pub enum Lookup {
 
 /// The store.
 pub struct Store {
-    cache: moka::sync::Cache<String, Arc<Entry>>,
+    cache: moka::sync::Cache<String, Arc<Entry>, Hasher>,
     indexes: Arc<Mutex<Indexes>>,
     flights: Flights,
     pub stats: Arc<Stats>,
@@ -174,7 +184,7 @@ impl Store {
                 // (`RemovalCause::Replaced`): `Store::insert` indexes the new value afterwards.
                 lock(&idx).remove(key.as_str(), &e);
             })
-            .build();
+            .build_with_hasher(Hasher::default());
         Self {
             cache,
             indexes,
@@ -186,7 +196,8 @@ impl Store {
         }
     }
 
-    /// The request headers that responses under `primary` vary on (None: nothing stored).
+    /// The request headers that responses under `primary` vary on. None: no response stored for
+    /// it varied, so its entry, if any, is under `primary` itself.
     #[must_use]
     pub fn vary_of(&self, primary: &str) -> Option<Vec<String>> {
         lock(&self.indexes)
@@ -228,8 +239,14 @@ impl Store {
 
     /// Releases a flight (stored or not) and wakes its waiters.
     pub fn end_flight(&self, key: &str) {
-        lock(&self.flights.keys).remove(key);
-        self.flights.done.notify_all();
+        let waiting = {
+            let mut keys = lock(&self.flights.keys);
+            keys.remove(key);
+            self.flights.waiters.load(Ordering::Relaxed) > 0
+        };
+        if waiting {
+            self.flights.done.notify_all();
+        }
     }
 
     /// Waits (at most `timeout`) for the flight on `key` to end.
@@ -241,11 +258,15 @@ impl Store {
             if left.is_zero() {
                 return;
             }
+            // Both changes happen under the lock, so `end_flight` (which reads the count under
+            // it) cannot miss a waiter that saw the flight still on.
+            self.flights.waiters.fetch_add(1, Ordering::Relaxed);
             keys = self
                 .flights
                 .done
                 .wait_timeout(keys, left)
                 .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+            self.flights.waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -264,33 +285,48 @@ impl Store {
         self.cache.insert(key.clone(), entry.clone());
         {
             let mut ix = lock(&self.indexes);
-            let new_variant = ix
-                .primary_of
-                .insert(key.clone(), primary.to_owned())
-                .is_none();
-            match ix.vary.get_mut(primary) {
-                Some((names, n)) => {
-                    if *names != vary {
-                        *names = vary;
+            // A response that varies on nothing, for a resource with no vary record, is stored
+            // under its primary key and needs none: lookups fall back to the primary key (most
+            // resources never vary, and the record costs a miss two map entries).
+            if !(vary.is_empty() && key == primary && !ix.vary.contains_key(primary)) {
+                let new_variant = ix
+                    .primary_of
+                    .insert(key.clone(), primary.to_owned())
+                    .is_none();
+                match ix.vary.get_mut(primary) {
+                    Some((names, n)) => {
+                        if *names != vary {
+                            *names = vary;
+                        }
+                        if new_variant {
+                            *n = n.saturating_add(1);
+                        }
                     }
-                    if new_variant {
-                        *n = n.saturating_add(1);
+                    None => {
+                        ix.vary.insert(primary.to_owned(), (vary, 1));
                     }
-                }
-                None => {
-                    ix.vary.insert(primary.to_owned(), (vary, 1));
                 }
             }
             for tag in &entry.tags {
-                ix.by_tag
-                    .entry(tag.clone())
-                    .or_default()
-                    .insert(key.clone());
+                match ix.by_tag.get_mut(tag) {
+                    Some(set) => {
+                        set.insert(key.clone());
+                    }
+                    None => {
+                        ix.by_tag
+                            .insert(tag.clone(), std::iter::once(key.clone()).collect());
+                    }
+                }
             }
-            ix.by_path
-                .entry(entry.path.clone())
-                .or_default()
-                .insert(key);
+            match ix.by_path.get_mut(&entry.path) {
+                Some(set) => {
+                    set.insert(key);
+                }
+                None => {
+                    ix.by_path
+                        .insert(entry.path.clone(), std::iter::once(key).collect());
+                }
+            }
         }
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
         entry
@@ -459,13 +495,39 @@ mod tests {
             "p fr".into(),
             entry(&clock, "/a", &[], 10),
         );
+        // A resource that varies on nothing needs no record: it is under its primary key.
         store.insert("q", vec![], "q".into(), entry(&clock, "/b", &[], 10));
-        assert_eq!(store.primaries(), 2);
+        assert_eq!(store.primaries(), 1);
+        assert_eq!(store.vary_of("q"), None);
+        assert!(matches!(store.lookup("q"), Lookup::Fresh(_)));
         assert!(store.purge_key("p en"));
         assert_eq!(store.vary_of("p"), Some(vary));
         assert!(store.purge_key("p fr"));
         assert_eq!(store.vary_of("p"), None);
-        assert_eq!(store.primaries(), 1);
+        assert_eq!(store.primaries(), 0);
+    }
+
+    #[test]
+    fn a_resource_that_starts_to_vary_keeps_its_record_until_its_last_variant_goes() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
+        store.insert("p", vec![], "p".into(), entry(&clock, "/a", &[], 10));
+        let vary = vec!["accept".to_owned()];
+        store.insert(
+            "p",
+            vary.clone(),
+            "p accept=1:x".into(),
+            entry(&clock, "/a", &[], 10),
+        );
+        assert_eq!(store.vary_of("p"), Some(vary));
+        // Back to varying on nothing: the record now says so, and counts that variant too.
+        store.insert("p", vec![], "p".into(), entry(&clock, "/a", &[], 10));
+        assert_eq!(store.vary_of("p"), Some(vec![]));
+        assert!(store.purge_key("p accept=1:x"));
+        assert_eq!(store.vary_of("p"), Some(vec![]));
+        assert!(store.purge_key("p"));
+        assert_eq!(store.vary_of("p"), None);
+        assert_eq!(store.purge_path("/a"), 0);
     }
 
     #[test]
@@ -475,7 +537,8 @@ mod tests {
         let store = Store::new(2_000, Duration::from_secs(60), clock.clone());
         for i in 0..5_000 {
             let p = format!("p{i}");
-            store.insert(&p, vec![], p.clone(), entry(&clock, "/a", &[], 10));
+            let key = format!("{p} accept-");
+            store.insert(&p, vec!["accept".into()], key, entry(&clock, "/a", &[], 10));
         }
         let (_, entries) = store.usage();
         assert!(

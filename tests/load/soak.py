@@ -2,7 +2,11 @@
 sampling the worker's RSS and thread count. Exits non-zero if RSS grows more than 10 % after the
 warm-up or threads leak.
 
-    python tests/load/soak.py [--seconds 600] [--clients 8]
+    python tests/load/soak.py [--seconds 600] [--clients 8] [--redis]
+
+``--redis`` runs the same traffic with the rate limits counted in a redis-server started for the
+run (on a free loopback port), and also requires the worker's open sockets to stay flat: a pool
+that leaks connections shows there first.
 
 Traffic: valid tokens, invalid tokens, over-quota writes, cacheable reads with many distinct
 query strings (cache churn), denied paths and distinct client keys (limiter churn). Bounded by
@@ -12,8 +16,10 @@ time; nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import itertools
+import os
 import random
 import subprocess
 import sys
@@ -43,13 +49,32 @@ def threads(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/task").iterdir()))
 
 
+def sockets(pid: int) -> int:
+    """Open sockets of the worker (client connections and, with --redis, its Redis pool)."""
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed between the listing and the readlink
+            n += fd.readlink().name.startswith("socket:")
+    return n
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=600)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--redis", action="store_true", help="count the limits in a local redis-server")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     from apps import TOKEN
+
+    env = dict(os.environ)
+    redis = None
+    if args.redis:
+        from redis_server import RedisServer
+
+        redis = RedisServer()
+        redis.start()
+        env["FG_LOAD_REDIS"] = redis.url
 
     port = free_port()
     server = subprocess.Popen(
@@ -71,6 +96,7 @@ def main() -> int:
             "warning",
             "apps:gated",
         ],
+        env=env,
     )
     try:
         wait_listening(port)
@@ -116,14 +142,15 @@ def main() -> int:
         pool = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(args.clients)]
         for t in pool:
             t.start()
-        samples: list[tuple[float, int, int]] = []
+        samples: list[tuple[float, int, int, int]] = []
         started = time.monotonic()
         while time.monotonic() < stop:
             time.sleep(min(10, max(0.5, args.seconds / 20)))
-            samples.append((time.monotonic() - started, rss_kib(pid), threads(pid)))
-            t, rss, th = samples[-1]
+            samples.append((time.monotonic() - started, rss_kib(pid), threads(pid), sockets(pid)))
+            t, rss, th, so = samples[-1]
             print(
-                f"{t:7.1f}s  rss {rss / 1024:7.1f} MiB  threads {th:3}  requests {sum(counts.values())}",
+                f"{t:7.1f}s  rss {rss / 1024:7.1f} MiB  threads {th:3}  sockets {so:3}  "
+                f"requests {sum(counts.values())}",
                 flush=True,
             )
         for t in pool:
@@ -131,18 +158,25 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=20)
+        if redis is not None:
+            redis.close()
     print(f"statuses: {dict(counts)}")
     warm = samples[len(samples) // 4 :]
     base_rss = warm[0][1]
     peak_rss = max(s[1] for s in warm)
     growth = (peak_rss - base_rss) / base_rss if base_rss else 0.0
     thread_counts = {s[2] for s in warm}
+    # The last sample may fall while the clients hang up.
+    socket_counts = [s[3] for s in warm[:-1]] or [warm[0][3]]
     print(
-        f"RSS after warm-up: {base_rss / 1024:.1f} -> peak {peak_rss / 1024:.1f} MiB ({growth:+.1%}); threads {sorted(thread_counts)}"
+        f"RSS after warm-up: {base_rss / 1024:.1f} -> peak {peak_rss / 1024:.1f} MiB ({growth:+.1%}); "
+        f"threads {sorted(thread_counts)}; sockets {min(socket_counts)}..{max(socket_counts)}"
     )
+    # Sockets: one per client connection plus the Redis pool (at most one per server thread).
     ok = (
         growth <= 0.10
         and max(thread_counts) - min(thread_counts) <= 2
+        and max(socket_counts) - min(socket_counts) <= 8
         and counts.get(500, 0) == 0
         and counts.get(0, 0) == 0
     )
