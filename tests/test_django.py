@@ -327,3 +327,28 @@ def test_in_memory_limits_under_several_workers_is_a_deploy_warning(monkeypatch:
     assert "worker processes" in warning.msg
     monkeypatch.setenv("FERROGATE_WORKERS", "1")
     assert checks.check_limiter_workers() == []
+
+
+def test_gate_headers_set_directly_read_back_like_public_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The middleware writes its own headers straight into Django's header store; on this Django
+    that must be indistinguishable from ``response.headers[k] = v``, and any other layout must
+    fall back to the public API."""
+    from django.http import HttpResponse
+    from ferrogate.django import middleware
+
+    assert middleware._header_setter() is middleware._direct_set
+    direct, public = HttpResponse(b"x"), HttpResponse(b"x")
+    for name, value in [("RateLimit", '"default";r=9;t=60'), ("cache-status", "ferrogate; fwd=miss")]:
+        middleware._direct_set(direct, name, value)
+        public.headers[name] = value
+    assert list(direct.items()) == list(public.items())
+    assert direct.serialize_headers() == public.serialize_headers()
+    assert direct["ratelimit"] == '"default";r=9;t=60'
+
+    class OtherLayout(dict[str, str]):
+        pass
+
+    monkeypatch.setattr(
+        HttpResponse, "__init__", lambda self, *a, **k: setattr(self, "headers", OtherLayout())
+    )
+    assert middleware._header_setter() is middleware._public_set

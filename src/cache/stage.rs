@@ -802,7 +802,42 @@ pub struct Stored {
     pub stored: bool,
 }
 
+/// What `Ticket::store` did to the app's headers, as changes to apply to them.
+#[derive(Debug)]
+pub struct Changes {
+    /// Headers to add (cache status, a computed `ETag`).
+    pub add: Vec<(String, String)>,
+    /// Header names to take away (the tags header, which is never sent).
+    pub remove: Vec<String>,
+    pub stored: bool,
+}
+
 impl Ticket {
+    /// `store`, answered as changes to the app's headers. For response objects that re-check
+    /// every header they are given (Django's), applying two changes beats rewriting the list.
+    pub fn store_changes(
+        &self,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: &[u8],
+    ) -> Changes {
+        let tags_header = self.stage.settings.tags_header.as_str();
+        let remove: Vec<String> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(tags_header))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let kept = headers.len() - remove.len();
+        // `store` keeps the app's other headers, in order, as the prefix of what it returns.
+        let mut out = self.store(status, headers, body);
+        let add = out.headers.split_off(kept.min(out.headers.len()));
+        Changes {
+            add,
+            remove,
+            stored: out.stored,
+        }
+    }
+
     /// Whether a response with these status and headers would be stored (the body aside), so the
     /// caller buffers only responses that may be stored.
     #[must_use]
@@ -1237,6 +1272,54 @@ mod tests {
         assert_eq!(age("/swr").as_deref(), Some("30"));
         assert!(leader.store(200, vec![], b"y").stored);
         assert_eq!(age("/swr").as_deref(), Some("0"));
+    }
+
+    /// `store_changes` is `store` as a diff: applying it to the app's headers gives what `store`
+    /// returns, for a stored response, one the rules refuse, and one with an `ETag` of its own.
+    #[test]
+    fn store_changes_applied_to_the_headers_give_what_store_returns() {
+        use crate::gate::{Decision, Gate};
+        let gate =
+            Gate::from_value(&serde_json::json!({"routes": [{"path": "/{*p}", "cache": 30}]}))
+                .unwrap();
+        let none: Vec<Option<&str>> = vec![None; gate.header_keys().len()];
+        let ticket = |path: &str| {
+            let mut scratch = String::new();
+            let req = Request {
+                method: "GET",
+                path,
+                query: "",
+                remote_addr: None,
+                headers: &none,
+            };
+            match gate.check(&req, &mut scratch) {
+                Decision::Forward(f) => f.cache.expect("a cacheable miss"),
+                Decision::Respond(_) => panic!("{path}: expected a miss"),
+            }
+        };
+        let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let cases = [
+            h(&[("Content-Type", "text/plain"), ("X-Cache-Tags", "a, b")]),
+            h(&[("Cache-Control", "no-store"), ("x-cache-tags", "a")]),
+            h(&[("ETag", "\"v1\""), ("Content-Type", "text/plain")]),
+        ];
+        for (i, headers) in cases.into_iter().enumerate() {
+            let whole = ticket(&format!("/whole/{i}")).store(200, headers.clone(), b"body");
+            let changes =
+                ticket(&format!("/changes/{i}")).store_changes(200, headers.clone(), b"body");
+            assert_eq!(changes.stored, whole.stored, "case {i}");
+            let mut applied: Vec<(String, String)> = headers
+                .into_iter()
+                .filter(|(k, _)| !changes.remove.contains(k))
+                .collect();
+            applied.extend(changes.add);
+            assert_eq!(applied, whole.headers, "case {i}");
+        }
     }
 
     /// A shared tier whose Redis is unreachable: every request is forwarded (a miss, never an

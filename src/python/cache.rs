@@ -56,6 +56,21 @@ impl PyCacheTicket {
         PyList::new(py, out.headers)
     }
 
+    /// `store`, answered as `(add, remove)`: the headers to add to the app's and the names to
+    /// take away from them.
+    #[allow(clippy::type_complexity)] // the pair is the Python signature
+    fn store_changes(
+        &self,
+        py: Python<'_>,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        body: &[u8],
+    ) -> PyResult<(Vec<(String, String)>, Vec<String>)> {
+        let headers = headers_vec(headers)?;
+        let changes = py.detach(|| self.inner.store_changes(status, headers, body));
+        Ok((changes.add, changes.remove))
+    }
+
     /// The app answered an unsafe request: a success invalidates the path's entries.
     fn unsafe_done(&self, py: Python<'_>, status: u16) -> usize {
         py.detach(|| self.inner.unsafe_done(status))

@@ -319,6 +319,33 @@ fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// The headers to send after a store: the app's own tuples as they came (minus the tags header),
+/// then the cache's additions and the gate's. Only the additions are made into Python strings.
+fn changed_headers<'py>(
+    headers: &Bound<'py, PyAny>,
+    changes: crate::cache::stage::Changes,
+    extra: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(headers.py());
+    for h in headers.try_iter()? {
+        let h = h?;
+        if !changes.remove.is_empty() {
+            let (name, _): (String, Bound<'_, PyAny>) = h.extract()?;
+            if changes.remove.contains(&name) {
+                continue;
+            }
+        }
+        list.append(h)?;
+    }
+    for h in changes.add {
+        list.append(h)?;
+    }
+    for h in extra.iter() {
+        list.append(h)?;
+    }
+    Ok(list)
+}
+
 fn close(result: &Bound<'_, PyAny>) -> PyResult<()> {
     // A list or tuple (what most plain WSGI apps return) has no `close`; asking would build and
     // drop an AttributeError, which costs more than the rest of this function.
@@ -444,8 +471,12 @@ impl PyWsgiGate {
                 }
             }
             close(&result)?;
-            let stored = py.detach(|| t.store(code, pairs, &body));
-            send(stored.headers)?;
+            let changes = py.detach(|| t.store_changes(code, pairs, &body));
+            let list = changed_headers(headers.bind(py), changes, extra)?;
+            match &exc_info {
+                Some(e) => start_response.call1((&status, list, e.bind(py)))?,
+                None => start_response.call1((&status, list))?,
+            };
             let out = if is_head {
                 PyList::empty(py)
             } else {

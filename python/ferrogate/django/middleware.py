@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -39,15 +39,46 @@ def _forwarded(d: Decision, request: HttpRequest) -> None:
 def _attach_user(request: HttpRequest, claims: dict[str, Any] | None) -> None:
     """With ``settings.FERROGATE_USER_LOADER``, ``request.user`` is the token's user, loaded lazily:
     a view that never reads it costs no database query."""
-    from django.conf import settings
-
-    if claims is None or not getattr(settings, "FERROGATE_USER_LOADER", None):
+    if claims is None or not state.user_loader_set():
         return
     from django.utils.functional import SimpleLazyObject
 
     from ferrogate.django.users import load_user
 
     request.user = SimpleLazyObject(lambda: load_user(claims))
+
+
+def _public_set(response: HttpResponseBase, name: str, value: str) -> None:
+    response.headers[name] = value
+
+
+def _direct_set(response: HttpResponseBase, name: str, value: str) -> None:
+    response.headers._store[name.lower()] = (name, value)
+
+
+def _header_setter() -> Callable[[HttpResponseBase, str, str], None]:
+    """How to set the headers the gate makes. They are ASCII without line breaks, so Django's
+    per-header conversion and checks (most of what a header costs) have nothing to do: they go
+    straight into ``ResponseHeaders``' store when this Django keeps the layout that is checked
+    here, and through the public API otherwise."""
+    probe = HttpResponse()
+    if isinstance(getattr(probe.headers, "_store", None), dict):
+        _direct_set(probe, "X-Ferrogate-Probe", "1")
+        if probe.headers.get("x-ferrogate-probe") == "1" and ("X-Ferrogate-Probe", "1") in probe.items():
+            return _direct_set
+    return _public_set
+
+
+_set_header: Callable[[HttpResponseBase, str, str], None] | None = None
+
+
+def _gate_headers(response: HttpResponseBase, headers: Iterable[tuple[str, str]]) -> None:
+    global _set_header
+    setter = _set_header
+    if setter is None:
+        setter = _set_header = _header_setter()
+    for k, v in headers:
+        setter(response, k, v)
 
 
 def _store_django_response(ticket: Any, response: HttpResponseBase) -> None:
@@ -58,20 +89,18 @@ def _store_django_response(ticket: Any, response: HttpResponseBase) -> None:
     if getattr(response, "streaming", False):
         ticket.end()
         return
-    # Django keeps cookies apart from headers: show them to the rules (they forbid storing).
-    cookies = [("set-cookie", c.output(header="").strip()) for c in response.cookies.values()]
-    headers = [*response.headers.items(), *cookies]
-    final = ticket.store(response.status_code, headers, response.content)
-    # Django re-validates every header it is given: set only what the cache added or changed.
+    headers = list(response.headers.items())
+    if response.cookies:
+        # Django keeps cookies apart from headers: show them to the rules (they forbid storing).
+        headers += [("set-cookie", c.output(header="").strip()) for c in response.cookies.values()]
+    # Apply only what the cache changed: the gate's own headers (cache status, ETag) to add and
+    # the tags header to take away.
+    add, remove = ticket.store_changes(response.status_code, headers, response.content)
     current = response.headers
-    keep = set()
-    for k, v in final:
-        lower = k.lower()
-        keep.add(lower)
-        if lower != "set-cookie" and current.get(k) != v:
-            current[k] = v
-    for name in [n for n in current if n.lower() not in keep]:
-        del current[name]
+    for name in remove:
+        if name in current:
+            del current[name]
+    _gate_headers(response, add)
 
 
 class GateMiddleware:
@@ -114,9 +143,9 @@ class GateMiddleware:
         if ticket is not None:
             _store_django_response(ticket, response)
         fallback = getattr(request, "_ferrogate_fallback", None)
-        for headers in (getattr(request, "_ferrogate_headers", ()), fallback.headers if fallback else ()):
-            for k, v in headers:
-                response.headers[k] = v
+        _gate_headers(response, getattr(request, "_ferrogate_headers", ()))
+        if fallback:
+            _gate_headers(response, fallback.headers)
         return response
 
     def __call__(self, request: HttpRequest) -> Any:

@@ -13,7 +13,7 @@ from django.urls import clear_url_caches, get_resolver
 from ferrogate._adapter import Compiled, compile_routes, merge_named_limits
 from ferrogate.exceptions import ConfigError
 
-__all__ = ["compiled", "connect_signals", "gate_config", "reset"]
+__all__ = ["compiled", "connect_signals", "gate_config", "reset", "user_loader_set"]
 
 _lock = threading.Lock()
 _compiled: Compiled | None = None
@@ -57,16 +57,33 @@ def _candidates() -> list[Any]:
     return candidates(get_resolver().url_patterns)
 
 
+_user_loader: bool | None = None
+
+
+def user_loader_set() -> bool:
+    """Whether ``settings.FERROGATE_USER_LOADER`` is set (read once per settings change: a lazy
+    settings lookup on every request costs more than the rest of the middleware's Python)."""
+    global _user_loader
+    found = _user_loader
+    if found is None:
+        found = _user_loader = bool(getattr(settings, "FERROGATE_USER_LOADER", None))
+    return found
+
+
 def reset(**_: Any) -> None:
-    global _compiled
+    global _compiled, _user_loader
     with _lock:
         _compiled = None
+        _user_loader = None
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in ("FERROGATE", "ROOT_URLCONF"):
         clear_url_caches()
         reset()
+    elif setting == "FERROGATE_USER_LOADER":
+        global _user_loader
+        _user_loader = None
 
 
 def connect_signals() -> None:
