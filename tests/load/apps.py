@@ -6,12 +6,15 @@ Each variant is a module attribute gunicorn can serve (``apps:bare``, ``apps:gat
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from ferrogate import encode
+from ferrogate import InMemoryRateLimitWarning, encode
 
 _EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_api" / "app.py"
 
@@ -24,6 +27,10 @@ def _example() -> ModuleType:
     spec.loader.exec_module(module)
     return module
 
+
+# Two workers counting in memory is what the in-memory variants measure: no warning per worker.
+warnings.filterwarnings("ignore", category=InMemoryRateLimitWarning)
+logging.getLogger("ferrogate").setLevel(logging.ERROR)
 
 _module = _example()
 # The example's limits are per minute; the load test measures cost, not refusals.
@@ -42,3 +49,10 @@ gated = _module.create_app()
 TOKEN = encode(
     {"sub": "load", "scope": "articles:read", "exp": time.time() + 86400}, _module.DEMO_SECRET, "HS256"
 )
+
+
+def ceiling(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+    """The fastest app gunicorn can serve: two constant bytes. Its req/s is the server's own
+    ceiling on this machine, which no app (cached or not) behind it can pass."""
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+    return [b"{}"]

@@ -3,7 +3,8 @@
     python tests/load/run.py [--duration 5] [--workers 2] [--connections 16]
 
 Each variant is served in turn by gunicorn on a free loopback port and driven by wrk for the same
-duration; the table gives requests/s and the ratio to the bare app measured in the same run.
+duration; the table gives requests/s, the ratio to the bare app measured in the same run, and the
+share of the server's ceiling (gunicorn serving an app that returns two constant bytes).
 Requests are bounded by the duration; nothing leaves 127.0.0.1. The Redis variants count the limits
 in a redis-server started on a free loopback port for the run (direct: one round trip per request;
 batched: leases of 100).
@@ -25,6 +26,7 @@ from servers import free_port, wait_listening  # noqa: E402 (tests/ is put on th
 
 # (name, gunicorn target, path, with a bearer token, Redis: None, "direct" or "batched")
 VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
+    ("ceiling: gunicorn + a 2-byte WSGI app", "apps:ceiling", "/", False, None),
     ("bare: GET /articles/1", "apps:bare", "/articles/1", False, None),
     ("ferrogate: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False, None),
     ("ferrogate: GET /me (JWT + limit)", "apps:gated", "/me", True, None),
@@ -106,10 +108,13 @@ def main() -> int:
     finally:
         redis.close()
     print(f"\nunder gunicorn -w {args.workers}, wrk -t2 -c{args.connections} -d{args.duration}s, 127.0.0.1")
-    print(f"{'variant':50} {'req/s':>10} {'vs bare':>8}")
+    print(f"{'variant':50} {'req/s':>10} {'vs bare':>8} {'of ceiling':>11}")
     base = results["bare: GET /articles/1"]
+    top = results["ceiling: gunicorn + a 2-byte WSGI app"]
     for name, rps in results.items():
-        print(f"{name:50} {rps:10.0f} {rps / base:7.2f}x")
+        print(f"{name:50} {rps:10.0f} {rps / base:7.2f}x {rps / top:10.0%}")
+    # What a cache hit can gain is bounded by what the server costs per request without any app.
+    print(f"\nthe server's ceiling is {top / base:.2f}x bare: no app behind it can be served faster")
     return 0
 
 
