@@ -326,3 +326,14 @@ def test_the_documented_config_builds() -> None:
     assert gate.memory_rate_limiters == 3  # api and login (shared) and the /reports inline one
     assert gate.explain("GET", "/search")["policy"]["limit"] == "api (shared)"
     assert gate.explain("GET", "/health")["policy"]["limit"] == "off"
+
+
+def test_a_route_name_of_any_text_cannot_break_the_ratelimit_headers() -> None:
+    """A route's own limit is named after the route, and a route name comes from the app (a Django
+    URL name may be any text): the header carries it as a structured-field string, printable ASCII
+    only, so a line break can neither fail the response nor inject a header."""
+    gate = Gate({"routes": [{"path": "/", "name": "caf\u00e9\r\nX-Evil: 1", "limit": "5/minute"}]})
+    d = gate.check({"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "192.0.2.1"})
+    headers = dict(d.headers)
+    assert headers["ratelimit-policy"] == '"caf___X-Evil: 1";q=5;w=60'
+    assert all(" " <= ch <= "~" for value in headers.values() for ch in value)

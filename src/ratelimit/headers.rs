@@ -30,14 +30,17 @@ pub fn ceil_secs(nanos: u64) -> u64 {
     nanos / NANOS + u64::from(nanos % NANOS != 0)
 }
 
-/// The name of quota `i` of a limit called `name` with `n` quotas.
+/// The name of quota `i` of a limit called `name` with `n` quotas, as a structured-field string
+/// (RFC 9651 §3.3.3: printable ASCII only). Named limits are validated, but a route's limit is
+/// named after the route, and route names come from the app (a Django URL name may be any text):
+/// anything else becomes `_`, so no name can break or inject into the header.
 fn item_name(out: &mut String, name: &str, i: usize, n: usize) {
     out.push('"');
     for c in name.chars() {
         if c == '"' || c == '\\' {
             out.push('\\');
         }
-        out.push(c);
+        out.push(if (' '..='~').contains(&c) { c } else { '_' });
     }
     if n > 1 {
         let _ = write!(out, "-{}", i + 1);
@@ -102,6 +105,22 @@ pub fn legacy_values(
 mod tests {
     use super::*;
     use crate::ratelimit::limiter::Limiter;
+
+    #[test]
+    fn item_names_are_structured_field_strings() {
+        let name = |s: &str| {
+            let mut out = String::new();
+            item_name(&mut out, s, 0, 1);
+            out
+        };
+        assert_eq!(name("api.items"), "\"api.items\"");
+        assert_eq!(name("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(name("line\r\nX-Evil: 1"), "\"line__X-Evil: 1\"");
+        assert_eq!(name("café\u{7f}"), "\"caf__\"");
+        let mut two = String::new();
+        item_name(&mut two, "x", 1, 2);
+        assert_eq!(two, "\"x-2\"");
+    }
     use crate::ratelimit::quota::parse_quotas;
 
     #[test]
