@@ -26,8 +26,49 @@ pub struct Object(Vec<(Name, Value)>);
 /// A member name: the registered and usual names are static, so reading them allocates nothing.
 type Name = Cow<'static, str>;
 
-/// Names that header and claim sets carry again and again (RFC 7515 §4.1, RFC 7519 §4.1,
-/// `OpenID` Connect Core §2 and §5.1, RFC 8693 §4.2).
+/// Calls the macro `$m` with the names that header and claim sets carry again and again
+/// (RFC 7515 §4.1, RFC 7519 §4.1, `OpenID` Connect Core §2 and §5.1, RFC 8693 §4.2): the parser
+/// keeps them as static strings, the Python binding as interned ones.
+#[macro_export]
+macro_rules! with_known_member_names {
+    ($m:ident) => {
+        $m!(
+            "alg",
+            "kid",
+            "typ",
+            "cty",
+            "crit",
+            "b64",
+            "jwk",
+            "jku",
+            "x5u",
+            "x5c",
+            "x5t",
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "scope",
+            "scp",
+            "azp",
+            "client_id",
+            "sid",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "email",
+            "email_verified",
+            "name",
+            "roles",
+            "groups"
+        )
+    };
+}
+
 fn known_name(name: &str) -> Option<&'static str> {
     macro_rules! known {
         ($($n:literal),*) => {
@@ -37,40 +78,7 @@ fn known_name(name: &str) -> Option<&'static str> {
             }
         };
     }
-    known!(
-        "alg",
-        "kid",
-        "typ",
-        "cty",
-        "crit",
-        "b64",
-        "jwk",
-        "jku",
-        "x5u",
-        "x5c",
-        "x5t",
-        "iss",
-        "sub",
-        "aud",
-        "exp",
-        "nbf",
-        "iat",
-        "jti",
-        "scope",
-        "scp",
-        "azp",
-        "client_id",
-        "sid",
-        "auth_time",
-        "nonce",
-        "acr",
-        "amr",
-        "email",
-        "email_verified",
-        "name",
-        "roles",
-        "groups"
-    )
+    with_known_member_names!(known)
 }
 
 impl Object {

@@ -1157,6 +1157,23 @@ impl Drop for Ticket {
 mod tests {
     use super::*;
 
+    /// A bare `GET path` (no query, no headers: `none` has one `None` per header slot).
+    fn get<'s>(
+        gate: &'s crate::gate::Gate,
+        none: &'s [Option<&'s str>],
+        path: &'s str,
+        scratch: &'s mut String,
+    ) -> crate::gate::Decision<'s> {
+        let req = Request {
+            method: "GET",
+            path,
+            query: "",
+            remote_addr: None,
+            headers: none,
+        };
+        gate.check(&req, scratch)
+    }
+
     #[test]
     fn stale_while_revalidate_serves_stale_only_during_a_revalidation() {
         use crate::clock::ManualClock;
@@ -1219,14 +1236,7 @@ mod tests {
         let none: Vec<Option<&str>> = vec![None; gate.header_keys().len()];
         let check = |path: &str| -> Out {
             let mut scratch = String::new();
-            let req = Request {
-                method: "GET",
-                path,
-                query: "",
-                remote_addr: None,
-                headers: &none,
-            };
-            match gate.check(&req, &mut scratch) {
+            match get(&gate, &none, path, &mut scratch) {
                 Decision::Respond(r) => Out::Hit(r),
                 Decision::Forward(f) => Out::Miss(f.cache),
             }
@@ -1285,14 +1295,7 @@ mod tests {
         let none: Vec<Option<&str>> = vec![None; gate.header_keys().len()];
         let ticket = |path: &str| {
             let mut scratch = String::new();
-            let req = Request {
-                method: "GET",
-                path,
-                query: "",
-                remote_addr: None,
-                headers: &none,
-            };
-            match gate.check(&req, &mut scratch) {
+            match get(&gate, &none, path, &mut scratch) {
                 Decision::Forward(f) => f.cache.expect("a cacheable miss"),
                 Decision::Respond(_) => panic!("{path}: expected a miss"),
             }

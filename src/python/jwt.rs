@@ -66,8 +66,8 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     })
 }
 
-/// A member name as a Python string: the registered claim names (RFC 7519 §4.1) and the usual
-/// OAuth ones are interned once, which also spares the dict from hashing them again.
+/// A member name as a Python string: the names the parser knows (registered claims, the usual
+/// OAuth and `OpenID` ones) are interned once, which also spares the dict from hashing them again.
 fn claim_name<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
     macro_rules! known {
         ($($n:literal),*) => {
@@ -77,19 +77,7 @@ fn claim_name<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
             }
         };
     }
-    known!(
-        "iss",
-        "sub",
-        "aud",
-        "exp",
-        "nbf",
-        "iat",
-        "jti",
-        "scope",
-        "scp",
-        "azp",
-        "client_id"
-    )
+    crate::with_known_member_names!(known)
 }
 
 fn members_to_dict<'py, 'a>(
