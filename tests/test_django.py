@@ -329,18 +329,18 @@ def test_in_memory_limits_under_several_workers_is_a_deploy_warning(monkeypatch:
     assert checks.check_limiter_workers() == []
 
 
-def test_gate_headers_set_directly_read_back_like_public_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The middleware writes its own headers straight into Django's header store; on this Django
-    that must be indistinguishable from ``response.headers[k] = v``, and any other layout must
-    fall back to the public API."""
+def test_gate_headers_through_the_store_read_back_like_public_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The middleware reads and writes headers through Django's header store; on this Django that
+    must be indistinguishable from the public API, and any other layout must fall back to it."""
     from django.http import HttpResponse
     from ferrogate.django import middleware
 
-    assert middleware._header_setter() is middleware._direct_set
+    assert middleware._header_access() is middleware._StoreHeaders
     direct, public = HttpResponse(b"x"), HttpResponse(b"x")
     for name, value in [("RateLimit", '"default";r=9;t=60'), ("cache-status", "ferrogate; fwd=miss")]:
-        middleware._direct_set(direct, name, value)
-        public.headers[name] = value
+        middleware._StoreHeaders.set(direct, name, value)
+        middleware._PublicHeaders.set(public, name, value)
+    assert middleware._StoreHeaders.items(direct) == middleware._PublicHeaders.items(public)
     assert list(direct.items()) == list(public.items())
     assert direct.serialize_headers() == public.serialize_headers()
     assert direct["ratelimit"] == '"default";r=9;t=60'
@@ -351,4 +351,4 @@ def test_gate_headers_set_directly_read_back_like_public_ones(monkeypatch: pytes
     monkeypatch.setattr(
         HttpResponse, "__init__", lambda self, *a, **k: setattr(self, "headers", OtherLayout())
     )
-    assert middleware._header_setter() is middleware._public_set
+    assert middleware._header_access() is middleware._PublicHeaders

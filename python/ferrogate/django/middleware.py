@@ -48,35 +48,59 @@ def _attach_user(request: HttpRequest, claims: dict[str, Any] | None) -> None:
     request.user = SimpleLazyObject(lambda: load_user(claims))
 
 
-def _public_set(response: HttpResponseBase, name: str, value: str) -> None:
-    response.headers[name] = value
+class _PublicHeaders:
+    """Django's documented header API."""
+
+    @staticmethod
+    def items(response: HttpResponseBase) -> list[tuple[str, str]]:
+        return list(response.headers.items())
+
+    @staticmethod
+    def set(response: HttpResponseBase, name: str, value: str) -> None:
+        response.headers[name] = value
 
 
-def _direct_set(response: HttpResponseBase, name: str, value: str) -> None:
-    response.headers._store[name.lower()] = (name, value)
+class _StoreHeaders:
+    """``ResponseHeaders``' own store (lower-cased name -> ``(name, value)``). The headers the gate
+    sets are ASCII without line breaks, so Django's per-header conversion and checks (most of what
+    setting one costs) have nothing to do; reading the store skips a case-folding lookup per
+    header."""
+
+    @staticmethod
+    def items(response: HttpResponseBase) -> list[tuple[str, str]]:
+        return list(response.headers._store.values())
+
+    @staticmethod
+    def set(response: HttpResponseBase, name: str, value: str) -> None:
+        response.headers._store[name.lower()] = (name, value)
 
 
-def _header_setter() -> Callable[[HttpResponseBase, str, str], None]:
-    """How to set the headers the gate makes. They are ASCII without line breaks, so Django's
-    per-header conversion and checks (most of what a header costs) have nothing to do: they go
-    straight into ``ResponseHeaders``' store when this Django keeps the layout that is checked
-    here, and through the public API otherwise."""
-    probe = HttpResponse()
+def _header_access() -> type[_PublicHeaders] | type[_StoreHeaders]:
+    """The store when this Django keeps the layout checked here (it has since 3.2), else the
+    public API."""
+    probe = HttpResponse(content_type="text/plain")
     if isinstance(getattr(probe.headers, "_store", None), dict):
-        _direct_set(probe, "X-Ferrogate-Probe", "1")
-        if probe.headers.get("x-ferrogate-probe") == "1" and ("X-Ferrogate-Probe", "1") in probe.items():
-            return _direct_set
-    return _public_set
+        _StoreHeaders.set(probe, "X-Ferrogate-Probe", "1")
+        if probe.headers.get("x-ferrogate-probe") == "1" and _StoreHeaders.items(probe) == list(
+            probe.items()
+        ):
+            return _StoreHeaders
+    return _PublicHeaders
 
 
-_set_header: Callable[[HttpResponseBase, str, str], None] | None = None
+_access: type[_PublicHeaders] | type[_StoreHeaders] | None = None
+
+
+def _headers() -> type[_PublicHeaders] | type[_StoreHeaders]:
+    global _access
+    found = _access
+    if found is None:
+        found = _access = _header_access()
+    return found
 
 
 def _gate_headers(response: HttpResponseBase, headers: Iterable[tuple[str, str]]) -> None:
-    global _set_header
-    setter = _set_header
-    if setter is None:
-        setter = _set_header = _header_setter()
+    setter = _headers().set
     for k, v in headers:
         setter(response, k, v)
 
@@ -89,7 +113,7 @@ def _store_django_response(ticket: Any, response: HttpResponseBase) -> None:
     if getattr(response, "streaming", False):
         ticket.end()
         return
-    headers = list(response.headers.items())
+    headers = _headers().items(response)
     if response.cookies:
         # Django keeps cookies apart from headers: show them to the rules (they forbid storing).
         headers += [("set-cookie", c.output(header="").strip()) for c in response.cookies.values()]
