@@ -1,9 +1,11 @@
 """Load test: the example Flask API under gunicorn (real HTTP on 127.0.0.1), driven by wrk.
 
-    python tests/load/run.py [--duration 5] [--workers 2] [--connections 16]
+    python tests/load/run.py [--duration 5] [--workers 2] [--connections 16] [--rounds 3]
 
 Each variant is served in turn by gunicorn on a free loopback port and driven by wrk for the same
-duration; the table gives requests/s, the ratio to the bare app measured in the same run, and the
+duration. wrk runs on the last CPU, and gunicorn (with redis-server, for the Redis variants) on
+the others: on a 2-core machine, one each, so the load generator takes no CPU from the server it
+measures. The table gives requests/s, the ratio to the bare app measured in the same run, and the
 share of the server's ceiling (gunicorn serving an app that returns two constant bytes).
 Requests are bounded by the duration; nothing leaves 127.0.0.1. The Redis variants count the limits
 in a redis-server started on a free loopback port for the run (direct: one round trip per request;
@@ -16,6 +18,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +39,22 @@ VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
 ]
 
 
+def cpu_split() -> tuple[set[int], set[int]]:
+    """The cores for the server and for wrk: wrk gets the last one to itself, so the load
+    generator's own CPU is not taken from the server it measures. One core: both share it."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return set(cores), set(cores)
+    return set(cores[:-1]), {cores[-1]}
+
+
 def run_variant(
-    target: str, path: str, token: bool, args: argparse.Namespace, env: dict[str, str] | None = None
+    target: str,
+    path: str,
+    token: bool,
+    args: argparse.Namespace,
+    wrk_cpus: set[int],
+    env: dict[str, str] | None = None,
 ) -> float:
     port = free_port()
     server = subprocess.Popen(
@@ -67,11 +84,12 @@ def run_variant(
             from apps import TOKEN
 
             header = ["-H", f"Authorization: Bearer {TOKEN}"]
+        pin = ["taskset", "-c", ",".join(map(str, sorted(wrk_cpus)))]
         subprocess.run(
-            ["wrk", "-t1", "-c4", "-d1s", *header, url], capture_output=True, check=True
+            [*pin, "wrk", "-t1", "-c4", "-d1s", *header, url], capture_output=True, check=True
         )  # warm-up
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", *header, url],
+            [*pin, "wrk", f"-t{len(wrk_cpus)}", f"-c{args.connections}", f"-d{args.duration}s", *header, url],
             capture_output=True,
             text=True,
             check=True,
@@ -90,24 +108,38 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of every variant, interleaved; the median is reported"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
+    # Everything started from here (redis-server, gunicorn) inherits the server's CPUs.
+    server_cpus, wrk_cpus = cpu_split()
+    os.sched_setaffinity(0, server_cpus)
     from redis_server import RedisServer
 
     redis = RedisServer()
     redis.start()
+    # Shared machines change speed from minute to minute: every variant runs once per round, and
+    # its median over the rounds is compared with the bare app's.
+    runs: dict[str, list[float]] = {name: [] for name, *_ in VARIANTS}
     try:
-        results = {}
-        for name, target, path, token, store in VARIANTS:
-            env = None
-            if store is not None:
-                env = {"FG_LOAD_REDIS": redis.url, "FG_LOAD_BATCH": "100" if store == "batched" else "0"}
-            results[name] = run_variant(target, path, token, args, env)
+        for _ in range(args.rounds):
+            for name, target, path, token, store in VARIANTS:
+                env = None
+                if store is not None:
+                    env = {"FG_LOAD_REDIS": redis.url, "FG_LOAD_BATCH": "100" if store == "batched" else "0"}
+                runs[name].append(run_variant(target, path, token, args, wrk_cpus, env))
     finally:
         redis.close()
-    print(f"\nunder gunicorn -w {args.workers}, wrk -t2 -c{args.connections} -d{args.duration}s, 127.0.0.1")
+    results = {name: statistics.median(r) for name, r in runs.items()}
+    print(
+        f"\nunder gunicorn -w {args.workers} on CPUs {sorted(server_cpus)}, wrk -t{len(wrk_cpus)} "
+        f"-c{args.connections} -d{args.duration}s on CPUs {sorted(wrk_cpus)}, 127.0.0.1; "
+        f"median of {args.rounds} interleaved rounds"
+    )
     print(f"{'variant':50} {'req/s':>10} {'vs bare':>8} {'of ceiling':>11}")
     base = results["bare: GET /articles/1"]
     top = results["ceiling: gunicorn + a 2-byte WSGI app"]
