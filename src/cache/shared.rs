@@ -663,42 +663,38 @@ impl Shared {
         let msg = p.message();
         let always = if always { "1" } else { "0" };
         let counter = self.client.key("c{cache}:n");
-        let n: u64 = match p {
+        // Paths and tags go through one index script: a path purge also names the path's member
+        // in the paths set and bumps the path's own generation (kept for GENERATION_TTL_MS); a
+        // tag purge bumps the global generation.
+        let indexed = match p {
             Purge::Path(path) => {
                 let (index, member) = self.path_index(path);
-                let generation = self.generation_key(Some(path));
-                self.client.run(|c| {
-                    self.purge_index
-                        .key(&index)
-                        .key(&self.paths_key)
-                        .key(&counter)
-                        .key(&generation)
-                        .arg(&member)
-                        .arg(&self.channel)
-                        .arg(&msg)
-                        .arg(always)
-                        .arg(GENERATION_TTL_MS)
-                        .invoke(c)
-                })?
+                let ttl = GENERATION_TTL_MS.to_string();
+                Some((index, member, self.generation_key(Some(path)), ttl))
             }
-            Purge::Tag(tag) => {
-                let index = self.name(Space::Tag, &digest_of(tag));
-                let generation = self.generation_key(None);
-                self.client.run(|c| {
-                    self.purge_index
-                        .key(&index)
-                        .key(&self.paths_key)
-                        .key(&counter)
-                        .key(&generation)
-                        .arg("")
-                        .arg(&self.channel)
-                        .arg(&msg)
-                        .arg(always)
-                        .arg("")
-                        .invoke(c)
-                })?
-            }
-            Purge::Prefix(_) | Purge::All => {
+            Purge::Tag(tag) => Some((
+                self.name(Space::Tag, &digest_of(tag)),
+                String::new(),
+                self.generation_key(None),
+                String::new(),
+            )),
+            Purge::Prefix(_) | Purge::All => None,
+        };
+        let n: u64 = match indexed {
+            Some((index, member, generation, generation_ttl)) => self.client.run(|c| {
+                self.purge_index
+                    .key(&index)
+                    .key(&self.paths_key)
+                    .key(&counter)
+                    .key(&generation)
+                    .arg(&member)
+                    .arg(&self.channel)
+                    .arg(&msg)
+                    .arg(always)
+                    .arg(&generation_ttl)
+                    .invoke(c)
+            })?,
+            None => {
                 let prefix = match p {
                     Purge::Prefix(x) => x.as_str(),
                     _ => "",
