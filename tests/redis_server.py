@@ -23,6 +23,11 @@ from servers import free_port
 __all__ = ["RedisServer", "free_port"]
 
 
+#: Flags every redis-server the tests start gets: nothing written to disk, quiet logs, and (for a
+#: server without a password) no protected mode; each server binds loopback only.
+EPHEMERAL_FLAGS = ["--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"]
+
+
 def _send(port: int, command: bytes, timeout: float = 0.5) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(command)
@@ -64,18 +69,11 @@ class RedisServer:
                 self.socket_path,
                 "--unixsocketperm",
                 "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
                 "--dir",
                 str(self.dir),
                 "--daemonize",
                 "no",
-                "--protected-mode",
-                "no",
-                "--loglevel",
-                "warning",
+                *EPHEMERAL_FLAGS,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -4,12 +4,10 @@ Redis mid-run gives the configured failure mode (never a 500) and recovers when 
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
-from servers import free_port, wait_listening
+from servers import fire, free_port, get, wait_listening
 
 APP = textwrap.dedent(
     """
@@ -81,7 +79,7 @@ def _start(tmp_path: Path, redis_url: str, batch: int = 0) -> tuple[subprocess.P
     # Every worker is up once four distinct pids have answered.
     pids: set[int] = set()
     while len(pids) < 4 and time.monotonic() < deadline:
-        pids.add(json.loads(_get(port, "/stats")[1])["pid"])
+        pids.add(json.loads(get(port, "/stats")[1])["pid"])
     return proc, port
 
 
@@ -93,40 +91,12 @@ def workers(tmp_path: Path, redis_server: RedisServer) -> Iterator[int]:
     proc.wait(timeout=20)
 
 
-def _get(port: int, path: str, ip: str | None = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-def _fire(port: int, path: str, total: int, threads: int = 16) -> Counter[int]:
-    statuses: Counter[int] = Counter()
-    lock = threading.Lock()
-
-    def worker() -> None:
-        for _ in range(total // threads):
-            code, _ = _get(port, path)
-            with lock:
-                statuses[code] += 1
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return statuses
-
-
 def _pids_that_served(port: int) -> set[int]:
-    return {json.loads(_get(port, "/stats")[1])["pid"] for _ in range(40)}
+    return {json.loads(get(port, "/stats")[1])["pid"] for _ in range(40)}
 
 
 def test_four_workers_allow_exactly_the_quota(workers: int) -> None:
-    statuses = _fire(workers, "/limited", 400)
+    statuses = fire(workers, "/limited", 400)
     assert statuses == Counter({200: 100, 429: 300})
     assert len(_pids_that_served(workers)) > 1, "the requests were spread over several processes"
 
@@ -134,7 +104,7 @@ def test_four_workers_allow_exactly_the_quota(workers: int) -> None:
 def test_batched_four_workers_never_exceed_the_quota(tmp_path: Path, redis_server: RedisServer) -> None:
     proc, port = _start(tmp_path, redis_server.url, batch=5)
     try:
-        statuses = _fire(port, "/limited", 400)
+        statuses = fire(port, "/limited", 400)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -147,9 +117,9 @@ def test_batched_four_workers_never_exceed_the_quota(tmp_path: Path, redis_serve
 def test_redis_killed_mid_run_then_back(tmp_path: Path, own_redis: RedisServer) -> None:
     proc, port = _start(tmp_path, own_redis.url)
     try:
-        assert _fire(port, "/closed", 32) == Counter({200: 32})
+        assert fire(port, "/closed", 32) == Counter({200: 32})
         own_redis.stop()
-        down: dict[str, Counter[int]] = {p: _fire(port, p, 64) for p in ("/open", "/closed", "/local")}
+        down: dict[str, Counter[int]] = {p: fire(port, p, 64) for p in ("/open", "/closed", "/local")}
         assert down["/open"] == Counter({200: 64}), "fail open"
         assert down["/closed"] == Counter({503: 64}), "fail closed"
         assert down["/local"] == Counter({200: 64}), "local fallback (well under its divided quota)"
@@ -157,11 +127,11 @@ def test_redis_killed_mid_run_then_back(tmp_path: Path, own_redis: RedisServer) 
         deadline = time.monotonic() + 10
         while True:
             # Recovery: within the breaker's cooldown every worker goes back to Redis.
-            if _fire(port, "/closed", 32) == Counter({200: 32}):
+            if fire(port, "/closed", 32) == Counter({200: 32}):
                 break
             assert time.monotonic() < deadline, "the workers did not go back to Redis"
             time.sleep(0.25)
-        stats = [json.loads(_get(port, "/stats")[1]) for _ in range(20)]
+        stats = [json.loads(get(port, "/stats")[1]) for _ in range(20)]
         assert all(s["breaker"] == "closed" for s in stats)
         assert sum(s["failed_open"] for s in {s["pid"]: s for s in stats}.values()) > 0
     finally:

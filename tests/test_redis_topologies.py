@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from ferrogate import ConfigError, Gate, RateLimiter
-from redis_server import free_port
+from redis_server import EPHEMERAL_FLAGS, free_port
 
 
 def _send(port: int, *args: str) -> bytes:
@@ -46,14 +46,7 @@ def cluster() -> Iterator[list[int]]:
                         str(bus),
                         "--dir",
                         str(workdir),
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--protected-mode",
-                        "no",
-                        "--loglevel",
-                        "warning",
+                        *EPHEMERAL_FLAGS,
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -193,14 +186,9 @@ def tls_server() -> Iterator[tuple[int, Path]]:
                 str(d / "ca.pem"),
                 "--tls-auth-clients",
                 "no",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
                 "--dir",
                 str(d),
-                "--loglevel",
-                "warning",
+                *EPHEMERAL_FLAGS,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
