@@ -1,13 +1,17 @@
 """Helpers for tests that run real servers on 127.0.0.1: a free port, waiting until one listens,
-and plain HTTP GETs against it, one at a time or from many threads at once."""
+starting gunicorn, and plain HTTP GETs against it, one at a time or from many threads at once."""
 
 from __future__ import annotations
 
 import http.client
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -26,6 +30,35 @@ def wait_listening(port: int, timeout: float = 30.0) -> bool:
                 return True
         time.sleep(0.05)
     return False
+
+
+def start_gunicorn(
+    target: str, chdir: str | Path, *options: str, env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m gunicorn <options> <target>`` on a free loopback port, run from ``chdir`` with
+    quiet logs, once it listens. A server that never listens is killed and raises RuntimeError."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            *options,
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(chdir),
+            "--log-level",
+            "warning",
+            target,
+        ],
+        env=None if env is None else dict(env),
+    )
+    if not wait_listening(port, timeout):
+        proc.kill()
+        proc.wait(timeout=10)
+        raise RuntimeError(f"gunicorn ({target}) did not listen on 127.0.0.1:{port}")
+    return proc, port
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:

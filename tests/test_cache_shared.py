@@ -9,8 +9,6 @@ import io
 import json
 import os
 import socket
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +18,8 @@ from typing import Any
 import pytest
 from ferrogate import ConfigError, Gate, encode
 from flask import Flask, Response, request
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer
+from servers import start_gunicorn
 from test_redis_topologies import cluster as redis_cluster  # noqa: F401 (the 3-node cluster fixture)
 
 SECRET = "shared-cache-test-secret-long-enough-for-hs256"
@@ -451,25 +450,8 @@ APP = textwrap.dedent(
 
 class Proc:
     def __init__(self, tmp: Path, url: str) -> None:
-        self.port = free_port()
-        env = {**os.environ, "REDIS_URL": url, "SECRET": SECRET}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "1",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "--chdir",
-                str(tmp),
-                "--log-level",
-                "warning",
-                "shared_app:app",
-            ],
-            env={**env, "PYTHONPATH": str(tmp)},
-        )
+        env = {**os.environ, "REDIS_URL": url, "SECRET": SECRET, "PYTHONPATH": str(tmp)}
+        self.proc, self.port = start_gunicorn("shared_app:app", tmp, "-w", "1", env=env, timeout=20)
         until(self.up, "gunicorn up", seconds=20)
 
     def up(self) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
-from servers import fire, free_port, get, wait_listening
+from servers import fire, get, start_gunicorn
 
 APP = textwrap.dedent(
     """
@@ -54,27 +53,8 @@ APP = textwrap.dedent(
 
 def _start(tmp_path: Path, redis_url: str, batch: int = 0) -> tuple[subprocess.Popen[bytes], int]:
     (tmp_path / "redis_app.py").write_text(APP)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            "4",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--chdir",
-            str(tmp_path),
-            "--log-level",
-            "warning",
-            "redis_app:app",
-        ],
-        env={"FG_REDIS": redis_url, "FG_BATCH": str(batch), "PATH": "/usr/bin:/bin"},
-    )
-    if not wait_listening(port):  # pragma: no cover
-        proc.kill()
-        pytest.fail("gunicorn did not start")
+    env = {"FG_REDIS": redis_url, "FG_BATCH": str(batch), "PATH": "/usr/bin:/bin"}
+    proc, port = start_gunicorn("redis_app:app", tmp_path, "-w", "4", env=env)
     deadline = time.monotonic() + 30
     # Every worker is up once four distinct pids have answered.
     pids: set[int] = set()

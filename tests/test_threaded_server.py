@@ -3,14 +3,12 @@ same answers as a single thread: exact counts under concurrency."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from servers import fire, free_port, get, wait_listening
+from servers import fire, get, start_gunicorn
 
 APP = textwrap.dedent(
     """
@@ -48,30 +46,7 @@ APP = textwrap.dedent(
 @pytest.fixture
 def server(tmp_path: Path) -> object:
     (tmp_path / "threaded_app.py").write_text(APP)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-k",
-            "gthread",
-            "--threads",
-            "8",
-            "-w",
-            "1",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--chdir",
-            str(tmp_path),
-            "--log-level",
-            "warning",
-            "threaded_app:app",
-        ],
-    )
-    if not wait_listening(port):  # pragma: no cover
-        proc.kill()
-        pytest.fail("gunicorn did not start")
+    proc, port = start_gunicorn("threaded_app:app", tmp_path, "-k", "gthread", "--threads", "8", "-w", "1")
     yield port
     proc.terminate()
     proc.wait(timeout=20)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from servers import free_port, wait_listening  # noqa: E402 (tests/ is put on the path just above)
+from servers import start_gunicorn  # noqa: E402 (tests/ is put on the path just above)
 
 # (name, gunicorn target, path, with a bearer token, Redis: None, "direct" or "batched")
 VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
@@ -56,27 +56,10 @@ def run_variant(
     wrk_cpus: set[int],
     env: dict[str, str] | None = None,
 ) -> float:
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            str(args.workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--chdir",
-            str(HERE),
-            "--log-level",
-            "warning",
-            target,
-        ],
-        env={**os.environ, **(env or {})},
+    server, port = start_gunicorn(
+        target, HERE, "-w", str(args.workers), env={**os.environ, **(env or {})}, timeout=20
     )
     try:
-        if not wait_listening(port, 20.0):
-            raise RuntimeError(f"gunicorn did not listen on {port}")
         url = f"http://127.0.0.1:{port}{path}"
         header: list[str] = []
         if token:

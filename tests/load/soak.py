@@ -21,7 +21,6 @@ import http.client
 import itertools
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from servers import free_port, wait_listening  # noqa: E402 (tests/ is put on the path just above)
+from servers import start_gunicorn  # noqa: E402 (tests/ is put on the path just above)
 
 
 def worker_pid(master: int) -> int:
@@ -76,30 +75,11 @@ def main() -> int:
         redis.start()
         env["FG_LOAD_REDIS"] = redis.url
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-k",
-            "gthread",
-            "--threads",
-            "8",
-            "-w",
-            "1",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--chdir",
-            str(HERE),
-            "--log-level",
-            "warning",
-            "apps:gated",
-        ],
-        env=env,
-    )
+    server = None
     try:
-        wait_listening(port)
+        server, port = start_gunicorn(
+            "apps:gated", HERE, "-k", "gthread", "--threads", "8", "-w", "1", env=env
+        )
         pid = worker_pid(server.pid)
         stop = time.monotonic() + args.seconds
         counts: Counter[int] = Counter()
@@ -156,8 +136,9 @@ def main() -> int:
         for t in pool:
             t.join(timeout=15)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
         if redis is not None:
             redis.close()
     print(f"statuses: {dict(counts)}")
