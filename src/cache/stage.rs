@@ -427,7 +427,9 @@ impl Stage {
     fn status_header(&self, what: &str, detail: Option<&str>) -> Header {
         match self.settings.style {
             StatusStyle::CacheStatus => {
-                let mut v = format!("ferrogate; {what}");
+                let mut v = String::with_capacity(64);
+                v.push_str("ferrogate; ");
+                v.push_str(what);
                 if let Some(d) = detail {
                     v.push_str("; detail=");
                     v.push_str(d);
@@ -1025,8 +1027,8 @@ impl Ticket {
         );
         let stored_headers: Vec<(String, String)> = out
             .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .filter(|(k, _)| {
-                let k = k.to_ascii_lowercase();
                 // Content-Length is set by whoever sends the body (a 304 from the cache has none).
                 !HOP_BY_HOP.contains(&k.as_str())
                     && !matches!(
@@ -1034,7 +1036,7 @@ impl Ticket {
                         "age" | "cache-status" | "x-cache" | "content-length"
                     )
             })
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .map(|(k, v)| (k, v.clone()))
             .collect();
         let variant_key = key::variant(primary, &vary_values);
         if let Some(shared) = &stage.shared {
@@ -1123,6 +1125,13 @@ impl Ticket {
         };
         self.end();
         n
+    }
+
+    /// Whether finishing this ticket may wait on the network (a shared tier): only then is it
+    /// worth releasing the GIL, which costs more than an in-memory store.
+    #[must_use]
+    pub fn may_block(&self) -> bool {
+        self.stage.shared.is_some()
     }
 
     /// Whether this ticket stores (GET) rather than invalidates.

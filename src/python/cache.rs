@@ -52,7 +52,8 @@ impl PyCacheTicket {
         body: &[u8],
     ) -> PyResult<Bound<'py, PyList>> {
         let headers = headers_vec(headers)?;
-        let out = py.detach(|| self.inner.store(status, headers, body));
+        let t = &self.inner;
+        let out = release_if(py, t.may_block(), || t.store(status, headers, body));
         PyList::new(py, out.headers)
     }
 
@@ -67,19 +68,26 @@ impl PyCacheTicket {
         body: &[u8],
     ) -> PyResult<(Vec<(String, String)>, Vec<String>)> {
         let headers = headers_vec(headers)?;
-        let changes = py.detach(|| self.inner.store_changes(status, headers, body));
+        let t = &self.inner;
+        let changes = release_if(py, t.may_block(), || t.store_changes(status, headers, body));
         Ok((changes.add, changes.remove))
     }
 
     /// The app answered an unsafe request: a success invalidates the path's entries.
     fn unsafe_done(&self, py: Python<'_>, status: u16) -> usize {
-        py.detach(|| self.inner.unsafe_done(status))
+        let t = &self.inner;
+        release_if(py, t.may_block(), || t.unsafe_done(status))
     }
 
     /// Gives the ticket up (the app failed or the body was too large): waiting requests go on.
     fn end(&self) {
         self.inner.end();
     }
+}
+
+/// Runs `f` without the GIL when it may wait on the network, else with it.
+pub fn release_if<T: Send>(py: Python<'_>, release: bool, f: impl FnOnce() -> T + Send) -> T {
+    if release { py.detach(f) } else { f() }
 }
 
 enum Backing {
@@ -225,6 +233,8 @@ impl PyResponseCache {
     /// `{"hits", "misses", "stores", "evictions", "bytes", "entries", "max_bytes"}`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let store = self.store();
+        // Evictions are counted when the indexes are swept.
+        store.settle();
         let (bytes, entries) = store.usage();
         let d = PyDict::new(py);
         let st = &store.stats;

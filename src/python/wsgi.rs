@@ -239,7 +239,7 @@ impl StartAfterUnsafe {
         let code = status_code(status);
         let ticket = &self.ticket.get().inner;
         // With a shared tier this is a Redis round trip: without the GIL.
-        py.detach(|| ticket.unsafe_done(code));
+        super::cache::release_if(py, ticket.may_block(), || ticket.unsafe_done(code));
         call_with_extra(
             py,
             self.inner.bind(py),
@@ -471,7 +471,8 @@ impl PyWsgiGate {
                 }
             }
             close(&result)?;
-            let changes = py.detach(|| t.store_changes(code, pairs, &body));
+            let changes =
+                super::cache::release_if(py, t.may_block(), || t.store_changes(code, pairs, &body));
             let list = changed_headers(headers.bind(py), changes, extra)?;
             match &exc_info {
                 Some(e) => start_response.call1((&status, list, e.bind(py)))?,
