@@ -344,6 +344,13 @@ def test_gate_headers_through_the_store_read_back_like_public_ones(monkeypatch: 
     assert list(direct.items()) == list(public.items())
     assert direct.serialize_headers() == public.serialize_headers()
     assert direct["ratelimit"] == '"default";r=9;t=60'
+    # All at once (how the middleware adds them), replacing a header the view set, like one by one.
+    batch, single = HttpResponse(b"x"), HttpResponse(b"x")
+    gate_headers = [("ETag", '"abc"'), ("Cache-Status", "ferrogate; fwd=miss"), ("content-type", "a/b")]
+    middleware._StoreHeaders.set_all(batch, gate_headers)
+    middleware._PublicHeaders.set_all(single, gate_headers)
+    assert batch.serialize_headers() == single.serialize_headers()
+    assert batch["Content-Type"] == "a/b"
 
     class OtherLayout(dict[str, str]):
         pass
