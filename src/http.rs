@@ -3,6 +3,12 @@
 /// A response header: lower-case static name, owned value.
 pub type Header = (&'static str, String);
 
+/// Appends `n` in decimal. The per-request strings use this instead of `write!`: `core::fmt`'s
+/// machinery costs more than the digits, mostly in code the request must fetch.
+pub fn push_int(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
 /// The WSGI/CGI environ key of a request header: `x-api-key` → `HTTP_X_API_KEY`.
 /// `content-type` and `content-length` have no `HTTP_` prefix in CGI.
 #[must_use]

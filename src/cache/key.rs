@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use crate::http::push_int;
+
 /// Normalises a query string for the key: escapes of unreserved characters are decoded and hex
 /// digits upper-cased (RFC 3986 §6.2.2), `+` stays distinct from `%20` (form decoding treats them
 /// alike, but the key must not conflate what an app may read differently). Parameter order and
@@ -56,20 +58,35 @@ pub fn primary(
     let q = normalize_query(query);
     let p = principal.unwrap_or("");
     let mut key = String::with_capacity(path.len() + q.len() + p.len() + 48);
-    let _ = write!(
-        key,
-        "GET {}:{path} {}:{q} {}:{p}",
-        path.len(),
-        q.len(),
-        p.len()
-    );
+    // "GET {len}:{path} {len}:{query} {len}:{principal}", then " {name}={len}:{value}" per target.
+    key.push_str("GET ");
+    length_prefixed(&mut key, path);
+    key.push(' ');
+    length_prefixed(&mut key, &q);
+    key.push(' ');
+    length_prefixed(&mut key, p);
     for (name, value) in target {
         if let Some(v) = value {
-            let _ = write!(key, " {name}={}:{v}", v.len());
+            named(&mut key, name, v);
         }
     }
     key.push_str(" |");
     key
+}
+
+/// `{len}:{value}`: the length makes the fields unambiguous whatever they contain.
+fn length_prefixed(key: &mut String, value: &str) {
+    push_int(key, value.len());
+    key.push(':');
+    key.push_str(value);
+}
+
+/// ` {name}={len}:{value}`.
+fn named(key: &mut String, name: &str, value: &str) {
+    key.push(' ');
+    key.push_str(name);
+    key.push('=');
+    length_prefixed(key, value);
 }
 
 /// The full key of one variant: the primary key plus the values of the `Vary` headers.
@@ -79,11 +96,11 @@ pub fn variant(primary: &str, vary: &[(String, Option<String>)]) -> String {
     key.push_str(primary);
     for (name, value) in vary {
         match value {
-            Some(v) => {
-                let _ = write!(key, " {name}={}:{v}", v.len());
-            }
+            Some(v) => named(&mut key, name, v),
             None => {
-                let _ = write!(key, " {name}-");
+                key.push(' ');
+                key.push_str(name);
+                key.push('-');
             }
         }
     }

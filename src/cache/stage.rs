@@ -1,7 +1,6 @@
 //! The gate's cache stage: serve fresh entries from Rust, coalesce concurrent misses, and store
 //! what the app answers under RFC 9111's shared-cache rules.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -462,8 +461,16 @@ impl Stage {
             } else {
                 Some(claims.get(name).filter(|v| !v.is_null())?)
             };
-            let json = value.map(Value::to_string).unwrap_or_default();
-            let _ = write!(out, "{name}={}:{json};", json.len());
+            // serde_json's serializer, not `Display` (which goes through `core::fmt`).
+            let json = value
+                .and_then(|v| serde_json::to_string(v).ok())
+                .unwrap_or_default();
+            out.push_str(name);
+            out.push('=');
+            crate::http::push_int(&mut out, json.len());
+            out.push(':');
+            out.push_str(&json);
+            out.push(';');
         }
         Some(out)
     }

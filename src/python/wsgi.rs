@@ -346,6 +346,35 @@ fn changed_headers<'py>(
     Ok(list)
 }
 
+/// The stored response's body as the WSGI result: nothing for HEAD, else the app's own chunk when
+/// it is the whole body, or one new bytes object.
+fn body_list<'py>(
+    py: Python<'py>,
+    is_head: bool,
+    only: Option<Bound<'py, PyBytes>>,
+    body: &[u8],
+) -> PyResult<Bound<'py, PyList>> {
+    if is_head {
+        return Ok(PyList::empty(py));
+    }
+    match only {
+        Some(chunk) if chunk.as_bytes().len() == body.len() => PyList::new(py, [chunk]),
+        _ => PyList::new(py, [PyBytes::new(py, body)]),
+    }
+}
+
+/// Appends one chunk of the app's body; `only` keeps the chunk while it is the whole body.
+fn take_chunk<'py>(
+    chunk: Bound<'py, PyAny>,
+    body: &mut Vec<u8>,
+    only: &mut Option<Bound<'py, PyBytes>>,
+) -> PyResult<()> {
+    let chunk = chunk.cast_into::<PyBytes>()?;
+    *only = (body.is_empty() && only.is_none()).then(|| chunk.clone());
+    body.extend_from_slice(chunk.as_bytes());
+    Ok(())
+}
+
 fn close(result: &Bound<'_, PyAny>) -> PyResult<()> {
     // A list or tuple (what most plain WSGI apps return) has no `close`; asking would build and
     // drop an AttributeError, which costs more than the rest of this function.
@@ -409,12 +438,15 @@ impl PyWsgiGate {
         };
         let outcome = (|| -> PyResult<Option<Py<PyAny>>> {
             let mut body: Vec<u8> = std::mem::take(&mut capture.get().lock().written);
+            // The app's one chunk when the body is exactly that (the usual case): sent as it is
+            // rather than copied into a new bytes object.
+            let mut only: Option<Bound<'_, PyBytes>> = None;
             let mut iter = result.try_iter()?;
             // Read until the status is known (a generator app calls start_response lazily).
             let mut exhausted = false;
             while capture.get().lock().status.is_none() {
                 match iter.next() {
-                    Some(chunk) => body.extend_from_slice(chunk?.cast::<PyBytes>()?.as_bytes()),
+                    Some(chunk) => take_chunk(chunk?, &mut body, &mut only)?,
                     None => {
                         exhausted = true;
                         break;
@@ -459,7 +491,7 @@ impl PyWsgiGate {
             }
             if !exhausted {
                 for chunk in iter.by_ref() {
-                    body.extend_from_slice(chunk?.cast::<PyBytes>()?.as_bytes());
+                    take_chunk(chunk?, &mut body, &mut only)?;
                     // Over the cache's `max_entry_bytes`: it will not be stored, so stream the
                     // rest rather than buffer it.
                     if body.len() > t.max_body() {
@@ -478,12 +510,9 @@ impl PyWsgiGate {
                 Some(e) => start_response.call1((&status, list, e.bind(py)))?,
                 None => start_response.call1((&status, list))?,
             };
-            let out = if is_head {
-                PyList::empty(py)
-            } else {
-                PyList::new(py, [PyBytes::new(py, &body)])?
-            };
-            Ok(Some(out.into_any().unbind()))
+            Ok(Some(
+                body_list(py, is_head, only, &body)?.into_any().unbind(),
+            ))
         })();
         match outcome {
             Ok(Some(r)) => Ok(r),

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 
 use super::limiter::{Outcome, QuotaState};
 use super::quota::Quota;
+use crate::http::push_int;
 
 pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
 pub const RATELIMIT: &str = "ratelimit";
@@ -43,7 +44,8 @@ fn item_name(out: &mut String, name: &str, i: usize, n: usize) {
         out.push(if (' '..='~').contains(&c) { c } else { '_' });
     }
     if n > 1 {
-        let _ = write!(out, "-{}", i + 1);
+        out.push('-');
+        push_int(out, i + 1);
     }
     out.push('"');
 }
@@ -72,7 +74,10 @@ pub fn ratelimit_value(name: &str, outcome: &Outcome) -> String {
             out.push_str(", ");
         }
         item_name(&mut out, name, i, qs.len());
-        let _ = write!(out, ";r={};t={}", s.remaining, ceil_secs(s.reset_nanos));
+        out.push_str(";r=");
+        push_int(&mut out, s.remaining);
+        out.push_str(";t=");
+        push_int(&mut out, ceil_secs(s.reset_nanos));
     }
     out
 }
