@@ -107,3 +107,34 @@ def test_a_re_stored_entry_is_still_invalidated_and_purged() -> None:
     c.get("/doc", headers={"Cache-Control": "no-cache"})
     assert gate.cache is not None
     assert gate.cache.purge_tag("docs") == 1
+
+
+def test_a_stored_body_is_whole_however_the_app_sent_it() -> None:
+    """One chunk (sent back as the app's own object), several chunks, ``write()`` plus chunks, and an
+    empty chunk first: the miss sends and the hit serves exactly the app's bytes."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        kind = environ["PATH_INFO"].rsplit("/", 1)[-1]
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        if kind == "one":
+            return [b"hello world"]
+        if kind == "many":
+            return iter([b"hello", b" ", b"world"])
+        if kind == "written":
+            write(b"hello")
+            return [b" world"]
+        return iter([b"", b"hello world"])
+
+    gate = Gate({"routes": [{"path": "/{kind}", "cache": 60}]})
+    wrapped = gate.wsgi(app)
+    sent: list[list[tuple[str, str]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        sent.append(headers)
+
+    for kind in ("one", "many", "written", "empty-first"):
+        for expected in ("fwd=miss; stored", "hit"):
+            result = wrapped(environ(f"/{kind}"), start_response)
+            assert b"".join(result) == b"hello world", kind
+            status = {k.lower(): v for k, v in sent[-1]}["cache-status"]
+            assert status.startswith(f"ferrogate; {expected}"), (kind, status)
