@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml
 PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
 
-.PHONY: help demo test lint bench dev build fmt clean rust-test py-test fuzz load soak redis-bin
+.PHONY: help demo test lint bench footprint dev build fmt clean rust-test py-test fuzz load soak redis-bin
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,11 @@ bench: build redis-bin ## benchmarks, side by side with the peers, in one run
 		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name \
 		--benchmark-json=bench-results/latest.json tests/bench
 	$(PY) tests/bench/ratios.py bench-results/latest.json
+
+footprint: build ## instructions and L2 misses per whole request (callgrind), bare vs the stack: counts, not times
+	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
+	mkdir -p bench-results
+	$(PY) tests/bench/footprint.py --out bench-results
 
 fuzz: build ## property tests / fuzzing for much longer than `make test` runs them
 	PROPTEST_CASES=50000 cargo test --release --test prop_core

@@ -17,9 +17,27 @@ from ferrogate import encode
 GROUP = "django: view + JWT + throttle + cache miss (whole request)"
 
 
-def _token() -> str:
+def token() -> str:
     claims = {"sub": "42", "exp": time.time() + 3600, "token_type": "access", "jti": "j1", "user_id": "42"}
     return encode(claims, settings.JWT_SECRET, "HS256")
+
+
+def environ(path: str, token: str | None, query: str) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "REMOTE_ADDR": "198.51.100.7",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.url_scheme": "http",
+    }
+    if token is not None:
+        env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return env
 
 
 def _bench(benchmark: Any, path: str, token: str | None) -> None:
@@ -31,21 +49,7 @@ def _bench(benchmark: Any, path: str, token: str | None) -> None:
         seen.append(status)
 
     def run() -> None:
-        env = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path,
-            "QUERY_STRING": f"i={next(counter)}",
-            "REMOTE_ADDR": "198.51.100.7",
-            "SERVER_NAME": "testserver",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.input": io.BytesIO(),
-            "wsgi.errors": io.StringIO(),
-            "wsgi.url_scheme": "http",
-        }
-        if token is not None:
-            env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        body = handler(env, start_response)
+        body = handler(environ(path, token, f"i={next(counter)}"), start_response)
         for _ in body:
             pass
         body.close()
@@ -62,9 +66,9 @@ def test_bare_django_view(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group=GROUP)
 def test_ferrogate_django_view(benchmark: Any) -> None:
-    _bench(benchmark, "/bench/ferrogate/", _token())
+    _bench(benchmark, "/bench/ferrogate/", token())
 
 
 @pytest.mark.benchmark(group=GROUP)
 def test_peer_simplejwt_drf_throttle_cache_page(benchmark: Any) -> None:
-    _bench(benchmark, "/bench/peer/", _token())
+    _bench(benchmark, "/bench/peer/", token())

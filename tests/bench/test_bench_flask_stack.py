@@ -39,7 +39,7 @@ def _view() -> Any:
     return {"items": [{"id": i, "title": f"Article {i}"} for i in range(10)]}
 
 
-def _environ(query: str) -> dict[str, Any]:
+def environ(query: str) -> dict[str, Any]:
     return {
         "REQUEST_METHOD": "GET",
         "PATH_INFO": "/articles",
@@ -69,7 +69,7 @@ def _bench(benchmark: Any, app: Any, *, fresh_query: bool, expect_header: str | 
         seen.append((status, headers))
 
     def run() -> None:
-        env = _environ(f"i={next(counter)}" if fresh_query else "i=0")
+        env = environ(f"i={next(counter)}" if fresh_query else "i=0")
         body = app(env, start_response)
         for _ in body:
             pass
