@@ -112,6 +112,24 @@ def test_thread_safety() -> None:
     assert square.cache_info()[3] <= 300
 
 
+def test_stats_count_what_the_store_evicted_for_space() -> None:
+    """The store learns of moka's evictions by sweeping its indexes; stats() sweeps, so a small
+    cache's counts add up exactly: every entry stored is still there, purged, or evicted."""
+    cache = ResponseCache(max_bytes=20_000, default_ttl=300)
+    for i in range(500):
+        cache.put(f"/items/{i}", 200, [("content-type", "text/plain")], b"x" * 500, tags=["items"])
+    stats = cache.stats()
+    assert stats["stores"] == 500
+    assert stats["evictions"] > 0
+    assert stats["entries"] + stats["evictions"] == 500, stats
+    assert stats["bytes"] <= 20_000
+    # The purge finds exactly what is left, evicted keys are not counted, and nothing lingers.
+    assert cache.purge_tag("items") == stats["entries"]
+    assert cache.purge_tag("items") == 0
+    assert cache.purge_prefix("/items/") == 0
+    assert cache.stats()["entries"] == 0
+
+
 @pytest.mark.parametrize("kwargs", [{"maxsize": 0}, {"ttl": 0}, {"ttl": -1}, {"ttl": float("nan")}])
 def test_bad_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):

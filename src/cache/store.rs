@@ -471,10 +471,21 @@ impl Store {
         self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
     }
 
-    /// Brings moka's maintenance and the indexes up to date (for exact stats and tests).
+    /// Brings moka's maintenance and the indexes up to date.
     pub fn settle(&self) {
         self.cache.run_pending_tasks();
         self.sweep(&mut lock(&self.indexes));
+    }
+
+    /// Sweeps for `stats()` when at least an eighth of the indexed keys were inserted since the
+    /// last sweep: the eviction count is exact for small stores and never lags far behind for
+    /// big ones, and a caller polling the stats on every request stays amortised O(1).
+    pub fn count_evictions(&self) {
+        self.cache.run_pending_tasks();
+        let mut ix = lock(&self.indexes);
+        if ix.since_sweep > 0 && ix.since_sweep.saturating_mul(8) >= ix.keys {
+            self.sweep(&mut ix);
+        }
     }
 
     pub fn clear(&self) {

@@ -234,7 +234,7 @@ impl PyResponseCache {
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let store = self.store();
         // Evictions are counted when the indexes are swept.
-        store.settle();
+        store.count_evictions();
         let (bytes, entries) = store.usage();
         let d = PyDict::new(py);
         let st = &store.stats;
