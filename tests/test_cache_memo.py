@@ -113,8 +113,8 @@ def test_thread_safety() -> None:
 
 
 def test_stats_count_what_the_store_evicted_for_space() -> None:
-    """The store learns of moka's evictions by sweeping its indexes; stats() sweeps, so a small
-    cache's counts add up exactly: every entry stored is still there, purged, or evicted."""
+    """A small cache's counts add up exactly: every entry stored is still there or was evicted,
+    and a purge afterwards finds exactly what is left."""
     cache = ResponseCache(max_bytes=20_000, default_ttl=300)
     for i in range(500):
         cache.put(f"/items/{i}", 200, [("content-type", "text/plain")], b"x" * 500, tags=["items"])

@@ -69,66 +69,34 @@ pub struct Stats {
     pub evictions: AtomicU64,
 }
 
-/// The purge and vary indexes. moka tells us nothing when it evicts or expires an entry: an
-/// eviction listener would make it take a per-key lock on every insert, which costs a miss more
-/// than everything the indexes do. So explicit removals un-index at once (moka hands back the
-/// removed entry), and keys moka dropped on its own are swept out in batches whose size grows
-/// with the indexes (amortised O(1) per insert, and the indexes stay within twice the store).
 #[derive(Debug, Default)]
 struct Indexes {
-    /// path -> its stored keys, each with the clock time its entry goes stale (a swept key that
-    /// left before then was evicted for space, not expired).
-    by_path: Map<String, Map<String, u64>>,
+    by_path: Map<String, Set<String>>,
     by_tag: Map<String, Set<String>>,
-    /// key -> its tags, for the (few) tagged keys: a value that replaces one with other tags
-    /// takes the key out of the old tags' sets.
-    tags_of: Map<String, Vec<String>>,
     /// primary key -> the request headers its responses vary on, and how many stored variants
     /// use it (the record goes when the last one does, so the index stays bounded by the store).
     vary: Map<String, (Vec<String>, usize)>,
     /// variant key -> its primary key.
     primary_of: Map<String, String>,
-    /// Keys indexed by path: what a sweep may have to look at.
-    keys: usize,
-    /// Inserts since the last sweep, and how many trigger the next.
-    since_sweep: usize,
-    sweep_after: usize,
 }
-
-/// The smallest batch of inserts between sweeps.
-const SWEEP_MIN: usize = 4096;
 
 impl Indexes {
     /// Forgets `key` (its entry `e` left the store).
     fn remove(&mut self, key: &str, e: &Entry) {
         if let Some(set) = self.by_path.get_mut(&e.path) {
-            if set.remove(key).is_some() {
-                self.keys -= 1;
-            }
+            set.remove(key);
             if set.is_empty() {
                 self.by_path.remove(&e.path);
             }
         }
-        self.untag(key);
-        self.unvary(key);
-    }
-
-    /// Takes `key` out of the sets of the tags it was stored with.
-    fn untag(&mut self, key: &str) {
-        if self.tags_of.is_empty() {
-            return;
-        }
-        for tag in self.tags_of.remove(key).unwrap_or_default() {
-            if let Some(set) = self.by_tag.get_mut(&tag) {
+        for tag in &e.tags {
+            if let Some(set) = self.by_tag.get_mut(tag) {
                 set.remove(key);
                 if set.is_empty() {
-                    self.by_tag.remove(&tag);
+                    self.by_tag.remove(tag);
                 }
             }
         }
-    }
-
-    fn unvary(&mut self, key: &str) {
         if let Some(primary) = self.primary_of.remove(key) {
             if let Some((_, n)) = self.vary.get_mut(&primary) {
                 *n = n.saturating_sub(1);
@@ -137,32 +105,6 @@ impl Indexes {
                 }
             }
         }
-    }
-
-    /// Drops every key for which `alive` says no. Returns how many of those left before their
-    /// entry went stale at `now` (evicted for space; the others expired).
-    fn sweep(&mut self, now: u64, alive: impl Fn(&str) -> bool) -> u64 {
-        let mut dead: Vec<String> = Vec::new();
-        let mut evicted = 0;
-        self.by_path.retain(|_, keys| {
-            keys.retain(|k, stale_until| {
-                let live = alive(k);
-                if !live {
-                    evicted += u64::from(now < *stale_until);
-                    dead.push(k.clone());
-                }
-                live
-            });
-            !keys.is_empty()
-        });
-        self.keys -= dead.len();
-        for key in &dead {
-            self.untag(key);
-            self.unvary(key);
-        }
-        self.since_sweep = 0;
-        self.sweep_after = self.keys.max(SWEEP_MIN);
-        evicted
     }
 }
 
@@ -227,15 +169,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Store {
     #[must_use]
     pub fn new(max_bytes: u64, default_ttl: Duration, clock: SharedClock) -> Self {
-        let indexes = Arc::new(Mutex::new(Indexes {
-            sweep_after: SWEEP_MIN,
-            ..Indexes::default()
-        }));
+        let indexes = Arc::new(Mutex::new(Indexes::default()));
         let stats = Arc::new(Stats::default());
+        let (idx, st) = (indexes.clone(), stats.clone());
         let cache = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_: &String, e: &Arc<Entry>| e.weight())
             .expire_after(ExpireAt)
+            .eviction_listener(move |key: Arc<String>, e: Arc<Entry>, cause| {
+                if cause.was_evicted() {
+                    st.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+                // Also called, synchronously inside `insert`, for a value that a new one replaces
+                // (`RemovalCause::Replaced`): `Store::insert` indexes the new value afterwards.
+                lock(&idx).remove(key.as_str(), &e);
+            })
             .build_with_hasher(Hasher::default());
         Self {
             cache,
@@ -331,35 +279,34 @@ impl Store {
         entry: Entry,
     ) -> Arc<Entry> {
         let entry = Arc::new(entry);
-        // Into the store first, then the indexes: a purge between the two misses the new value,
-        // as one just before the insert would.
+        // Into the store first: a value this one replaces is un-indexed by the eviction listener
+        // inside this call, and only then is the new one indexed (the other order would drop the
+        // new value from the path and tag indexes, and a later unsafe request or purge would miss it).
         self.cache.insert(key.clone(), entry.clone());
-        let mut ix = lock(&self.indexes);
-        // A response that varies on nothing, for a resource with no vary record, is stored under
-        // its primary key and needs none: lookups fall back to the primary key (most resources
-        // never vary, and the record costs a miss two map entries).
-        if !(vary.is_empty() && key == primary && !ix.vary.contains_key(primary)) {
-            let new_variant = ix
-                .primary_of
-                .insert(key.clone(), primary.to_owned())
-                .is_none();
-            match ix.vary.get_mut(primary) {
-                Some((names, n)) => {
-                    if *names != vary {
-                        *names = vary;
+        {
+            let mut ix = lock(&self.indexes);
+            // A response that varies on nothing, for a resource with no vary record, is stored
+            // under its primary key and needs none: lookups fall back to the primary key (most
+            // resources never vary, and the record costs a miss two map entries).
+            if !(vary.is_empty() && key == primary && !ix.vary.contains_key(primary)) {
+                let new_variant = ix
+                    .primary_of
+                    .insert(key.clone(), primary.to_owned())
+                    .is_none();
+                match ix.vary.get_mut(primary) {
+                    Some((names, n)) => {
+                        if *names != vary {
+                            *names = vary;
+                        }
+                        if new_variant {
+                            *n = n.saturating_add(1);
+                        }
                     }
-                    if new_variant {
-                        *n = n.saturating_add(1);
+                    None => {
+                        ix.vary.insert(primary.to_owned(), (vary, 1));
                     }
-                }
-                None => {
-                    ix.vary.insert(primary.to_owned(), (vary, 1));
                 }
             }
-        }
-        // A value this one replaces may have had other tags.
-        ix.untag(&key);
-        if !entry.tags.is_empty() {
             for tag in &entry.tags {
                 match ix.by_tag.get_mut(tag) {
                     Some(set) => {
@@ -371,24 +318,16 @@ impl Store {
                     }
                 }
             }
-            ix.tags_of.insert(key.clone(), entry.tags.clone());
-        }
-        let added = match ix.by_path.get_mut(&entry.path) {
-            Some(keys) => keys.insert(key, entry.stale_until).is_none(),
-            None => {
-                ix.by_path.insert(
-                    entry.path.clone(),
-                    std::iter::once((key, entry.stale_until)).collect(),
-                );
-                true
+            match ix.by_path.get_mut(&entry.path) {
+                Some(set) => {
+                    set.insert(key);
+                }
+                None => {
+                    ix.by_path
+                        .insert(entry.path.clone(), std::iter::once(key).collect());
+                }
             }
-        };
-        ix.keys += usize::from(added);
-        ix.since_sweep += 1;
-        if ix.since_sweep >= ix.sweep_after {
-            self.sweep(&mut ix);
         }
-        drop(ix);
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
         entry
     }
@@ -405,105 +344,60 @@ impl Store {
 
     /// Removes one key. Returns whether it was there.
     pub fn purge_key(&self, key: &str) -> bool {
-        let mut ix = lock(&self.indexes);
-        self.remove_indexed(&mut ix, std::iter::once(key.to_owned())) == 1
+        self.cache.remove(key).is_some()
     }
 
     /// Removes every entry stored for `path` (all queries, principals and variants).
     pub fn purge_path(&self, path: &str) -> usize {
-        let mut ix = lock(&self.indexes);
-        let keys: Vec<String> = ix
+        let keys: Vec<String> = lock(&self.indexes)
             .by_path
             .get(path)
-            .map(|s| s.keys().cloned().collect())
+            .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
-        self.remove_indexed(&mut ix, keys)
+        keys.iter()
+            .filter(|k| self.cache.remove(k.as_str()).is_some())
+            .count()
     }
 
     /// Removes every entry whose path starts with `prefix`.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
-        let mut ix = lock(&self.indexes);
-        let keys: Vec<String> = ix
+        let keys: Vec<String> = lock(&self.indexes)
             .by_path
             .iter()
             .filter(|(p, _)| p.starts_with(prefix))
-            .flat_map(|(_, s)| s.keys().cloned())
+            .flat_map(|(_, s)| s.iter().cloned())
             .collect();
-        self.remove_indexed(&mut ix, keys)
+        keys.iter()
+            .filter(|k| self.cache.remove(k.as_str()).is_some())
+            .count()
     }
 
     /// Removes every entry stored with `tag`.
     pub fn purge_tag(&self, tag: &str) -> usize {
-        let mut ix = lock(&self.indexes);
-        let keys: Vec<String> = ix
+        let keys: Vec<String> = lock(&self.indexes)
             .by_tag
             .get(tag)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
-        self.remove_indexed(&mut ix, keys)
-    }
-
-    /// Removes `keys` from the store and the indexes; returns how many were stored. Runs under
-    /// the index lock, so an insert of the same key cannot slip between the store removal and
-    /// the un-indexing (and lose its index entries while it stays stored).
-    fn remove_indexed(&self, ix: &mut Indexes, keys: impl IntoIterator<Item = String>) -> usize {
-        let mut removed = 0;
-        for key in keys {
-            match self.cache.remove(key.as_str()) {
-                Some(e) => {
-                    ix.remove(&key, &e);
-                    removed += 1;
-                }
-                // Already gone (evicted or expired): its tags and vary record go now, its path
-                // entry with the next sweep.
-                None => {
-                    ix.untag(&key);
-                    ix.unvary(&key);
-                }
-            }
-        }
-        removed
-    }
-
-    /// Un-indexes what moka evicted or expired on its own, and counts the evictions.
-    fn sweep(&self, ix: &mut Indexes) {
-        let evicted = ix.sweep(self.clock.now_nanos(), |k| self.cache.contains_key(k));
-        self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
-    }
-
-    /// Brings moka's maintenance and the indexes up to date.
-    pub fn settle(&self) {
-        self.cache.run_pending_tasks();
-        self.sweep(&mut lock(&self.indexes));
-    }
-
-    /// Sweeps for `stats()` when at least an eighth of the indexed keys were inserted since the
-    /// last sweep: the eviction count is exact for small stores and never lags far behind for
-    /// big ones, and a caller polling the stats on every request stays amortised O(1).
-    pub fn count_evictions(&self) {
-        self.cache.run_pending_tasks();
-        let mut ix = lock(&self.indexes);
-        if ix.since_sweep > 0 && ix.since_sweep.saturating_mul(8) >= ix.keys {
-            self.sweep(&mut ix);
-        }
+        keys.iter()
+            .filter(|k| self.cache.remove(k.as_str()).is_some())
+            .count()
     }
 
     pub fn clear(&self) {
-        // Under the index lock, like the purges: an insert racing with this either goes before
-        // (and is cleared) or is indexed after.
-        let mut ix = lock(&self.indexes);
         self.cache.invalidate_all();
         self.cache.run_pending_tasks();
-        *ix = Indexes {
-            sweep_after: SWEEP_MIN,
-            ..Indexes::default()
-        };
+        let mut ix = lock(&self.indexes);
+        ix.by_path.clear();
+        ix.by_tag.clear();
+        ix.vary.clear();
+        ix.primary_of.clear();
     }
 
     /// Primary keys with a vary record (bounded by the entries stored).
     #[must_use]
     pub fn primaries(&self) -> usize {
-        self.settle();
+        self.cache.run_pending_tasks();
         lock(&self.indexes).vary.len()
     }
 
@@ -652,43 +546,6 @@ mod tests {
             "{} vary records for {entries} entries",
             store.primaries()
         );
-    }
-
-    #[test]
-    fn what_moka_drops_on_its_own_is_swept_from_the_indexes_and_counted() {
-        let clock = Arc::new(ManualClock::from_secs(1000));
-        let store = Store::new(4_000, Duration::from_secs(60), clock.clone());
-        let n = 3 * SWEEP_MIN;
-        for i in 0..n {
-            let key = format!("k{i}");
-            let tags: &[&str] = if i % 2 == 0 { &["even"] } else { &[] };
-            store.insert(&key, vec![], key.clone(), entry(&clock, "/a", tags, 10));
-            let keys = lock(&store.indexes).keys;
-            assert!(
-                keys <= 2 * SWEEP_MIN,
-                "{keys} keys indexed after {i} inserts"
-            );
-        }
-        store.settle();
-        let (_, entries) = store.usage();
-        let ix = lock(&store.indexes);
-        assert_eq!(ix.keys as u64, entries, "only stored keys stay indexed");
-        assert!(ix.tags_of.len() as u64 <= entries);
-        assert!(ix.by_tag.get("even").map_or(0, Set::len) as u64 <= entries);
-        drop(ix);
-        let evicted = store.stats.evictions.load(Ordering::Relaxed);
-        assert_eq!(
-            evicted,
-            n as u64 - entries,
-            "every dropped entry left fresh: evicted"
-        );
-        // A purge counts only what is still stored.
-        let even_stored = (0..n)
-            .step_by(2)
-            .filter(|i| store.get(&format!("k{i}")).is_some())
-            .count();
-        assert_eq!(store.purge_tag("even"), even_stored);
-        assert!(lock(&store.indexes).by_tag.is_empty());
     }
 
     #[test]

@@ -233,8 +233,6 @@ impl PyResponseCache {
     /// `{"hits", "misses", "stores", "evictions", "bytes", "entries", "max_bytes"}`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let store = self.store();
-        // Evictions are counted when the indexes are swept.
-        store.count_evictions();
         let (bytes, entries) = store.usage();
         let d = PyDict::new(py);
         let st = &store.stats;
