@@ -9,6 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::Error;
+use super::release_if;
 use crate::cache::shared::Purge;
 use crate::cache::stage::{Stage, Ticket};
 use crate::cache::store::{Entry, Lookup, Store};
@@ -83,11 +84,6 @@ impl PyCacheTicket {
     fn end(&self) {
         self.inner.end();
     }
-}
-
-/// Runs `f` without the GIL when it may wait on the network, else with it.
-pub fn release_if<T: Send>(py: Python<'_>, release: bool, f: impl FnOnce() -> T + Send) -> T {
-    if release { py.detach(f) } else { f() }
 }
 
 enum Backing {

@@ -122,11 +122,9 @@ pub fn verify_releasing(
     if let Some(r) = verifier.cached(token, now) {
         return r;
     }
-    if verifier.may_block() {
-        py.detach(|| verifier.verify_uncached(token, now))
-    } else {
+    super::release_if(py, verifier.may_block(), || {
         verifier.verify_uncached(token, now)
-    }
+    })
 }
 
 fn token_text<'a>(token: &'a Bound<'_, PyAny>) -> Result<std::borrow::Cow<'a, str>, TokenError> {

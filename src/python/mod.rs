@@ -13,6 +13,16 @@ mod wsgi;
 
 use pyo3::prelude::*;
 
+/// Runs `f` without the GIL when it may wait (on the network, or on a signature check costly enough
+/// to be worth it), else with it: releasing and retaking the GIL costs more than in-memory work.
+pub(crate) fn release_if<T: Send>(
+    py: Python<'_>,
+    release: bool,
+    f: impl FnOnce() -> T + Send,
+) -> T {
+    if release { py.detach(f) } else { f() }
+}
+
 /// `gil_used = false`: every pyclass here is either immutable (`frozen`) or guarded by pyo3's
 /// runtime borrow checking, and the core types are `Sync`, so the module is safe on free-threaded
 /// `CPython` builds.

@@ -239,7 +239,7 @@ impl StartAfterUnsafe {
         let code = status_code(status);
         let ticket = &self.ticket.get().inner;
         // With a shared tier this is a Redis round trip: without the GIL.
-        super::cache::release_if(py, ticket.may_block(), || ticket.unsafe_done(code));
+        super::release_if(py, ticket.may_block(), || ticket.unsafe_done(code));
         call_with_extra(
             py,
             self.inner.bind(py),
@@ -504,7 +504,7 @@ impl PyWsgiGate {
             }
             close(&result)?;
             let changes =
-                super::cache::release_if(py, t.may_block(), || t.store_changes(code, pairs, &body));
+                super::release_if(py, t.may_block(), || t.store_changes(code, pairs, &body));
             let list = changed_headers(headers.bind(py), changes, extra)?;
             match &exc_info {
                 Some(e) => start_response.call1((&status, list, e.bind(py)))?,
