@@ -363,14 +363,14 @@ fn body_list<'py>(
     }
 }
 
-/// Appends one chunk of the app's body; `only` keeps the chunk while it is the whole body.
+/// Appends one chunk of the app's body; `only` holds the chunk while it is the whole body.
 fn take_chunk<'py>(
     chunk: Bound<'py, PyAny>,
     body: &mut Vec<u8>,
     only: &mut Option<Bound<'py, PyBytes>>,
 ) -> PyResult<()> {
     let chunk = chunk.cast_into::<PyBytes>()?;
-    *only = (body.is_empty() && only.is_none()).then(|| chunk.clone());
+    *only = body.is_empty().then(|| chunk.clone());
     body.extend_from_slice(chunk.as_bytes());
     Ok(())
 }
