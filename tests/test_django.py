@@ -338,8 +338,8 @@ def test_gate_headers_through_the_store_read_back_like_public_ones(monkeypatch: 
     assert middleware._header_access() is middleware._StoreHeaders
     direct, public = HttpResponse(b"x"), HttpResponse(b"x")
     for name, value in [("RateLimit", '"default";r=9;t=60'), ("cache-status", "ferrogate; fwd=miss")]:
-        middleware._StoreHeaders.set(direct, name, value)
-        middleware._PublicHeaders.set(public, name, value)
+        middleware._StoreHeaders.set_all(direct, [(name, value)])
+        middleware._PublicHeaders.set_all(public, [(name, value)])
     assert middleware._StoreHeaders.items(direct) == middleware._PublicHeaders.items(public)
     assert list(direct.items()) == list(public.items())
     assert direct.serialize_headers() == public.serialize_headers()

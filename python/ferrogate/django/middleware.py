@@ -56,10 +56,6 @@ class _PublicHeaders:
         return list(response.headers.items())
 
     @staticmethod
-    def set(response: HttpResponseBase, name: str, value: str) -> None:
-        response.headers[name] = value
-
-    @staticmethod
     def set_all(response: HttpResponseBase, headers: Iterable[tuple[str, str]]) -> None:
         for name, value in headers:
             response.headers[name] = value
@@ -76,10 +72,6 @@ class _StoreHeaders:
         return list(response.headers._store.values())
 
     @staticmethod
-    def set(response: HttpResponseBase, name: str, value: str) -> None:
-        response.headers._store[name.lower()] = (name, value)
-
-    @staticmethod
     def set_all(response: HttpResponseBase, headers: Iterable[tuple[str, str]]) -> None:
         # One update for all of them: the gate adds two to four headers to every response.
         response.headers._store.update({name.lower(): (name, value) for name, value in headers})
@@ -90,7 +82,7 @@ def _header_access() -> type[_PublicHeaders] | type[_StoreHeaders]:
     public API."""
     probe = HttpResponse(content_type="text/plain")
     if isinstance(getattr(probe.headers, "_store", None), dict):
-        _StoreHeaders.set(probe, "X-Ferrogate-Probe", "1")
+        _StoreHeaders.set_all(probe, [("X-Ferrogate-Probe", "1")])
         if probe.headers.get("x-ferrogate-probe") == "1" and _StoreHeaders.items(probe) == list(
             probe.items()
         ):
