@@ -1,4 +1,4 @@
-//! The shared tier of the response cache: L2 in Redis behind each process's moka L1.
+//! The shared tier of the response cache: L2 in Redis behind each process's own store (L1).
 //!
 //! - **Keys.** An L2 key is `prefix + "c{cache}:e:" + hex(SHA-256(variant key))`: the variant key
 //!   is the very string the L1 uses (path, query, principal, `Host` and the forwarding headers,

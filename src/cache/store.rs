@@ -1,8 +1,9 @@
-//! The response store: `moka`, weighted by stored bytes (`TinyLFU` admission, per-entry expiry),
-//! with indexes for purging by path, prefix and tag, and single-flight for concurrent misses.
+//! The response store: S3-FIFO eviction weighted by stored bytes, per-entry expiry on our clock,
+//! indexes for purging by path, prefix and tag, and single-flight for concurrent misses.
 
 use std::any::Any;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -108,6 +109,54 @@ impl Indexes {
     }
 }
 
+impl Indexes {
+    /// Records `key` (its entry `e` was just stored under `primary`, varying on `vary`).
+    fn add(&mut self, primary: &str, vary: Vec<String>, key: String, e: &Entry) {
+        // A response that varies on nothing, for a resource with no vary record, is stored
+        // under its primary key and needs none: lookups fall back to the primary key (most
+        // resources never vary, and the record costs a miss two map entries).
+        if !(vary.is_empty() && key == primary && !self.vary.contains_key(primary)) {
+            let new_variant = self
+                .primary_of
+                .insert(key.clone(), primary.to_owned())
+                .is_none();
+            match self.vary.get_mut(primary) {
+                Some((names, n)) => {
+                    if *names != vary {
+                        *names = vary;
+                    }
+                    if new_variant {
+                        *n = n.saturating_add(1);
+                    }
+                }
+                None => {
+                    self.vary.insert(primary.to_owned(), (vary, 1));
+                }
+            }
+        }
+        for tag in &e.tags {
+            match self.by_tag.get_mut(tag) {
+                Some(set) => {
+                    set.insert(key.clone());
+                }
+                None => {
+                    self.by_tag
+                        .insert(tag.clone(), std::iter::once(key.clone()).collect());
+                }
+            }
+        }
+        match self.by_path.get_mut(&e.path) {
+            Some(set) => {
+                set.insert(key);
+            }
+            None => {
+                self.by_path
+                    .insert(e.path.clone(), std::iter::once(key).collect());
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Flights {
     keys: Mutex<Set<String>>,
@@ -126,10 +175,260 @@ pub enum Lookup {
     Miss,
 }
 
-/// The store.
+/// A slot's place in its queue, or `NIL`.
+const NIL: u32 = u32::MAX;
+
+/// One stored key: its entry and its place in the S3-FIFO queues (a doubly linked list through
+/// `Inner::nodes`, so a purge unlinks in O(1) and the queues never hold dead keys).
+struct Node {
+    key: Arc<str>,
+    entry: Arc<Entry>,
+    weight: u32,
+    /// Hits since it was queued or last passed over, saturating at 3.
+    freq: u8,
+    main: bool,
+    prev: u32,
+    next: u32,
+}
+
+/// A FIFO queue of nodes: `head` is the oldest (evicted first), `tail` the newest.
+#[derive(Debug, Clone, Copy)]
+struct Queue {
+    head: u32,
+    tail: u32,
+    bytes: u64,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self {
+            head: NIL,
+            tail: NIL,
+            bytes: 0,
+        }
+    }
+}
+
+/// Hashes of keys recently evicted from the small queue without a hit: such a key, stored again,
+/// has proved it comes back and goes straight to the main queue. Bounded by the entries stored.
+#[derive(Debug, Default)]
+struct Ghost {
+    order: VecDeque<u64>,
+    count: Map<u64, u32>,
+}
+
+impl Ghost {
+    fn push(&mut self, hash: u64, bound: usize) {
+        self.order.push_back(hash);
+        *self.count.entry(hash).or_insert(0) += 1;
+        while self.order.len() > bound {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.forget(old);
+        }
+    }
+
+    fn forget(&mut self, hash: u64) {
+        if let Some(n) = self.count.get_mut(&hash) {
+            *n -= 1;
+            if *n == 0 {
+                self.count.remove(&hash);
+            }
+        }
+    }
+
+    fn contains(&self, hash: u64) -> bool {
+        self.count.contains_key(&hash)
+    }
+}
+
+/// Everything behind the store's one lock: the entries, their queues and the purge indexes, so
+/// an eviction, a purge and an insert each see and leave them consistent.
+#[derive(Default)]
+struct Inner {
+    map: Map<Arc<str>, u32>,
+    nodes: Vec<Option<Node>>,
+    free: Vec<u32>,
+    small: Queue,
+    main: Queue,
+    ghost: Ghost,
+    indexes: Indexes,
+}
+
+/// Why an entry leaves the store (only space and expiry count as evictions in `stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    Evicted,
+    Removed,
+}
+
+impl Inner {
+    fn node(&self, i: u32) -> &Node {
+        self.nodes[i as usize]
+            .as_ref()
+            .expect("queued slots hold a node")
+    }
+
+    fn node_mut(&mut self, i: u32) -> &mut Node {
+        self.nodes[i as usize]
+            .as_mut()
+            .expect("queued slots hold a node")
+    }
+
+    fn queue_mut(&mut self, main: bool) -> &mut Queue {
+        if main {
+            &mut self.main
+        } else {
+            &mut self.small
+        }
+    }
+
+    fn push_back(&mut self, i: u32, main: bool) {
+        let weight = u64::from(self.node(i).weight);
+        let q = *self.queue_mut(main);
+        {
+            let n = self.node_mut(i);
+            n.main = main;
+            n.prev = q.tail;
+            n.next = NIL;
+        }
+        if q.tail == NIL {
+            self.queue_mut(main).head = i;
+        } else {
+            self.node_mut(q.tail).next = i;
+        }
+        let q = self.queue_mut(main);
+        q.tail = i;
+        q.bytes += weight;
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next, main, weight) = {
+            let n = self.node(i);
+            (n.prev, n.next, n.main, u64::from(n.weight))
+        };
+        if prev == NIL {
+            self.queue_mut(main).head = next;
+        } else {
+            self.node_mut(prev).next = next;
+        }
+        if next == NIL {
+            self.queue_mut(main).tail = prev;
+        } else {
+            self.node_mut(next).prev = prev;
+        }
+        self.queue_mut(main).bytes -= weight;
+    }
+
+    fn bytes(&self) -> u64 {
+        self.small.bytes + self.main.bytes
+    }
+
+    /// Takes node `i` out of the store: queue, map, indexes. Returns its key.
+    fn remove(&mut self, i: u32) -> Arc<str> {
+        self.unlink(i);
+        let n = self.nodes[i as usize]
+            .take()
+            .expect("queued slots hold a node");
+        self.free.push(i);
+        self.map.remove(&n.key);
+        self.indexes.remove(&n.key, &n.entry);
+        n.key
+    }
+
+    fn place(&mut self, node: Node) -> u32 {
+        if let Some(i) = self.free.pop() {
+            self.nodes[i as usize] = Some(node);
+            i
+        } else {
+            let i = u32::try_from(self.nodes.len()).expect("fewer than 2^32 entries");
+            self.nodes.push(Some(node));
+            i
+        }
+    }
+
+    /// Evicts (S3-FIFO) until the store holds at most `max` bytes; returns how many left.
+    ///
+    /// New keys enter the small queue, a tenth of the store. Leaving it, a key that was hit moves
+    /// to the main queue; one that was not is evicted and remembered in the ghost. The main queue
+    /// gives a key with hits another round (one hit fewer) and evicts the rest. A scan of
+    /// one-off URLs therefore passes through the small queue without evicting the main queue's
+    /// popular entries, which is what `TinyLFU` admission buys moka, for a few queue links.
+    fn evict(&mut self, max: u64, now: u64, hasher: &Hasher) -> u64 {
+        let mut evicted = 0;
+        while self.bytes() > max {
+            let from_small = self.small.bytes > max / 10 || self.main.bytes == 0;
+            let i = if from_small {
+                self.small.head
+            } else {
+                self.main.head
+            };
+            let (freq, expired) = {
+                let n = self.node(i);
+                (n.freq, now >= n.entry.stale_until)
+            };
+            if freq > 0 && !expired {
+                self.unlink(i);
+                let n = self.node_mut(i);
+                n.freq = if from_small { 0 } else { freq - 1 };
+                self.push_back(i, true);
+                continue;
+            }
+            let key = self.remove(i);
+            evicted += 1;
+            if from_small && !expired {
+                let bound = self.map.len().max(64);
+                self.ghost.push(hasher.hash_one(&*key), bound);
+            }
+        }
+        evicted
+    }
+
+    /// Drops up to two expired entries from the queues' heads: expired entries go without
+    /// waiting for space to be needed, at a bounded cost per insert.
+    fn expire_heads(&mut self, now: u64) -> u64 {
+        let mut n = 0;
+        for main in [false, true, false] {
+            let i = self.queue_mut(main).head;
+            if i != NIL && now >= self.node(i).entry.stale_until {
+                self.remove(i);
+                n += 1;
+                if n == 2 {
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    fn removal(&mut self, key: &str, how: Removal, stats: &Stats) -> bool {
+        let Some(&i) = self.map.get(key) else {
+            return false;
+        };
+        self.remove(i);
+        if how == Removal::Evicted {
+            stats.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    fn remove_all(&mut self, keys: &[String], stats: &Stats) -> usize {
+        keys.iter()
+            .filter(|k| self.removal(k, Removal::Removed, stats))
+            .count()
+    }
+}
+
+/// The store: a byte-bounded S3-FIFO cache with per-entry expiry on our clock.
+///
+/// It replaced moka here: moka's insert goes through a channel, an epoch-reclaimed hash table,
+/// a per-key lock (for the eviction listener the purge indexes need) and a maintenance pass, which
+/// together were most of a stored miss's instructions and a sizeable share of the cache lines a
+/// request touches. Behind one lock, the queues and the indexes stay exact with none of that.
 pub struct Store {
-    cache: moka::sync::Cache<String, Arc<Entry>, Hasher>,
-    indexes: Arc<Mutex<Indexes>>,
+    inner: Mutex<Inner>,
+    hasher: Hasher,
     flights: Flights,
     pub stats: Arc<Stats>,
     pub clock: SharedClock,
@@ -145,23 +444,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-struct ExpireAt;
-
-impl moka::Expiry<String, Arc<Entry>> for ExpireAt {
-    fn expire_after_create(
-        &self,
-        _: &String,
-        e: &Arc<Entry>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        // moka's own clock only bounds memory; freshness is judged on our clock at lookup.
-        Some(
-            Duration::from_nanos(e.stale_until.saturating_sub(e.stored_at))
-                .max(Duration::from_secs(1)),
-        )
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -169,27 +451,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Store {
     #[must_use]
     pub fn new(max_bytes: u64, default_ttl: Duration, clock: SharedClock) -> Self {
-        let indexes = Arc::new(Mutex::new(Indexes::default()));
-        let stats = Arc::new(Stats::default());
-        let (idx, st) = (indexes.clone(), stats.clone());
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(max_bytes)
-            .weigher(|_: &String, e: &Arc<Entry>| e.weight())
-            .expire_after(ExpireAt)
-            .eviction_listener(move |key: Arc<String>, e: Arc<Entry>, cause| {
-                if cause.was_evicted() {
-                    st.evictions.fetch_add(1, Ordering::Relaxed);
-                }
-                // Also called, synchronously inside `insert`, for a value that a new one replaces
-                // (`RemovalCause::Replaced`): `Store::insert` indexes the new value afterwards.
-                lock(&idx).remove(key.as_str(), &e);
-            })
-            .build_with_hasher(Hasher::default());
         Self {
-            cache,
-            indexes,
+            inner: Mutex::new(Inner::default()),
+            hasher: Hasher::default(),
             flights: Flights::default(),
-            stats,
+            stats: Arc::new(Stats::default()),
             clock,
             max_bytes,
             default_ttl,
@@ -200,7 +466,8 @@ impl Store {
     /// it varied, so its entry, if any, is under `primary` itself.
     #[must_use]
     pub fn vary_of(&self, primary: &str) -> Option<Vec<String>> {
-        lock(&self.indexes)
+        lock(&self.inner)
+            .indexes
             .vary
             .get(primary)
             .map(|(v, _)| v.clone())
@@ -216,7 +483,7 @@ impl Store {
     /// way; otherwise the caller revalidates (a miss).
     pub fn lookup_variant(&self, key: &str, flight: &str) -> Lookup {
         let now = self.clock.now_nanos();
-        let Some(e) = self.cache.get(key) else {
+        let Some(e) = self.get_at(key, now) else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss;
         };
@@ -224,12 +491,26 @@ impl Store {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Fresh(e);
         }
-        if now < e.stale_until && lock(&self.flights.keys).contains(flight) {
+        if lock(&self.flights.keys).contains(flight) {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Stale(e);
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
         Lookup::Miss
+    }
+
+    /// The entry under `key` unless it is past `stale_until` at `now` (then it is dropped).
+    fn get_at(&self, key: &str, now: u64) -> Option<Arc<Entry>> {
+        let mut inner = lock(&self.inner);
+        let i = *inner.map.get(key)?;
+        let n = inner.node_mut(i);
+        if now >= n.entry.stale_until {
+            inner.remove(i);
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        n.freq = (n.freq + 1).min(3);
+        Some(n.entry.clone())
     }
 
     /// Claims the right to fetch `key` from the app. `false`: another request holds it.
@@ -270,7 +551,9 @@ impl Store {
         }
     }
 
-    /// Stores an entry under `key`, recording its primary key's vary headers and its indexes.
+    /// Stores an entry under `key` (replacing what was there), records its primary key's vary
+    /// headers and its indexes, and evicts down to `max_bytes`. An entry larger than the whole
+    /// store is not kept, but still replaces the old value.
     pub fn insert(
         &self,
         primary: &str,
@@ -279,132 +562,123 @@ impl Store {
         entry: Entry,
     ) -> Arc<Entry> {
         let entry = Arc::new(entry);
-        // Into the store first: a value this one replaces is un-indexed by the eviction listener
-        // inside this call, and only then is the new one indexed (the other order would drop the
-        // new value from the path and tag indexes, and a later unsafe request or purge would miss it).
-        self.cache.insert(key.clone(), entry.clone());
-        {
-            let mut ix = lock(&self.indexes);
-            // A response that varies on nothing, for a resource with no vary record, is stored
-            // under its primary key and needs none: lookups fall back to the primary key (most
-            // resources never vary, and the record costs a miss two map entries).
-            if !(vary.is_empty() && key == primary && !ix.vary.contains_key(primary)) {
-                let new_variant = ix
-                    .primary_of
-                    .insert(key.clone(), primary.to_owned())
-                    .is_none();
-                match ix.vary.get_mut(primary) {
-                    Some((names, n)) => {
-                        if *names != vary {
-                            *names = vary;
-                        }
-                        if new_variant {
-                            *n = n.saturating_add(1);
-                        }
-                    }
-                    None => {
-                        ix.vary.insert(primary.to_owned(), (vary, 1));
-                    }
-                }
+        let weight = entry.weight();
+        let now = self.clock.now_nanos();
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        if u64::from(weight) > self.max_bytes {
+            if let Some(&i) = inner.map.get(key.as_str()) {
+                inner.remove(i);
             }
-            for tag in &entry.tags {
-                match ix.by_tag.get_mut(tag) {
-                    Some(set) => {
-                        set.insert(key.clone());
-                    }
-                    None => {
-                        ix.by_tag
-                            .insert(tag.clone(), std::iter::once(key.clone()).collect());
-                    }
-                }
+            self.stats.stores.fetch_add(1, Ordering::Relaxed);
+            return entry;
+        }
+        // A replaced value keeps its key's place and hits; only its indexes are redone.
+        let old = inner.map.get(key.as_str()).copied();
+        match old {
+            Some(i) => {
+                let node = inner.node(i);
+                let (k, e) = (node.key.clone(), node.entry.clone());
+                inner.indexes.remove(&k, &e);
+                inner.unlink(i);
+                let n = inner.node_mut(i);
+                n.entry = entry.clone();
+                n.weight = weight;
+                let main = n.main;
+                inner.push_back(i, main);
             }
-            match ix.by_path.get_mut(&entry.path) {
-                Some(set) => {
-                    set.insert(key);
-                }
-                None => {
-                    ix.by_path
-                        .insert(entry.path.clone(), std::iter::once(key).collect());
-                }
+            None => {
+                let hash = self.hasher.hash_one(key.as_str());
+                let main = inner.ghost.contains(hash);
+                let key: Arc<str> = Arc::from(key.as_str());
+                let i = inner.place(Node {
+                    key: key.clone(),
+                    entry: entry.clone(),
+                    weight,
+                    freq: 0,
+                    main,
+                    prev: NIL,
+                    next: NIL,
+                });
+                inner.map.insert(key, i);
+                inner.push_back(i, main);
             }
         }
+        inner.indexes.add(primary, vary, key, &entry);
+        let gone = inner.evict(self.max_bytes, now, &self.hasher) + inner.expire_heads(now);
+        drop(guard);
+        self.stats.evictions.fetch_add(gone, Ordering::Relaxed);
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
         entry
     }
 
+    /// The entry under `key`, fresh or stale, unless it has expired.
     pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
-        self.cache.get(key)
+        self.get_at(key, self.clock.now_nanos())
     }
 
     /// Whether anything is stored for `path`.
     #[must_use]
     pub fn has_path(&self, path: &str) -> bool {
-        lock(&self.indexes).by_path.contains_key(path)
+        lock(&self.inner).indexes.by_path.contains_key(path)
     }
 
     /// Removes one key. Returns whether it was there.
     pub fn purge_key(&self, key: &str) -> bool {
-        self.cache.remove(key).is_some()
+        lock(&self.inner).removal(key, Removal::Removed, &self.stats)
     }
 
     /// Removes every entry stored for `path` (all queries, principals and variants).
     pub fn purge_path(&self, path: &str) -> usize {
-        let keys: Vec<String> = lock(&self.indexes)
+        let mut inner = lock(&self.inner);
+        let keys: Vec<String> = inner
+            .indexes
             .by_path
             .get(path)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
-        keys.iter()
-            .filter(|k| self.cache.remove(k.as_str()).is_some())
-            .count()
+        inner.remove_all(&keys, &self.stats)
     }
 
     /// Removes every entry whose path starts with `prefix`.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
-        let keys: Vec<String> = lock(&self.indexes)
+        let mut inner = lock(&self.inner);
+        let keys: Vec<String> = inner
+            .indexes
             .by_path
             .iter()
             .filter(|(p, _)| p.starts_with(prefix))
             .flat_map(|(_, s)| s.iter().cloned())
             .collect();
-        keys.iter()
-            .filter(|k| self.cache.remove(k.as_str()).is_some())
-            .count()
+        inner.remove_all(&keys, &self.stats)
     }
 
     /// Removes every entry stored with `tag`.
     pub fn purge_tag(&self, tag: &str) -> usize {
-        let keys: Vec<String> = lock(&self.indexes)
+        let mut inner = lock(&self.inner);
+        let keys: Vec<String> = inner
+            .indexes
             .by_tag
             .get(tag)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
-        keys.iter()
-            .filter(|k| self.cache.remove(k.as_str()).is_some())
-            .count()
+        inner.remove_all(&keys, &self.stats)
     }
 
     pub fn clear(&self) {
-        self.cache.invalidate_all();
-        self.cache.run_pending_tasks();
-        let mut ix = lock(&self.indexes);
-        ix.by_path.clear();
-        ix.by_tag.clear();
-        ix.vary.clear();
-        ix.primary_of.clear();
+        *lock(&self.inner) = Inner::default();
     }
 
     /// Primary keys with a vary record (bounded by the entries stored).
     #[must_use]
     pub fn primaries(&self) -> usize {
-        self.cache.run_pending_tasks();
-        lock(&self.indexes).vary.len()
+        lock(&self.inner).indexes.vary.len()
     }
 
-    /// Bytes held (weighted size) and entries, after pending maintenance.
+    /// Bytes held (weighted size) and entries.
     pub fn usage(&self) -> (u64, u64) {
-        self.cache.run_pending_tasks();
-        (self.cache.weighted_size(), self.cache.entry_count())
+        let inner = lock(&self.inner);
+        (inner.bytes(), inner.map.len() as u64)
     }
 }
 
@@ -429,6 +703,150 @@ mod tests {
         }
     }
 
+    /// Walks both queues: links agree both ways, every node is in the map and in exactly one
+    /// queue, and the byte counts add up.
+    fn check(store: &Store) {
+        let inner = lock(&store.inner);
+        let mut seen = 0;
+        for (main, q) in [(false, inner.small), (true, inner.main)] {
+            let (mut i, mut prev, mut bytes) = (q.head, NIL, 0);
+            while i != NIL {
+                let n = inner.node(i);
+                assert_eq!(n.prev, prev);
+                assert_eq!(n.main, main);
+                assert_eq!(inner.map.get(&n.key), Some(&i));
+                bytes += u64::from(n.weight);
+                seen += 1;
+                (prev, i) = (i, n.next);
+            }
+            assert_eq!(q.tail, prev);
+            assert_eq!(q.bytes, bytes);
+        }
+        assert_eq!(seen, inner.map.len());
+        assert_eq!(seen + inner.free.len(), inner.nodes.len());
+        assert!(inner.bytes() <= store.max_bytes);
+    }
+
+    fn sized(clock: &ManualClock, path: &str, body: usize) -> Entry {
+        let mut e = entry(clock, path, &["t"], 60);
+        e.body = vec![b'x'; body].into();
+        e
+    }
+
+    #[test]
+    fn a_scan_of_one_off_keys_leaves_the_entries_that_are_hit() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        // Room for about a hundred 500-byte entries.
+        let store = Store::new(70_000, Duration::from_secs(60), clock.clone());
+        for i in 0..50 {
+            let k = format!("hot{i}");
+            store.insert(&k, vec![], k.clone(), sized(&clock, "/hot", 500));
+            assert!(store.get(&k).is_some());
+        }
+        for i in 0..5_000 {
+            let k = format!("scan{i}");
+            store.insert(&k, vec![], k.clone(), sized(&clock, "/scan", 500));
+            if i % 10 == 0 {
+                // The hot set is used now and then during the scan, as a hot set is.
+                for h in 0..50 {
+                    store.get(&format!("hot{h}"));
+                }
+            }
+        }
+        check(&store);
+        let kept = (0..50)
+            .filter(|i| store.get(&format!("hot{i}")).is_some())
+            .count();
+        assert_eq!(kept, 50, "a scan evicted entries in use");
+        assert!(store.stats.evictions.load(Ordering::Relaxed) >= 4_900);
+    }
+
+    #[test]
+    fn a_key_evicted_unused_and_stored_again_goes_to_the_main_queue() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        let store = Store::new(20_000, Duration::from_secs(60), clock.clone());
+        store.insert("a", vec![], "a".into(), sized(&clock, "/a", 500));
+        // Room for about thirty: "a" is evicted and the ghost, as long as the store, still
+        // remembers it.
+        for i in 0..40 {
+            let k = format!("s{i}");
+            store.insert(&k, vec![], k.clone(), sized(&clock, "/s", 500));
+        }
+        assert!(store.get("a").is_none(), "unused, it left with the scan");
+        store.insert("a", vec![], "a".into(), sized(&clock, "/a", 500));
+        {
+            let inner = lock(&store.inner);
+            assert!(inner.node(inner.map["a"]).main);
+        }
+        // In the main queue it outlives another scan through the small one, unused.
+        for i in 0..100 {
+            let k = format!("t{i}");
+            store.insert(&k, vec![], k.clone(), sized(&clock, "/s", 500));
+        }
+        assert!(store.get("a").is_some());
+        check(&store);
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_store_is_not_kept_but_replaces_the_old_value() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        let store = Store::new(4_000, Duration::from_secs(60), clock.clone());
+        store.insert("k", vec![], "k".into(), sized(&clock, "/a", 100));
+        store.insert("k", vec![], "k".into(), sized(&clock, "/a", 10_000));
+        assert!(store.get("k").is_none());
+        assert!(!store.has_path("/a"));
+        assert_eq!(store.usage(), (0, 0));
+        check(&store);
+    }
+
+    #[test]
+    fn expired_entries_leave_from_the_queue_heads_as_others_are_stored() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
+        for i in 0..10 {
+            let k = format!("old{i}");
+            store.insert(&k, vec![], k.clone(), entry(&clock, "/old", &[], 1));
+        }
+        clock.advance_nanos(2_000_000_000);
+        for i in 0..5 {
+            let k = format!("new{i}");
+            store.insert(&k, vec![], k.clone(), entry(&clock, "/new", &[], 60));
+        }
+        assert_eq!(store.usage().1, 5, "two expired entries go per insert");
+        assert!(!store.has_path("/old"));
+        assert_eq!(store.stats.evictions.load(Ordering::Relaxed), 10);
+        check(&store);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_queues_stay_consistent(ops in proptest::collection::vec((0u8..5, 0u16..40, 0usize..3_000), 1..400)) {
+            let clock = Arc::new(ManualClock::from_secs(1000));
+            let store = Store::new(16_000, Duration::from_secs(60), clock.clone());
+            for (op, k, size) in ops {
+                let key = format!("k{k}");
+                match op {
+                    0 | 1 => {
+                        let mut e = sized(&clock, &format!("/p{}", k % 7), size);
+                        e.stale_until = e.stored_at + (size as u64 % 5) * 1_000_000_000;
+                        store.insert(&key, vec![], key.clone(), e);
+                    }
+                    2 => {
+                        store.get(&key);
+                    }
+                    3 => {
+                        store.purge_path(&format!("/p{}", k % 7));
+                    }
+                    _ => clock.advance_nanos(700_000_000),
+                }
+                check(&store);
+                let inner = lock(&store.inner);
+                let indexed: usize = inner.indexes.by_path.values().map(Set::len).sum();
+                proptest::prop_assert_eq!(indexed, inner.map.len());
+            }
+        }
+    }
+
     #[test]
     fn freshness_on_our_clock_and_purges() {
         let clock = Arc::new(ManualClock::from_secs(1000));
@@ -447,10 +865,16 @@ mod tests {
             matches!(store.lookup("k1"), Lookup::Miss),
             "expired exactly at ttl"
         );
+        // Found expired, k1 left the store (an eviction); the others wait for a lookup, a purge,
+        // or to reach a queue's head.
+        assert_eq!(store.usage().1, 2);
+        assert_eq!(store.stats.evictions.load(Ordering::Relaxed), 1);
+        assert!(!store.purge_key("k1"));
         assert_eq!(store.purge_tag("t2"), 1);
-        assert_eq!(store.purge_prefix("/a"), 1);
+        assert_eq!(store.purge_prefix("/a"), 0);
         assert_eq!(store.purge_path("/c"), 1);
         assert_eq!(store.purge_path("/c"), 0);
+        assert_eq!(store.usage(), (0, 0));
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl PyCacheTicket {
 }
 
 enum Backing {
-    Own(Store),
+    Own(Box<Store>),
     Gate(Arc<Stage>),
 }
 
@@ -141,7 +141,7 @@ impl PyResponseCache {
             })?;
         let clock: SharedClock = system();
         Ok(Self {
-            backing: Backing::Own(Store::new(max_bytes, ttl, clock)),
+            backing: Backing::Own(Box::new(Store::new(max_bytes, ttl, clock))),
         })
     }
 
