@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import random
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,16 @@ def test_negative_cache_remembers_refusals_without_hiding_rotation() -> None:
     for _ in range(3):
         with pytest.raises(InvalidSignatureError):
             v.verify(bad, now=NOW)
+
+
+def test_fractional_claims_read_back_exactly() -> None:
+    """A float claim comes back as the very f64 that was signed: serde_json's default parser is up
+    to one ulp off for about one value in eight, which moved a revocation entry's expiry
+    (`exp` + leeway) across the instant a test checked it at."""
+    rng = random.Random(20261201)
+    verifier = JWTVerifier(["HS256"], key=SECRET)
+    for _ in range(500):
+        exp = NOW + 100 + rng.random()
+        ratio = rng.random() * 10 ** rng.randint(-30, 30)
+        claims = verifier.verify(encode({"exp": exp, "ratio": ratio}, SECRET, "HS256"), now=NOW)
+        assert (claims["exp"], claims["ratio"]) == (exp, ratio)
