@@ -3,6 +3,7 @@
 
 pub mod key;
 pub mod rules;
+pub mod sharded;
 pub mod shared;
 pub mod stage;
 pub mod store;

@@ -2,19 +2,19 @@
 //! indexes for purging by path, prefix and tag, and single-flight for concurrent misses.
 
 use std::any::Any;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+use super::sharded::{Members, Sharded};
 use crate::clock::SharedClock;
 
 /// The hasher for the store and its indexes. Keys carry client input (paths, queries), so it is
 /// seeded per process; foldhash is several times cheaper than std's `SipHash` on these keys,
 /// and a miss hashes its key into four maps.
 type Hasher = foldhash::fast::RandomState;
-type Map<K, V> = HashMap<K, V, Hasher>;
 type Set<K> = HashSet<K, Hasher>;
 
 /// One stored response.
@@ -72,13 +72,13 @@ pub struct Stats {
 
 #[derive(Debug, Default)]
 struct Indexes {
-    by_path: Map<String, Set<String>>,
-    by_tag: Map<String, Set<String>>,
+    by_path: Sharded<String, Members>,
+    by_tag: Sharded<String, Members>,
     /// primary key -> the request headers its responses vary on, and how many stored variants
     /// use it (the record goes when the last one does, so the index stays bounded by the store).
-    vary: Map<String, (Vec<String>, usize)>,
+    vary: Sharded<String, (Vec<String>, usize)>,
     /// variant key -> its primary key.
-    primary_of: Map<String, String>,
+    primary_of: Sharded<String, String>,
 }
 
 impl Indexes {
@@ -140,8 +140,7 @@ impl Indexes {
                     set.insert(key.clone());
                 }
                 None => {
-                    self.by_tag
-                        .insert(tag.clone(), std::iter::once(key.clone()).collect());
+                    self.by_tag.insert(tag.clone(), Members::one(key.clone()));
                 }
             }
         }
@@ -150,8 +149,7 @@ impl Indexes {
                 set.insert(key);
             }
             None => {
-                self.by_path
-                    .insert(e.path.clone(), std::iter::once(key).collect());
+                self.by_path.insert(e.path.clone(), Members::one(key));
             }
         }
     }
@@ -214,13 +212,18 @@ impl Default for Queue {
 #[derive(Debug, Default)]
 struct Ghost {
     order: VecDeque<u64>,
-    count: Map<u64, u32>,
+    count: Sharded<u64, u32>,
 }
 
 impl Ghost {
     fn push(&mut self, hash: u64, bound: usize) {
         self.order.push_back(hash);
-        *self.count.entry(hash).or_insert(0) += 1;
+        match self.count.get_mut(&hash) {
+            Some(n) => *n += 1,
+            None => {
+                self.count.insert(hash, 1);
+            }
+        }
         while self.order.len() > bound {
             let Some(old) = self.order.pop_front() else {
                 break;
@@ -247,7 +250,7 @@ impl Ghost {
 /// an eviction, a purge and an insert each see and leave them consistent.
 #[derive(Default)]
 struct Inner {
-    map: Map<Arc<str>, u32>,
+    map: Sharded<Arc<str>, u32>,
     nodes: Vec<Option<Node>>,
     free: Vec<u32>,
     small: Queue,
@@ -635,7 +638,7 @@ impl Store {
             .indexes
             .by_path
             .get(path)
-            .map(|s| s.iter().cloned().collect())
+            .map(Members::keys)
             .unwrap_or_default();
         inner.remove_all(&keys, &self.stats)
     }
@@ -648,7 +651,7 @@ impl Store {
             .by_path
             .iter()
             .filter(|(p, _)| p.starts_with(prefix))
-            .flat_map(|(_, s)| s.iter().cloned())
+            .flat_map(|(_, s)| s.keys())
             .collect();
         inner.remove_all(&keys, &self.stats)
     }
@@ -660,7 +663,7 @@ impl Store {
             .indexes
             .by_tag
             .get(tag)
-            .map(|s| s.iter().cloned().collect())
+            .map(Members::keys)
             .unwrap_or_default();
         inner.remove_all(&keys, &self.stats)
     }
@@ -776,7 +779,7 @@ mod tests {
         store.insert("a", vec![], "a".into(), sized(&clock, "/a", 500));
         {
             let inner = lock(&store.inner);
-            assert!(inner.node(inner.map["a"]).main);
+            assert!(inner.node(*inner.map.get("a").unwrap()).main);
         }
         // In the main queue it outlives another scan through the small one, unused.
         for i in 0..100 {
@@ -841,7 +844,7 @@ mod tests {
                 }
                 check(&store);
                 let inner = lock(&store.inner);
-                let indexed: usize = inner.indexes.by_path.values().map(Set::len).sum();
+                let indexed: usize = inner.indexes.by_path.values().map(Members::len).sum();
                 proptest::prop_assert_eq!(indexed, inner.map.len());
             }
         }
