@@ -169,6 +169,34 @@ def test_api_key_header_and_compound_keys() -> None:
     assert get(c, "/search").status_code == 429
 
 
+def test_a_limit_not_keyed_on_the_address_still_exempts_and_falls_back_by_address() -> None:
+    """The client address is worked out only when a limit needs it: for its exemptions, and for a
+    request missing the key's header."""
+    c = make_client(
+        {
+            "client_ip": {"trusted_proxies": ["10.0.0.0/8"]},
+            "routes": [
+                {
+                    "path": "/search",
+                    "limit": {"quota": "1/hour", "key": "header:X-Api-Key", "exempt_ips": ["192.0.2.0/24"]},
+                }
+            ],
+        }
+    )
+    # Exempt through a trusted proxy's forwarding header, whatever the key says.
+    for _ in range(3):
+        r = get(c, "/search", ip="10.0.0.1", **{"X-Api-Key": "a", "X-Forwarded-For": "192.0.2.5"})
+        assert r.status_code == 200
+    assert get(c, "/search", ip="198.51.100.1", **{"X-Api-Key": "a"}).status_code == 200
+    assert get(c, "/search", ip="198.51.100.2", **{"X-Api-Key": "a"}).status_code == 429, (
+        "keyed on the header"
+    )
+    # Without the header: one bucket per address.
+    assert get(c, "/search", ip="198.51.100.3").status_code == 200
+    assert get(c, "/search", ip="198.51.100.4").status_code == 200
+    assert get(c, "/search", ip="198.51.100.3").status_code == 429
+
+
 def test_spoofed_forwarding_headers_from_an_untrusted_peer_change_nothing() -> None:
     c = make_client(
         {"client_ip": {"trusted_proxies": ["10.0.0.0/8"]}, "routes": [{"path": "/search", "limit": "1/hour"}]}

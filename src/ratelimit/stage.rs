@@ -26,6 +26,7 @@ use crate::gate::{Request, Response};
 use crate::http::Header;
 use crate::problem::{self, Problem};
 use crate::shared::RedisClient;
+use std::cell::OnceCell;
 
 /// A key part with header names resolved to their slot in [`Request::headers`].
 #[derive(Debug, Clone)]
@@ -342,7 +343,11 @@ impl Stage {
         let forwarded = self
             .forwarded_slot
             .and_then(|i| req.headers.get(i).copied().flatten());
-        let client = self.client_ip.resolve(req.remote_addr, forwarded);
+        // Resolved only if a limit keys on or exempts addresses (or a key part is missing): for a
+        // per-subject limit, parsing REMOTE_ADDR and the forwarding header is wasted work.
+        let resolved = OnceCell::new();
+        let client =
+            || *resolved.get_or_init(|| self.client_ip.resolve(req.remote_addr, forwarded));
         let subject = claims.and_then(|c| c.get("sub"));
         let now = self.clock.now_nanos();
         let mut dry_run_refused = None;
@@ -350,7 +355,8 @@ impl Stage {
         let mut legacy: Option<(Quota, super::limiter::QuotaState)> = None;
         for limit in &limits.0 {
             if limit.exempt_methods.iter().any(|m| m == req.method)
-                || client.is_some_and(|ip| limit.exempt_ips.iter().any(|c| c.contains(ip)))
+                || (!limit.exempt_ips.is_empty()
+                    && client().is_some_and(|ip| limit.exempt_ips.iter().any(|c| c.contains(ip))))
                 || subject
                     .and_then(Value::as_str)
                     .is_some_and(|s| limit.exempt_subjects.iter().any(|e| e == s))
@@ -360,12 +366,12 @@ impl Stage {
             let outcome = match &limit.backend {
                 Backend::Memory(l) => {
                     let mut h = l.key_hasher();
-                    self.write_key(&mut h, limit, req, client, claims);
+                    self.write_key(&mut h, limit, req, &client, claims);
                     l.hit_hashed(h.finish(), limit.cost, now)
                 }
                 Backend::Redis(l) => {
                     let mut h = DigestHasher::default();
-                    self.write_key(&mut h, limit, req, client, claims);
+                    self.write_key(&mut h, limit, req, &client, claims);
                     let digest = h.digest();
                     let mut result = None;
                     blocking.run(&mut || result = Some(l.hit(&digest, limit.cost, true)));
@@ -385,7 +391,7 @@ impl Stage {
                                 l.counters.fallback.fetch_add(1, Ordering::Relaxed);
                                 let f = l.fallback();
                                 let mut h = f.key_hasher();
-                                self.write_key(&mut h, limit, req, client, claims);
+                                self.write_key(&mut h, limit, req, &client, claims);
                                 f.hit_hashed(h.finish(), limit.cost, now)
                             }
                         },
@@ -483,7 +489,7 @@ impl Stage {
         h: &mut impl Hasher,
         limit: &BoundLimit,
         req: &Request<'_>,
-        client: Option<IpAddr>,
+        client: &dyn Fn() -> Option<IpAddr>,
         claims: Option<&Claims>,
     ) {
         for part in &limit.key {
@@ -505,8 +511,8 @@ impl Stage {
         }
     }
 
-    fn write_ip(&self, h: &mut impl Hasher, tag: u8, client: Option<IpAddr>) {
-        match client.map(|ip| self.client_ip.key_of(ip)) {
+    fn write_ip(&self, h: &mut impl Hasher, tag: u8, client: &dyn Fn() -> Option<IpAddr>) {
+        match client().map(|ip| self.client_ip.key_of(ip)) {
             Some(IpAddr::V4(v4)) => write_bytes(h, tag, &v4.octets()),
             Some(IpAddr::V6(v6)) => write_bytes(h, tag, &v6.octets()),
             // No usable REMOTE_ADDR: every such request shares one bucket.
