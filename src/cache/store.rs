@@ -107,9 +107,7 @@ impl Indexes {
             }
         }
     }
-}
 
-impl Indexes {
     /// Records `key` (its entry `e` was just stored under `primary`, varying on `vary`).
     fn add(&mut self, primary: &str, vary: Vec<String>, key: String, e: &Entry) {
         // A response that varies on nothing, for a resource with no vary record, is stored
@@ -259,13 +257,6 @@ struct Inner {
     indexes: Indexes,
 }
 
-/// Why an entry leaves the store (only space and expiry count as evictions in `stats`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Removal {
-    Evicted,
-    Removed,
-}
-
 impl Inner {
     fn node(&self, i: u32) -> &Node {
         self.nodes[i as usize]
@@ -358,15 +349,30 @@ impl Inner {
     /// gives a key with hits another round (one hit fewer) and evicts the rest. A scan of
     /// one-off URLs therefore passes through the small queue without evicting the main queue's
     /// popular entries, which is what `TinyLFU` admission buys moka, for a few queue links.
-    fn evict(&mut self, max: u64, now: u64, hasher: &Hasher) -> u64 {
+    ///
+    /// `keep`, the entry being stored, is not its own victim while anything else can go: with
+    /// entries over a tenth of the store, the small queue may hold only it, and evicting it there
+    /// would freeze the store on whatever the main queue holds.
+    fn evict(&mut self, max: u64, now: u64, hasher: &Hasher, keep: u32) -> u64 {
         let mut evicted = 0;
         while self.bytes() > max {
-            let from_small = self.small.bytes > max / 10 || self.main.bytes == 0;
-            let i = if from_small {
+            let mut from_small = self.small.bytes > max / 10 || self.main.bytes == 0;
+            let mut i = if from_small {
                 self.small.head
             } else {
                 self.main.head
             };
+            if i == keep {
+                from_small = !from_small;
+                i = if from_small {
+                    self.small.head
+                } else {
+                    self.main.head
+                };
+                if i == NIL {
+                    break; // only `keep` is left, and it fits (larger entries are not stored)
+                }
+            }
             let (freq, expired) = {
                 let n = self.node(i);
                 (n.freq, now >= n.entry.stale_until)
@@ -405,21 +411,17 @@ impl Inner {
         n
     }
 
-    fn removal(&mut self, key: &str, how: Removal, stats: &Stats) -> bool {
+    /// Purges `key` (not an eviction). Returns whether it was there.
+    fn purge(&mut self, key: &str) -> bool {
         let Some(&i) = self.map.get(key) else {
             return false;
         };
         self.remove(i);
-        if how == Removal::Evicted {
-            stats.evictions.fetch_add(1, Ordering::Relaxed);
-        }
         true
     }
 
-    fn remove_all(&mut self, keys: &[String], stats: &Stats) -> usize {
-        keys.iter()
-            .filter(|k| self.removal(k, Removal::Removed, stats))
-            .count()
+    fn purge_all(&mut self, keys: &[String]) -> usize {
+        keys.iter().filter(|k| self.purge(k)).count()
     }
 }
 
@@ -576,9 +578,9 @@ impl Store {
             self.stats.stores.fetch_add(1, Ordering::Relaxed);
             return entry;
         }
-        // A replaced value keeps its key's place and hits; only its indexes are redone.
+        // A replaced value keeps its queue and its hits, and moves to the queue's tail.
         let old = inner.map.get(key.as_str()).copied();
-        match old {
+        let stored = match old {
             Some(i) => {
                 let node = inner.node(i);
                 let (k, e) = (node.key.clone(), node.entry.clone());
@@ -589,6 +591,7 @@ impl Store {
                 n.weight = weight;
                 let main = n.main;
                 inner.push_back(i, main);
+                i
             }
             None => {
                 let hash = self.hasher.hash_one(key.as_str());
@@ -605,10 +608,11 @@ impl Store {
                 });
                 inner.map.insert(key, i);
                 inner.push_back(i, main);
+                i
             }
-        }
+        };
         inner.indexes.add(primary, vary, key, &entry);
-        let gone = inner.evict(self.max_bytes, now, &self.hasher) + inner.expire_heads(now);
+        let gone = inner.evict(self.max_bytes, now, &self.hasher, stored) + inner.expire_heads(now);
         drop(guard);
         self.stats.evictions.fetch_add(gone, Ordering::Relaxed);
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
@@ -628,7 +632,7 @@ impl Store {
 
     /// Removes one key. Returns whether it was there.
     pub fn purge_key(&self, key: &str) -> bool {
-        lock(&self.inner).removal(key, Removal::Removed, &self.stats)
+        lock(&self.inner).purge(key)
     }
 
     /// Removes every entry stored for `path` (all queries, principals and variants).
@@ -640,7 +644,7 @@ impl Store {
             .get(path)
             .map(Members::keys)
             .unwrap_or_default();
-        inner.remove_all(&keys, &self.stats)
+        inner.purge_all(&keys)
     }
 
     /// Removes every entry whose path starts with `prefix`.
@@ -653,7 +657,7 @@ impl Store {
             .filter(|(p, _)| p.starts_with(prefix))
             .flat_map(|(_, s)| s.keys())
             .collect();
-        inner.remove_all(&keys, &self.stats)
+        inner.purge_all(&keys)
     }
 
     /// Removes every entry stored with `tag`.
@@ -665,7 +669,7 @@ impl Store {
             .get(tag)
             .map(Members::keys)
             .unwrap_or_default();
-        inner.remove_all(&keys, &self.stats)
+        inner.purge_all(&keys)
     }
 
     pub fn clear(&self) {
@@ -788,6 +792,25 @@ mod tests {
         }
         assert!(store.get("a").is_some());
         check(&store);
+    }
+
+    #[test]
+    fn entries_over_a_tenth_of_the_store_still_get_in() {
+        let clock = Arc::new(ManualClock::from_secs(1000));
+        // About four 930-byte entries fit; the small queue's tenth is less than one.
+        let store = Store::new(4_000, Duration::from_secs(60), clock.clone());
+        for k in ["h1", "h2", "h3", "h4", "x"] {
+            store.insert(k, vec![], k.into(), sized(&clock, "/a", 800));
+            assert!(store.get(k).is_some());
+        }
+        // Everything that was hit is in the main queue; each new key must still be stored, and
+        // last long enough to be hit.
+        for i in 0..20 {
+            let k = format!("new{i}");
+            store.insert(&k, vec![], k.clone(), sized(&clock, "/a", 800));
+            assert!(store.get(&k).is_some(), "{k} was evicted by its own insert");
+            check(&store);
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The gate's rate-limit stage: limits bound to routes at build time, decided per request.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -26,7 +27,6 @@ use crate::gate::{Request, Response};
 use crate::http::Header;
 use crate::problem::{self, Problem};
 use crate::shared::RedisClient;
-use std::cell::OnceCell;
 
 /// A key part with header names resolved to their slot in [`Request::headers`].
 #[derive(Debug, Clone)]
