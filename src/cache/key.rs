@@ -75,7 +75,7 @@ pub fn primary(
 }
 
 /// `{len}:{value}`: the length makes the fields unambiguous whatever they contain.
-fn length_prefixed(key: &mut String, value: &str) {
+pub fn length_prefixed(key: &mut String, value: &str) {
     push_int(key, value.len());
     key.push(':');
     key.push_str(value);

@@ -11,7 +11,10 @@ use std::hash::{BuildHasher, Hash};
 
 const SHARDS: usize = 32;
 
-type Hasher = foldhash::fast::RandomState;
+/// The hasher for the store and its indexes. Keys carry client input (paths, queries), so it is
+/// seeded per process; foldhash is several times cheaper than std's `SipHash` on these keys,
+/// and a miss hashes its key into four maps.
+pub type Hasher = foldhash::fast::RandomState;
 
 pub struct Sharded<K, V> {
     /// Picks the table; each table hashes with its own seed, so the two hashes are independent.
@@ -163,7 +166,10 @@ impl Members {
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        match self {
+            Self::Few(set) => set.is_empty(),
+            Self::Many(map) => map.is_empty(),
+        }
     }
 
     /// The keys, copied (the caller removes them from the store, which changes this set).

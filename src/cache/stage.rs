@@ -467,9 +467,7 @@ impl Stage {
                 .unwrap_or_default();
             out.push_str(name);
             out.push('=');
-            crate::http::push_int(&mut out, json.len());
-            out.push(':');
-            out.push_str(&json);
+            key::length_prefixed(&mut out, &json);
             out.push(';');
         }
         Some(out)

@@ -8,13 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::sharded::{Members, Sharded};
+use super::sharded::{Hasher, Members, Sharded};
 use crate::clock::SharedClock;
 
-/// The hasher for the store and its indexes. Keys carry client input (paths, queries), so it is
-/// seeded per process; foldhash is several times cheaper than std's `SipHash` on these keys,
-/// and a miss hashes its key into four maps.
-type Hasher = foldhash::fast::RandomState;
 type Set<K> = HashSet<K, Hasher>;
 
 /// One stored response.
@@ -270,6 +266,10 @@ impl Inner {
             .expect("queued slots hold a node")
     }
 
+    fn queue(&self, main: bool) -> &Queue {
+        if main { &self.main } else { &self.small }
+    }
+
     fn queue_mut(&mut self, main: bool) -> &mut Queue {
         if main {
             &mut self.main
@@ -319,6 +319,11 @@ impl Inner {
         self.small.bytes + self.main.bytes
     }
 
+    /// Entries stored: every slot not on the free list holds one.
+    fn len(&self) -> usize {
+        self.nodes.len() - self.free.len()
+    }
+
     /// Takes node `i` out of the store: queue, map, indexes. Returns its key.
     fn remove(&mut self, i: u32) -> Arc<str> {
         self.unlink(i);
@@ -357,18 +362,10 @@ impl Inner {
         let mut evicted = 0;
         while self.bytes() > max {
             let mut from_small = self.small.bytes > max / 10 || self.main.bytes == 0;
-            let mut i = if from_small {
-                self.small.head
-            } else {
-                self.main.head
-            };
+            let mut i = self.queue(!from_small).head;
             if i == keep {
                 from_small = !from_small;
-                i = if from_small {
-                    self.small.head
-                } else {
-                    self.main.head
-                };
+                i = self.queue(!from_small).head;
                 if i == NIL {
                     break; // only `keep` is left, and it fits (larger entries are not stored)
                 }
@@ -387,7 +384,7 @@ impl Inner {
             let key = self.remove(i);
             evicted += 1;
             if from_small && !expired {
-                let bound = self.map.len().max(64);
+                let bound = self.len().max(64);
                 self.ghost.push(hasher.hash_one(&*key), bound);
             }
         }
@@ -395,11 +392,12 @@ impl Inner {
     }
 
     /// Drops up to two expired entries from the queues' heads: expired entries go without
-    /// waiting for space to be needed, at a bounded cost per insert.
+    /// waiting for space to be needed, at a bounded cost per insert. The small queue is looked
+    /// at again last, since most entries enter there and its next head may be expired too.
     fn expire_heads(&mut self, now: u64) -> u64 {
         let mut n = 0;
         for main in [false, true, false] {
-            let i = self.queue_mut(main).head;
+            let i = self.queue(main).head;
             if i != NIL && now >= self.node(i).entry.stale_until {
                 self.remove(i);
                 n += 1;
@@ -572,9 +570,7 @@ impl Store {
         let mut guard = lock(&self.inner);
         let inner = &mut *guard;
         if u64::from(weight) > self.max_bytes {
-            if let Some(&i) = inner.map.get(key.as_str()) {
-                inner.remove(i);
-            }
+            inner.purge(&key);
             self.stats.stores.fetch_add(1, Ordering::Relaxed);
             return entry;
         }
@@ -685,7 +681,7 @@ impl Store {
     /// Bytes held (weighted size) and entries.
     pub fn usage(&self) -> (u64, u64) {
         let inner = lock(&self.inner);
-        (inner.bytes(), inner.map.len() as u64)
+        (inner.bytes(), inner.len() as u64)
     }
 }
 
