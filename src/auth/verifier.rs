@@ -18,15 +18,11 @@ use super::alg::Algorithm;
 use super::error::{KeyError, TokenError};
 use super::json::{Object, ObjectError, parse_object};
 use super::keys::{Key, b64url};
+use crate::cache::bounded::Bounded;
 use crate::clock::SharedClock;
 
 /// Verified claims.
 pub type Claims = Object;
-
-/// The token caches' hasher: tokens are client input, so it is seeded per process; foldhash
-/// hashes a token of a few hundred bytes several times faster than std's `SipHash`, once per
-/// authenticated request.
-type TokenHasher = foldhash::fast::RandomState;
 
 /// Where keys come from: a fixed set, or a JWKS endpoint that may refresh.
 pub trait KeySource: Send + Sync + std::fmt::Debug {
@@ -146,8 +142,11 @@ pub struct Verifier {
     validation: Validation,
     source: Arc<dyn KeySource>,
     clock: SharedClock,
-    cache: Option<moka::sync::Cache<Box<str>, Arc<Verified>, TokenHasher>>,
-    refused: Option<moka::sync::Cache<Box<str>, (u64, TokenError), TokenHasher>>,
+    /// Verified tokens, until their `exp` (at most `CACHE_TTL`). Keyed by the whole token:
+    /// the caches hash with a per-process seed, as tokens are client input.
+    cache: Option<Bounded<Arc<str>, Arc<Verified>>>,
+    /// Refusals that time or new keys cannot change, for `NEGATIVE_TTL`.
+    refused: Option<Bounded<Arc<str>, (u64, TokenError)>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -158,33 +157,16 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-struct ExpireAtExp;
-
-impl moka::Expiry<Box<str>, Arc<Verified>> for ExpireAtExp {
-    fn expire_after_create(
-        &self,
-        _: &Box<str>,
-        v: &Arc<Verified>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        // No later than the token's exp (checked again on every hit anyway), at most CACHE_TTL.
-        let ttl = v.exp.map_or(CACHE_TTL, |exp| {
-            let left = exp - now_secs();
-            if left.is_finite() && left > 0.0 {
-                Duration::from_secs_f64(left.min(CACHE_TTL.as_secs_f64()))
-            } else {
-                Duration::ZERO
-            }
-        });
-        Some(ttl)
+/// Seconds on the verifier's clock as the caches' nanoseconds (saturating; before the epoch is 0).
+fn nanos(secs: f64) -> u64 {
+    if secs.is_nan() || secs <= 0.0 {
+        0
+    } else {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // saturating cast, >= 0
+        let n = (secs * 1e9) as u64;
+        n
     }
 }
-
-fn now_secs() -> f64 {
-    crate::clock::SystemClock.now_secs_f64()
-}
-
-use crate::clock::Clock as _;
 
 impl Verifier {
     pub fn new(
@@ -205,18 +187,8 @@ impl Verifier {
         if validation.max_token_bytes < 16 {
             return Err(KeyError::Options("max_token_bytes is too small".into()));
         }
-        let cache = (validation.cache_size > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(validation.cache_size)
-                .expire_after(ExpireAtExp)
-                .build_with_hasher(TokenHasher::default())
-        });
-        let refused = (validation.cache_size > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(validation.cache_size)
-                .time_to_live(NEGATIVE_TTL)
-                .build_with_hasher(TokenHasher::default())
-        });
+        let cache = (validation.cache_size > 0).then(|| Bounded::new(validation.cache_size));
+        let refused = (validation.cache_size > 0).then(|| Bounded::new(validation.cache_size));
         Ok(Self {
             validation,
             source,
@@ -268,12 +240,13 @@ impl Verifier {
     #[must_use]
     pub fn cached(&self, token: &str, now: f64) -> Option<Result<Arc<Verified>, TokenError>> {
         let version = self.source.version();
-        if let Some(v) = self.cache.as_ref().and_then(|c| c.get(token)) {
+        let at = nanos(now);
+        if let Some(v) = self.cache.as_ref().and_then(|c| c.get(token, at)) {
             if v.version == version {
                 return Some(self.check_time(&v, now).map(|()| v));
             }
         }
-        match self.refused.as_ref().and_then(|c| c.get(token)) {
+        match self.refused.as_ref().and_then(|c| c.get(token, at)) {
             Some((v, e)) if v == version => Some(Err(e)),
             _ => None,
         }
@@ -294,7 +267,12 @@ impl Verifier {
         match &result {
             Ok(v) => {
                 if let Some(c) = &self.cache {
-                    c.insert(token.into(), v.clone());
+                    // No later than the token's exp (checked again on every hit anyway).
+                    let until = v
+                        .exp
+                        .map_or(f64::INFINITY, |exp| exp + self.validation.leeway);
+                    let deadline = nanos(until.min(now + CACHE_TTL.as_secs_f64()));
+                    c.insert(token.into(), v.clone(), deadline, 1, nanos(now));
                 }
             }
             // Refusals that time or new keys cannot change are remembered briefly.
@@ -310,7 +288,8 @@ impl Verifier {
             ) => {
                 if let Some(c) = &self.refused {
                     if token.len() <= self.validation.max_token_bytes {
-                        c.insert(token.into(), (version, e.clone()));
+                        let deadline = nanos(now + NEGATIVE_TTL.as_secs_f64());
+                        c.insert(token.into(), (version, e.clone()), deadline, 1, nanos(now));
                     }
                 }
             }
@@ -606,5 +585,93 @@ fn numeric_date(claims: &Claims, name: &str) -> Result<Option<f64>, TokenError> 
         Some(_) => Err(TokenError::InvalidClaim(format!(
             "{name:?} must be a number (NumericDate)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use serde_json::{Map, json};
+
+    fn verifier(cache_size: u64) -> Verifier {
+        let validation = Validation {
+            algorithms: vec![Algorithm::HS256],
+            cache_size,
+            ..Default::default()
+        };
+        let key = Key::hmac(b"k", None).unwrap();
+        Verifier::with_keys(validation, vec![key], Arc::new(ManualClock::from_secs(0))).unwrap()
+    }
+
+    fn token(claims: &Value, secret: &[u8]) -> String {
+        let Value::Object(claims) = claims else {
+            panic!("claims must be an object")
+        };
+        crate::auth::encode::encode(claims, secret, Algorithm::HS256, &Map::new()).unwrap()
+    }
+
+    #[test]
+    fn a_verified_token_is_cached_until_its_exp() {
+        let v = verifier(100);
+        let t = token(&json!({"sub": "ann", "exp": 1500}), b"k");
+        assert!(v.cached(&t, 1000.0).is_none());
+        let first = v.verify(&t, 1000.0).unwrap();
+        let hit = v.cached(&t, 1499.0).expect("cached").unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &hit),
+            "a hit hands back the same verification"
+        );
+        assert!(v.cached(&t, 1500.0).is_none(), "gone at exp");
+        assert!(matches!(v.verify(&t, 1500.0), Err(TokenError::Expired)));
+    }
+
+    #[test]
+    fn a_token_without_exp_stays_at_most_the_cache_ttl() {
+        let v = verifier(100);
+        let t = token(&json!({"sub": "ann"}), b"k");
+        v.verify(&t, 1000.0).unwrap();
+        let ttl = CACHE_TTL.as_secs_f64();
+        assert!(v.cached(&t, 1000.0 + ttl - 1.0).is_some());
+        assert!(v.cached(&t, 1000.0 + ttl).is_none());
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_for_the_negative_ttl() {
+        let v = verifier(100);
+        let forged = token(&json!({"sub": "eve"}), b"not-the-key");
+        assert!(matches!(
+            v.verify(&forged, 1000.0),
+            Err(TokenError::InvalidSignature)
+        ));
+        let ttl = NEGATIVE_TTL.as_secs_f64();
+        assert!(matches!(
+            v.cached(&forged, 1000.0 + ttl - 1.0),
+            Some(Err(TokenError::InvalidSignature))
+        ));
+        assert!(v.cached(&forged, 1000.0 + ttl).is_none());
+    }
+
+    #[test]
+    fn the_caches_stay_within_cache_size() {
+        let v = verifier(8);
+        let hot = token(&json!({"sub": "hot"}), b"k");
+        v.verify(&hot, 1000.0).unwrap();
+        for i in 0..100 {
+            assert!(v.cached(&hot, 1000.0).is_some(), "hot token lost at {i}");
+            let sub = format!("user-{i}");
+            v.verify(&token(&json!({ "sub": sub }), b"k"), 1000.0)
+                .unwrap();
+            v.verify(&token(&json!({ "sub": sub }), b"x"), 1000.0)
+                .unwrap_err();
+        }
+        assert!(v.cache.as_ref().unwrap().len() <= 8);
+        assert!(v.refused.as_ref().unwrap().len() <= 8);
+        let off = verifier(0);
+        off.verify(&hot, 1000.0).unwrap();
+        assert!(
+            off.cached(&hot, 1000.0).is_none(),
+            "cache_size 0 turns the cache off"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Response caching: RFC 9111 shared-cache rules, keys that never cross users, an S3-FIFO store
 //! weighted by bytes, purging by path/prefix/tag, request coalescing and stale-while-revalidate.
 
+pub mod bounded;
 pub mod key;
 pub mod rules;
 pub mod sharded;

@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::Error;
 use super::release_if;
+use crate::cache::bounded::Bounded;
 use crate::cache::shared::Purge;
 use crate::cache::stage::{Stage, Ticket};
 use crate::cache::store::{Entry, Lookup, Store};
@@ -274,7 +275,8 @@ struct MemoEntry {
 pub struct PyCachedFunction {
     func: Py<PyAny>,
     key_func: Option<Py<PyAny>>,
-    cache: moka::sync::Cache<isize, Arc<Vec<MemoEntry>>>,
+    /// Buckets of entries by Python hash, weighed by their length: colliding keys share one.
+    cache: Bounded<isize, Arc<Vec<MemoEntry>>>,
     ttl_nanos: Option<u64>,
     maxsize: u64,
     clock: SharedClock,
@@ -319,10 +321,10 @@ impl PyCachedFunction {
         hash: isize,
         key: &Bound<'_, PyAny>,
     ) -> PyResult<Option<Py<PyAny>>> {
-        let Some(bucket) = self.cache.get(&hash) else {
+        let now = self.clock.now_nanos();
+        let Some(bucket) = self.cache.get(&hash, now) else {
             return Ok(None);
         };
-        let now = self.clock.now_nanos();
         for e in bucket.iter() {
             if e.deadline > now && e.key.bind(py).eq(key)? {
                 return Ok(Some(e.value.clone_ref(py)));
@@ -363,13 +365,7 @@ impl PyCachedFunction {
         Ok(Self {
             func,
             key_func: key,
-            // Weighed by values, not hash buckets: colliding keys share a bucket.
-            cache: moka::sync::Cache::builder()
-                .max_capacity(maxsize)
-                .weigher(|_: &isize, bucket: &Arc<Vec<MemoEntry>>| {
-                    u32::try_from(bucket.len()).unwrap_or(u32::MAX)
-                })
-                .build(),
+            cache: Bounded::new(maxsize),
             ttl_nanos,
             maxsize,
             clock: system(),
@@ -400,7 +396,7 @@ impl PyCachedFunction {
         let now = self.clock.now_nanos();
         // Rebuild the bucket: drop expired entries and any older value for an equal key.
         let mut entries: Vec<MemoEntry> = Vec::new();
-        if let Some(old) = self.cache.get(&hash) {
+        if let Some(old) = self.cache.get(&hash, now) {
             for e in old.iter() {
                 if e.deadline > now && !e.key.bind(py).eq(&key)? {
                     entries.push(MemoEntry {
@@ -416,7 +412,10 @@ impl PyCachedFunction {
             value: value.clone_ref(py),
             deadline,
         });
-        self.cache.insert(hash, Arc::new(entries));
+        let until = entries.iter().map(|e| e.deadline).max().unwrap_or(deadline);
+        let weight = entries.len() as u64;
+        self.cache
+            .insert(hash, Arc::new(entries), until, weight, now);
         Ok(value)
     }
 
@@ -430,7 +429,8 @@ impl PyCachedFunction {
     ) -> PyResult<bool> {
         let key = self.key_of(py, args, kwargs)?;
         let hash = key.hash()?;
-        let Some(old) = self.cache.get(&hash) else {
+        let now = self.clock.now_nanos();
+        let Some(old) = self.cache.get(&hash, now) else {
             return Ok(false);
         };
         let mut kept = Vec::new();
@@ -447,16 +447,17 @@ impl PyCachedFunction {
             }
         }
         if kept.is_empty() {
-            self.cache.invalidate(&hash);
+            self.cache.remove(&hash);
         } else {
-            self.cache.insert(hash, Arc::new(kept));
+            let until = kept.iter().map(|e| e.deadline).max().unwrap_or(0);
+            let weight = kept.len() as u64;
+            self.cache.insert(hash, Arc::new(kept), until, weight, now);
         }
         Ok(found)
     }
 
     fn cache_clear(&self) {
-        self.cache.invalidate_all();
-        self.cache.run_pending_tasks();
+        self.cache.clear();
         self.hits.store(0, Ordering::Relaxed);
         self.misses.store(0, Ordering::Relaxed);
     }
@@ -465,7 +466,6 @@ impl PyCachedFunction {
     /// reports.
     fn cache_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        self.cache.run_pending_tasks();
         let class = CACHE_INFO.get_or_try_init(py, || -> PyResult<_> {
             Ok(py.import("ferrogate.memo")?.getattr("CacheInfo")?.unbind())
         })?;
@@ -473,7 +473,7 @@ impl PyCachedFunction {
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
             self.maxsize,
-            self.cache.weighted_size(),
+            self.cache.weight(),
         ))
     }
 
