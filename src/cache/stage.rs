@@ -768,7 +768,17 @@ pub(super) fn vary_values(
         .collect()
 }
 
-/// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/` is ignored on both sides.
+/// The values of every `name` header, in order (names compared without case).
+fn header_values<'h>(
+    headers: &'h [(String, String)],
+    name: &'h str,
+) -> impl Iterator<Item = &'h str> {
+    headers
+        .iter()
+        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// `bytes` as a quoted lowercase hex string (a strong `ETag`), without a `fmt` call per byte.
 fn quoted_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -782,8 +792,11 @@ fn quoted_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/` is ignored on both sides.
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    fn bare(t: &str) -> &str {
+        t.trim().trim_start_matches("W/")
+    }
     let target = bare(etag);
     if_none_match
         .split(',')
@@ -871,12 +884,7 @@ impl Ticket {
         if !allowed.contains(&status) {
             return Some(NotStored::Status);
         }
-        let values = |name: &'static str| {
-            headers
-                .iter()
-                .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
+        let values = |name: &'static str| header_values(headers, name);
         let cc = CacheControl::parse(values("cache-control"));
         if cc.no_store {
             return Some(NotStored::NoStore);
@@ -986,14 +994,7 @@ impl Ticket {
             self.refusal(status, &out)
         }
         .or_else(|| (body.len() > stage.settings.max_entry_bytes).then_some(NotStored::TooLarge));
-        let values = |out: &[(String, String)], name: &str| {
-            out.iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .collect::<Vec<_>>()
-        };
-        let cc_values = values(&out, "cache-control");
-        let cc = CacheControl::parse(cc_values.iter().map(String::as_str));
+        let cc = CacheControl::parse(header_values(&out, "cache-control"));
         let lifetime = rules::freshness(&cc, *ttl);
         let refusal = refusal.or_else(|| (lifetime == 0).then_some(NotStored::ZeroTtl));
         if let Some(why) = refusal {
@@ -1004,7 +1005,8 @@ impl Ticket {
                 stored: false,
             };
         }
-        let etag = match values(&out, "etag").into_iter().next() {
+        let own_etag = header_values(&out, "etag").next().map(str::to_owned);
+        let etag = match own_etag {
             Some(e) => e,
             None => {
                 let d = digest::digest(&digest::SHA256, body);
@@ -1013,14 +1015,11 @@ impl Ticket {
                 e
             }
         };
-        let vary_names: Vec<String> = values(&out, "vary")
-            .iter()
-            .flat_map(|v| {
-                v.split(',')
-                    .map(|n| n.trim().to_ascii_lowercase())
-                    .filter(|n| !n.is_empty())
-                    .collect::<Vec<_>>()
-            })
+        let vary_names: Vec<String> = header_values(&out, "vary")
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_ascii_lowercase)
             .collect();
         let vary_values = vary_values(&vary_names, request_vary);
         let now = stage.store.clock.now_nanos();
