@@ -116,6 +116,31 @@ def test_denied_on_the_fast_path_before_flask_runs() -> None:
     assert counter.views == 1
 
 
+def test_after_the_first_request_flask_calls_the_native_gate_directly() -> None:
+    from ferrogate._native import WsgiGate
+
+    app, _, counter = make_app()
+    client = app.test_client()
+    assert client.get("/items/1").status_code == 200
+    assert isinstance(app.wsgi_app, WsgiGate)
+    assert client.get("/admin/x").status_code == 403
+    assert counter.flask_requests == 1
+
+
+def test_a_wrapper_added_after_init_app_stays_in_front() -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app, _, counter = make_app()
+    wrapper = ProxyFix(app.wsgi_app)
+    app.wsgi_app = wrapper  # type: ignore[method-assign]
+    client = app.test_client()
+    for _ in range(2):
+        assert client.get("/items/1").status_code == 200
+        assert client.get("/admin/x").status_code == 403
+    assert app.wsgi_app is wrapper
+    assert counter.flask_requests == 2
+
+
 def test_method_not_allowed_from_the_url_map() -> None:
     app, _, counter = make_app()
     r = app.test_client().post("/items/3")

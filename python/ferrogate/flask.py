@@ -282,8 +282,13 @@ class _FlaskGateMiddleware:
         if not state.enabled or not state.fast_path:
             return None
         # With defer_refusals, Flask runs for refused requests so the app's handler renders them.
-        self._native = WsgiGate(self.wsgi_app, compiled.gate, state.defer_refusals)
-        return self._native
+        native = self._native = WsgiGate(self.wsgi_app, compiled.gate, state.defer_refusals)
+        # From now on Flask may call the native gate itself, a Python frame less per request. Only
+        # while app.wsgi_app is still this middleware: a wrapper added after init_app (ProxyFix,
+        # say) holds this object and keeps calling it, which still works.
+        if state.app.__dict__.get("wsgi_app") is self:
+            state.app.wsgi_app = native  # type: ignore[method-assign]
+        return native
 
 
 class FerroGate:

@@ -44,7 +44,8 @@ def _requests(variant: str) -> Any:
     if framework == "flask":
         import test_bench_flask_stack as fl
 
-        app = (fl.bare_app() if kind == "bare" else fl.ferrogate_app()).wsgi_app
+        # The Flask app itself, as a server calls it (and as the pytest-benchmark groups do).
+        app = fl.bare_app() if kind == "bare" else fl.ferrogate_app()
         return lambda n: app(fl.environ(f"i={n}"), start_response)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_project.settings")
     import django
