@@ -167,6 +167,23 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
             .sum()
     }
 
+    /// The weight of the entries still before their deadline at `now` (what `cache_info`
+    /// reports; it looks at every entry, so it is for introspection, not requests).
+    #[must_use]
+    pub fn live_weight(&self, now: u64) -> u64 {
+        self.shards
+            .iter()
+            .map(|m| {
+                let s = m.lock().unwrap_or_else(PoisonError::into_inner);
+                s.slots
+                    .iter()
+                    .filter(|x| x.deadline > now)
+                    .map(|x| x.weight)
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
     /// How many entries are held (expired entries not yet reached included).
     #[must_use]
     pub fn len(&self) -> usize {
@@ -239,6 +256,15 @@ mod tests {
     fn entries_are_not_returned_past_their_deadline() {
         let c: Bounded<String, u32> = Bounded::new(10);
         c.insert("a".into(), 1, 100, 1, 0);
+        c.insert("z".into(), 26, 200, 2, 0);
+        assert_eq!(c.live_weight(99), 3);
+        assert_eq!(c.live_weight(100), 2, "an expired entry no longer counts");
+        assert_eq!(
+            c.weight(),
+            3,
+            "though it is held until something reaches it"
+        );
+        assert!(c.remove("z"));
         assert_eq!(c.get("a", 99), Some(1));
         assert_eq!(c.get("a", 100), None);
         assert!(c.is_empty(), "an expired entry leaves on lookup");

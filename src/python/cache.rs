@@ -473,7 +473,7 @@ impl PyCachedFunction {
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
             self.maxsize,
-            self.cache.weight(),
+            self.cache.live_weight(self.clock.now_nanos()),
         ))
     }
 
