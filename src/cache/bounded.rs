@@ -3,9 +3,10 @@
 //! Second-chance (CLOCK) eviction behind a few mutexes. A hit takes one uncontended lock, one
 //! probe and a flag store, where moka (which this replaced) also records the access in a channel
 //! and runs its maintenance: about 600 instructions across several dozen cold cache lines on
-//! every authenticated request. These caches need no more than CLOCK gives: a hot entry survives
-//! any number of one-off inserts between two of its hits, each insert evicts at most what it
-//! needs, and nothing runs in the background.
+//! every authenticated request. These caches need no more than CLOCK gives: an entry hit at
+//! least once per sweep of the hand (a sweep takes about `capacity` new entries) is never
+//! evicted, however many one-off entries pass through; each insert evicts only what it needs;
+//! nothing runs in the background.
 //!
 //! Deadlines are nanoseconds on the caller's clock (tests advance a manual one). An entry past
 //! its deadline is never returned; it leaves on lookup or when the hand reaches it.
