@@ -332,6 +332,15 @@ impl PyCachedFunction {
         }
         Ok(None)
     }
+
+    /// Stores a non-empty bucket: it lives as long as its longest-lived entry and weighs one per
+    /// entry.
+    fn put_bucket(&self, hash: isize, entries: Vec<MemoEntry>, now: u64) {
+        let until = entries.iter().map(|e| e.deadline).max().unwrap_or(0);
+        let weight = entries.len() as u64;
+        self.cache
+            .insert(hash, Arc::new(entries), until, weight, now);
+    }
 }
 
 #[pymethods]
@@ -412,10 +421,7 @@ impl PyCachedFunction {
             value: value.clone_ref(py),
             deadline,
         });
-        let until = entries.iter().map(|e| e.deadline).max().unwrap_or(deadline);
-        let weight = entries.len() as u64;
-        self.cache
-            .insert(hash, Arc::new(entries), until, weight, now);
+        self.put_bucket(hash, entries, now);
         Ok(value)
     }
 
@@ -449,9 +455,7 @@ impl PyCachedFunction {
         if kept.is_empty() {
             self.cache.remove(&hash);
         } else {
-            let until = kept.iter().map(|e| e.deadline).max().unwrap_or(0);
-            let weight = kept.len() as u64;
-            self.cache.insert(hash, Arc::new(kept), until, weight, now);
+            self.put_bucket(hash, kept, now);
         }
         Ok(found)
     }

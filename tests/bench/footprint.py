@@ -122,21 +122,25 @@ def main() -> int:
     print(
         f"{'variant':14} {'instructions':>13} {'L1 misses':>10} {'L2 misses':>10} {'code':>7} {'data':>7}   vs bare"
     )
+
+    def l1_misses(p: dict[str, float]) -> float:
+        return p["I1mr"] + p["D1mr"] + p["D1mw"]
+
+    def l2_misses(p: dict[str, float]) -> float:
+        return p["ILmr"] + p["DLmr"] + p["DLmw"]
+
     for v in VARIANTS:
         p = per[v]
-        l1 = p["I1mr"] + p["D1mr"] + p["D1mw"]
-        misses = p["ILmr"] + p["DLmr"] + p["DLmw"]
+        l1, misses = l1_misses(p), l2_misses(p)
         line = (
             f"{v:14} {p['Ir']:13,.0f} {l1:10,.0f} {misses:10,.0f} {p['ILmr']:7,.0f}"
             f" {p['DLmr'] + p['DLmw']:7,.0f}"
         )
         if v.endswith("-stack"):
             b = per[v.replace("-stack", "-bare")]
-            b_l1 = b["I1mr"] + b["D1mr"] + b["D1mw"]
-            b_misses = b["ILmr"] + b["DLmr"] + b["DLmw"]
             line += (
-                f"   instructions {p['Ir'] / b['Ir']:.3f}x, L1 misses {l1 / b_l1:.3f}x,"
-                f" L2 misses {misses / b_misses:.2f}x"
+                f"   instructions {p['Ir'] / b['Ir']:.3f}x, L1 misses {l1 / l1_misses(b):.3f}x,"
+                f" L2 misses {misses / l2_misses(b):.2f}x"
             )
         print(line)
     return 0
