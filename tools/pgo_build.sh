@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The extension's release build, profile-guided, installed into the active venv by maturin develop.
+#
+# 1. An instrumented build runs tests/bench/pgo_train.py, an API's mix of traffic
+#    through Flask and Django, and leaves raw profiles in target/pgo/raw.
+# 2. llvm-profdata (rustup's llvm-tools, the same LLVM as rustc) merges them.
+# 3. The final build reads the profile: hot code is laid out together
+#    (.text.hot), cold blocks are split out of hot functions (-enable-split-machine-functions), and
+#    code never run goes to .text.unlikely. Inside a framework's request the gate's cost is mostly
+#    the cache lines it takes from the framework's own code and data, which this layout shrinks.
+#
+# PGO=0 (or no llvm-profdata to be had) gives a plain `maturin develop --release`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+plain() {
+    echo "pgo_build: $1; plain release build" >&2
+    exec maturin develop --release --quiet
+}
+
+[ "${PGO:-1}" = 1 ] || plain "PGO=${PGO}"
+profdata="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-profdata"
+if [ ! -x "$profdata" ]; then
+    rustup component add llvm-tools >/dev/null 2>&1 || true
+fi
+[ -x "$profdata" ] || plain "no llvm-profdata (rustup component add llvm-tools failed)"
+
+raw="$PWD/target/pgo/raw"
+rm -rf "$raw"
+mkdir -p "$raw"
+# The flags after `--` go to rustc for this crate only: the dependencies are built once, the same
+# for both stages and for `cargo test`, and only ferrogate itself is built twice.
+maturin develop --release --quiet -- "-Cprofile-generate=$raw"
+"${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}python" tests/bench/pgo_train.py
+"$profdata" merge -o "$raw/../ferrogate.profdata" "$raw"
+maturin develop --release --quiet -- "-Cprofile-use=$raw/../ferrogate.profdata" \
+    -Cllvm-args=-enable-split-machine-functions -Clink-arg=-Wl,-z,keep-text-section-prefix
