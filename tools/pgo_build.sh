@@ -9,13 +9,35 @@
 #    code never run goes to .text.unlikely. Inside a framework's request the gate's cost is mostly
 #    the cache lines it takes from the framework's own code and data, which this layout shrinks.
 #
-# PGO=0 (or no llvm-profdata to be had) gives a plain `maturin develop --release`.
+# `tools/pgo_build.sh wheel` also writes the final build as a wheel, in target/wheels.
+# PGO=0 (or no llvm-profdata to be had) gives a plain release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+final() {
+    local how=$1
+    shift
+    if [ "$how" = wheel ]; then
+        maturin build --release --quiet --out target/wheels "$@"
+    fi
+    # Also in wheel mode, so the venv is not left with the instrumented build (the same flags:
+    # cargo has nothing to rebuild).
+    maturin develop --release --quiet "$@"
+}
+
+mode="${1:-develop}"
+case "$mode" in
+develop | wheel) ;;
+*)
+    echo "usage: tools/pgo_build.sh [develop|wheel]" >&2
+    exit 2
+    ;;
+esac
+
 plain() {
     echo "pgo_build: $1; plain release build" >&2
-    exec maturin develop --release --quiet
+    final "$mode"
+    exit 0
 }
 
 [ "${PGO:-1}" = 1 ] || plain "PGO=${PGO}"
@@ -29,9 +51,9 @@ raw="$PWD/target/pgo/raw"
 rm -rf "$raw"
 mkdir -p "$raw"
 # The flags after `--` go to rustc for this crate only: the dependencies are built once, the same
-# for both stages and for `cargo test`, and only ferrogate itself is built twice.
+# for both stages, and only ferrogate itself is built twice.
 maturin develop --release --quiet -- "-Cprofile-generate=$raw"
 "${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}python" tests/bench/pgo_train.py
 "$profdata" merge -o "$raw/../ferrogate.profdata" "$raw"
-maturin develop --release --quiet -- "-Cprofile-use=$raw/../ferrogate.profdata" \
+final "$mode" -- "-Cprofile-use=$raw/../ferrogate.profdata" \
     -Cllvm-args=-enable-split-machine-functions -Clink-arg=-Wl,-z,keep-text-section-prefix

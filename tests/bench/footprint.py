@@ -5,9 +5,9 @@ not depend on how fast the host is at the moment. Each variant runs twice under
 ``valgrind --tool=callgrind --cache-sim=yes`` (``LOW`` and ``HIGH`` requests, everything else equal),
 and the difference divided by ``HIGH - LOW`` is the cost of one request: instructions, lines missed
 in the L1 caches (32 KiB code, 32 KiB data, as on these hosts), and lines missed in a simulated
-512 KiB L2 (the smallest per-core L2 of the machines we measure on; with 1 MiB the whole request
-fits, and the L1 misses are what it pays). The stack variants
-are the pytest-benchmark groups' (JWT HS256 + limit + cache miss, a fresh query per request).
+512 KiB L2 (the per-core L2 of the machines we measure on; ``lscpu`` prints "1 MiB (2 instances)"
+for two cores). The stack variants are the pytest-benchmark groups' (JWT HS256 + limit + cache
+miss, a fresh query per request).
 
     python tests/bench/footprint.py            # needs valgrind; about ten minutes on two cores
     python tests/bench/footprint.py --run flask-stack 100   # the requests alone (valgrind's child)
