@@ -57,3 +57,10 @@ maturin develop --release --quiet -- "-Cprofile-generate=$raw"
 "$profdata" merge -o "$raw/../ferrogate.profdata" "$raw"
 final "$mode" -- "-Cprofile-use=$raw/../ferrogate.profdata" \
     -Cllvm-args=-enable-split-machine-functions -Clink-arg=-Wl,-z,keep-text-section-prefix
+# LLVM ignores a profile that does not match the code it compiles, silently: then there is no
+# hot section, and the build is plain in all but name.
+so=$(ls python/ferrogate/_native*.so)
+if command -v readelf >/dev/null && ! readelf -S -W "$so" | grep -q ' \.text\.hot '; then
+    echo "pgo_build: $so has no .text.hot section: the profile was not applied" >&2
+    exit 1
+fi
