@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The extension's release build, profile-guided, installed into the active venv by maturin develop.
 #
-# 1. An instrumented build runs tests/bench/pgo_train.py, an API's mix of traffic
-#    through Flask and Django, and leaves raw profiles in target/pgo/raw.
+# 1. An instrumented build runs tests/bench/pgo_train.py, an API's mix of traffic through Flask
+#    and Django and calls of the Python API, and leaves raw profiles in target/pgo/raw.
 # 2. llvm-profdata (rustup's llvm-tools, the same LLVM as rustc) merges them.
 # 3. The final build reads the profile: hot code is laid out together
 #    (.text.hot), cold blocks are split out of hot functions (-enable-split-machine-functions), and
@@ -20,8 +20,7 @@ final() {
     if [ "$how" = wheel ]; then
         maturin build --release --quiet --out target/wheels "$@"
     fi
-    # Also in wheel mode, so the venv is not left with the instrumented build (the same flags:
-    # cargo has nothing to rebuild).
+    # Also in wheel mode, so the venv is not left with the instrumented build.
     maturin develop --release --quiet "$@"
 }
 

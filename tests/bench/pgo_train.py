@@ -7,8 +7,9 @@ the framework's (``make footprint``), so the layout matters more than it would i
 
 The mix is an API's, not a benchmark's: mostly authenticated GETs (cache misses that store, then
 hits) from one user and from many, some conditional requests, and a share of refusals (no token, a
-forged token, over the limit), through Flask and through Django. It must not lean on one path only: what it never runs
-ends up in the cold section.
+forged token, over the limit), through Flask and through Django; then the classes an app may call
+itself. It must not lean on one path only: what it never runs ends up in the cold section, built
+for size.
 
     python tests/bench/pgo_train.py            # about five seconds with the instrumented build
 """
