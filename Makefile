@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml
 PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
 
-.PHONY: help demo test lint bench footprint dev build fmt clean rust-test py-test fuzz load soak redis-bin
+.PHONY: help demo test lint bench blocks footprint dev build fmt clean rust-test py-test fuzz load soak redis-bin
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,6 +73,10 @@ bench: build redis-bin ## benchmarks, side by side with the peers, in one run
 		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name \
 		--benchmark-json=bench-results/latest.json tests/bench
 	$(PY) tests/bench/ratios.py bench-results/latest.json
+
+blocks: build ## bare vs the stack, timed in alternating blocks of 25 requests in one process (Flask, Django)
+	$(PY) tests/bench/blocks.py flask --procs 8
+	$(PY) tests/bench/blocks.py django --procs 6
 
 footprint: build ## instructions and L2 misses per whole request (callgrind), bare vs the stack: counts, not times
 	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
