@@ -100,6 +100,16 @@ def test_bad_tokens_are_401_invalid_token_and_never_echoed(client: Any, t: str) 
     assert t not in challenge
 
 
+@pytest.mark.parametrize("credentials", ["a b", "==", "", 'tok"en', "abc.d\u00e9f.ghi"])
+def test_credentials_outside_token68_are_401_malformed(client: Any, credentials: str) -> None:
+    # A valid token first, so its verification is cached: the check of the alphabet, which runs
+    # after the cache lookup, must still refuse everything the cache does not hold.
+    assert client.get("/me", headers=bearer(token(iss="me"))).status_code == 200
+    r = client.get("/me", headers={"Authorization": f"Bearer {credentials}"})
+    assert r.status_code == 401
+    assert "not a well-formed bearer token" in r.headers["WWW-Authenticate"]
+
+
 def test_other_schemes_are_no_token(client: Any) -> None:
     r = client.get("/me", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert r.status_code == 401

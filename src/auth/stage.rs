@@ -1,6 +1,7 @@
 //! The gate's auth stage: find the bearer token where the route allows it, verify it, check
 //! scopes and claims, and answer 401/403 the RFC 6750 way when that fails.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -223,15 +224,21 @@ impl Stage {
                 Ok(None)
             };
         };
-        let Ok(token) = token else {
-            return Err(self.unauthorized(
+        let malformed = || {
+            self.unauthorized(
                 Some("invalid_token"),
                 "the credentials are not a well-formed bearer token",
-            ));
+            )
+        };
+        let Ok(token) = token else {
+            return Err(malformed());
         };
         let now = self.verifier.now();
         let verified = match self.verifier.cached(&token, now) {
+            // Only well-formed tokens get verified, so a cached outcome needs no second look at
+            // the token's bytes; anything else is checked before it costs a verification.
             Some(r) => r,
+            None if !is_token68(&token) => return Err(malformed()),
             None if !self.verifier.may_block() => self.verifier.verify_uncached(&token, now),
             None => {
                 let mut out = None;
@@ -273,8 +280,13 @@ impl Stage {
         Ok(Some(verified))
     }
 
-    /// The token from the first location that has credentials: `Some(Err)` when they are malformed.
-    fn find_token(&self, policy: &AuthPolicy, req: &Request<'_>) -> Option<Result<String, ()>> {
+    /// The token from the first location that has credentials, not yet checked for its alphabet:
+    /// `Some(Err)` when a query parameter does not decode.
+    fn find_token<'r>(
+        &self,
+        policy: &AuthPolicy,
+        req: &Request<'r>,
+    ) -> Option<Result<Cow<'r, str>, ()>> {
         for loc in &policy.locations {
             let found = match loc {
                 TokenLocation::Header => req
@@ -282,20 +294,15 @@ impl Stage {
                     .get(self.slots.authorization)
                     .copied()
                     .flatten()
-                    .and_then(bearer),
+                    .and_then(bearer)
+                    .map(|t| Ok(Cow::Borrowed(t))),
                 TokenLocation::Cookie(name) => req
                     .headers
                     .get(self.slots.cookie)
                     .copied()
                     .flatten()
                     .and_then(|c| cookie(c, name))
-                    .map(|v| {
-                        if is_token68(v) {
-                            Ok(v.to_owned())
-                        } else {
-                            Err(())
-                        }
-                    }),
+                    .map(|v| Ok(Cow::Borrowed(v))),
                 TokenLocation::Query(name) => query(req.query, name),
             };
             if found.is_some() {
@@ -365,23 +372,20 @@ fn quoted(s: &str) -> String {
 
 /// `Authorization: Bearer <token>`: scheme case-insensitive, one or more spaces (RFC 6750 §2.1).
 /// Another scheme (Basic, ...) is no bearer token at all.
-fn bearer(value: &str) -> Option<Result<String, ()>> {
+fn bearer(value: &str) -> Option<&str> {
     let (scheme, rest) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    let token = rest.trim_start_matches(' ').trim_end();
-    Some(if is_token68(token) {
-        Ok(token.to_owned())
-    } else {
-        Err(())
-    })
+    Some(rest.trim_start_matches(' ').trim_end())
 }
 
-/// RFC 7235 token68: what a JWS compact serialisation is made of.
+/// RFC 7235 token68, what a JWS compact serialisation is made of:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="` (padding needs a body).
 fn is_token68(s: &str) -> bool {
-    !s.is_empty()
-        && s.trim_end_matches('=')
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
@@ -393,7 +397,7 @@ fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-fn query(qs: &str, name: &str) -> Option<Result<String, ()>> {
+fn query<'a>(qs: &'a str, name: &str) -> Option<Result<Cow<'a, str>, ()>> {
     qs.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if k != name {
@@ -401,8 +405,8 @@ fn query(qs: &str, name: &str) -> Option<Result<String, ()>> {
         }
         Some(
             match percent_decode_str(&v.replace('+', " ")).decode_utf8() {
-                Ok(t) if is_token68(&t) => Ok(t.into_owned()),
-                _ => Err(()),
+                Ok(t) => Ok(Cow::Owned(t.into_owned())),
+                Err(_) => Err(()),
             },
         )
     })
@@ -447,13 +451,33 @@ mod tests {
 
     #[test]
     fn bearer_parsing() {
-        assert_eq!(bearer("Bearer abc.def.ghi"), Some(Ok("abc.def.ghi".into())));
-        assert_eq!(bearer("bearer    abc"), Some(Ok("abc".into())));
-        assert_eq!(bearer("BEARER abc"), Some(Ok("abc".into())));
+        assert_eq!(bearer("Bearer abc.def.ghi"), Some("abc.def.ghi"));
+        assert_eq!(bearer("bearer    abc"), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
         assert_eq!(bearer("Basic dXNlcjpwYXNz"), None);
-        assert_eq!(bearer("Bearer a b"), Some(Err(())));
-        assert_eq!(bearer("Bearer "), Some(Err(())));
+        // Found, and refused by the alphabet check.
+        assert_eq!(bearer("Bearer a b"), Some("a b"));
+        assert!(!is_token68("a b"));
+        assert_eq!(bearer("Bearer "), Some(""));
+        assert!(!is_token68(""));
         assert_eq!(bearer("Bearer\"x"), None);
+    }
+
+    #[test]
+    fn token68_admits_exactly_its_alphabet() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            let s = [b'a', b, b'z'];
+            assert_eq!(
+                std::str::from_utf8(&s).is_ok_and(is_token68),
+                expected && b.is_ascii(),
+                "byte {b:#04x}"
+            );
+        }
+        assert!(is_token68("abc=="));
+        assert!(!is_token68("ab=c"));
+        assert!(!is_token68(""));
+        assert!(!is_token68("=="), "padding alone is not token68");
     }
 
     #[test]
@@ -464,7 +488,12 @@ mod tests {
             query("a=1&access_token=abc.def", "access_token"),
             Some(Ok("abc.def".into()))
         );
-        assert_eq!(query("access_token=a%20b", "access_token"), Some(Err(())));
+        // Decoded, then refused by the alphabet check; bytes that are not UTF-8 fail decoding.
+        assert_eq!(
+            query("access_token=a%20b", "access_token"),
+            Some(Ok("a b".into()))
+        );
+        assert_eq!(query("access_token=%ff", "access_token"), Some(Err(())));
         let claims =
             super::super::json::parse_object(br#"{"scope":"read write","scp":["admin"]}"#, 4)
                 .unwrap();
