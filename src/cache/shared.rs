@@ -1074,8 +1074,8 @@ mod tests {
             .unwrap(),
         );
         let s = Shared::new(client, 1024);
-        let alice = super::super::key::primary("/me", "", Some("sub=7:\"alice\";"), &[]);
-        let bob = super::super::key::primary("/me", "", Some("sub=5:\"bob\";"), &[]);
+        let alice = super::super::key::primary("/me", "", Some("sub=7:\"alice\";"), []);
+        let bob = super::super::key::primary("/me", "", Some("sub=5:\"bob\";"), []);
         let (ka, kb) = (s.entry_key(&alice), s.entry_key(&bob));
         assert_ne!(ka, kb);
         assert!(ka.starts_with("ferrogate:c{cache}:e:"), "{ka}");

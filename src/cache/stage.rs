@@ -520,13 +520,12 @@ impl Stage {
                 ));
             }
         }
-        let target: Vec<(&str, Option<&str>)> = self
+        let target = self
             .slots
             .keyed
             .iter()
-            .map(|(name, slot)| (*name, Self::header(req, *slot)))
-            .collect();
-        let primary = key::primary(path, req.query, principal.as_deref(), &target);
+            .map(|(name, slot)| (*name, Self::header(req, *slot)));
+        let primary = key::primary(path, req.query, principal.as_deref(), target);
         let request_vary: Vec<(String, Option<String>)> = self
             .slots
             .vary

@@ -102,7 +102,12 @@ impl PyDecision {
 }
 
 fn headers_tuple<'py>(py: Python<'py>, headers: &[Header]) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, headers.iter().map(|(k, v)| (*k, v.as_str())))
+    PyTuple::new(
+        py,
+        headers
+            .iter()
+            .map(|(k, v)| (super::headers::name(py, k), v.as_str())),
+    )
 }
 
 fn respond(py: Python<'_>, r: &Response) -> PyResult<PyDecision> {

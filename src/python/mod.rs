@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod gate;
 mod guard;
+mod headers;
 mod jwt;
 mod ratelimit;
 mod router;

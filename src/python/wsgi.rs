@@ -97,7 +97,8 @@ impl PyWsgiGate {
             headers.append(h)?;
         }
         if !matches!(d.status, 204 | 304) {
-            headers.append(("content-length", body.as_bytes().len().to_string()))?;
+            let len = body.as_bytes().len().to_string();
+            headers.append((super::headers::name(py, "content-length"), len))?;
         }
         start_response.call1((d.status_line(), headers))?;
         let is_head = environ
@@ -337,8 +338,8 @@ fn changed_headers<'py>(
         }
         list.append(h)?;
     }
-    for h in changes.add {
-        list.append(h)?;
+    for (k, v) in changes.add {
+        list.append((super::headers::name(headers.py(), &k), v))?;
     }
     for h in extra.iter() {
         list.append(h)?;
