@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,3 +141,54 @@ def test_a_stored_body_is_whole_however_the_app_sent_it() -> None:
             assert b"".join(result) == b"hello world", kind
             status = {k.lower(): v for k, v in sent[-1]}["cache-status"]
             assert status.startswith(f"ferrogate; {expected}"), (kind, status)
+
+
+_NAME_CAP_SCRIPT = r"""
+from ferrogate import Gate
+
+calls = []
+
+def app(environ, start_response):
+    n = int(environ["PATH_INFO"].rsplit("/", 1)[1])
+    calls.append(n)
+    start_response("200 OK", [("Content-Type", "text/plain"), (f"X-Item-{n}", str(n))])
+    return [b"item %d" % n]
+
+gate = Gate({"routes": [{"path": "/items/{n}", "cache": 60}]})
+wsgi = gate.wsgi(app)
+
+def get(n):
+    seen = []
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/items/{n}", "QUERY_STRING": "",
+           "SERVER_NAME": "h", "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1",
+           "wsgi.url_scheme": "http"}
+    body = b"".join(wsgi(env, lambda s, h, e=None: seen.extend(h)))
+    return {k.lower(): v for k, v in seen}, body
+
+# Past the process's cap on kept header names (4096, with the few the gate itself keeps).
+for n in range(4200):
+    get(n)
+for n in range(4200):
+    get(n)
+headers_last, body_last = get(4199)
+headers_first, _ = get(0)
+import json
+print(json.dumps([len(calls), headers_first, headers_last, body_last.decode()]))
+"""
+
+
+def test_header_names_past_the_process_cap_are_served_by_the_app_never_renamed() -> None:
+    # In a child process: the kept names are process-wide, and filling them here would change
+    # what every later test's hits can serve.
+    out = subprocess.run(
+        [sys.executable, "-c", _NAME_CAP_SCRIPT], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    calls, first, last, body = json.loads(out)
+    # The first round stores everything; in the second, early names are hits and the ones past
+    # the cap go back to the app each time.
+    assert 4200 + 100 < calls < 2 * 4200, calls
+    assert first["x-item-0"] == "0"
+    assert first["cache-status"].startswith("ferrogate; hit")
+    assert last["x-item-4199"] == "4199"
+    assert last["cache-status"] == "ferrogate; fwd=miss; stored"
+    assert body == "item 4199"

@@ -535,8 +535,11 @@ impl Stage {
         let is_head = req.method == "HEAD";
         let l1 = self.l1_usable();
         if !request_cc.no_cache && l1 {
-            if let Some(hit) = self.find(&primary, &request_vary) {
-                return Outcome::Respond(self.serve(&hit.0, hit.1, req));
+            if let Some(r) = self
+                .find(&primary, &request_vary)
+                .and_then(|hit| self.serve(&hit.0, hit.1, req))
+            {
+                return Outcome::Respond(r);
             }
         }
         if is_head {
@@ -569,8 +572,11 @@ impl Stage {
             let store = &self.store;
             let key: &str = &primary;
             blocking.run(&mut || store.wait_flight(key, timeout));
-            if let Some(hit) = self.find(&primary, &request_vary) {
-                return Outcome::Respond(self.serve(&hit.0, hit.1, req));
+            if let Some(r) = self
+                .find(&primary, &request_vary)
+                .and_then(|hit| self.serve(&hit.0, hit.1, req))
+            {
+                return Outcome::Respond(r);
             }
             leader = self.store.begin_flight(&primary);
         }
@@ -660,7 +666,11 @@ impl Stage {
         } else {
             Arc::new(entry)
         };
-        (now < fresh_until).then(|| self.serve(&entry, false, req))
+        if now < fresh_until {
+            self.serve(&entry, false, req)
+        } else {
+            None
+        }
     }
 
     fn find(
@@ -684,7 +694,9 @@ impl Stage {
         }
     }
 
-    fn serve(&self, e: &Entry, stale: bool, req: &Request<'_>) -> Response {
+    /// The response for a stored entry; None when one of its header names cannot be kept (see
+    /// [`leak_name`]), and the request goes to the app.
+    fn serve(&self, e: &Entry, stale: bool, req: &Request<'_>) -> Option<Response> {
         let now = self.store.clock.now_nanos();
         let mut headers: Vec<Header> = Vec::with_capacity(e.headers.len() + 3);
         let ttl_left = e.fresh_until.saturating_sub(now) / 1_000_000_000;
@@ -702,50 +714,63 @@ impl Stage {
                         k,
                         "cache-control" | "content-location" | "date" | "expires" | "vary"
                     ) {
-                        headers.push((leak_name(k), v.clone()));
+                        headers.push((leak_name(k)?, v.clone()));
                     }
                 }
                 headers.push(("etag", e.etag.clone()));
                 headers.push(("age", e.age(now).to_string()));
                 headers.push(self.status_header(&status, None));
-                return Response {
+                return Some(Response {
                     status: 304,
                     headers,
                     body: Arc::from(&[][..]),
-                };
+                });
             }
         }
         for (k, v) in &e.headers {
-            headers.push((leak_name(k), v.clone()));
+            headers.push((leak_name(k)?, v.clone()));
         }
         headers.push(("age", e.age(now).to_string()));
         headers.push(self.status_header(&status, None));
-        Response {
+        Some(Response {
             status: e.status,
             headers,
             body: e.body.clone(),
-        }
+        })
     }
 }
 
+/// How many distinct response header names a process keeps (see [`leak_name`]).
+const NAME_CAP: usize = 4096;
+
 /// Header names of stored responses are a small set; intern them as `&'static str` so a hit
-/// allocates no names. Unknown names are leaked once each, bounded by what the app sends.
-fn leak_name(name: &str) -> &'static str {
+/// allocates no names. Each new name is leaked once, up to [`NAME_CAP`] of them: an app that
+/// makes names out of data gets its responses with further names served by the app itself
+/// (None here), never under another name.
+fn leak_name(name: &str) -> Option<&'static str> {
     static NAMES: OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
         OnceLock::new();
     let set = NAMES.get_or_init(Default::default);
     let mut set = set
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    intern(&mut set, NAME_CAP, name)
+}
+
+fn intern(
+    set: &mut std::collections::HashSet<&'static str>,
+    cap: usize,
+    name: &str,
+) -> Option<&'static str> {
     if let Some(n) = set.get(name) {
-        return n;
+        return Some(n);
     }
-    if set.len() >= 4096 {
-        return "x-ferrogate-header";
+    if set.len() >= cap {
+        return None;
     }
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
     set.insert(leaked);
-    leaked
+    Some(leaked)
 }
 
 /// The request's values for the headers a stored response varies on, in the response's order.
@@ -1298,6 +1323,15 @@ mod tests {
 
     /// `store_changes` is `store` as a diff: applying it to the app's headers gives what `store`
     /// returns, for a stored response, one the rules refuse, and one with an `ETag` of its own.
+    #[test]
+    fn header_names_past_the_cap_are_refused_not_renamed() {
+        let mut set = std::collections::HashSet::new();
+        let a = intern(&mut set, 2, "x-a").unwrap();
+        assert_eq!(intern(&mut set, 2, "x-b"), Some("x-b"));
+        assert_eq!(intern(&mut set, 2, "x-c"), None);
+        assert!(std::ptr::eq(intern(&mut set, 2, "x-a").unwrap(), a));
+    }
+
     #[test]
     fn store_changes_applied_to_the_headers_give_what_store_returns() {
         use crate::gate::{Decision, Gate};
