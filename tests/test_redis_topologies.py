@@ -20,42 +20,75 @@ def _send(port: int, *args: str) -> bytes:
     return out.stdout
 
 
+def _distinct_free_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
+def _start_nodes(workdir: Path) -> tuple[list[int], list[subprocess.Popen[bytes]]] | None:
+    """Three cluster-enabled servers answering PING, or None when one of them exited: a port that
+    was free when chosen can be taken (by any process's outgoing connection) before the server
+    binds it, and the caller then tries again with other ports."""
+    # The bus port defaults to port + 10000, past 65535 for most ephemeral ports: choose it too.
+    chosen = _distinct_free_ports(6)
+    ports, bus_ports = chosen[:3], chosen[3:]
+    procs = [
+        subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(p),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{p}.conf",
+                "--cluster-port",
+                str(bus),
+                "--dir",
+                str(workdir),
+                *EPHEMERAL_FLAGS,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for p, bus in zip(ports, bus_ports, strict=True)
+    ]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in procs):
+            break
+        if all(_send(p, "PING").startswith(b"PONG") for p in ports):
+            return ports, procs
+        time.sleep(0.05)
+    _stop(procs)
+    return None
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture
 def cluster() -> Iterator[list[int]]:
     """Three masters, no replicas, every slot assigned."""
     workdir = Path(tempfile.mkdtemp(prefix="ferrogate-cluster-"))
-    ports = [free_port() for _ in range(3)]
-    # The bus port defaults to port + 10000, past 65535 for most ephemeral ports: choose it too.
-    bus_ports = [free_port() for _ in range(3)]
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        for p, bus in zip(ports, bus_ports, strict=True):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        "redis-server",
-                        "--port",
-                        str(p),
-                        "--bind",
-                        "127.0.0.1",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        f"nodes-{p}.conf",
-                        "--cluster-port",
-                        str(bus),
-                        "--dir",
-                        str(workdir),
-                        *EPHEMERAL_FLAGS,
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        deadline = time.monotonic() + 20
-        while not all(_send(p, "PING").startswith(b"PONG") for p in ports):
-            assert time.monotonic() < deadline, "cluster nodes did not start"
-            time.sleep(0.05)
+        for _attempt in range(3):
+            started = _start_nodes(workdir)
+            if started is not None:
+                ports, procs = started
+                break
+        else:
+            pytest.fail("cluster nodes did not start in three attempts with fresh ports")
         created = subprocess.run(
             [
                 "redis-cli",
@@ -71,14 +104,13 @@ def cluster() -> Iterator[list[int]]:
             check=False,
         )
         assert created.returncode == 0, created.stdout + created.stderr
+        deadline = time.monotonic() + 20
         while not all(b"cluster_state:ok" in _send(p, "CLUSTER", "INFO") for p in ports):
-            assert time.monotonic() < deadline + 20, "cluster did not converge"
+            assert time.monotonic() < deadline, "cluster did not converge"
             time.sleep(0.1)
         yield ports
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(timeout=10)
+        _stop(procs)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
