@@ -24,6 +24,31 @@ use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
 use crate::router::{Lookup, PathEncoding, PathError, RouteId, Router, normalize};
 use crate::shared::RedisClient;
 
+/// The values of the headers named by [`Gate::header_keys`], by position. A slice of them does;
+/// the Python binding reads each from the WSGI environ only when a stage asks for it, so a route
+/// that caches nothing never looks up the cache's fourteen keyed headers.
+pub trait HeaderSource: std::fmt::Debug {
+    fn header(&self, slot: usize) -> Option<&str>;
+}
+
+impl HeaderSource for [Option<&str>] {
+    fn header(&self, slot: usize) -> Option<&str> {
+        self.get(slot).copied().flatten()
+    }
+}
+
+impl<const N: usize> HeaderSource for [Option<&str>; N] {
+    fn header(&self, slot: usize) -> Option<&str> {
+        self.as_slice().header(slot)
+    }
+}
+
+impl HeaderSource for Vec<Option<&str>> {
+    fn header(&self, slot: usize) -> Option<&str> {
+        self.as_slice().header(slot)
+    }
+}
+
 /// What the gate reads of a request. Strings borrow from the caller (the WSGI environ).
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -32,8 +57,8 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub remote_addr: Option<&'a str>,
-    /// Values of the headers named by [`Gate::header_keys`], in that order.
-    pub headers: &'a [Option<&'a str>],
+    /// Values of the headers named by [`Gate::header_keys`], by position.
+    pub headers: &'a (dyn HeaderSource + 'a),
 }
 
 /// A response the gate sends itself.

@@ -291,16 +291,12 @@ impl Stage {
             let found = match loc {
                 TokenLocation::Header => req
                     .headers
-                    .get(self.slots.authorization)
-                    .copied()
-                    .flatten()
+                    .header(self.slots.authorization)
                     .and_then(bearer)
                     .map(|t| Ok(Cow::Borrowed(t))),
                 TokenLocation::Cookie(name) => req
                     .headers
-                    .get(self.slots.cookie)
-                    .copied()
-                    .flatten()
+                    .header(self.slots.cookie)
                     .and_then(|c| cookie(c, name))
                     .map(|v| Ok(Cow::Borrowed(v))),
                 TokenLocation::Query(name) => query(req.query, name),

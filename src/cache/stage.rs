@@ -416,11 +416,7 @@ impl Stage {
     /// A request header's value; an empty one counts as absent (Django's test client, for one,
     /// always sends an empty `Cookie`).
     fn header<'a>(req: &Request<'a>, slot: usize) -> Option<&'a str> {
-        req.headers
-            .get(slot)
-            .copied()
-            .flatten()
-            .filter(|v| !v.trim().is_empty())
+        req.headers.header(slot).filter(|v| !v.trim().is_empty())
     }
 
     fn status_header(&self, what: &str, detail: Option<&str>) -> Header {
@@ -1197,7 +1193,7 @@ mod tests {
     /// A bare `GET path` (no query, no headers: `none` has one `None` per header slot).
     fn get<'s>(
         gate: &'s crate::gate::Gate,
-        none: &'s [Option<&'s str>],
+        none: &'s (dyn crate::gate::HeaderSource + 's),
         path: &'s str,
         scratch: &'s mut String,
     ) -> crate::gate::Decision<'s> {

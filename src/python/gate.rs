@@ -1,6 +1,7 @@
 //! `ferrogate._native.Gate` and `Decision`: the one-call-per-request binding.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
@@ -11,7 +12,7 @@ use super::guard::guarded;
 use crate::auth::TokenError;
 use crate::auth::revocation::{self, Check, OnError, Refusal};
 use crate::auth::stage::Blocking;
-use crate::gate::{Decision, Explanation, Gate, GateOptions, Request, Response};
+use crate::gate::{Decision, Explanation, Gate, GateOptions, HeaderSource, Request, Response};
 use crate::http::Header;
 use crate::problem::{self, Problem};
 use crate::shared::StoreError;
@@ -146,6 +147,26 @@ fn bad_request(py: Python<'_>, detail: &str) -> PyResult<PyDecision> {
 }
 
 /// Reads a string from the environ; a missing or non-string value is None.
+/// The request's headers, each read from the environ the first time a stage asks for it.
+#[derive(Debug)]
+struct EnvironHeaders<'a, 'py> {
+    environ: &'a Bound<'py, PyDict>,
+    keys: &'a [Py<PyString>],
+    read: Vec<OnceCell<Option<Bound<'py, PyString>>>>,
+}
+
+impl HeaderSource for EnvironHeaders<'_, '_> {
+    fn header(&self, slot: usize) -> Option<&str> {
+        let key = self.keys.get(slot)?;
+        self.read
+            .get(slot)?
+            // A str key cannot fail to hash, so a lookup error is only ever "absent".
+            .get_or_init(|| environ_str(self.environ, key).ok().flatten())
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+    }
+}
+
 fn environ_str<'py>(
     environ: &Bound<'py, PyDict>,
     key: &Py<PyString>,
@@ -196,10 +217,6 @@ impl PyGate {
         let path = environ_str(environ, &self.keys.path)?;
         let query = environ_str(environ, &self.keys.query)?;
         let remote = environ_str(environ, &self.keys.remote_addr)?;
-        let mut header_objs = Vec::with_capacity(self.keys.headers.len());
-        for k in &self.keys.headers {
-            header_objs.push(environ_str(environ, k)?);
-        }
         let Some(method) = method else {
             return bad_request(py, "request has no method");
         };
@@ -214,10 +231,13 @@ impl PyGate {
         };
         let query = query.as_ref().and_then(|q| q.to_str().ok()).unwrap_or("");
         let remote_addr = remote.as_ref().and_then(|r| r.to_str().ok());
-        let headers: Vec<Option<&str>> = header_objs
-            .iter()
-            .map(|h| h.as_ref().and_then(|h| h.to_str().ok()))
-            .collect();
+        let headers = EnvironHeaders {
+            environ,
+            keys: &self.keys.headers,
+            read: std::iter::repeat_with(OnceCell::new)
+                .take(self.keys.headers.len())
+                .collect(),
+        };
         let req = Request {
             method,
             path: &path,

@@ -340,9 +340,7 @@ impl Stage {
                 dry_run_refused: None,
             };
         }
-        let forwarded = self
-            .forwarded_slot
-            .and_then(|i| req.headers.get(i).copied().flatten());
+        let forwarded = self.forwarded_slot.and_then(|i| req.headers.header(i));
         // Resolved only if a limit keys on or exempts addresses (or a key part is missing): for a
         // per-subject limit, parsing REMOTE_ADDR and the forwarding header is wasted work.
         let resolved = OnceCell::new();
@@ -503,7 +501,7 @@ impl Stage {
                     Some(v) => write_claim(h, TAG_CLAIM, v),
                     None => self.write_ip(h, TAG_MISSING, client),
                 },
-                BoundPart::Header(i) => match req.headers.get(*i).copied().flatten() {
+                BoundPart::Header(i) => match req.headers.header(*i) {
                     Some(v) => write_bytes(h, TAG_HEADER, v.as_bytes()),
                     None => self.write_ip(h, TAG_MISSING, client),
                 },
@@ -556,7 +554,11 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
 
-    fn req<'a>(method: &'a str, ip: &'a str, headers: &'a [Option<&'a str>]) -> Request<'a> {
+    fn req<'a>(
+        method: &'a str,
+        ip: &'a str,
+        headers: &'a (dyn crate::gate::HeaderSource + 'a),
+    ) -> Request<'a> {
         Request {
             method,
             path: "/a",
