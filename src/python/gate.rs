@@ -146,7 +146,6 @@ fn bad_request(py: Python<'_>, detail: &str) -> PyResult<PyDecision> {
     respond(py, &r)
 }
 
-/// Reads a string from the environ; a missing or non-string value is None.
 /// The request's headers, each read from the environ the first time a stage asks for it.
 #[derive(Debug)]
 struct EnvironHeaders<'a, 'py> {
@@ -167,6 +166,7 @@ impl HeaderSource for EnvironHeaders<'_, '_> {
     }
 }
 
+/// Reads a string from the environ; a missing or non-string value is None.
 fn environ_str<'py>(
     environ: &Bound<'py, PyDict>,
     key: &Py<PyString>,
