@@ -20,7 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
@@ -30,21 +32,16 @@ import footprint  # noqa: E402  (after the path: footprint is a sibling module, 
 
 def one_process(framework: str, block: int, pairs: int) -> tuple[float, float, float]:
     """(median bare µs, median added µs, median ratio) over ``pairs`` bare/stack block pairs."""
-    bare = footprint._requests(f"{framework}-bare")
-    stack = footprint._requests(f"{framework}-stack")
+    bare = footprint.requests_of(f"{framework}-bare")
+    stack = footprint.requests_of(f"{framework}-stack")
     n = 0
 
-    def timed(one: object) -> float:
+    def timed(one: Callable[[int], Any]) -> float:
         nonlocal n
         t0 = time.perf_counter()
         for _ in range(block):
             n += 1
-            body = one(n)  # type: ignore[operator]
-            for _chunk in body:
-                pass
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
+            footprint.drain(one(n))
         return (time.perf_counter() - t0) / block * 1e6
 
     for _ in range(20):  # warm-up: imports, first-request set-up, the allocator's arenas

@@ -35,7 +35,7 @@ L1 = "32768,8,64"
 L2 = "524288,8,64"
 
 
-def _requests(variant: str) -> Any:
+def requests_of(variant: str) -> Any:
     """A callable making one request of ``variant`` (query ``i=<n>``)."""
     sys.path[:0] = [str(_HERE.parent), str(_HERE)]
     framework, kind = variant.split("-")
@@ -63,15 +63,19 @@ def _requests(variant: str) -> Any:
     return lambda n: handler(dj.environ(path, token, f"i={n}"), start_response)
 
 
+def drain(body: Any) -> None:
+    """What a server does with a WSGI result: read it all, then close it."""
+    for _ in body:
+        pass
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
 def run(variant: str, n: int) -> None:
-    one = _requests(variant)
+    one = requests_of(variant)
     for i in range(n):
-        body = one(i)
-        for _ in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+        drain(one(i))
 
 
 def count(variant: str, n: int, out_dir: Path) -> dict[str, int]:
