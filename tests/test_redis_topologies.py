@@ -30,9 +30,10 @@ def _distinct_free_ports(n: int) -> list[int]:
 
 
 def _start_nodes(workdir: Path) -> tuple[list[int], list[subprocess.Popen[bytes]]] | None:
-    """Three cluster-enabled servers answering PING, or None when one of them exited: a port that
-    was free when chosen can be taken (by any process's outgoing connection) before the server
-    binds it, and the caller then tries again with other ports."""
+    """Three cluster-enabled servers answering PING, or None when one of them exited or they did
+    not all answer within 20 s: a port that was free when chosen can be taken (by any process's
+    outgoing connection) before the server binds it, and the caller then tries again with other
+    ports."""
     # The bus port defaults to port + 10000, past 65535 for most ephemeral ports: choose it too.
     chosen = _distinct_free_ports(6)
     ports, bus_ports = chosen[:3], chosen[3:]
