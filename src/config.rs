@@ -225,6 +225,8 @@ pub struct GateConfig {
     pub defaults: PolicyOverride,
     pub routes: Vec<RouteSpec>,
     pub unmatched: Unmatched,
+    /// The `[paths]` section: how request paths are read.
+    pub paths: PathSettings,
     /// `limits`, `client_ip` and `rate_limit`.
     pub rate_limit: crate::ratelimit::Settings,
     /// The `[jwt]` section, as given; built into a verifier with the gate (it may fetch keys).
@@ -247,10 +249,34 @@ pub enum Unmatched {
     Forward,
 }
 
+/// The `[paths]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PathSettings {
+    /// `empty_segments = "refuse" | "match"`: see [`crate::router::EmptySegments`].
+    pub empty_segments: crate::router::EmptySegments,
+}
+
+impl PathSettings {
+    fn parse(v: &Value, issues: &mut Issues) -> Self {
+        let mut out = Self::default();
+        let Some(map) = issues.object(v, "paths") else {
+            return out;
+        };
+        issues.unknown_keys(map, &["empty_segments"], "paths");
+        if let Some(e) = map.get("empty_segments") {
+            if issues.one_of(e, &["refuse", "match"], "paths.empty_segments") == Some("match") {
+                out.empty_segments = crate::router::EmptySegments::Match;
+            }
+        }
+        out
+    }
+}
+
 const TOP_LEVEL_KEYS: &[&str] = &[
     "defaults",
     "routes",
     "unmatched",
+    "paths",
     "limits",
     "client_ip",
     "rate_limit",
@@ -287,6 +313,10 @@ impl GateConfig {
             }
             _ => Unmatched::Defaults,
         };
+        let paths = root
+            .get("paths")
+            .map(|p| PathSettings::parse(p, issues))
+            .unwrap_or_default();
         rate_limit.check_policy(defaults.limit.as_ref(), "defaults", issues);
         let mut routes = Vec::new();
         match root.get("routes") {
@@ -318,6 +348,7 @@ impl GateConfig {
             defaults,
             routes,
             unmatched,
+            paths,
             rate_limit,
         }
     }

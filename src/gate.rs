@@ -21,7 +21,7 @@ use crate::http::Header;
 use crate::policy::{Access, Policy};
 use crate::problem::{self, Problem};
 use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
-use crate::router::{Lookup, PathEncoding, PathError, RouteId, Router, normalize};
+use crate::router::{EmptySegments, Lookup, PathEncoding, PathError, RouteId, Router, normalize};
 use crate::shared::RedisClient;
 
 /// The values of the headers named by [`Gate::header_keys`], by position. A slice of them does;
@@ -115,14 +115,73 @@ pub enum Decision<'s> {
 #[derive(Debug)]
 struct RouteEntry {
     name: Option<String>,
+    /// The route's primary pattern; `None` for a dispatch-only route.
+    pattern: Option<String>,
     policy: Policy,
     limits: RouteLimits,
+}
+
+impl RouteEntry {
+    /// What [`Matched::pattern`] says when the route was chosen by the framework, not the router.
+    fn display(&self) -> &str {
+        self.pattern.as_deref().unwrap_or("")
+    }
+}
+
+/// Which route a request is checked under.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    /// The route the router matches. When nothing matches (or only the method is wrong) and the
+    /// gate has dispatch-only routes, `resolver` asks the framework which route it would dispatch
+    /// to; with none, the defaults apply.
+    Match(&'a dyn Resolver),
+    /// A route the framework resolved (`None`: no route, the `defaults` apply). `cache: false`
+    /// skips the cache stage, neither serving nor storing: the adapters use it when the framework
+    /// dispatched to another route than the one the gate matched.
+    Route { id: Option<RouteId>, cache: bool },
+}
+
+impl std::fmt::Debug for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Match(_) => f.write_str("Match"),
+            Target::Route { id, cache } => f
+                .debug_struct("Route")
+                .field("id", id)
+                .field("cache", cache)
+                .finish(),
+        }
+    }
+}
+
+/// The framework's own routing, asked about a request the router could not place.
+pub trait Resolver {
+    /// The route (by config index) the framework would dispatch the request to, `None` for none.
+    fn resolve(&self) -> Result<Option<RouteId>, ResolveFailed>;
+}
+
+/// The framework's router failed; the request is answered 500 (never forwarded unchecked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolveFailed;
+
+/// No framework behind: a path the router does not match gets the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct NoResolver;
+
+impl Resolver for NoResolver {
+    fn resolve(&self) -> Result<Option<RouteId>, ResolveFailed> {
+        Ok(None)
+    }
 }
 
 /// The built gate: routes and resolved policies. Immutable and `Sync`; share it across threads.
 #[derive(Debug)]
 pub struct Gate {
-    router: Router<RouteEntry>,
+    /// Pattern -> index into `routes` (aliases point at their route's index).
+    router: Router<RouteId>,
+    routes: Vec<RouteEntry>,
+    dispatch_routes: bool,
+    empty_segments: EmptySegments,
     default_policy: Policy,
     default_limits: RouteLimits,
     rate_limit: Stage,
@@ -265,18 +324,31 @@ impl Gate {
         let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone());
         let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
         let mut router = Router::new();
-        for spec in &config.routes {
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (id, spec) in config.routes.iter().enumerate() {
             let methods: Vec<&str> = spec.methods.iter().map(String::as_str).collect();
             let policy = spec.policy.resolve(&default_policy);
-            let label = spec.name.as_deref().unwrap_or(&spec.path);
-            let entry = RouteEntry {
+            let label = spec
+                .name
+                .as_deref()
+                .or(spec.path.as_deref())
+                .unwrap_or(&spec.key);
+            if let Some(path) = &spec.path {
+                if let Err(e) = router.insert(path, &methods, id) {
+                    issues.push(format!("{}.path", spec.key), e.to_string());
+                }
+            }
+            for (i, alias) in spec.aliases.iter().enumerate() {
+                if let Err(e) = router.insert(alias, &methods, id) {
+                    issues.push(format!("{}.aliases[{i}]", spec.key), e.to_string());
+                }
+            }
+            routes.push(RouteEntry {
                 name: spec.name.clone(),
+                pattern: spec.path.clone(),
                 limits: limits.bind(&policy.limit, label, &mut header_keys),
                 policy,
-            };
-            if let Err(e) = router.insert(&spec.path, &methods, entry) {
-                issues.push(format!("{}.path", spec.key), e.to_string());
-            }
+            });
         }
         let rate_limit = limits.finish(&mut header_keys);
         let cache = Self::cache_stage(
@@ -296,7 +368,10 @@ impl Gate {
             r.start();
         }
         Self {
+            dispatch_routes: config.routes.iter().any(|r| r.path.is_none()),
+            empty_segments: config.paths.empty_segments,
             router,
+            routes,
             default_policy,
             default_limits,
             rate_limit,
@@ -397,11 +472,12 @@ impl Gate {
         &self.header_keys
     }
 
-    /// `(pattern, name)` of every route, by [`RouteId`].
-    pub fn routes(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.router
+    /// `(pattern, name)` of every route, by [`RouteId`] (config order); a dispatch-only route has
+    /// no pattern.
+    pub fn routes(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
+        self.routes
             .iter()
-            .map(|(_, pattern, e)| (pattern, e.name.as_deref()))
+            .map(|e| (e.pattern.as_deref(), e.name.as_deref()))
     }
 
     /// How many in-memory rate limiters this gate holds (each counts per process).
@@ -412,7 +488,22 @@ impl Gate {
 
     #[must_use]
     pub fn route_count(&self) -> usize {
-        self.router.len()
+        self.routes.len()
+    }
+
+    /// Asks `resolver` for the framework's route when the gate has dispatch-only routes.
+    fn resolve(&self, resolver: &dyn Resolver) -> Result<Option<RouteId>, Response> {
+        if !self.dispatch_routes {
+            return Ok(None);
+        }
+        match resolver.resolve() {
+            Ok(Some(id)) if id >= self.routes.len() => Err(no_route(id)),
+            Ok(found) => Ok(found),
+            Err(ResolveFailed) => Err(Response::problem(
+                &Problem::new(500, "the application's router failed; the request was not forwarded"),
+                Vec::new(),
+            )),
+        }
     }
 
     /// The shared revocation list, if `[jwt] revocation` is set.
@@ -434,14 +525,33 @@ impl Gate {
     }
 
     /// [`Gate::check`], running signature checks on a token-cache miss through `blocking`.
-    #[allow(clippy::too_many_lines)] // the stages in order; each is a call into its own module
     pub fn check_with<'s>(
         &'s self,
         req: &Request<'s>,
         scratch: &'s mut String,
         blocking: &dyn Blocking,
     ) -> Decision<'s> {
-        let path = match normalize(req.path, PathEncoding::Decoded) {
+        self.check_target(req, scratch, blocking, Target::Match(&NoResolver))
+    }
+
+    /// Whether some routes are dispatch-only: a path the router does not match may still be one of
+    /// theirs, and only the framework's resolution (a [`Resolver`]) can tell.
+    #[must_use]
+    pub fn has_dispatch_routes(&self) -> bool {
+        self.dispatch_routes
+    }
+
+    /// Decides one request under `target`: the route the router matches, or one the framework
+    /// resolved.
+    #[allow(clippy::too_many_lines)] // the stages in order; each is a call into its own module
+    pub fn check_target<'s>(
+        &'s self,
+        req: &Request<'s>,
+        scratch: &'s mut String,
+        blocking: &dyn Blocking,
+        target: Target<'_>,
+    ) -> Decision<'s> {
+        let path = match normalize(req.path, PathEncoding::Decoded, self.empty_segments) {
             Ok(std::borrow::Cow::Borrowed(p)) => p,
             Ok(std::borrow::Cow::Owned(p)) => {
                 *scratch = p;
@@ -454,35 +564,62 @@ impl Gate {
                 ));
             }
         };
-        let (policy, limits, route) = match self.router.lookup(req.method, path) {
-            Lookup::Found {
-                id,
-                value,
-                pattern,
-                params,
-            } => (
-                &value.policy,
-                &value.limits,
-                Some(Matched {
-                    id,
+        let mut use_cache = true;
+        let chosen: Option<(RouteId, Option<matchit::Params<'s, 's>>, &'s str)> = match target {
+            Target::Route { id, cache } => {
+                use_cache = cache;
+                match id {
+                    Some(id) if id >= self.routes.len() => return Decision::Respond(no_route(id)),
+                    Some(id) => Some((id, None, self.routes[id].display())),
+                    None => None,
+                }
+            }
+            Target::Match(resolver) => match self.router.lookup(req.method, path) {
+                Lookup::Found {
+                    value,
                     pattern,
-                    name: value.name.as_deref(),
                     params,
-                }),
-            ),
-            Lookup::MethodNotAllowed { allow } => {
-                return Decision::Respond(method_not_allowed(req.method, &allow));
+                    ..
+                } => Some((*value, Some(params), pattern)),
+                Lookup::MethodNotAllowed { allow } => {
+                    // A dispatch-only route may take this method on this path.
+                    match self.resolve(resolver) {
+                        Ok(Some(id)) => Some((id, None, self.routes[id].display())),
+                        Ok(None) => return Decision::Respond(method_not_allowed(req.method, &allow)),
+                        Err(r) => return Decision::Respond(r),
+                    }
+                }
+                Lookup::NotFound if self.unmatched == Unmatched::Forward => {
+                    return Decision::Forward(Forward {
+                        route: None,
+                        headers: Vec::new(),
+                        dry_run_refused: None,
+                        claims: None,
+                        cache: None,
+                    });
+                }
+                Lookup::NotFound => match self.resolve(resolver) {
+                    Ok(Some(id)) => Some((id, None, self.routes[id].display())),
+                    Ok(None) => None,
+                    Err(r) => return Decision::Respond(r),
+                },
+            },
+        };
+        let (policy, limits, route) = match chosen {
+            Some((id, params, pattern)) => {
+                let entry = &self.routes[id];
+                (
+                    &entry.policy,
+                    &entry.limits,
+                    Some(Matched {
+                        id,
+                        pattern,
+                        name: entry.name.as_deref(),
+                        params: params.unwrap_or_default(),
+                    }),
+                )
             }
-            Lookup::NotFound if self.unmatched == Unmatched::Forward => {
-                return Decision::Forward(Forward {
-                    route: None,
-                    headers: Vec::new(),
-                    dry_run_refused: None,
-                    claims: None,
-                    cache: None,
-                });
-            }
-            Lookup::NotFound => (&self.default_policy, &self.default_limits, None),
+            None => (&self.default_policy, &self.default_limits, None),
         };
         if policy.exempt {
             return Decision::Forward(Forward {
@@ -519,7 +656,7 @@ impl Gate {
             Verdict::Pass { dry_run_refused } => dry_run_refused,
         };
         let cache = match &self.cache {
-            Some(stage) => match stage.check(
+            Some(stage) if use_cache => match stage.check(
                 &policy.cache,
                 req,
                 path,
@@ -537,7 +674,7 @@ impl Gate {
                     None
                 }
             },
-            None => None,
+            _ => None,
         };
         Decision::Forward(Forward {
             route,
@@ -551,7 +688,7 @@ impl Gate {
     /// Which route and policy apply to `method path`, and why; for `python -m ferrogate explain`.
     #[must_use]
     pub fn explain(&self, method: &str, path: &str) -> Explanation {
-        let path = match normalize(path, PathEncoding::Decoded) {
+        let path = match normalize(path, PathEncoding::Decoded, self.empty_segments) {
             Ok(p) => p,
             Err(e) => return Explanation::BadPath(e),
         };
@@ -563,12 +700,12 @@ impl Gate {
                 ..
             } => Explanation::Route {
                 pattern: pattern.to_owned(),
-                name: value.name.clone(),
+                name: self.routes[*value].name.clone(),
                 params: params
                     .iter()
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .collect(),
-                policy: value.policy.clone(),
+                policy: self.routes[*value].policy.clone(),
             },
             Lookup::MethodNotAllowed { allow } => Explanation::MethodNotAllowed { allow },
             Lookup::NotFound => Explanation::Unmatched {
@@ -585,6 +722,12 @@ fn header_slot(keys: &mut Vec<String>, name: &str) -> usize {
     }
     keys.push(name.to_owned());
     keys.len() - 1
+}
+
+/// A route index the gate does not have: a bug in the caller, answered 500, never forwarded.
+fn no_route(id: RouteId) -> Response {
+    let p = Problem::new(500, format!("the gateway has no route #{id}"));
+    Response::problem(&p, Vec::new())
 }
 
 fn method_not_allowed(method: &str, allow: &[&'static str]) -> Response {
@@ -634,7 +777,7 @@ mod tests {
             {"path": "/public", "access": "allow"},
         ]}));
         assert_eq!(status(&g, "GET", "/admin/x"), 403);
-        assert_eq!(status(&g, "GET", "//admin//x"), 403);
+        assert_eq!(status(&g, "GET", "//admin//x"), 400);
         assert_eq!(status(&g, "GET", "/public/../admin/x"), 400);
         assert_eq!(status(&g, "GET", "/users/1"), 0);
         assert_eq!(status(&g, "HEAD", "/users/1"), 0);
@@ -656,7 +799,7 @@ mod tests {
     fn forward_carries_route_and_params() {
         let g = gate(&json!({"routes": [{"path": "/users/{id}", "name": "user"}]}));
         let mut scratch = String::new();
-        let Decision::Forward(f) = g.check(&req("GET", "//users/42"), &mut scratch) else {
+        let Decision::Forward(f) = g.check(&req("GET", "/users/42"), &mut scratch) else {
             panic!()
         };
         let m = f.route.unwrap();
@@ -692,6 +835,108 @@ mod tests {
         assert_eq!(status(&g, "GET", "/a"), 403);
         assert_eq!(status(&g, "GET", "/b"), 0);
         assert!(Gate::from_value(&json!({"unmatched": "ignore"})).is_err());
+    }
+
+    /// Checks under `target`, returning the status (0: forwarded) and the route it applied.
+    fn status_for(g: &Gate, method: &str, path: &str, target: Target<'_>) -> (u16, Option<usize>) {
+        let mut scratch = String::new();
+        match g.check_target(&req(method, path), &mut scratch, &InPlace, target) {
+            Decision::Respond(r) => (r.status, None),
+            Decision::Forward(f) => (0, f.route.map(|m| m.id)),
+        }
+    }
+
+    struct Fixed(Result<Option<RouteId>, ResolveFailed>);
+
+    impl Resolver for Fixed {
+        fn resolve(&self) -> Result<Option<RouteId>, ResolveFailed> {
+            self.0
+        }
+    }
+
+    #[test]
+    fn empty_segments_are_refused_or_matched_as_sent_never_merged() {
+        let routes = json!([
+            {"path": "/admin/help/{topic}"},
+            {"path": "/admin/{*page}", "access": "deny"},
+        ]);
+        let plain = gate(&json!({"routes": routes}));
+        assert_eq!(status(&plain, "GET", "/admin/help/x"), 0);
+        // Merging would have checked the open route and forwarded a path werkzeug and Django
+        // dispatch to the denied one.
+        assert_eq!(status(&plain, "GET", "/admin/help//x"), 400);
+        assert_eq!(status(&plain, "GET", "//admin/help/x"), 400);
+        let matching = gate(&json!({"routes": routes, "paths": {"empty_segments": "match"}}));
+        assert_eq!(status(&matching, "GET", "/admin/help//x"), 403);
+        assert_eq!(status(&matching, "GET", "/admin/help/x"), 0);
+        assert!(Gate::from_value(&json!({"paths": {"empty_segments": "merge"}})).is_err());
+        assert!(Gate::from_value(&json!({"paths": {"slashes": "x"}})).is_err());
+    }
+
+    #[test]
+    fn dispatch_routes_are_resolved_and_unmatched_requests_keep_the_defaults() {
+        let g = gate(&json!({
+            "defaults": {"access": "deny"},
+            "routes": [
+                {"path": "/open", "access": "allow"},
+                {"dispatch": true, "name": "legacy", "access": "allow"},
+            ],
+        }));
+        assert!(g.has_dispatch_routes());
+        assert_eq!(status(&g, "GET", "/open"), 0);
+        // Without a framework to ask, an unmatched path gets the defaults, dispatch routes or not.
+        assert_eq!(status(&g, "GET", "/elsewhere"), 403);
+        let m = |r| Target::Match(r);
+        assert_eq!(
+            status_for(&g, "GET", "/elsewhere", m(&Fixed(Ok(Some(1))))),
+            (0, Some(1))
+        );
+        assert_eq!(
+            status_for(&g, "GET", "/elsewhere", m(&Fixed(Ok(None)))),
+            (403, None)
+        );
+        assert_eq!(
+            status_for(&g, "GET", "/elsewhere", m(&Fixed(Err(ResolveFailed)))),
+            (500, None)
+        );
+        assert_eq!(
+            status_for(&g, "GET", "/elsewhere", m(&Fixed(Ok(Some(9))))),
+            (500, None)
+        );
+        // A matched path never asks.
+        assert_eq!(
+            status_for(&g, "GET", "/open", m(&Fixed(Err(ResolveFailed)))),
+            (0, Some(0))
+        );
+        // The framework's resolution, given directly.
+        let route = |id| Target::Route { id, cache: true };
+        assert_eq!(status_for(&g, "GET", "/open", route(None)), (403, None));
+        assert_eq!(status_for(&g, "GET", "/x", route(Some(1))), (0, Some(1)));
+        assert_eq!(status_for(&g, "GET", "/x", route(Some(2))), (500, None));
+        let bad = Gate::from_value(&json!({"routes": [
+            {"dispatch": true, "path": "/a"}, {"path": "/b", "aliases": "/c"}, {"name": "x"}
+        ]}))
+        .unwrap_err();
+        let keys: Vec<&str> = bad.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["routes[0].path", "routes[1].aliases", "routes[2].path"]
+        );
+    }
+
+    #[test]
+    fn aliases_share_their_route() {
+        let g = gate(&json!({"routes": [
+            {"path": "/a/", "aliases": ["/a"], "name": "a", "limit": "1/hour"},
+        ]}));
+        assert_eq!(
+            status_for(&g, "GET", "/a", Target::Match(&NoResolver)),
+            (0, Some(0))
+        );
+        // One bucket for both spellings.
+        assert_eq!(status(&g, "GET", "/a/"), 429);
+        let dup = Gate::from_value(&json!({"routes": [{"path": "/a", "aliases": ["/a"]}]}));
+        assert_eq!(dup.unwrap_err().issues[0].key, "routes[0].aliases[0]");
     }
 
     #[test]

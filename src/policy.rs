@@ -123,27 +123,58 @@ impl Policy {
 pub struct RouteSpec {
     /// Where the route sits in the config (`routes[3]`), for error messages.
     pub key: String,
-    pub path: String,
+    /// The matchit pattern; `None` for a dispatch-only route (`dispatch = true`), which the router
+    /// never matches: a framework adapter checks requests under it once the framework has resolved
+    /// them to it.
+    pub path: Option<String>,
+    /// More patterns for the same route (one policy, one set of limit buckets): a werkzeug rule
+    /// with `strict_slashes=False` answers both `/a` and `/a/`.
+    pub aliases: Vec<String>,
     /// Empty: every method.
     pub methods: Vec<String>,
     pub name: Option<String>,
     pub policy: PolicyOverride,
 }
 
-const ROUTE_KEYS: &[&str] = &["path", "methods", "name"];
+const ROUTE_KEYS: &[&str] = &["path", "aliases", "dispatch", "methods", "name"];
 
 impl RouteSpec {
     pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<Self> {
         let map = issues.object(v, at)?;
         let policy = PolicyOverride::parse(v, at, ROUTE_KEYS, issues);
-        let path = if let Some(p) = map.get("path") {
-            issues.string(p, &join(at, "path")).map(str::to_owned)
-        } else {
-            issues.push(
-                join(at, "path"),
-                "missing (every route needs a path such as \"/users/{id}\")",
-            );
-            None
+        let dispatch = map
+            .get("dispatch")
+            .and_then(|d| issues.boolean(d, &join(at, "dispatch")))
+            .unwrap_or(false);
+        let path = match (map.get("path"), dispatch) {
+            (Some(p), false) => issues
+                .string(p, &join(at, "path"))
+                .map(|p| Some(p.to_owned())),
+            (None, true) => Some(None),
+            (Some(_), true) => {
+                issues.push(
+                    join(at, "path"),
+                    "a dispatch-only route has no path (it is never matched by the router)",
+                );
+                None
+            }
+            (None, false) => {
+                issues.push(
+                    join(at, "path"),
+                    "missing (every route needs a path such as \"/users/{id}\", or dispatch = true)",
+                );
+                None
+            }
+        };
+        let aliases = match map.get("aliases") {
+            None => Some(Vec::new()),
+            Some(_) if dispatch => {
+                issues.push(join(at, "aliases"), "a dispatch-only route has no paths");
+                None
+            }
+            Some(a) => issues
+                .strings(a, &join(at, "aliases"))
+                .map(|list| list.into_iter().map(str::to_owned).collect()),
         };
         let methods = match map.get("methods") {
             None => Some(Vec::new()),
@@ -175,6 +206,7 @@ impl RouteSpec {
         Some(Self {
             key: at.to_owned(),
             path: path?,
+            aliases: aliases?,
             methods: methods?,
             name,
             policy,

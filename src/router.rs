@@ -6,8 +6,8 @@
 //! in every tree; GET routes are also inserted in the HEAD tree unless an explicit HEAD route
 //! claims the pattern.
 //!
-//! Paths are normalised before matching (see [`normalize`]) so a policy cannot be side-stepped by
-//! spelling a path differently from how the framework behind the gate will read it.
+//! Paths are checked before matching (see [`normalize`]) and never rewritten in a way the framework
+//! behind the gate would not rewrite them: a spelling both could read differently is refused.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -124,6 +124,21 @@ pub enum PathError {
     ControlCharacter,
     #[error("path contains a malformed percent-escape or is not UTF-8 once decoded")]
     BadEncoding,
+    #[error("path contains an empty segment ('//'), which applications read in different ways")]
+    EmptySegment,
+}
+
+/// What a path with an empty segment (`/a//b`) means to the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptySegments {
+    /// Answer 400. For a gate in front of an app whose router it does not know: werkzeug matches
+    /// such a path as sent and then redirects to the merged spelling, Django never merges, other
+    /// routers merge silently; any rewrite here could check one route and forward to another.
+    #[default]
+    Refuse,
+    /// Match the path exactly as sent (an empty segment is a segment). For the framework adapters,
+    /// which confirm at dispatch that the framework resolved the route the gate matched.
+    Match,
 }
 
 /// How the path handed to the router is encoded.
@@ -137,11 +152,10 @@ pub enum PathEncoding {
     Decoded,
 }
 
-/// Normalises a request path for matching.
+/// Checks a request path for matching, rewriting only what every framework reads the same way.
 ///
 /// - An empty path is `/` (a WSGI app mounted at the root may see `PATH_INFO == ""`).
-/// - Runs of `/` collapse to one, as werkzeug's `merge_slashes` and Django's `CommonMiddleware`
-///   redirect them: the policy of `/admin` therefore also covers `//admin`.
+/// - Empty segments (`//`) are never merged: see [`EmptySegments`].
 /// - `.` and `..` segments are refused rather than resolved. Clients resolve them before sending
 ///   (RFC 3986 §5.2.4); a request that still carries them is probing, and resolving them here while
 ///   the framework reads them differently is exactly how gateway policies get bypassed.
@@ -150,7 +164,11 @@ pub enum PathEncoding {
 ///   before matching (RFC 3986 §6.2.2.2) and a dot segment spelled `%2e%2e` is refused too.
 /// - Matching is case-sensitive, as in werkzeug and Django: `/Admin` is not `/admin` in the app
 ///   either.
-pub fn normalize(path: &str, encoding: PathEncoding) -> Result<Cow<'_, str>, PathError> {
+pub fn normalize(
+    path: &str,
+    encoding: PathEncoding,
+    empty: EmptySegments,
+) -> Result<Cow<'_, str>, PathError> {
     if path.is_empty() {
         return Ok(Cow::Borrowed("/"));
     }
@@ -165,8 +183,8 @@ pub fn normalize(path: &str, encoding: PathEncoding) -> Result<Cow<'_, str>, Pat
             return Err(PathError::ControlCharacter);
         }
         if b == b'/' {
-            if prev_slash {
-                needs_rewrite = true;
+            if prev_slash && empty == EmptySegments::Refuse {
+                return Err(PathError::EmptySegment);
             }
             prev_slash = true;
         } else {
@@ -197,10 +215,6 @@ fn rewrite(path: &str, encoding: PathEncoding) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b == b'/' && out.ends_with('/') {
-            i += 1;
-            continue;
-        }
         if b == b'%' && encoding == PathEncoding::Raw {
             // Validated by the caller: two hex digits follow.
             if let Some(v) = hex_pair(bytes[i + 1], bytes[i + 2]).filter(|v| is_unreserved(*v)) {
@@ -662,8 +676,20 @@ mod tests {
     #[test]
     fn normalisation() {
         use PathEncoding::{Decoded, Raw};
+        let normalize = |p, e| super::normalize(p, e, EmptySegments::Refuse);
         assert_eq!(normalize("", Decoded).unwrap(), "/");
-        assert_eq!(normalize("//admin///x/", Decoded).unwrap(), "/admin/x/");
+        assert_eq!(
+            normalize("//admin///x/", Decoded),
+            Err(PathError::EmptySegment)
+        );
+        assert_eq!(
+            super::normalize("//admin///x/", Decoded, EmptySegments::Match).unwrap(),
+            "//admin///x/"
+        );
+        assert_eq!(
+            super::normalize("/us%65rs//x", Raw, EmptySegments::Match).unwrap(),
+            "/users//x"
+        );
         assert_eq!(
             normalize("/admin/../admin", Decoded),
             Err(PathError::DotSegment)
@@ -683,7 +709,7 @@ mod tests {
         );
         assert_eq!(normalize("admin", Decoded), Err(PathError::NotAbsolute));
         assert_eq!(normalize("/..a/b.", Decoded).unwrap(), "/..a/b.");
-        assert_eq!(normalize("/caf\u{e9}//x", Decoded).unwrap(), "/caf\u{e9}/x");
+        assert_eq!(normalize("/caf\u{e9}/x", Decoded).unwrap(), "/caf\u{e9}/x");
         assert!(matches!(
             normalize("/plain/path", Decoded).unwrap(),
             Cow::Borrowed(_)

@@ -3,7 +3,7 @@
 
 use ferrogate::config::GateConfig;
 use ferrogate::gate::{Decision, Gate, Request};
-use ferrogate::router::{PathEncoding, Router, normalize};
+use ferrogate::router::{EmptySegments, PathEncoding, Router, normalize};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -80,13 +80,19 @@ proptest! {
     #[test]
     fn normalised_paths_are_canonical(path in path_strategy()) {
         for encoding in [PathEncoding::Raw, PathEncoding::Decoded] {
-            if let Ok(n) = normalize(&path, encoding) {
-                prop_assert!(n.starts_with('/'));
-                prop_assert!(!n.contains("//"));
-                prop_assert!(!n.split('/').any(|s| s == "." || s == ".."));
-                // Idempotent: normalising again changes nothing.
-                let again = normalize(&n, encoding);
-                prop_assert_eq!(again.as_deref(), Ok(&*n));
+            for empty in [EmptySegments::Refuse, EmptySegments::Match] {
+                if let Ok(n) = normalize(&path, encoding, empty) {
+                    prop_assert!(n.starts_with('/'));
+                    prop_assert!(!n.split('/').any(|s| s == "." || s == ".."));
+                    // Nothing merges slashes: a path with `//` is refused or kept as sent.
+                    prop_assert_eq!(n.matches("//").count(), path.matches("//").count());
+                    if empty == EmptySegments::Refuse {
+                        prop_assert!(!n.contains("//"));
+                    }
+                    // Idempotent: normalising again changes nothing.
+                    let again = normalize(&n, encoding, empty);
+                    prop_assert_eq!(again.as_deref(), Ok(&*n));
+                }
             }
         }
     }
@@ -97,7 +103,7 @@ proptest! {
         r.insert("/users/{id}", &["GET"], 1).unwrap();
         r.insert("/files/{*rest}", &[], 2).unwrap();
         r.insert("/a/b/c", &["POST"], 3).unwrap();
-        if let Ok(n) = normalize(&path, PathEncoding::Raw) {
+        if let Ok(n) = normalize(&path, PathEncoding::Raw, EmptySegments::Match) {
             let _ = r.lookup(&method, &n);
         }
     }

@@ -1,9 +1,17 @@
-"""What the framework adapters share: compiling a framework's route table into the gate.
+"""What the framework adapters share: compiling a framework's route table into the gate, and
+confirming at dispatch that the framework ran the route the gate enforced.
 
 A framework route becomes a *candidate*: a matchit pattern (or the reason it has none), the methods
-it answers and its policy keys. Candidates whose patterns overlap are moved to the fallback path
-together, and the fallback candidates get a second gate keyed by synthetic paths, which the
-framework hook checks once it knows which route the framework picked.
+it answers and its policy keys. Each candidate is one route of the gate, at the same index:
+
+- with a pattern, the router matches it before the framework runs (the fast path);
+- without one, it is *dispatch-only*: the gate asks the framework's own router (``resolve``) when its
+  router matches nothing, and the framework hook checks it once the framework has resolved it.
+
+Whatever the gate decided early is an optimisation: the framework hook compares the route the
+framework resolved with the one the gate enforced (:meth:`Compiled.confirmed`, one identity check)
+and, when they differ, checks the request again under the resolved route's policy, with the cache
+off (:meth:`Compiled.recheck`).
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ from ferrogate.exceptions import ConfigError
 from ferrogate.gate import Gate
 
 __all__ = [
-    "FALLBACK_UNMATCHED",
     "POLICY_ATTR",
     "CallableKey",
     "Candidate",
@@ -42,9 +49,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Attribute that carries a view's policy keys, like Django's ``csrf_exempt`` marker.
 POLICY_ATTR = "__ferrogate_policy__"
-_FALLBACK_PREFIX = "/_ferrogate_fallback/"
-#: The synthetic path under which the fallback gate applies the defaults to unmatched requests.
-FALLBACK_UNMATCHED = _FALLBACK_PREFIX + "unmatched"
 
 
 #: Attribute that carries a view's Python key functions for rate limits.
@@ -68,6 +72,7 @@ class CallableKey:
 
 @dataclass
 class Candidate:
+    #: Identifies the route as the framework resolves it (``id(rule)``, ``(route, id(view))``).
     key: Hashable
     label: str
     rule: str
@@ -77,6 +82,8 @@ class Candidate:
     policy: dict[str, Any]
     reason: str | None = None
     callables: list[CallableKey] = field(default_factory=list)
+    #: More patterns for the same route (werkzeug's non-strict-slash rules answer both spellings).
+    aliases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,30 +95,64 @@ class RouteReport:
     methods: list[str] | None
     pattern: str | None
     policy: dict[str, Any]
+    #: Why the route is checked only once the framework has resolved it (None: the fast path).
     fallback_reason: str | None = None
 
 
 @dataclass
 class Compiled:
     gate: Gate
+    #: Whether some routes are dispatch-only.
     has_fallbacks: bool
-    fallback_paths: dict[Hashable, str]
+    #: Framework key -> the gate route that enforces its full policy.
+    index_of: dict[Hashable, int]
+    #: Gate route index -> framework key (None for a pre-check route).
+    keys: list[Hashable | None]
+    #: Gate route indexes whose check needs the framework's request (Python key functions): the
+    #: gate's early check of such a route is a pre-check, and the hook always checks again.
+    deferred: frozenset[int] = frozenset()
+    #: Framework key -> the route the gate checks before the framework runs, when it differs.
+    precheck_of: dict[Hashable, int] = field(default_factory=dict)
     reports: list[RouteReport] = field(default_factory=list)
     callables: dict[Hashable, list[CallableKey]] = field(default_factory=dict)
 
-    def check_fallback(
-        self, key: Hashable | None, environ: Mapping[str, Any], call: Callable[[CallableKey], Any]
-    ) -> Decision | None:
-        """Checks a request the fast path did not match, by the route the framework picked
-        (``None``: no route, the defaults apply). ``call`` runs a Python key function."""
-        if not self.has_fallbacks:
+    def confirmed(self, d: Decision | None, key: Hashable | None) -> bool:
+        """Whether the gate's early decision ``d`` was taken under the route the framework resolved
+        (``key``; None for none). Nothing more to check then."""
+        if d is None:
+            return False
+        idx = d.route_index
+        if idx is None:
+            return key is None
+        return idx not in self.deferred and self.keys[idx] == key
+
+    def early_index(self, key: Hashable | None) -> int | None:
+        """The route the gate checks a resolved request under before the framework runs (``resolve``)."""
+        if key is None:
             return None
-        synthetic = dict(environ)
-        synthetic["PATH_INFO"] = self.fallback_paths.get(key, FALLBACK_UNMATCHED)
-        for ck in self.callables.get(key, ()) if key is not None else ():
-            # Overwrites anything a client sent under the same header name.
-            synthetic[ck.environ_key] = str(call(ck))
-        return self.gate.check(synthetic)
+        found = self.precheck_of.get(key)
+        return found if found is not None else self.index_of.get(key)
+
+    def check_resolved(
+        self,
+        key: Hashable | None,
+        environ: Mapping[str, Any],
+        call: Callable[[CallableKey], Any],
+        *,
+        cache: bool,
+    ) -> Decision:
+        """Checks a request under the route the framework resolved (``key``; None or unknown: the
+        defaults). ``call`` runs a Python key function; ``cache=False`` when the gate had matched
+        another route, so that response is neither served from nor stored in the cache."""
+        idx = self.index_of.get(key) if key is not None else None
+        checked: Any = environ
+        callables = self.callables.get(key, ()) if key is not None else ()
+        if callables:
+            checked = dict(environ)
+            for ck in callables:
+                # Overwrites anything a client sent under the same header name.
+                checked[ck.environ_key] = str(call(ck))
+        return self.gate.check_route(checked, idx, cache=cache)
 
 
 def claim_methods(candidates: list[Candidate]) -> None:
@@ -151,59 +192,104 @@ def resolve_conflicts(candidates: list[Candidate]) -> None:
         for c in candidates:
             if c.pattern is None or not _active(c):
                 continue
-            existing = router.conflict(c.pattern, c.methods)
-            if existing is not None:
-                clash = (c, existing)
+            for pattern in (c.pattern, *c.aliases):
+                existing = router.conflict(pattern, c.methods)
+                if existing is not None:
+                    clash = (c, existing)
+                    break
+                router.insert(pattern, None, c.methods)
+            if clash is not None:
                 break
-            router.insert(c.pattern, None, c.methods)
         if clash is None:
             return
         c, existing = clash
         reason = f"its pattern overlaps another route's ({c.pattern} vs {existing})"
         for other in candidates:
-            if other is c or other.pattern == existing:
+            if other is c or other.pattern == existing or existing in other.aliases:
                 other.pattern, other.reason = None, reason
 
 
-def compile_routes(base: Mapping[str, Any], candidates: list[Candidate], where: str) -> Compiled:
-    """Builds the fast-path gate and, when some routes cannot be expressed, the fallback gate."""
+def compile_routes(
+    base: Mapping[str, Any],
+    candidates: list[Candidate],
+    where: str,
+    resolve: Callable[[Compiled, Mapping[str, Any]], Hashable | None] | None = None,
+) -> Compiled:
+    """Builds the gate: one route per candidate, in the same order. ``resolve(compiled, environ)``
+    is the framework's own router (its key for the route it would dispatch to, or None), asked
+    before the framework runs when the gate's router matches nothing and some routes are
+    dispatch-only."""
     for c in candidates:
         if c.callables and c.pattern is not None:
             c.pattern, c.reason = None, "a rate-limit key is a Python callable, which needs the request"
     claim_methods(candidates)
     resolve_conflicts(candidates)
-    fast = [c for c in candidates if _active(c)]
-    fallback = [c for c in candidates if c.pattern is None]
-    routes = [_route(c.pattern or "", c) for c in fast]
-    labels = [c.label for c in fast]
-    fallback_paths: dict[Hashable, str] = {}
-    if fallback:
-        # The fallback routes live in the same gate under synthetic paths, so they share its state
-        # (a named limit used by a compiled route and a fallback route is one bucket, not two).
-        routes.append({"path": FALLBACK_UNMATCHED})
-        labels.append("(unmatched)")
-        for i, c in enumerate(fallback):
-            path = f"{_FALLBACK_PREFIX}{i}"
-            fallback_paths[c.key] = path
-            routes.append(_route(path, c))
-            labels.append(c.label)
-    config = {**base, "routes": routes, "unmatched": "forward" if fallback else "defaults"}
-    gate = _build(config, labels, where)
+    routes: list[dict[str, Any]] = []
+    labels: list[str] = []
+    keys: list[Hashable | None] = []
+    index_of: dict[Hashable, int] = {}
+    precheck_of: dict[Hashable, int] = {}
+    deferred: set[int] = set()
+    for c in candidates:
+        if c.pattern is not None and not _active(c):
+            # Every method it answers is claimed by an earlier route: the framework never runs it
+            # for a path the router matches, but may still resolve it (a method it alone answers).
+            c.pattern, c.reason = None, "another route takes its methods on the same path"
+        index_of.setdefault(c.key, len(routes))
+        keys.append(c.key)
+        labels.append(c.label)
+        routes.append(_route(c))
+        if c.callables:
+            # Before the framework runs, the gate checks everything but the Python-keyed limits
+            # (the request they need does not exist yet); the hook then checks the whole policy.
+            deferred.add(len(routes) - 1)
+            pre = {k: v for k, v in _route(c).items() if k not in ("limit", "cache")}
+            precheck_of[c.key] = len(routes)
+            keys.append(c.key)
+            labels.append(c.label + " (pre-check)")
+            routes.append(pre)
+    config = {**base, "routes": routes}
+    # The adapters confirm at dispatch, so the gate reads `//` as the framework does: as sent.
+    config["paths"] = {"empty_segments": "match", **dict(base.get("paths") or {})}
+    has_fallbacks = any(c.pattern is None for c in candidates)
+    holder: list[Compiled] = []
+
+    def resolve_index(environ: Mapping[str, Any]) -> int | None:
+        assert resolve is not None
+        return holder[0].early_index(resolve(holder[0], environ))
+
+    gate = _build(config, labels, where, resolve_index if resolve is not None and has_fallbacks else None)
     reports = [RouteReport(c.rule, c.label, c.methods, c.pattern, c.policy, c.reason) for c in candidates]
-    callables = {c.key: c.callables for c in fallback if c.callables}
-    return Compiled(gate, bool(fallback), fallback_paths, reports, callables)
+    callables = {c.key: c.callables for c in candidates if c.callables}
+    compiled = Compiled(
+        gate, has_fallbacks, index_of, keys, frozenset(deferred), precheck_of, reports, callables
+    )
+    holder.append(compiled)
+    return compiled
 
 
-def _route(path: str, c: Candidate) -> dict[str, Any]:
-    route: dict[str, Any] = {"path": path, "name": c.label, **c.policy}
+def _route(c: Candidate) -> dict[str, Any]:
+    route: dict[str, Any] = {"name": c.label, **c.policy}
+    if c.pattern is None:
+        # The framework resolved it, methods included.
+        route["dispatch"] = True
+        return route
+    route["path"] = c.pattern
+    if c.aliases:
+        route["aliases"] = list(c.aliases)
     if c.methods is not None:
         route["methods"] = c.methods
     return route
 
 
-def _build(config: dict[str, Any], labels: list[str], where: str) -> Gate:
+def _build(
+    config: dict[str, Any],
+    labels: list[str],
+    where: str,
+    resolve: Callable[[Mapping[str, Any]], int | None] | None,
+) -> Gate:
     try:
-        return Gate(config)
+        return Gate(config, resolve=resolve)
     except ConfigError as e:
         issues = [(_name_route(k, labels), m) for k, m in e.issues]
         lines = "\n  ".join(f"{k}: {m}" for k, m in issues)

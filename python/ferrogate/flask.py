@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, after_this_request, current_app, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
 from ferrogate._adapter import (
@@ -77,10 +79,11 @@ current_claims: Any = LocalProxy(_claims)
 def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
     """``(pattern, None)`` for a rule matchit can express, else ``(None, reason)``.
 
-    Whole-segment variables become ``{name}``; a trailing ``<path:...>`` becomes ``{*name}``. Typed
-    converters (int, float, uuid, any) become plain ``{name}``: the gate then matches a superset of
-    the rule's paths, and applies its policy to paths the app would answer 404 anyway. Any rule
-    whose shape overlaps another's is caught as a conflict at compile time and falls back.
+    Whole-segment variables become ``{name}``; a trailing variable whose converter spans ``/``
+    (werkzeug's ``part_isolating = False``: ``<path:...>`` and its subclasses) becomes ``{*name}``.
+    Typed converters (int, float, uuid, any) become plain ``{name}``: the gate then matches a
+    superset of the rule's paths. That is safe because the extension confirms at dispatch that
+    werkzeug resolved the route the gate matched, and checks again when it did not.
     """
     if rule.host or rule.subdomain:
         return None, "host or subdomain matching"
@@ -108,6 +111,8 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
                 return None, "rule does not start with '/'"
             continue
         if not seg:
+            if i != last:
+                return None, "an empty segment ('//') in the rule"
             out.append("")
             continue
         if len(seg) > 1:
@@ -118,14 +123,22 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
                 return None, "literal braces or '*' in the rule"
             out.append(part)
             continue
-        converter = type(rule._converters[part]).__name__
-        if converter == "PathConverter":
+        converter = rule._converters[part]
+        if not getattr(converter, "part_isolating", True):
             if i != last:
-                return None, "<path:...> is not the last segment"
+                return None, f"converter {type(converter).__name__} matches '/' and is not last"
             out.append("{*" + part + "}")
         else:
             out.append("{" + part + "}")
     return "/" + "/".join(out), None
+
+
+def slash_aliases(rule: Rule, pattern: str) -> list[str]:
+    """The other spelling a non-strict-slash rule answers (``/a`` for ``/a/``, and back), so
+    both reach the same gate route, one policy and one set of limit buckets."""
+    if rule.strict_slashes is not False or pattern == "/" or "{*" in pattern:
+        return []
+    return [pattern[:-1]] if pattern.endswith("/") else [pattern + "/"]
 
 
 class _AppState:
@@ -139,7 +152,6 @@ class _AppState:
         self.rule_count = -1
         self.defer_refusals = False
         self.serving = False
-        self.hooks_active = True
 
     def setting(self, key: str) -> Any:
         short = key.removeprefix("FERROGATE_").lower()
@@ -173,25 +185,21 @@ class _AppState:
         if not self.serving:
             self.defer_refusals = _has_refusal_handler(self.app)
             self.serving = True
-            self.sync_hooks(compiled)
         return compiled
 
-    def sync_hooks(self, compiled: Compiled) -> None:
-        """Keeps the ``before_request``/``after_request`` hooks only while something needs them
-        (hook mode, fallback routes, app-rendered refusals). Each registered hook costs Flask a few
-        microseconds per request even when it does nothing, and the fast path needs none."""
-        needed = not self.fast_path or compiled.has_fallbacks or self.defer_refusals
-        hooks: list[tuple[Any, Any]] = [
-            (self.app.before_request_funcs, self.ext._before_request),
-            (self.app.after_request_funcs, self.ext._after_request),
-        ]
-        for registry, hook in hooks:
-            funcs: list[Any] = registry.setdefault(None, [])
-            if needed and hook not in funcs:
-                funcs.append(hook)
-            elif not needed and hook in funcs:
-                funcs.remove(hook)
-        self.hooks_active = needed
+    def resolve(self, compiled: Compiled, environ: Mapping[str, Any]) -> Hashable | None:
+        """The rule werkzeug would dispatch ``environ`` to (its key), before Flask runs: asked by the
+        gate for a path its router does not match while some rules are dispatch-only."""
+        app = self.app
+        try:
+            adapter = app.create_url_adapter(app.request_class(cast(Any, environ)))
+            if adapter is None:
+                return None
+            rule, _ = adapter.match(return_rule=True)
+        except HTTPException:
+            # 404, 405 or a redirect: Flask runs no view; the defaults apply.
+            return None
+        return id(rule)
 
     def base_config(self) -> dict[str, Any]:
         base = self.setting("FERROGATE_CONFIG")
@@ -218,7 +226,9 @@ class _AppState:
         return config
 
     def _compile(self) -> Compiled:
-        return compile_routes(self.base_config(), self._candidates(), f"the Flask app {self.app.name!r}")
+        return compile_routes(
+            self.base_config(), self._candidates(), f"the Flask app {self.app.name!r}", self.resolve
+        )
 
     def _candidates(self) -> list[Candidate]:
         out: list[Candidate] = []
@@ -228,8 +238,11 @@ class _AppState:
             methods = sorted(rule.methods or ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
             policy = self.ext.policy_for(rule.endpoint, view)
             callables = self.ext.callables_for(rule.endpoint, view)
+            aliases = slash_aliases(rule, pattern) if pattern is not None else []
             out.append(
-                Candidate(id(rule), rule.endpoint, rule.rule, pattern, methods, policy, reason, callables)
+                Candidate(
+                    id(rule), rule.endpoint, rule.rule, pattern, methods, policy, reason, callables, aliases
+                )
             )
         return out
 
@@ -245,7 +258,14 @@ def _has_refusal_handler(app: Flask) -> bool:
 def _refusal(d: Decision) -> GateRefused:
     """The exception for a refused decision; its standard headers go on the handler's response."""
     exc = GateRefused.for_status(d.status, d.headers, _problem(d))
-    g.ferrogate_headers = exc.standard_headers
+    standard = exc.standard_headers
+
+    def add_headers(response: Response) -> Response:
+        for k, v in standard:
+            response.headers.add(k, v)
+        return response
+
+    after_this_request(add_headers)
     return exc
 
 
@@ -281,8 +301,11 @@ class _FlaskGateMiddleware:
         compiled = state.for_request()
         if not state.enabled or not state.fast_path:
             return None
-        # With defer_refusals, Flask runs for refused requests so the app's handler renders them.
-        native = self._native = WsgiGate(self.wsgi_app, compiled.gate, state.defer_refusals)
+        # With defer_refusals, Flask runs for refused requests so the app's handler renders them:
+        # Flask's own entry point, never a WSGI layer wrapped inside the gate that could serve the
+        # request itself.
+        own = type(state.app).wsgi_app.__get__(state.app)
+        native = self._native = WsgiGate(self.wsgi_app, compiled.gate, state.defer_refusals, refusal_app=own)
         # From now on Flask may call the native gate itself, a Python frame less per request. Only
         # while app.wsgi_app is still this middleware: a wrapper added after init_app (ProxyFix,
         # say) holds this object and keeps calling it, which still works.
@@ -323,7 +346,6 @@ class FerroGate:
         app.extensions["ferrogate"] = state
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._before_request)
-        app.after_request(self._after_request)
         # `g.ferrogate_claims` reads the request's claims on demand instead of a hook copying them.
         app.app_ctx_globals_class = _globals_class(app.app_ctx_globals_class)
         from ferrogate.flask_cli import ferrogate_cli
@@ -502,6 +524,8 @@ class FerroGate:
     # -- hooks ----------------------------------------------------------------------------------
 
     def _before_request(self) -> Response | None:
+        """Confirms at dispatch that Flask resolved the rule the gate enforced (one identity check),
+        and otherwise checks the request again under the resolved rule's policy."""
         state = self.state()
         if not state.enabled:
             return None
@@ -510,47 +534,43 @@ class FerroGate:
         if refused is not None:
             raise _refusal(refused)
         compiled = state.for_request()
-        if not state.fast_path:
-            d = compiled.gate.check(environ)
-            result = self._apply(state, d)
-            if result is not None:
-                return result
-        if environ.get("ferrogate.route") is None:
-            rule = request.url_rule
-            fallback = compiled.check_fallback(
-                id(rule) if rule is not None else None, environ, lambda ck: ck.fn()
-            )
-            result = None if fallback is None else self._apply(state, fallback)
-            if result is not None:
-                return result
-        return None
+        rule = request.url_rule
+        key = id(rule) if rule is not None else None
+        early = environ.get("ferrogate.decision")
+        if compiled.confirmed(early, key):
+            return None
+        # No early decision (hook mode): the framework's resolution is the only check. An early
+        # decision under another route: its response must not be cached, nor served from cache.
+        same = early is not None and early.route_index is not None and compiled.keys[early.route_index] == key
+        if early is not None and not same and early.cache_ticket is not None:
+            early.cache_ticket.cancel()
+        d = compiled.check_resolved(key, environ, lambda ck: ck.fn(), cache=early is None or same)
+        return self._apply(state, d)
 
     def _apply(self, state: _AppState, d: Decision) -> Response | None:
         environ = request.environ
         if d.forward:
-            if d.cache_ticket is not None:
-                g.ferrogate_ticket = d.cache_ticket
-            environ.setdefault("ferrogate.route", d.route)
-            environ.setdefault("ferrogate.route_name", d.route_name)
-            environ.setdefault("ferrogate.params", d.params)
-            if d.claims is not None:
-                environ["ferrogate.claims"] = d.claims
-            if d.headers:
-                g.ferrogate_headers = [*g.get("ferrogate_headers", ()), *d.headers]
+            environ["ferrogate.decision"] = d
+            environ["ferrogate.route"] = d.route
+            environ["ferrogate.route_name"] = d.route_name
+            environ["ferrogate.params"] = d.params
+            environ["ferrogate.claims"] = d.claims
+            if d.cache_ticket is not None or d.headers:
+                after_this_request(partial(_finish, d))
             return None
         if state.defer_refusals:
             raise _refusal(d)
         body = b"" if request.method == "HEAD" else d.body
         return Response(body, status=d.status, headers=list(d.headers))
 
-    @staticmethod
-    def _after_request(response: Response) -> Response:
-        ticket = g.pop("ferrogate_ticket", None)
-        if ticket is not None:
-            _store_flask_response(ticket, response)
-        for k, v in g.get("ferrogate_headers", ()):
-            response.headers.add(k, v)
-        return response
+
+def _finish(d: Decision, response: Response) -> Response:
+    """After a check in the hook: the cache ticket and the gate's headers."""
+    if d.cache_ticket is not None:
+        _store_flask_response(d.cache_ticket, response)
+    for k, v in d.headers:
+        response.headers.add(k, v)
+    return response
 
 
 def _globals_class(base: type[Any]) -> type[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -21,14 +22,22 @@ class Gate(_native.Gate):
 
     ``Gate(config)`` takes a dict; ``Gate.from_file(path)`` a TOML (or JSON) file. Invalid config
     raises :class:`~ferrogate.ConfigError` listing every problem with its key path.
+
+    ``resolve(environ) -> int | None`` is a framework's own router, for adapters: asked when the
+    gate's router matches nothing and some routes are ``dispatch = true``, it names the route (by
+    index in ``routes``) the framework would run, or None for none (the defaults apply).
     """
 
-    def __new__(cls, config: dict[str, Any]) -> Self:
+    def __new__(
+        cls, config: dict[str, Any], *, resolve: Callable[[dict[str, Any]], int | None] | None = None
+    ) -> Self:
         from ferrogate.ratelimit import with_worker_count
 
-        return super().__new__(cls, with_worker_count(config))
+        return super().__new__(cls, with_worker_count(config), resolve=resolve)
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(
+        self, config: dict[str, Any], *, resolve: Callable[[dict[str, Any]], int | None] | None = None
+    ) -> None:
         super().__init__()
         from ferrogate.ratelimit import warn_if_multiprocess
 

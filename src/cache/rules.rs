@@ -64,6 +64,8 @@ pub enum NotStored {
     Authorization,
     ZeroTtl,
     TooLarge,
+    /// The framework dispatched to another route than the gate matched.
+    RouteMismatch,
 }
 
 impl NotStored {
@@ -80,6 +82,7 @@ impl NotStored {
             NotStored::Authorization => "authorization",
             NotStored::ZeroTtl => "ttl-zero",
             NotStored::TooLarge => "too-large",
+            NotStored::RouteMismatch => "route-mismatch",
         }
     }
 }

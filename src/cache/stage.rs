@@ -332,6 +332,9 @@ pub struct Ticket {
     ended: AtomicBool,
     /// `wants` said yes for the headers `store` will be given.
     wanted: AtomicBool,
+    /// The framework dispatched the request to another route than the one this ticket was
+    /// issued for: the response is never stored (see [`Ticket::cancel`]).
+    cancelled: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -600,6 +603,7 @@ impl Stage {
             kind,
             ended: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
         }
     }
 
@@ -890,7 +894,20 @@ impl Ticket {
         wanted
     }
 
+    /// The response will not be stored whatever it says: the route that produced it is not the
+    /// one the cache looked the request up under. Waiters on this ticket's flight are woken and
+    /// go to the app themselves. An unsafe request still invalidates its path.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if self.is_store() {
+            self.end();
+        }
+    }
+
     fn refusal(&self, status: u16, headers: &[(String, String)]) -> Option<NotStored> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Some(NotStored::RouteMismatch);
+        }
         let TicketKind::Store {
             per_principal,
             authorization,
@@ -1007,7 +1024,8 @@ impl Ticket {
         };
         // `wants` already applied the rules to these headers (the tags header aside, which they
         // do not read): no need to parse them twice on the miss path.
-        let checked = self.wanted.load(Ordering::Relaxed);
+        let checked =
+            self.wanted.load(Ordering::Relaxed) && !self.cancelled.load(Ordering::SeqCst);
         let refusal = if checked {
             None
         } else {

@@ -85,6 +85,12 @@ impl PyCacheTicket {
     fn end(&self) {
         self.inner.end();
     }
+
+    /// Never store this request's response: the framework dispatched it to another route than
+    /// the one the gate looked it up under.
+    fn cancel(&self) {
+        self.inner.cancel();
+    }
 }
 
 enum Backing {

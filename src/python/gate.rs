@@ -12,7 +12,9 @@ use super::guard::guarded;
 use crate::auth::TokenError;
 use crate::auth::revocation::{self, Check, OnError, Refusal};
 use crate::auth::stage::Blocking;
-use crate::gate::{Decision, Explanation, Gate, GateOptions, HeaderSource, Request, Response};
+use crate::gate::{
+    Decision, Explanation, Gate, GateOptions, HeaderSource, Request, Response, Target,
+};
 use crate::http::Header;
 use crate::problem::{self, Problem};
 use crate::shared::StoreError;
@@ -41,8 +43,44 @@ pub struct PyGate {
     core: Gate,
     keys: EnvironKeys,
     /// Python strings for each route's pattern and name, built once, shared by every Decision.
-    patterns: Vec<Py<PyString>>,
+    patterns: Vec<Option<Py<PyString>>>,
     names: Vec<Option<Py<PyString>>>,
+    /// `resolve(environ) -> int | None`: the framework's own routing, for a request the router
+    /// could not place while some routes are dispatch-only.
+    resolve: Option<Py<PyAny>>,
+}
+
+/// [`crate::gate::Resolver`] on the Python callable; its exception is kept for the caller.
+struct PyResolver<'a, 'py> {
+    resolve: Option<&'a Bound<'py, PyAny>>,
+    environ: &'a Bound<'py, PyDict>,
+    routes: usize,
+    error: std::cell::RefCell<Option<PyErr>>,
+}
+
+impl crate::gate::Resolver for PyResolver<'_, '_> {
+    fn resolve(&self) -> Result<Option<usize>, crate::gate::ResolveFailed> {
+        let Some(resolve) = self.resolve else {
+            return Ok(None);
+        };
+        let found = resolve
+            .call1((self.environ,))
+            .and_then(|r| r.extract::<Option<usize>>());
+        match found {
+            Ok(Some(id)) if id >= self.routes => {
+                *self.error.borrow_mut() = Some(PyValueError::new_err(format!(
+                    "resolve() returned route #{id}; the gate has {} routes",
+                    self.routes
+                )));
+                Err(crate::gate::ResolveFailed)
+            }
+            Ok(found) => Ok(found),
+            Err(e) => {
+                *self.error.borrow_mut() = Some(e);
+                Err(crate::gate::ResolveFailed)
+            }
+        }
+    }
 }
 
 /// What the gate decided for one request.
@@ -64,6 +102,10 @@ pub struct PyDecision {
     pub(super) route: Option<Py<PyString>>,
     #[pyo3(get)]
     pub(super) route_name: Option<Py<PyString>>,
+    /// The index (in the config's `routes`) of the route the request was checked under; None for
+    /// the defaults or a refusal before any route applied.
+    #[pyo3(get)]
+    pub(super) route_index: Option<usize>,
     #[pyo3(get)]
     pub(super) params: Py<PyDict>,
     /// The dry-run rate limit that would have refused this request, or None.
@@ -119,6 +161,7 @@ fn respond(py: Python<'_>, r: &Response) -> PyResult<PyDecision> {
         body: PyBytes::new(py, &r.body).unbind(),
         route: None,
         route_name: None,
+        route_index: None,
         params: PyDict::new(py).unbind(),
         dry_run_refused: None,
         claims: None,
@@ -212,8 +255,23 @@ impl PyGate {
         })
     }
 
-    fn decide(&self, py: Python<'_>, environ: &Bound<'_, PyDict>) -> PyResult<PyDecision> {
-        let method = environ_str(environ, &self.keys.method)?;
+    fn decide(
+        &self,
+        py: Python<'_>,
+        environ: &Bound<'_, PyDict>,
+        target: Option<(Option<usize>, bool)>,
+    ) -> PyResult<PyDecision> {
+        let mut method = environ_str(environ, &self.keys.method)?;
+        if let Some(m) = &method {
+            // werkzeug and Django upper-case the method before routing; the gate reads it the same
+            // way and forwards the spelling it checked, so a WSGI layer or app behind that does
+            // not upper-case cannot see another method than the gate did.
+            if m.to_str().is_ok_and(|s| s.bytes().any(|b| b.is_ascii_lowercase())) {
+                let upper = PyString::new(py, &m.to_str()?.to_ascii_uppercase());
+                environ.set_item(self.keys.method.bind(py), &upper)?;
+                method = Some(upper);
+            }
+        }
         let path = environ_str(environ, &self.keys.path)?;
         let query = environ_str(environ, &self.keys.query)?;
         let remote = environ_str(environ, &self.keys.remote_addr)?;
@@ -246,21 +304,46 @@ impl PyGate {
             headers: &headers,
         };
         let mut scratch = String::new();
-        match self.core.check_with(&req, &mut scratch, &ReleaseGil(py)) {
+        let resolver = PyResolver {
+            resolve: self.resolve.as_ref().map(|r| r.bind(py)),
+            environ,
+            routes: self.core.route_count(),
+            error: std::cell::RefCell::new(None),
+        };
+        let target = match target {
+            None => Target::Match(&resolver),
+            Some((id, cache)) => Target::Route { id, cache },
+        };
+        let decision = self
+            .core
+            .check_target(&req, &mut scratch, &ReleaseGil(py), target);
+        if let Some(e) = resolver.error.into_inner() {
+            return Err(e);
+        }
+        match decision {
             Decision::Respond(r) => respond(py, &r),
             Decision::Forward(f) => {
                 let params = PyDict::new(py);
-                let (route, route_name) = match &f.route {
+                let (route, route_name, route_index) = match &f.route {
                     Some(m) => {
                         for (k, v) in m.params.iter() {
                             params.set_item(PyString::new(py, k), PyString::new(py, v))?;
                         }
+                        let pattern = match &self.patterns[m.id] {
+                            // An alias matched: name the pattern that did.
+                            Some(p) if p.bind(py).to_str().is_ok_and(|p| p == m.pattern) => {
+                                Some(p.clone_ref(py))
+                            }
+                            Some(_) => Some(PyString::new(py, m.pattern).unbind()),
+                            None => None,
+                        };
                         (
-                            Some(self.patterns[m.id].clone_ref(py)),
+                            pattern,
                             self.names[m.id].as_ref().map(|n| n.clone_ref(py)),
+                            Some(m.id),
                         )
                     }
-                    None => (None, None),
+                    None => (None, None, None),
                 };
                 Ok(PyDecision {
                     forward: true,
@@ -269,6 +352,7 @@ impl PyGate {
                     body: PyBytes::new(py, b"").unbind(),
                     route,
                     route_name,
+                    route_index,
                     params: params.unbind(),
                     dry_run_refused: f.dry_run_refused.map(|n| PyString::new(py, n).unbind()),
                     claims: match &f.claims {
@@ -289,7 +373,12 @@ impl PyGate {
 impl PyGate {
     /// Builds a gate from a config dict; raises `ConfigError` listing every problem.
     #[new]
-    fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (config, *, resolve=None))]
+    fn new(
+        py: Python<'_>,
+        config: &Bound<'_, PyAny>,
+        resolve: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         let value = to_value(config).map_err(Error::from)?;
         let options = GateOptions {
             clock: crate::clock::system(),
@@ -318,7 +407,7 @@ impl PyGate {
         let mut patterns = Vec::with_capacity(core.route_count());
         let mut names = Vec::with_capacity(core.route_count());
         for (pattern, name) in core.routes() {
-            patterns.push(intern(pattern));
+            patterns.push(pattern.map(intern));
             names.push(name.map(intern));
         }
         Ok(Self {
@@ -326,6 +415,7 @@ impl PyGate {
             keys,
             patterns,
             names,
+            resolve,
         })
     }
 
@@ -339,9 +429,42 @@ impl PyGate {
         guarded(
             py,
             "Gate.check",
-            || self.decide(py, environ),
+            || self.decide(py, environ, None),
             || internal_error(py),
         )
+    }
+
+    /// Decides one request under the route the framework resolved (`route`: its index in the
+    /// config's `routes`; None: no route, the defaults apply), without asking the router.
+    /// `cache=False` neither serves from nor stores into the cache.
+    #[pyo3(signature = (environ, route, *, cache=true))]
+    pub(super) fn check_route(
+        &self,
+        py: Python<'_>,
+        environ: &Bound<'_, PyDict>,
+        route: Option<usize>,
+        cache: bool,
+    ) -> PyResult<PyDecision> {
+        if let Some(id) = route {
+            if id >= self.core.route_count() {
+                return Err(PyValueError::new_err(format!(
+                    "route #{id} does not exist; the gate has {} routes",
+                    self.core.route_count()
+                )));
+            }
+        }
+        guarded(
+            py,
+            "Gate.check_route",
+            || self.decide(py, environ, Some((route, cache))),
+            || internal_error(py),
+        )
+    }
+
+    /// True when some routes are dispatch-only (checked once the framework has resolved them).
+    #[getter]
+    fn has_dispatch_routes(&self) -> bool {
+        self.core.has_dispatch_routes()
     }
 
     /// Which route and policy apply to `method path`, and why.
@@ -569,11 +692,12 @@ impl PyGate {
             .map(super::cache::PyResponseCache::for_gate)
     }
 
-    /// `(pattern, name)` for every route, in config order.
-    fn routes(&self) -> Vec<(String, Option<String>)> {
+    /// `(pattern, name)` for every route, in config order; a dispatch-only route's pattern is
+    /// None.
+    fn routes(&self) -> Vec<(Option<String>, Option<String>)> {
         self.core
             .routes()
-            .map(|(p, n)| (p.to_owned(), n.map(str::to_owned)))
+            .map(|(p, n)| (p.map(str::to_owned), n.map(str::to_owned)))
             .collect()
     }
 }

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::errors::Error;
-use crate::router::{Lookup, PathEncoding, Router, decode_param, normalize};
+use crate::router::{EmptySegments, Lookup, PathEncoding, Router, decode_param, normalize};
 
 #[pyclass(name = "Router", module = "ferrogate._native")]
 pub struct PyRouter {
@@ -47,7 +47,7 @@ impl PyRouter {
         method: &str,
         path: &str,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let path = normalize(path, PathEncoding::Raw).map_err(Error::from)?;
+        let path = normalize(path, PathEncoding::Raw, EmptySegments::Match).map_err(Error::from)?;
         let Lookup::Found { value, params, .. } = self.inner.lookup(method, &path) else {
             return Ok(None);
         };
@@ -77,7 +77,7 @@ impl PyRouter {
 
     /// The methods for which `path` matches a route (empty when nothing matches), e.g. for `Allow`.
     fn allowed(&self, path: &str) -> PyResult<Vec<&'static str>> {
-        let path = normalize(path, PathEncoding::Raw).map_err(Error::from)?;
+        let path = normalize(path, PathEncoding::Raw, EmptySegments::Match).map_err(Error::from)?;
         // Look up with a method no route can be declared for: every named tree is then "another".
         Ok(match self.inner.lookup("\0", &path) {
             Lookup::MethodNotAllowed { allow } => allow,

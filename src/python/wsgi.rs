@@ -28,6 +28,11 @@ pub struct PyWsgiGate {
     gate: Py<PyGate>,
     #[pyo3(get)]
     defer_refusals: bool,
+    /// Where deferred refusals go: the framework's own entry point (Flask's `Flask.wsgi_app`),
+    /// never a WSGI layer that sits between the gate and the framework and might serve the
+    /// request itself. None: `app`.
+    #[pyo3(get)]
+    refusal_app: Option<Py<PyAny>>,
     keys: Keys,
 }
 
@@ -119,13 +124,20 @@ impl PyWsgiGate {
 #[pymethods]
 impl PyWsgiGate {
     #[new]
-    #[pyo3(signature = (app, gate, defer_refusals=false))]
-    fn new(py: Python<'_>, app: Py<PyAny>, gate: Py<PyGate>, defer_refusals: bool) -> Self {
+    #[pyo3(signature = (app, gate, defer_refusals=false, *, refusal_app=None))]
+    fn new(
+        py: Python<'_>,
+        app: Py<PyAny>,
+        gate: Py<PyGate>,
+        defer_refusals: bool,
+        refusal_app: Option<Py<PyAny>>,
+    ) -> Self {
         let intern = |s: &str| PyString::intern(py, s).unbind();
         Self {
             app,
             gate,
             defer_refusals,
+            refusal_app,
             keys: Keys {
                 route: intern("ferrogate.route"),
                 route_name: intern("ferrogate.route_name"),
@@ -150,7 +162,8 @@ impl PyWsgiGate {
                 return self.answer(py, &d, environ, start_response);
             }
             environ.set_item(self.keys.refused.bind(py), Py::new(py, d)?)?;
-            return Ok(self.app.bind(py).call1((environ, start_response))?.unbind());
+            let target = self.refusal_app.as_ref().unwrap_or(&self.app);
+            return Ok(target.bind(py).call1((environ, start_response))?.unbind());
         }
         if let Some(limit) = &d.dry_run_refused {
             log_dry_run(py, limit.bind(py), d.route.as_ref().map(|r| r.bind(py)));

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -9,9 +11,12 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
+from ferrogate._adapter import policy_of
 from ferrogate._native import Decision
 from ferrogate.django import state
 from ferrogate.django.urls import fallback_key
+
+logger = logging.getLogger("ferrogate")
 
 __all__ = ["GateMiddleware"]
 
@@ -167,10 +172,7 @@ class GateMiddleware:
         ticket = getattr(request, "_ferrogate_ticket", None)
         if ticket is not None:
             _store_django_response(ticket, response)
-        fallback = getattr(request, "_ferrogate_fallback", None)
         _gate_headers(response, getattr(request, "_ferrogate_headers", ()))
-        if fallback:
-            _gate_headers(response, fallback.headers)
         return response
 
     def __call__(self, request: HttpRequest) -> Any:
@@ -201,22 +203,49 @@ class GateMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
-        """Routes the fast path could not express (``re_path``) are checked here, by the view Django
-        resolved, with the same policy semantics."""
+        """Confirms that Django resolved the route the gate enforced (one comparison) and otherwise
+        checks the request again under the resolved view's policy, before the view runs. Routes
+        the fast path could not express (``re_path``, per-request URLconfs) are checked here."""
         meta = request.META
-        if meta.get("ferrogate.route") is not None:
-            return None
         match = request.resolver_match
         key = fallback_key(match.route, match.func) if match is not None else None
-        d = state.compiled().check_fallback(key, meta, lambda ck: ck.fn(request))
-        if d is None:
+        compiled = state.compiled()
+        early = meta.get("ferrogate.decision")
+        if compiled.confirmed(early, key):
             return None
+        if key is not None and key not in compiled.index_of and policy_of(view_func):
+            # A view with a policy the gate's table lacks (a URLconf it never compiled): closed.
+            logger.error(
+                "ferrogate: view %s has a policy but its route %r is not in the gate's table "
+                "(add its URLconf to FERROGATE['urlconfs']); refused",
+                getattr(view_func, "__qualname__", view_func),
+                match.route if match is not None else None,
+            )
+            return _unknown_view(request)
+        same = early is not None and early.route_index is not None and compiled.keys[early.route_index] == key
+        if early is not None and not same and early.cache_ticket is not None:
+            early.cache_ticket.cancel()
+        d = compiled.check_resolved(key, meta, lambda ck: ck.fn(request), cache=early is None or same)
         if not d.forward:
             return _refusal(d, request)
-        request._ferrogate_fallback = d
-        claims = getattr(d, "claims", None)
-        if claims is not None and meta.get("ferrogate.claims") is None:
-            meta["ferrogate.claims"] = claims
-            request.jwt_claims = claims
-            _attach_user(request, claims)
+        _forwarded(d, request)
+        request._ferrogate_headers = d.headers
+        request._ferrogate_ticket = d.cache_ticket
+        request.jwt_claims = d.claims
+        _attach_user(request, d.claims)
         return None
+
+
+def _unknown_view(request: HttpRequest) -> HttpResponse:
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Forbidden",
+            "status": 403,
+            "detail": "this view's gateway policy is not in the gate's route table",
+        }
+    ).encode()
+    response = HttpResponse(
+        b"" if request.method == "HEAD" else body, status=403, content_type="application/problem+json"
+    )
+    return response

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -46,7 +47,7 @@ def compiled() -> Compiled:
     if current is None:
         with _lock:
             if _compiled is None:
-                _compiled = compile_routes(gate_config(), _candidates(), "the Django URLconf")
+                _compiled = compile_routes(gate_config(), _candidates(), "the Django URLconf", _resolve)
             current = _compiled
     return current
 
@@ -55,6 +56,20 @@ def _candidates() -> list[Any]:
     from ferrogate.django.urls import candidates
 
     return candidates(get_resolver().url_patterns)
+
+
+def _resolve(_: Compiled, environ: Mapping[str, Any]) -> Hashable | None:
+    """The route Django's resolver gives ``environ``'s path (its key), before Django runs."""
+    from django.core.handlers.wsgi import get_path_info
+    from django.urls import Resolver404, resolve
+
+    from ferrogate.django.urls import fallback_key
+
+    try:
+        match = resolve(get_path_info(environ) or "/")
+    except Resolver404:
+        return None
+    return fallback_key(match.route, match.func)
 
 
 _user_loader: bool | None = None

@@ -17,6 +17,7 @@ from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from ferrogate._adapter import Candidate, callables_of, policy_of
+from ferrogate._native import Router
 
 __all__ = ["candidates", "fallback_key", "regex_to_matchit", "route_to_matchit"]
 
@@ -36,19 +37,35 @@ def route_to_matchit(route: str) -> tuple[str | None, str | None]:
                 return None, "literal braces or '*' in the route"
             out.append(seg)
             continue
-        if m["converter"] == "path":
+        if _spans_slash(m["converter"] or "str"):
             if i != len(segments) - 1:
-                return None, "<path:...> is not the last segment"
+                return None, f"converter {m['converter']!r} matches '/' and is not last"
             out.append("{*" + m["name"] + "}")
         else:
-            # int, slug, uuid and custom converters match a subset of what {name} matches; the
-            # gate then applies the route's policy to paths Django answers 404 anyway.
+            # int, slug, uuid and custom converters that never match "/" match a subset of what
+            # {name} matches; the middleware confirms at dispatch that Django resolved this route.
             out.append("{" + m["name"] + "}")
     return "/" + "/".join(out), None
 
 
-# A named group that cannot match "/": a class without "/" (or a negated one that excludes it),
-# \d or \w, with a quantifier.
+#: Strings a converter that spans segments matches one of; tried by behaviour, not by name.
+_SLASH_PROBES = ("a/b", "/", "a/", "/a", "a//b")
+
+
+def _spans_slash(converter: str) -> bool:
+    """Whether a registered path converter's regex can match across '/' (``path`` and any custom
+    converter whose regex matches '/', such as ``[\\S]+``)."""
+    from django.urls.converters import get_converters
+
+    found = get_converters().get(converter)
+    if found is None:
+        return True  # Unknown here: Django refuses it at import; never assume it stays in a segment.
+    regex = re.compile(found.regex)
+    return any(regex.fullmatch(probe) for probe in _SLASH_PROBES)
+
+
+# A named group over a character class, \d or \w, with a quantifier; whether it can match "/" is
+# tested on the class itself.
 _GROUP = re.compile(
     r"\(\?P<(?P<name>[A-Za-z_][A-Za-z0-9_]*)>"
     r"(?:\[(?P<cls>\^?(?:[^\]\\]|\\.)+)\]|\\d|\\w)"
@@ -75,7 +92,7 @@ def regex_to_matchit(regex: str, *, endpoint: bool) -> tuple[str | None, str | N
         group = _GROUP.fullmatch(seg)
         if group is not None:
             cls = group["cls"]
-            if cls is not None and (("/" in cls) != cls.startswith("^")):
+            if cls is not None and _class_matches_slash(cls):
                 return None, f"group {group['name']!r} may match '/'"
             out.append(f"<{group['name']}>")
         elif seg == "" or _LITERAL.fullmatch(seg):
@@ -83,6 +100,13 @@ def regex_to_matchit(regex: str, *, endpoint: bool) -> tuple[str | None, str | N
         else:
             return None, "regex is more than literal segments and named groups"
     return "/".join(out), None
+
+
+def _class_matches_slash(cls: str) -> bool:
+    try:
+        return re.fullmatch(f"[{cls}]", "/") is not None
+    except re.error:
+        return True
 
 
 def _split_segments(regex: str) -> list[str]:
@@ -123,7 +147,34 @@ def fallback_key(route: str, callback: Any) -> Hashable:
 def candidates(patterns: Iterable[Any]) -> list[Candidate]:
     out: list[Candidate] = []
     _walk(patterns, "", "", None, out)
+    _order_conflicts(out)
     return out
+
+
+def _sample(pattern: str) -> str:
+    """A path ``pattern`` matches: each parameter filled with a plain value."""
+    out = re.sub(r"\{\*[^}]+\}", "ferrogate-sample/x", pattern)
+    return re.sub(r"\{[^}]+\}", "ferrogate-sample", out)
+
+
+def _order_conflicts(found: list[Candidate]) -> None:
+    """Django tries patterns in URLconf order, the gate's radix tree static-first: where an earlier
+    route's pattern also matches a later route's paths (``articles/<slug>/`` before
+    ``articles/new/``), both are checked at dispatch, under the route Django picked."""
+    earlier = Router()
+    owners: dict[str, list[Candidate]] = {}
+    for c in found:
+        if c.pattern is None:
+            continue
+        hit = earlier.match("GET", _sample(c.pattern))
+        if hit is not None and hit[0] != c.pattern:
+            reason = f"an earlier route ({hit[0]}) matches its paths first in URLconf order"
+            for other in [c, *owners.get(hit[0], [])]:
+                other.pattern, other.reason = None, reason
+            continue
+        if c.pattern not in owners and earlier.conflict(c.pattern) is None:
+            earlier.insert(c.pattern, c.pattern)
+        owners.setdefault(c.pattern, []).append(c)
 
 
 def _walk(
