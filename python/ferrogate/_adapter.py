@@ -108,8 +108,8 @@ class Compiled:
     index_of: dict[Hashable, int]
     #: Gate route index -> framework key (None for a pre-check route).
     keys: list[Hashable | None]
-    #: Gate route indexes whose check needs the framework's request (Python key functions): the
-    #: gate's early check of such a route is a pre-check, and the hook always checks again.
+    #: Pre-check routes: what the gate checks before the framework runs for a route whose limits
+    #: need the framework's request (Python key functions); the hook always checks again.
     deferred: frozenset[int] = frozenset()
     #: Framework key -> the route the gate checks before the framework runs, when it differs.
     precheck_of: dict[Hashable, int] = field(default_factory=dict)
@@ -242,8 +242,8 @@ def compile_routes(
         if c.callables:
             # Before the framework runs, the gate checks everything but the Python-keyed limits
             # (the request they need does not exist yet); the hook then checks the whole policy.
-            deferred.add(len(routes) - 1)
             pre = {k: v for k, v in _route(c).items() if k not in ("limit", "cache")}
+            deferred.add(len(routes))
             precheck_of[c.key] = len(routes)
             keys.append(c.key)
             labels.append(c.label + " (pre-check)")
