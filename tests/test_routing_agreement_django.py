@@ -1,0 +1,90 @@
+"""The policy enforced is the policy of the Django view that runs (issue 19), tried as an attacker.
+
+The URLconf (tests/agreement_urls.py) holds each shape where the gate's router and Django's
+resolver used to disagree; each test sends the request that used to reach a view under another
+view's policy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from agreement_urls import RAN
+from django.conf import settings
+from django.test import Client, override_settings
+from ferrogate import encode
+from ferrogate.django import state
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "agreement_urls.TenantMiddleware",
+    "ferrogate.django.GateMiddleware",
+]
+
+
+@pytest.fixture(autouse=True)
+def agreement_urls() -> Iterator[None]:
+    with override_settings(ROOT_URLCONF="agreement_urls", MIDDLEWARE=MIDDLEWARE):
+        RAN.clear()
+        yield
+
+
+def bearer(*scopes: str) -> str:
+    t = encode(
+        {"sub": "ann", "scope": " ".join(scopes), "exp": time.time() + 300}, settings.JWT_SECRET, "HS256"
+    )
+    return f"Bearer {t}"
+
+
+def test_double_slash_reaches_the_view_django_resolves_under_its_policy() -> None:
+    client = Client()
+    assert client.get("/docs/help//x").status_code == 401
+    assert RAN == []
+    assert client.get("/docs/help//x", HTTP_AUTHORIZATION=bearer("staff")).json()["view"] == "docs_all"
+    # Nothing the protected view answered was stored under the open view's key.
+    assert client.get("/docs/help/x").json() == {"view": "docs_help", "topic": "x"}
+
+
+def test_a_custom_converter_that_matches_slashes_keeps_its_policy() -> None:
+    client = Client()
+    assert client.get("/files/a/b").status_code == 403
+    assert client.get("/raw/a/b").status_code == 403
+    assert RAN == []
+
+
+def test_urlconf_order_decides_as_in_django() -> None:
+    reports = {r.endpoint: r for r in state.compiled().reports}
+    assert reports["article_new"].pattern is None
+    assert "earlier route" in (reports["article_new"].fallback_reason or "")
+    assert Client().get("/articles/new/").status_code == 403
+    assert RAN == []
+
+
+def test_per_request_urlconf_views_get_their_policy_or_fail_closed() -> None:
+    client = Client()
+    assert client.get("/shared/").json()["view"] == "shared_main"
+    r = client.get("/shared/", HTTP_X_TENANT="t1")
+    assert r.status_code == 403
+    assert RAN == ["shared_main"]
+    # A view without a policy there gets the defaults.
+    assert client.get("/plain/", HTTP_X_TENANT="t1").json()["view"] == "tenant_plain"
+
+
+def test_cache_on_a_fallback_route_is_keyed_by_the_real_path() -> None:
+    client = Client()
+    assert client.get("/blob/report.pdf").json()["name"] == "report"
+    assert client.get("/blob/passwords.txt").json()["name"] == "passwords"
+    r = client.get("/blob/report.pdf")
+    assert r.json()["name"] == "report"
+    assert r.headers["Cache-Status"].startswith("ferrogate; hit")
+    assert RAN == ["blob", "blob"]
+
+
+def test_method_case_is_read_as_django_reads_it() -> None:
+    with override_settings(FERROGATE={**settings.FERROGATE, "defaults": {"access": "allow"}}):
+        client = Client()
+        r = client.generic("delete", "/files/a/b")
+        assert r.status_code == 403
+    assert RAN == []

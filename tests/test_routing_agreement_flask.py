@@ -1,0 +1,258 @@
+"""The policy enforced is the policy of the Flask view that runs (issue 19), tried as an attacker.
+
+Each test builds the app a user would write, sends the request that used to reach one view under
+another view's policy, and checks what the view saw. All run on the WSGI fast path (the default),
+where the gate decides before Flask and the extension confirms at dispatch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ferrogate import encode
+from ferrogate.exceptions import GateRefused
+from ferrogate.flask import FerroGate, werkzeug_to_matchit
+from flask import Flask, jsonify
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.routing import PathConverter
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+SECRET = "agreement-test-secret-long-enough-for-hs256"
+JWT = {"algorithms": ["HS256"], "key": SECRET}
+
+
+def token(*scopes: str) -> dict[str, str]:
+    t = encode({"sub": "ann", "scope": " ".join(scopes), "exp": time.time() + 300}, SECRET, "HS256")
+    return {"Authorization": f"Bearer {t}"}
+
+
+def new_app(subdomains: bool = False, **config: Any) -> tuple[Flask, FerroGate, list[str]]:
+    app = Flask(__name__, subdomain_matching=subdomains)
+    app.config["FERROGATE_JWT"] = JWT
+    app.config.update(config)
+    return app, FerroGate(), []
+
+
+def test_double_slash_never_reaches_a_protected_view_under_an_open_policy() -> None:
+    app, gate, ran = new_app()
+
+    @app.get("/admin/<path:page>")
+    @gate.auth(scopes=["admin"])
+    def admin(page: str) -> Any:
+        ran.append("admin")
+        return {"admin": page}
+
+    @app.get("/admin/help/<topic>")
+    @gate.cache(ttl=60, public=True)
+    def help_page(topic: str) -> Any:
+        ran.append("help")
+        return {"help": topic}
+
+    gate.init_app(app)
+    client = app.test_client()
+    r = client.get("/admin/help//x")
+    assert r.status_code == 401
+    assert ran == []
+    # The anonymous probe stored nothing under the open URL's key.
+    assert client.get("/admin/help/x").get_json() == {"help": "x"}
+    assert client.get("/admin/help//x", headers=token("admin")).get_json() == {"admin": "help//x"}
+
+
+def test_a_converter_that_spans_slashes_keeps_its_policy() -> None:
+    class Everything(PathConverter):
+        pass
+
+    app, gate, ran = new_app()
+    app.url_map.converters["everything"] = Everything
+
+    @app.get("/docs/<everything:rest>")
+    @gate.policy(access="deny")
+    def docs_all(rest: str) -> Any:
+        ran.append(rest)
+        return {"rest": rest}
+
+    @app.get("/docs/<name>")
+    def doc(name: str) -> Any:
+        return {"name": name}
+
+    gate.init_app(app)
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == "docs_all")
+    assert werkzeug_to_matchit(rule) == ("/docs/{*rest}", None)
+    client = app.test_client()
+    assert client.get("/docs/a/b").status_code == 403
+    assert client.get("/docs/a").get_json() == {"name": "a"}
+    assert ran == []
+
+
+def test_converter_mismatch_is_rechecked_and_never_cached() -> None:
+    # The gate's {id} matches "abc"; werkzeug's int converter does not, and dispatches to the
+    # staff-only catch-all. A staff member's page must neither be stored under the open route
+    # nor served to the next anonymous caller.
+    app, gate, ran = new_app()
+
+    @app.get("/u/<int:uid>")
+    @gate.cache(ttl=60, public=True)
+    def user(uid: int) -> Any:
+        ran.append("user")
+        return {"user": uid}
+
+    @app.get("/u/<path:rest>")
+    @gate.auth(scopes=["staff"])
+    def staff(rest: str) -> Any:
+        ran.append("staff")
+        return {"staff": rest}
+
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/u/abc").status_code == 401
+    r = client.get("/u/abc", headers=token("staff"))
+    assert r.get_json() == {"staff": "abc"}
+    assert client.get("/u/abc").status_code == 401
+    assert client.get("/u/abc", headers=token("other")).status_code == 403
+    assert ran == ["staff"]
+    assert client.get("/u/7").get_json() == {"user": 7}
+    assert client.get("/u/7").headers["Cache-Status"].startswith("ferrogate; hit")
+
+
+def test_non_strict_slash_rules_share_one_policy_and_one_bucket() -> None:
+    app, gate, _ = new_app()
+
+    @app.get("/items/", strict_slashes=False)
+    @gate.limit("1/minute")
+    def items() -> Any:
+        return {"ok": True}
+
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/items/").status_code == 200
+    assert client.get("/items").status_code == 429
+    report = next(r for r in gate.routes(app) if r.endpoint == "items")
+    assert report.pattern == "/items/"
+
+
+def test_subdomain_rule_sharing_a_path_gets_its_own_policy() -> None:
+    app, gate, ran = new_app(subdomains=True, SERVER_NAME="example.test")
+
+    @app.get("/panel", subdomain="admin")
+    @gate.policy(access="deny")
+    def admin_panel() -> Any:
+        ran.append("admin")
+        return {"panel": "admin"}
+
+    @app.get("/panel")
+    def panel() -> Any:
+        return {"panel": "public"}
+
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("http://example.test/panel").get_json() == {"panel": "public"}
+    assert client.get("http://admin.example.test/panel").status_code == 403
+    assert ran == []
+
+
+def test_method_spelling_is_read_as_werkzeug_reads_it() -> None:
+    app, gate, ran = new_app()
+
+    @app.get("/articles/<int:aid>")
+    def show(aid: int) -> Any:
+        return {"id": aid}
+
+    @app.delete("/articles/<int:aid>")
+    @gate.auth(scopes=["articles:delete"])
+    def delete(aid: int) -> Any:
+        ran.append("delete")
+        return {"deleted": aid}
+
+    @app.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def catch_all(anything: str) -> Any:
+        return {"anything": anything}
+
+    gate.init_app(app)
+    env = EnvironBuilder(path="/articles/1", method="DELETE").get_environ()
+    env["REQUEST_METHOD"] = "delete"
+    _, status, _ = run_wsgi_app(app, env)
+    assert status.startswith("401")
+    assert ran == []
+
+
+def test_a_fallback_rule_does_not_turn_off_the_defaults_for_mounted_apps() -> None:
+    app, gate, _ = new_app(FERROGATE_DEFAULTS={"auth": "required"})
+    legacy_ran: list[str] = []
+
+    def legacy(environ: Any, start_response: Any) -> list[bytes]:
+        legacy_ran.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"legacy secrets"]
+
+    @app.get("/files/<name>.<ext>")  # cannot be a matchit pattern: dispatch-only
+    @gate.exempt
+    def odd_file(name: str, ext: str) -> Any:
+        return {"file": f"{name}.{ext}"}
+
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/legacy": legacy})  # type: ignore[method-assign]
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/legacy/report").status_code == 401
+    assert legacy_ran == []
+    assert client.get("/files/a.txt").get_json() == {"file": "a.txt"}
+    assert client.get("/legacy/report", headers=token()).data == b"legacy secrets"
+
+
+def test_deferred_refusals_go_to_flask_not_to_a_wrapped_wsgi_layer() -> None:
+    app, gate, _ = new_app(FERROGATE_DEFAULTS={"auth": "required"})
+    legacy_ran: list[str] = []
+
+    def legacy(environ: Any, start_response: Any) -> list[bytes]:
+        legacy_ran.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"legacy secrets"]
+
+    @app.errorhandler(GateRefused)
+    def refused(e: GateRefused) -> Any:
+        return jsonify(refused=e.status), e.status
+
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/legacy": legacy})  # type: ignore[method-assign]
+    gate.init_app(app)
+    r = app.test_client().get("/legacy/report")
+    assert r.status_code == 401
+    assert r.get_json() == {"refused": 401}
+    assert legacy_ran == []
+
+
+def test_cached_fallback_rules_are_keyed_by_the_path_the_view_sees() -> None:
+    app, gate, ran = new_app()
+
+    @app.get("/files/<name>.<ext>")
+    @gate.cache(ttl=60, public=True)
+    def odd_file(name: str, ext: str) -> Any:
+        ran.append(f"{name}.{ext}")
+        return {"file": f"{name}.{ext}"}
+
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/files/report.pdf").get_json() == {"file": "report.pdf"}
+    assert client.get("/files/passwords.txt").get_json() == {"file": "passwords.txt"}
+    assert client.get("/files/report.pdf").get_json() == {"file": "report.pdf"}
+    assert ran == ["report.pdf", "passwords.txt"]
+
+
+def test_the_fallback_routes_own_path_is_not_a_back_door() -> None:
+    # Fallback routes used to live under synthetic paths in the gate's router.
+    app, gate, ran = new_app(FERROGATE_DEFAULTS={"access": "deny"})
+
+    @app.get("/files/<name>.<ext>")
+    @gate.policy(access="allow")
+    def odd_file(name: str, ext: str) -> Any:
+        return {"file": name}
+
+    @app.get("/<path:p>")
+    def anything(p: str) -> Any:
+        ran.append(p)
+        return {"p": p}
+
+    gate.init_app(app)
+    client = app.test_client()
+    for probe in ("/_ferrogate_fallback/0", "/_ferrogate_fallback/unmatched"):
+        assert client.get(probe).status_code == 403
+    assert ran == []
