@@ -244,6 +244,31 @@ def test_rfc7239_forwarded_and_hop_count() -> None:
     assert get(c, "/search", ip="10.0.0.2", Forwarded=fwd3).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "client_ip",
+    [{"trusted_hops": 1}, {"trusted_proxies": ["10.0.0.0/8"], "trust_unix_socket": True}],
+)
+def test_a_proxy_on_a_unix_socket_still_tells_clients_apart(client_ip: dict[str, Any]) -> None:
+    # gunicorn behind nginx on a unix socket: REMOTE_ADDR is empty. Every client used to share one
+    # bucket there.
+    c = make_client({"client_ip": client_ip, "routes": [{"path": "/search", "limit": "1/hour"}]})
+    xff = "X-Forwarded-For"
+    assert get(c, "/search", ip="", **{xff: "6.6.6.6, 198.51.100.7"}).status_code == 200
+    assert get(c, "/search", ip="", **{xff: "198.51.100.8"}).status_code == 200
+    assert get(c, "/search", ip="", **{xff: "198.51.100.7"}).status_code == 429
+
+
+def test_unix_socket_peers_are_not_trusted_unless_configured() -> None:
+    c = make_client(
+        {"client_ip": {"trusted_proxies": ["10.0.0.0/8"]}, "routes": [{"path": "/search", "limit": "1/hour"}]}
+    )
+    assert get(c, "/search", ip="", **{"X-Forwarded-For": "198.51.100.7"}).status_code == 200
+    # The header was not read: the second client shares the unknown peer's bucket.
+    assert get(c, "/search", ip="", **{"X-Forwarded-For": "198.51.100.8"}).status_code == 429
+    with pytest.raises(ConfigError, match="trust_unix_socket"):
+        Gate({"client_ip": {"trusted_hops": 1, "trust_unix_socket": True}})
+
+
 def test_ipv6_keyed_by_64_by_default_and_configurable() -> None:
     c = make_client({"routes": [{"path": "/search", "limit": "1/hour"}]})
     assert get(c, "/search", ip="2001:db8:1:2::1").status_code == 200

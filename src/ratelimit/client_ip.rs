@@ -128,6 +128,10 @@ pub struct ClientIp {
     pub header: ForwardedHeader,
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
+    /// `trust_unix_socket`: a peer with no address (a proxy on a unix socket, where WSGI servers
+    /// leave `REMOTE_ADDR` empty) is a trusted proxy in `trusted_proxies` mode. With
+    /// `trusted_hops`, an empty peer is always the last hop: the count says who the proxies are.
+    pub unix_socket: bool,
 }
 
 impl Default for ClientIp {
@@ -137,6 +141,7 @@ impl Default for ClientIp {
             header: ForwardedHeader::XForwardedFor,
             ipv4_prefix: 32,
             ipv6_prefix: 64,
+            unix_socket: false,
         }
     }
 }
@@ -151,6 +156,9 @@ impl ClientIp {
     /// The client's address; `None` when `REMOTE_ADDR` is missing or not an address.
     #[must_use]
     pub fn resolve(&self, remote_addr: Option<&str>, header: Option<&str>) -> Option<IpAddr> {
+        if remote_addr.is_none_or(str::is_empty) {
+            return self.resolve_unix_peer(header);
+        }
         let peer = parse_addr(remote_addr?)?;
         let header = match (&self.trust, header) {
             (Trust::Nobody, _) | (_, None) => return Some(peer),
@@ -183,6 +191,35 @@ impl ClientIp {
                     }
                 }
                 Some(last)
+            }
+        }
+    }
+
+    /// The client behind a peer with no address (a unix socket): read from the header only when
+    /// the config says that peer is a proxy; otherwise unknown (`None`).
+    fn resolve_unix_peer(&self, header: Option<&str>) -> Option<IpAddr> {
+        let header = header?;
+        let parse = |entry: &str| match self.header {
+            ForwardedHeader::XForwardedFor => parse_addr(entry),
+            ForwardedHeader::Forwarded => forwarded_for(entry).and_then(parse_addr),
+        };
+        match &self.trust {
+            Trust::Nobody => None,
+            Trust::Hops(n) => {
+                let n = usize::try_from(*n).unwrap_or(usize::MAX);
+                header.rsplit(',').nth(n.saturating_sub(1)).and_then(parse)
+            }
+            Trust::Proxies(_) if !self.unix_socket => None,
+            Trust::Proxies(cidrs) => {
+                let mut last = None;
+                for entry in header.rsplit(',') {
+                    match parse(entry) {
+                        Some(ip) if cidrs.iter().any(|c| c.contains(ip)) => last = Some(ip),
+                        Some(ip) => return Some(ip),
+                        None => return last,
+                    }
+                }
+                last
             }
         }
     }
@@ -326,6 +363,32 @@ mod tests {
             Some(ip("10.0.0.2")),
             "fewer entries than hops: the proxies were bypassed"
         );
+    }
+
+    #[test]
+    fn unix_socket_peers() {
+        let hops = ClientIp {
+            trust: Trust::Hops(1),
+            ..ClientIp::default()
+        };
+        let xff = Some("6.6.6.6, 198.51.100.7");
+        for peer in [None, Some("")] {
+            assert_eq!(hops.resolve(peer, xff), Some(ip("198.51.100.7")));
+            assert_eq!(hops.resolve(peer, None), None);
+            assert_eq!(ClientIp::default().resolve(peer, xff), None);
+            // CIDR mode reads the header from a unix-socket peer only when told to.
+            let cidrs = proxies(&["10.0.0.0/8"]);
+            assert_eq!(cidrs.resolve(peer, xff), None);
+            let unix = ClientIp {
+                unix_socket: true,
+                ..proxies(&["10.0.0.0/8"])
+            };
+            assert_eq!(unix.resolve(peer, xff), Some(ip("198.51.100.7")));
+            assert_eq!(
+                unix.resolve(peer, Some("6.6.6.6, 10.0.0.9")),
+                Some(ip("6.6.6.6"))
+            );
+        }
     }
 
     #[test]

@@ -441,6 +441,7 @@ fn parse_client_ip(v: &Value, at: &str, issues: &mut Issues) -> Option<ClientIp>
         &[
             "trusted_proxies",
             "trusted_hops",
+            "trust_unix_socket",
             "header",
             "ipv4_prefix",
             "ipv6_prefix",
@@ -465,6 +466,16 @@ fn parse_client_ip(v: &Value, at: &str, issues: &mut Issues) -> Option<ClientIp>
             }
         }
         (None, None) => {}
+    }
+    if let Some(u) = map.get("trust_unix_socket") {
+        let key = join(at, "trust_unix_socket");
+        out.unix_socket = issues.boolean(u, &key).unwrap_or(false);
+        if out.unix_socket && !matches!(out.trust, Trust::Proxies(_)) {
+            issues.push(
+                key,
+                "goes with trusted_proxies (with trusted_hops a unix-socket peer is always a hop)",
+            );
+        }
     }
     if let Some(h) = map.get("header") {
         match issues.one_of(h, &["x-forwarded-for", "forwarded"], &join(at, "header")) {
