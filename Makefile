@@ -85,7 +85,7 @@ footprint: build ## instructions and L2 misses per whole request (callgrind), ba
 
 fuzz: build ## property tests / fuzzing for much longer than `make test` runs them
 	PROPTEST_CASES=50000 cargo test --release --test prop_core
-	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz_boundary.py
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz_boundary.py tests/test_routing_differential.py
 
 load: build redis-bin ## gunicorn + wrk load test: bare app vs the app behind the gate (real HTTP on 127.0.0.1)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

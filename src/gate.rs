@@ -323,33 +323,13 @@ impl Gate {
         let default_policy = Policy::from_defaults(&config.defaults);
         let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone());
         let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
-        let mut router = Router::new();
-        let mut routes = Vec::with_capacity(config.routes.len());
-        for (id, spec) in config.routes.iter().enumerate() {
-            let methods: Vec<&str> = spec.methods.iter().map(String::as_str).collect();
-            let policy = spec.policy.resolve(&default_policy);
-            let label = spec
-                .name
-                .as_deref()
-                .or(spec.path.as_deref())
-                .unwrap_or(&spec.key);
-            if let Some(path) = &spec.path {
-                if let Err(e) = router.insert(path, &methods, id) {
-                    issues.push(format!("{}.path", spec.key), e.to_string());
-                }
-            }
-            for (i, alias) in spec.aliases.iter().enumerate() {
-                if let Err(e) = router.insert(alias, &methods, id) {
-                    issues.push(format!("{}.aliases[{i}]", spec.key), e.to_string());
-                }
-            }
-            routes.push(RouteEntry {
-                name: spec.name.clone(),
-                pattern: spec.path.clone(),
-                limits: limits.bind(&policy.limit, label, &mut header_keys),
-                policy,
-            });
-        }
+        let (router, entries) = Self::route_table(
+            config,
+            &default_policy,
+            &mut limits,
+            &mut header_keys,
+            issues,
+        );
         let rate_limit = limits.finish(&mut header_keys);
         let cache = Self::cache_stage(
             config,
@@ -371,7 +351,7 @@ impl Gate {
             dispatch_routes: config.routes.iter().any(|r| r.path.is_none()),
             empty_segments: config.paths.empty_segments,
             router,
-            routes,
+            routes: entries,
             default_policy,
             default_limits,
             rate_limit,
@@ -381,6 +361,44 @@ impl Gate {
             header_keys,
             redis,
         }
+    }
+
+    /// The router (patterns and aliases -> route index) and the routes, in config order.
+    fn route_table(
+        config: &GateConfig,
+        default_policy: &Policy,
+        limits: &mut StageBuilder,
+        header_keys: &mut Vec<String>,
+        issues: &mut Issues,
+    ) -> (Router<RouteId>, Vec<RouteEntry>) {
+        let mut router = Router::new();
+        let mut entries = Vec::with_capacity(config.routes.len());
+        for (id, spec) in config.routes.iter().enumerate() {
+            let methods: Vec<&str> = spec.methods.iter().map(String::as_str).collect();
+            let policy = spec.policy.resolve(default_policy);
+            let label = spec
+                .name
+                .as_deref()
+                .or(spec.path.as_deref())
+                .unwrap_or(&spec.key);
+            if let Some(path) = &spec.path {
+                if let Err(e) = router.insert(path, &methods, id) {
+                    issues.push(format!("{}.path", spec.key), e.to_string());
+                }
+            }
+            for (i, alias) in spec.aliases.iter().enumerate() {
+                if let Err(e) = router.insert(alias, &methods, id) {
+                    issues.push(format!("{}.aliases[{i}]", spec.key), e.to_string());
+                }
+            }
+            entries.push(RouteEntry {
+                name: spec.name.clone(),
+                pattern: spec.path.clone(),
+                limits: limits.bind(&policy.limit, label, header_keys),
+                policy,
+            });
+        }
+        (router, entries)
     }
 
     /// Counters summed over the Redis-backed rate limits.
@@ -500,7 +518,10 @@ impl Gate {
             Ok(Some(id)) if id >= self.routes.len() => Err(no_route(id)),
             Ok(found) => Ok(found),
             Err(ResolveFailed) => Err(Response::problem(
-                &Problem::new(500, "the application's router failed; the request was not forwarded"),
+                &Problem::new(
+                    500,
+                    "the application's router failed; the request was not forwarded",
+                ),
                 Vec::new(),
             )),
         }
@@ -585,7 +606,9 @@ impl Gate {
                     // A dispatch-only route may take this method on this path.
                     match self.resolve(resolver) {
                         Ok(Some(id)) => Some((id, None, self.routes[id].display())),
-                        Ok(None) => return Decision::Respond(method_not_allowed(req.method, &allow)),
+                        Ok(None) => {
+                            return Decision::Respond(method_not_allowed(req.method, &allow));
+                        }
                         Err(r) => return Decision::Respond(r),
                     }
                 }

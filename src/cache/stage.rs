@@ -1024,8 +1024,7 @@ impl Ticket {
         };
         // `wants` already applied the rules to these headers (the tags header aside, which they
         // do not read): no need to parse them twice on the miss path.
-        let checked =
-            self.wanted.load(Ordering::Relaxed) && !self.cancelled.load(Ordering::SeqCst);
+        let checked = self.wanted.load(Ordering::Relaxed) && !self.cancelled.load(Ordering::SeqCst);
         let refusal = if checked {
             None
         } else {

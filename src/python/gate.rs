@@ -255,6 +255,7 @@ impl PyGate {
         })
     }
 
+    #[allow(clippy::too_many_lines)] // read the environ, check, convert: one request's binding
     fn decide(
         &self,
         py: Python<'_>,
@@ -266,7 +267,9 @@ impl PyGate {
             // werkzeug and Django upper-case the method before routing; the gate reads it the same
             // way and forwards the spelling it checked, so a WSGI layer or app behind that does
             // not upper-case cannot see another method than the gate did.
-            if m.to_str().is_ok_and(|s| s.bytes().any(|b| b.is_ascii_lowercase())) {
+            if m.to_str()
+                .is_ok_and(|s| s.bytes().any(|b| b.is_ascii_lowercase()))
+            {
                 let upper = PyString::new(py, &m.to_str()?.to_ascii_uppercase());
                 environ.set_item(self.keys.method.bind(py), &upper)?;
                 method = Some(upper);
