@@ -345,7 +345,7 @@ class FerroGate:
         state = _AppState(self, app)
         app.extensions["ferrogate"] = state
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
-        app.before_request(self._before_request)
+        app.before_request(self._confirmer(state))
         # `g.ferrogate_claims` reads the request's claims on demand instead of a hook copying them.
         app.app_ctx_globals_class = _globals_class(app.app_ctx_globals_class)
         from ferrogate.flask_cli import ferrogate_cli
@@ -522,6 +522,28 @@ class FerroGate:
         return merged
 
     # -- hooks ----------------------------------------------------------------------------------
+
+    def _confirmer(self, state: _AppState) -> Callable[[], Response | None]:
+        """The app's ``before_request`` hook: the common case (the native gate checked the rule
+        Flask resolved) is one identity check, with no further lookups."""
+
+        def confirm() -> Response | None:
+            environ = request.environ
+            early = environ.get("ferrogate.decision")
+            compiled = state.compiled
+            if early is not None and compiled is not None:
+                idx = early.route_index
+                rule = request.url_rule
+                if (
+                    idx is not None
+                    and rule is not None
+                    and compiled.keys[idx] == id(rule)
+                    and idx not in compiled.deferred
+                ):
+                    return None
+            return self._before_request()
+
+        return confirm
 
     def _before_request(self) -> Response | None:
         """Confirms at dispatch that Flask resolved the rule the gate enforced (one identity check),
