@@ -156,62 +156,36 @@ impl ClientIp {
     /// The client's address; `None` when `REMOTE_ADDR` is missing or not an address.
     #[must_use]
     pub fn resolve(&self, remote_addr: Option<&str>, header: Option<&str>) -> Option<IpAddr> {
-        if remote_addr.is_none_or(str::is_empty) {
-            return self.resolve_unix_peer(header);
-        }
-        let peer = parse_addr(remote_addr?)?;
-        let header = match (&self.trust, header) {
-            (Trust::Nobody, _) | (_, None) => return Some(peer),
-            (_, Some(h)) => h,
+        // No address at all is a unix-socket peer: a proxy when the config says so, and then the
+        // client is whatever the header says, or unknown.
+        let peer = match remote_addr {
+            None | Some("") => None,
+            Some(addr) => Some(parse_addr(addr)?),
+        };
+        let peer_is_proxy = match (&self.trust, peer) {
+            (Trust::Nobody, _) => false,
+            (Trust::Hops(_), _) => true,
+            (Trust::Proxies(cidrs), Some(ip)) => cidrs.iter().any(|c| c.contains(ip)),
+            (Trust::Proxies(_), None) => self.unix_socket,
+        };
+        let Some(header) = header.filter(|_| peer_is_proxy) else {
+            return peer;
         };
         let parse = |entry: &str| match self.header {
             ForwardedHeader::XForwardedFor => parse_addr(entry),
             ForwardedHeader::Forwarded => forwarded_for(entry).and_then(parse_addr),
         };
         match &self.trust {
-            Trust::Nobody => Some(peer),
+            Trust::Nobody => peer,
             Trust::Hops(n) => {
                 let n = usize::try_from(*n).unwrap_or(usize::MAX);
                 match header.rsplit(',').nth(n.saturating_sub(1)) {
-                    Some(entry) => Some(parse(entry).unwrap_or(peer)),
-                    None => Some(peer),
+                    Some(entry) => parse(entry).or(peer),
+                    None => peer,
                 }
             }
             Trust::Proxies(cidrs) => {
-                let trusted = |ip: IpAddr| cidrs.iter().any(|c| c.contains(ip));
-                if !trusted(peer) {
-                    return Some(peer);
-                }
                 let mut last = peer;
-                for entry in header.rsplit(',') {
-                    match parse(entry) {
-                        Some(ip) if trusted(ip) => last = ip,
-                        Some(ip) => return Some(ip),
-                        None => return Some(last),
-                    }
-                }
-                Some(last)
-            }
-        }
-    }
-
-    /// The client behind a peer with no address (a unix socket): read from the header only when
-    /// the config says that peer is a proxy; otherwise unknown (`None`).
-    fn resolve_unix_peer(&self, header: Option<&str>) -> Option<IpAddr> {
-        let header = header?;
-        let parse = |entry: &str| match self.header {
-            ForwardedHeader::XForwardedFor => parse_addr(entry),
-            ForwardedHeader::Forwarded => forwarded_for(entry).and_then(parse_addr),
-        };
-        match &self.trust {
-            Trust::Nobody => None,
-            Trust::Hops(n) => {
-                let n = usize::try_from(*n).unwrap_or(usize::MAX);
-                header.rsplit(',').nth(n.saturating_sub(1)).and_then(parse)
-            }
-            Trust::Proxies(_) if !self.unix_socket => None,
-            Trust::Proxies(cidrs) => {
-                let mut last = None;
                 for entry in header.rsplit(',') {
                     match parse(entry) {
                         Some(ip) if cidrs.iter().any(|c| c.contains(ip)) => last = Some(ip),
