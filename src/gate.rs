@@ -1,10 +1,9 @@
 //! The per-request pipeline: one pass from request facts to a [`Decision`], no Python inside.
 //!
-//! Stages, in order: normalise the path → match the route (405 when only the method is wrong) →
-//! apply the route's resolved [`Policy`]. Later stages (credentials, rate limits, cache) slot in
-//! after the policy; each either answers the request or adds to what is forwarded.
+//! Stages, in order: check the path → choose the route ([`Target`]: the router's match or the
+//! framework's resolution; 405 when only the method is wrong) → access → credentials → rate
+//! limits → cache. Each either answers the request or adds to what is forwarded.
 
-use crate::clock::SharedClock;
 use std::sync::Arc;
 
 use crate::auth::jwks::Fetcher;
@@ -16,6 +15,7 @@ use crate::auth::verifier::Verified;
 use crate::cache::stage::{
     Outcome as CacheOutcome, Slots as CacheSlots, Stage as CacheStage, Ticket as CacheTicket,
 };
+use crate::clock::SharedClock;
 use crate::config::{ConfigError, GateConfig, Issues, Unmatched};
 use crate::http::Header;
 use crate::policy::{Access, Policy};
@@ -23,6 +23,8 @@ use crate::problem::{self, Problem};
 use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
 use crate::router::{EmptySegments, Lookup, PathEncoding, PathError, RouteId, Router, normalize};
 use crate::shared::RedisClient;
+
+pub use crate::dispatch::{NoResolver, ResolveFailed, Resolver, Target};
 
 /// The values of the headers named by [`Gate::header_keys`], by position. A slice of them does;
 /// the Python binding reads each from the WSGI environ only when a stage asks for it, so a route
@@ -125,52 +127,6 @@ impl RouteEntry {
     /// What [`Matched::pattern`] says when the route was chosen by the framework, not the router.
     fn display(&self) -> &str {
         self.pattern.as_deref().unwrap_or("")
-    }
-}
-
-/// Which route a request is checked under.
-#[derive(Clone, Copy)]
-pub enum Target<'a> {
-    /// The route the router matches. When nothing matches (or only the method is wrong) and the
-    /// gate has dispatch-only routes, `resolver` asks the framework which route it would dispatch
-    /// to; with none, the defaults apply.
-    Match(&'a dyn Resolver),
-    /// A route the framework resolved (`None`: no route, the `defaults` apply). `cache: false`
-    /// skips the cache stage, neither serving nor storing: the adapters use it when the framework
-    /// dispatched to another route than the one the gate matched.
-    Route { id: Option<RouteId>, cache: bool },
-}
-
-impl std::fmt::Debug for Target<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Match(_) => f.write_str("Match"),
-            Target::Route { id, cache } => f
-                .debug_struct("Route")
-                .field("id", id)
-                .field("cache", cache)
-                .finish(),
-        }
-    }
-}
-
-/// The framework's own routing, asked about a request the router could not place.
-pub trait Resolver {
-    /// The route (by config index) the framework would dispatch the request to, `None` for none.
-    fn resolve(&self) -> Result<Option<RouteId>, ResolveFailed>;
-}
-
-/// The framework's router failed; the request is answered 500 (never forwarded unchecked).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResolveFailed;
-
-/// No framework behind: a path the router does not match gets the defaults.
-#[derive(Debug, Clone, Copy)]
-pub struct NoResolver;
-
-impl Resolver for NoResolver {
-    fn resolve(&self) -> Result<Option<RouteId>, ResolveFailed> {
-        Ok(None)
     }
 }
 
@@ -586,12 +542,14 @@ impl Gate {
             }
         };
         let mut use_cache = true;
+        // A route the framework chose: no params, and the route's own pattern to show.
+        let resolved = |id: RouteId| Some((id, None, self.routes[id].display()));
         let chosen: Option<(RouteId, Option<matchit::Params<'s, 's>>, &'s str)> = match target {
             Target::Route { id, cache } => {
                 use_cache = cache;
                 match id {
                     Some(id) if id >= self.routes.len() => return Decision::Respond(no_route(id)),
-                    Some(id) => Some((id, None, self.routes[id].display())),
+                    Some(id) => resolved(id),
                     None => None,
                 }
             }
@@ -605,7 +563,7 @@ impl Gate {
                 Lookup::MethodNotAllowed { allow } => {
                     // A dispatch-only route may take this method on this path.
                     match self.resolve(resolver) {
-                        Ok(Some(id)) => Some((id, None, self.routes[id].display())),
+                        Ok(Some(id)) => resolved(id),
                         Ok(None) => {
                             return Decision::Respond(method_not_allowed(req.method, &allow));
                         }
@@ -622,7 +580,7 @@ impl Gate {
                     });
                 }
                 Lookup::NotFound => match self.resolve(resolver) {
-                    Ok(Some(id)) => Some((id, None, self.routes[id].display())),
+                    Ok(Some(id)) => resolved(id),
                     Ok(None) => None,
                     Err(r) => return Decision::Respond(r),
                 },
@@ -766,280 +724,5 @@ fn method_not_allowed(method: &str, allow: &[&'static str]) -> Response {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn gate(v: &serde_json::Value) -> Gate {
-        Gate::from_value(v).unwrap()
-    }
-
-    fn req<'a>(method: &'a str, path: &'a str) -> Request<'a> {
-        Request {
-            method,
-            path,
-            query: "",
-            remote_addr: Some("127.0.0.1"),
-            headers: &[],
-        }
-    }
-
-    fn status(g: &Gate, method: &str, path: &str) -> u16 {
-        let mut scratch = String::new();
-        match g.check(&req(method, path), &mut scratch) {
-            Decision::Respond(r) => r.status,
-            Decision::Forward(_) => 0,
-        }
-    }
-
-    #[test]
-    fn policies_allow_deny_and_405() {
-        let g = gate(&json!({"routes": [
-            {"path": "/admin/{*rest}", "access": "deny"},
-            {"path": "/users/{id}", "methods": ["GET", "DELETE"], "name": "user"},
-            {"path": "/public", "access": "allow"},
-        ]}));
-        assert_eq!(status(&g, "GET", "/admin/x"), 403);
-        assert_eq!(status(&g, "GET", "//admin//x"), 400);
-        assert_eq!(status(&g, "GET", "/public/../admin/x"), 400);
-        assert_eq!(status(&g, "GET", "/users/1"), 0);
-        assert_eq!(status(&g, "HEAD", "/users/1"), 0);
-        assert_eq!(status(&g, "GET", "/unknown"), 0);
-        let mut scratch = String::new();
-        let Decision::Respond(r) = g.check(&req("PUT", "/users/1"), &mut scratch) else {
-            panic!()
-        };
-        assert_eq!(r.status, 405);
-        assert!(
-            r.headers
-                .contains(&("allow", "GET, HEAD, DELETE".to_owned()))
-        );
-        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(body["detail"], "PUT is not allowed on this resource");
-    }
-
-    #[test]
-    fn forward_carries_route_and_params() {
-        let g = gate(&json!({"routes": [{"path": "/users/{id}", "name": "user"}]}));
-        let mut scratch = String::new();
-        let Decision::Forward(f) = g.check(&req("GET", "/users/42"), &mut scratch) else {
-            panic!()
-        };
-        let m = f.route.unwrap();
-        assert_eq!(m.pattern, "/users/{id}");
-        assert_eq!(m.name, Some("user"));
-        assert_eq!(m.params.get("id"), Some("42"));
-    }
-
-    #[test]
-    fn deny_by_default_with_allowed_routes() {
-        let g = gate(
-            &json!({"defaults": {"access": "deny"}, "routes": [{"path": "/health", "access": "allow"}, {"path": "/other"}]}),
-        );
-        assert_eq!(status(&g, "GET", "/health"), 0);
-        assert_eq!(status(&g, "GET", "/other"), 403, "routes inherit defaults");
-        assert_eq!(status(&g, "GET", "/nothing"), 403);
-    }
-
-    #[test]
-    fn exempt_routes_skip_every_check() {
-        let g = gate(
-            &json!({"defaults": {"access": "deny"}, "routes": [{"path": "/open", "exempt": true}]}),
-        );
-        assert_eq!(status(&g, "GET", "/open"), 0);
-        assert_eq!(status(&g, "GET", "/closed"), 403);
-    }
-
-    #[test]
-    fn unmatched_forward_skips_the_defaults() {
-        let g = gate(
-            &json!({"defaults": {"access": "deny"}, "unmatched": "forward", "routes": [{"path": "/a"}]}),
-        );
-        assert_eq!(status(&g, "GET", "/a"), 403);
-        assert_eq!(status(&g, "GET", "/b"), 0);
-        assert!(Gate::from_value(&json!({"unmatched": "ignore"})).is_err());
-    }
-
-    /// Checks under `target`, returning the status (0: forwarded) and the route it applied.
-    fn status_for(g: &Gate, method: &str, path: &str, target: Target<'_>) -> (u16, Option<usize>) {
-        let mut scratch = String::new();
-        match g.check_target(&req(method, path), &mut scratch, &InPlace, target) {
-            Decision::Respond(r) => (r.status, None),
-            Decision::Forward(f) => (0, f.route.map(|m| m.id)),
-        }
-    }
-
-    struct Fixed(Result<Option<RouteId>, ResolveFailed>);
-
-    impl Resolver for Fixed {
-        fn resolve(&self) -> Result<Option<RouteId>, ResolveFailed> {
-            self.0
-        }
-    }
-
-    #[test]
-    fn empty_segments_are_refused_or_matched_as_sent_never_merged() {
-        let routes = json!([
-            {"path": "/admin/help/{topic}"},
-            {"path": "/admin/{*page}", "access": "deny"},
-        ]);
-        let plain = gate(&json!({"routes": routes}));
-        assert_eq!(status(&plain, "GET", "/admin/help/x"), 0);
-        // Merging would have checked the open route and forwarded a path werkzeug and Django
-        // dispatch to the denied one.
-        assert_eq!(status(&plain, "GET", "/admin/help//x"), 400);
-        assert_eq!(status(&plain, "GET", "//admin/help/x"), 400);
-        let matching = gate(&json!({"routes": routes, "paths": {"empty_segments": "match"}}));
-        assert_eq!(status(&matching, "GET", "/admin/help//x"), 403);
-        assert_eq!(status(&matching, "GET", "/admin/help/x"), 0);
-        assert!(Gate::from_value(&json!({"paths": {"empty_segments": "merge"}})).is_err());
-        assert!(Gate::from_value(&json!({"paths": {"slashes": "x"}})).is_err());
-    }
-
-    #[test]
-    fn dispatch_routes_are_resolved_and_unmatched_requests_keep_the_defaults() {
-        let g = gate(&json!({
-            "defaults": {"access": "deny"},
-            "routes": [
-                {"path": "/open", "access": "allow"},
-                {"dispatch": true, "name": "legacy", "access": "allow"},
-            ],
-        }));
-        assert!(g.has_dispatch_routes());
-        assert_eq!(status(&g, "GET", "/open"), 0);
-        // Without a framework to ask, an unmatched path gets the defaults, dispatch routes or not.
-        assert_eq!(status(&g, "GET", "/elsewhere"), 403);
-        let m = |r| Target::Match(r);
-        assert_eq!(
-            status_for(&g, "GET", "/elsewhere", m(&Fixed(Ok(Some(1))))),
-            (0, Some(1))
-        );
-        assert_eq!(
-            status_for(&g, "GET", "/elsewhere", m(&Fixed(Ok(None)))),
-            (403, None)
-        );
-        assert_eq!(
-            status_for(&g, "GET", "/elsewhere", m(&Fixed(Err(ResolveFailed)))),
-            (500, None)
-        );
-        assert_eq!(
-            status_for(&g, "GET", "/elsewhere", m(&Fixed(Ok(Some(9))))),
-            (500, None)
-        );
-        // A matched path never asks.
-        assert_eq!(
-            status_for(&g, "GET", "/open", m(&Fixed(Err(ResolveFailed)))),
-            (0, Some(0))
-        );
-        // The framework's resolution, given directly.
-        let route = |id| Target::Route { id, cache: true };
-        assert_eq!(status_for(&g, "GET", "/open", route(None)), (403, None));
-        assert_eq!(status_for(&g, "GET", "/x", route(Some(1))), (0, Some(1)));
-        assert_eq!(status_for(&g, "GET", "/x", route(Some(2))), (500, None));
-        let bad = Gate::from_value(&json!({"routes": [
-            {"dispatch": true, "path": "/a"}, {"path": "/b", "aliases": "/c"}, {"name": "x"}
-        ]}))
-        .unwrap_err();
-        let keys: Vec<&str> = bad.issues.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["routes[0].path", "routes[1].aliases", "routes[2].path"]
-        );
-    }
-
-    #[test]
-    fn aliases_share_their_route() {
-        let g = gate(&json!({"routes": [
-            {"path": "/a/", "aliases": ["/a"], "name": "a", "limit": "1/hour"},
-        ]}));
-        assert_eq!(
-            status_for(&g, "GET", "/a", Target::Match(&NoResolver)),
-            (0, Some(0))
-        );
-        // One bucket for both spellings.
-        assert_eq!(status(&g, "GET", "/a/"), 429);
-        let dup = Gate::from_value(&json!({"routes": [{"path": "/a", "aliases": ["/a"]}]}));
-        assert_eq!(dup.unwrap_err().issues[0].key, "routes[0].aliases[0]");
-    }
-
-    #[test]
-    fn route_conflicts_are_config_errors_naming_both() {
-        let err = Gate::from_value(&json!({"routes": [
-            {"path": "/u/{id}"}, {"path": "/u/{name}"}, {"path": "/v/{a}"}, {"path": "/v/{b}"}
-        ]}))
-        .unwrap_err();
-        assert_eq!(err.issues.len(), 2);
-        assert_eq!(err.issues[0].key, "routes[1].path");
-        assert!(
-            err.issues[0].message.contains("/u/{name}")
-                && err.issues[0].message.contains("/u/{id}")
-        );
-    }
-
-    #[test]
-    fn revocation_needs_redis_and_valid_settings() {
-        let jwt =
-            |r: serde_json::Value| json!({"algorithms": ["HS256"], "key": "k", "revocation": r});
-        let err = Gate::from_value(&json!({"jwt": jwt(json!("redis"))})).unwrap_err();
-        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(keys, ["jwt.revocation"]);
-        assert!(err.issues[0].message.contains("[redis]"));
-        // Reported with the other [jwt] problems, in one round.
-        let err = Gate::from_value(&json!({
-            "jwt": {"algorithms": ["XS1"], "key": "k", "revocation": {"store": "redis", "check": "never"}},
-            "redis": {"url": "redis://127.0.0.1:1/0"},
-        }))
-        .unwrap_err();
-        let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "jwt.revocation.check",
-                "jwt.algorithms[0]",
-                "jwt.algorithms"
-            ]
-        );
-    }
-
-    #[test]
-    fn hostile_methods_are_not_echoed() {
-        let g = gate(&json!({"routes": [{"path": "/a", "methods": ["GET"]}]}));
-        let mut scratch = String::new();
-        let Decision::Respond(r) = g.check(&req("<script>", "/a"), &mut scratch) else {
-            panic!()
-        };
-        assert_eq!(r.status, 405);
-        assert!(!String::from_utf8_lossy(&r.body).contains("script"));
-    }
-
-    #[test]
-    fn explain_says_why() {
-        let g =
-            gate(&json!({"routes": [{"path": "/a/{x}", "methods": ["GET"], "access": "deny"}]}));
-        match g.explain("GET", "/a/1") {
-            Explanation::Route {
-                pattern,
-                params,
-                policy,
-                ..
-            } => {
-                assert_eq!(pattern, "/a/{x}");
-                assert_eq!(params, vec![("x".to_owned(), "1".to_owned())]);
-                assert_eq!(policy.access, Access::Deny);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            g.explain("POST", "/a/1"),
-            Explanation::MethodNotAllowed { .. }
-        ));
-        assert!(matches!(
-            g.explain("GET", "/b"),
-            Explanation::Unmatched { .. }
-        ));
-        assert!(matches!(
-            g.explain("GET", "/a/.."),
-            Explanation::BadPath(PathError::DotSegment)
-        ));
-    }
-}
+#[path = "gate_tests.rs"]
+mod tests;

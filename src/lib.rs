@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod dispatch;
 pub mod gate;
 pub mod http;
 pub mod policy;
