@@ -543,13 +543,13 @@ impl Gate {
         };
         let mut use_cache = true;
         // A route the framework chose: no params, and the route's own pattern to show.
-        let resolved = |id: RouteId| Some((id, None, self.routes[id].display()));
+        let framework_route = |id: RouteId| Some((id, None, self.routes[id].display()));
         let chosen: Option<(RouteId, Option<matchit::Params<'s, 's>>, &'s str)> = match target {
             Target::Route { id, cache } => {
                 use_cache = cache;
                 match id {
                     Some(id) if id >= self.routes.len() => return Decision::Respond(no_route(id)),
-                    Some(id) => resolved(id),
+                    Some(id) => framework_route(id),
                     None => None,
                 }
             }
@@ -563,7 +563,7 @@ impl Gate {
                 Lookup::MethodNotAllowed { allow } => {
                     // A dispatch-only route may take this method on this path.
                     match self.resolve(resolver) {
-                        Ok(Some(id)) => resolved(id),
+                        Ok(Some(id)) => framework_route(id),
                         Ok(None) => {
                             return Decision::Respond(method_not_allowed(req.method, &allow));
                         }
@@ -580,7 +580,7 @@ impl Gate {
                     });
                 }
                 Lookup::NotFound => match self.resolve(resolver) {
-                    Ok(Some(id)) => resolved(id),
+                    Ok(Some(id)) => framework_route(id),
                     Ok(None) => None,
                     Err(r) => return Decision::Respond(r),
                 },
