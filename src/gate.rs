@@ -21,7 +21,7 @@ use crate::http::Header;
 use crate::policy::{Access, Policy};
 use crate::problem::{self, Problem};
 use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
-use crate::router::{EmptySegments, Lookup, PathEncoding, PathError, RouteId, Router, normalize};
+use crate::router::{EmptySegments, Lookup, PathError, RouteId, Router, check_decoded};
 use crate::shared::RedisClient;
 
 pub use crate::dispatch::{NoResolver, ResolveFailed, Resolver, Target};
@@ -495,20 +495,16 @@ impl Gate {
         self.auth.as_ref().map(|a| &a.verifier)
     }
 
-    /// Decides one request. `scratch` holds the normalised path when normalising had to rewrite it,
-    /// so the matched params can borrow from it without allocating on the common path.
-    pub fn check<'s>(&'s self, req: &Request<'s>, scratch: &'s mut String) -> Decision<'s> {
-        self.check_with(req, scratch, &InPlace)
+    /// Decides one request.
+    #[must_use]
+    pub fn check<'s>(&'s self, req: &Request<'s>) -> Decision<'s> {
+        self.check_with(req, &InPlace)
     }
 
     /// [`Gate::check`], running signature checks on a token-cache miss through `blocking`.
-    pub fn check_with<'s>(
-        &'s self,
-        req: &Request<'s>,
-        scratch: &'s mut String,
-        blocking: &dyn Blocking,
-    ) -> Decision<'s> {
-        self.check_target(req, scratch, blocking, Target::Match(&NoResolver))
+    #[must_use]
+    pub fn check_with<'s>(&'s self, req: &Request<'s>, blocking: &dyn Blocking) -> Decision<'s> {
+        self.check_target(req, blocking, Target::Match(&NoResolver))
     }
 
     /// Whether some routes are dispatch-only: a path the router does not match may still be one of
@@ -521,19 +517,15 @@ impl Gate {
     /// Decides one request under `target`: the route the router matches, or one the framework
     /// resolved.
     #[allow(clippy::too_many_lines)] // the stages in order; each is a call into its own module
+    #[must_use]
     pub fn check_target<'s>(
         &'s self,
         req: &Request<'s>,
-        scratch: &'s mut String,
         blocking: &dyn Blocking,
         target: Target<'_>,
     ) -> Decision<'s> {
-        let path = match normalize(req.path, PathEncoding::Decoded, self.empty_segments) {
-            Ok(std::borrow::Cow::Borrowed(p)) => p,
-            Ok(std::borrow::Cow::Owned(p)) => {
-                *scratch = p;
-                scratch.as_str()
-            }
+        let path = match check_decoded(req.path, self.empty_segments) {
+            Ok(p) => p,
             Err(e) => {
                 return Decision::Respond(Response::problem(
                     &Problem::new(400, e.to_string()),
@@ -669,11 +661,11 @@ impl Gate {
     /// Which route and policy apply to `method path`, and why; for `python -m ferrogate explain`.
     #[must_use]
     pub fn explain(&self, method: &str, path: &str) -> Explanation {
-        let path = match normalize(path, PathEncoding::Decoded, self.empty_segments) {
+        let path = match check_decoded(path, self.empty_segments) {
             Ok(p) => p,
             Err(e) => return Explanation::BadPath(e),
         };
-        match self.router.lookup(method, &path) {
+        match self.router.lookup(method, path) {
             Lookup::Found {
                 value,
                 pattern,

@@ -18,8 +18,7 @@ fn req<'a>(method: &'a str, path: &'a str) -> Request<'a> {
 }
 
 fn status(g: &Gate, method: &str, path: &str) -> u16 {
-    let mut scratch = String::new();
-    match g.check(&req(method, path), &mut scratch) {
+    match g.check(&req(method, path)) {
         Decision::Respond(r) => r.status,
         Decision::Forward(_) => 0,
     }
@@ -38,8 +37,7 @@ fn policies_allow_deny_and_405() {
     assert_eq!(status(&g, "GET", "/users/1"), 0);
     assert_eq!(status(&g, "HEAD", "/users/1"), 0);
     assert_eq!(status(&g, "GET", "/unknown"), 0);
-    let mut scratch = String::new();
-    let Decision::Respond(r) = g.check(&req("PUT", "/users/1"), &mut scratch) else {
+    let Decision::Respond(r) = g.check(&req("PUT", "/users/1")) else {
         panic!()
     };
     assert_eq!(r.status, 405);
@@ -54,8 +52,7 @@ fn policies_allow_deny_and_405() {
 #[test]
 fn forward_carries_route_and_params() {
     let g = gate(&json!({"routes": [{"path": "/users/{id}", "name": "user"}]}));
-    let mut scratch = String::new();
-    let Decision::Forward(f) = g.check(&req("GET", "/users/42"), &mut scratch) else {
+    let Decision::Forward(f) = g.check(&req("GET", "/users/42")) else {
         panic!()
     };
     let m = f.route.unwrap();
@@ -95,8 +92,7 @@ fn unmatched_forward_skips_the_defaults() {
 
 /// Checks under `target`, returning the status (0: forwarded) and the route it applied.
 fn status_for(g: &Gate, method: &str, path: &str, target: Target<'_>) -> (u16, Option<usize>) {
-    let mut scratch = String::new();
-    match g.check_target(&req(method, path), &mut scratch, &InPlace, target) {
+    match g.check_target(&req(method, path), &InPlace, target) {
         Decision::Respond(r) => (r.status, None),
         Decision::Forward(f) => (0, f.route.map(|m| m.id)),
     }
@@ -235,8 +231,7 @@ fn revocation_needs_redis_and_valid_settings() {
 #[test]
 fn hostile_methods_are_not_echoed() {
     let g = gate(&json!({"routes": [{"path": "/a", "methods": ["GET"]}]}));
-    let mut scratch = String::new();
-    let Decision::Respond(r) = g.check(&req("<script>", "/a"), &mut scratch) else {
+    let Decision::Respond(r) = g.check(&req("<script>", "/a")) else {
         panic!()
     };
     assert_eq!(r.status, 405);

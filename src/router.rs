@@ -209,6 +209,17 @@ pub fn normalize(
     Ok(out)
 }
 
+/// The gate's reading of a WSGI `PATH_INFO` (decoded once by the server): checked as
+/// [`normalize`] checks it and never rewritten, so the gate matches the very string the framework
+/// routes on.
+pub fn check_decoded(path: &str, empty: EmptySegments) -> Result<&str, PathError> {
+    match normalize(path, PathEncoding::Decoded, empty)? {
+        Cow::Borrowed(p) => Ok(p),
+        // Decoded mode decodes and merges nothing; should it ever rewrite, refusing is safe.
+        Cow::Owned(_) => Err(PathError::BadEncoding),
+    }
+}
+
 fn rewrite(path: &str, encoding: PathEncoding) -> String {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());

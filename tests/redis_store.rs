@@ -178,8 +178,7 @@ fn check(gate: &Gate) -> u16 {
         remote_addr: Some("192.0.2.1"),
         headers: &[],
     };
-    let mut scratch = String::new();
-    match gate.check_with(&req, &mut scratch, &InPlace) {
+    match gate.check_with(&req, &InPlace) {
         Decision::Forward(_) => 200,
         Decision::Respond(r) => r.status,
     }

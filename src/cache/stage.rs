@@ -1212,7 +1212,6 @@ mod tests {
         gate: &'s crate::gate::Gate,
         none: &'s (dyn crate::gate::HeaderSource + 's),
         path: &'s str,
-        scratch: &'s mut String,
     ) -> crate::gate::Decision<'s> {
         let req = Request {
             method: "GET",
@@ -1221,7 +1220,7 @@ mod tests {
             remote_addr: None,
             headers: none,
         };
-        gate.check(&req, scratch)
+        gate.check(&req)
     }
 
     #[test]
@@ -1285,8 +1284,7 @@ mod tests {
         .unwrap();
         let none: Vec<Option<&str>> = vec![None; gate.header_keys().len()];
         let check = |path: &str| -> Out {
-            let mut scratch = String::new();
-            match get(&gate, &none, path, &mut scratch) {
+            match get(&gate, &none, path) {
                 Decision::Respond(r) => Out::Hit(r),
                 Decision::Forward(f) => Out::Miss(f.cache),
             }
@@ -1352,12 +1350,9 @@ mod tests {
             Gate::from_value(&serde_json::json!({"routes": [{"path": "/{*p}", "cache": 30}]}))
                 .unwrap();
         let none: Vec<Option<&str>> = vec![None; gate.header_keys().len()];
-        let ticket = |path: &str| {
-            let mut scratch = String::new();
-            match get(&gate, &none, path, &mut scratch) {
-                Decision::Forward(f) => f.cache.expect("a cacheable miss"),
-                Decision::Respond(_) => panic!("{path}: expected a miss"),
-            }
+        let ticket = |path: &str| match get(&gate, &none, path) {
+            Decision::Forward(f) => f.cache.expect("a cacheable miss"),
+            Decision::Respond(_) => panic!("{path}: expected a miss"),
         };
         let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
             pairs
@@ -1405,8 +1400,7 @@ mod tests {
             headers: &none,
         };
         for _ in 0..5 {
-            let mut scratch = String::new();
-            let Decision::Forward(f) = gate.check(&req, &mut scratch) else {
+            let Decision::Forward(f) = gate.check(&req) else {
                 panic!("a dead Redis must not answer for the app")
             };
             let stored = f.cache.expect("a store ticket").store(200, vec![], b"x");
@@ -1431,8 +1425,7 @@ mod tests {
             method: "POST",
             ..req
         };
-        let mut scratch = String::new();
-        let Decision::Forward(f) = gate.check(&post, &mut scratch) else {
+        let Decision::Forward(f) = gate.check(&post) else {
             panic!()
         };
         f.cache.unwrap().unsafe_done(200);

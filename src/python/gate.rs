@@ -306,7 +306,6 @@ impl PyGate {
             remote_addr,
             headers: &headers,
         };
-        let mut scratch = String::new();
         let resolver = PyResolver {
             resolve: self.resolve.as_ref().map(|r| r.bind(py)),
             environ,
@@ -317,9 +316,7 @@ impl PyGate {
             None => Target::Match(&resolver),
             Some((id, cache)) => Target::Route { id, cache },
         };
-        let decision = self
-            .core
-            .check_target(&req, &mut scratch, &ReleaseGil(py), target);
+        let decision = self.core.check_target(&req, &ReleaseGil(py), target);
         if let Some(e) = resolver.error.into_inner() {
             return Err(e);
         }
@@ -462,12 +459,6 @@ impl PyGate {
             || self.decide(py, environ, Some((route, cache))),
             || internal_error(py),
         )
-    }
-
-    /// True when some routes are dispatch-only (checked once the framework has resolved them).
-    #[getter]
-    fn has_dispatch_routes(&self) -> bool {
-        self.core.has_dispatch_routes()
     }
 
     /// Which route and policy apply to `method path`, and why.

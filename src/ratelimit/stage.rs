@@ -581,12 +581,9 @@ mod tests {
         }))
         .unwrap();
         let gate = Gate::with_clock(&cfg, clock.clone()).unwrap();
-        let run = |g: &Gate| {
-            let mut scratch = String::new();
-            match g.check(&req("GET", "192.0.2.1", &[]), &mut scratch) {
-                Decision::Forward(f) => (0, f.headers),
-                Decision::Respond(r) => (r.status, r.headers),
-            }
+        let run = |g: &Gate| match g.check(&req("GET", "192.0.2.1", &[])) {
+            Decision::Forward(f) => (0, f.headers),
+            Decision::Respond(r) => (r.status, r.headers),
         };
         let (s, h) = run(&gate);
         assert_eq!(s, 0);
