@@ -117,6 +117,8 @@ pub enum Decision<'s> {
 #[derive(Debug)]
 struct RouteEntry {
     name: Option<String>,
+    /// Refusals under this route wait for the framework's resolution (`confirm_refusals`).
+    confirm_refusals: bool,
     /// The route's primary pattern; `None` for a dispatch-only route.
     pattern: Option<String>,
     policy: Policy,
@@ -349,6 +351,7 @@ impl Gate {
             }
             entries.push(RouteEntry {
                 name: spec.name.clone(),
+                confirm_refusals: spec.confirm_refusals,
                 pattern: spec.path.clone(),
                 limits: limits.bind(&policy.limit, label, header_keys),
                 policy,
@@ -470,6 +473,12 @@ impl Gate {
         if !self.dispatch_routes {
             return Ok(None);
         }
+        self.framework_route(resolver)
+    }
+
+    /// The framework's route for the request, checked against the table; a failing resolver is
+    /// a 500, never a forward.
+    fn framework_route(&self, resolver: &dyn Resolver) -> Result<Option<RouteId>, Response> {
         match resolver.resolve() {
             Ok(Some(id)) if id >= self.routes.len() => Err(no_route(id)),
             Ok(found) => Ok(found),
@@ -578,6 +587,48 @@ impl Gate {
                 },
             },
         };
+        // The route the gate's own router matched, whose refusals may need the framework's word.
+        let matched = match (&target, &chosen) {
+            (Target::Match(_), Some((id, Some(_), _))) => Some(*id),
+            _ => None,
+        };
+        let decision = self.apply(req, blocking, path, chosen, use_cache);
+        // A refusal under a route the framework may not dispatch to (its converters narrow what
+        // it takes, or a route only the framework can place overlaps it) is answered only once
+        // the framework agrees; otherwise the request is checked under the framework's route.
+        if let (Decision::Respond(r), Target::Match(resolver), Some(id)) =
+            (&decision, target, matched)
+        {
+            if r.status >= 400 && self.routes[id].confirm_refusals {
+                match self.framework_route(resolver) {
+                    Ok(Some(other)) if other != id => {
+                        return self.check_target(
+                            req,
+                            blocking,
+                            Target::Route {
+                                id: Some(other),
+                                cache: true,
+                            },
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(r) => return Decision::Respond(r),
+                }
+            }
+        }
+        decision
+    }
+
+    /// The stages after the route is chosen (`None`: the defaults): access, credentials, rate
+    /// limits, cache.
+    fn apply<'s>(
+        &'s self,
+        req: &Request<'s>,
+        blocking: &dyn Blocking,
+        path: &'s str,
+        chosen: Option<(RouteId, Option<matchit::Params<'s, 's>>, &'s str)>,
+        use_cache: bool,
+    ) -> Decision<'s> {
         let (policy, limits, route) = match chosen {
             Some((id, params, pattern)) => {
                 let entry = &self.routes[id];

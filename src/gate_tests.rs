@@ -267,3 +267,37 @@ fn explain_says_why() {
         Explanation::BadPath(PathError::DotSegment)
     ));
 }
+
+#[test]
+fn refusals_under_an_uncertain_route_wait_for_the_framework() {
+    let g = gate(&json!({"routes": [
+        {"path": "/u/{id}", "access": "deny", "confirm_refusals": true},
+        {"dispatch": true, "name": "rest"},
+        {"path": "/v/{id}", "access": "deny"},
+    ]}));
+    let m = |r| Target::Match(r);
+    // The framework dispatches elsewhere: checked there, not refused under the router's match.
+    assert_eq!(
+        status_for(&g, "GET", "/u/abc", m(&Fixed(Ok(Some(1))))),
+        (0, Some(1))
+    );
+    // The framework agrees, or runs no view: the refusal stands.
+    assert_eq!(
+        status_for(&g, "GET", "/u/1", m(&Fixed(Ok(Some(0))))),
+        (403, None)
+    );
+    assert_eq!(
+        status_for(&g, "GET", "/u/1", m(&Fixed(Ok(None)))),
+        (403, None)
+    );
+    assert_eq!(
+        status_for(&g, "GET", "/u/1", m(&Fixed(Err(ResolveFailed)))),
+        (500, None)
+    );
+    // A route without the flag never asks.
+    assert_eq!(
+        status_for(&g, "GET", "/v/1", m(&Fixed(Ok(Some(1))))),
+        (403, None)
+    );
+    assert!(Gate::from_value(&json!({"routes": [{"path": "/a", "confirm_refusals": 1}]})).is_err());
+}

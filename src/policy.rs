@@ -130,13 +130,25 @@ pub struct RouteSpec {
     /// More patterns for the same route (one policy, one set of limit buckets): a werkzeug rule
     /// with `strict_slashes=False` answers both `/a` and `/a/`.
     pub aliases: Vec<String>,
+    /// `confirm_refusals = true`: the router may match this route for a path the framework
+    /// dispatches elsewhere (its converters take fewer paths than the pattern, or a route the
+    /// router cannot express overlaps it), so a refusal under it is answered only once the
+    /// framework's resolver agrees.
+    pub confirm_refusals: bool,
     /// Empty: every method.
     pub methods: Vec<String>,
     pub name: Option<String>,
     pub policy: PolicyOverride,
 }
 
-const ROUTE_KEYS: &[&str] = &["path", "aliases", "dispatch", "methods", "name"];
+const ROUTE_KEYS: &[&str] = &[
+    "path",
+    "aliases",
+    "dispatch",
+    "confirm_refusals",
+    "methods",
+    "name",
+];
 
 impl RouteSpec {
     pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<Self> {
@@ -166,6 +178,10 @@ impl RouteSpec {
                 None
             }
         };
+        let confirm_refusals = map
+            .get("confirm_refusals")
+            .and_then(|c| issues.boolean(c, &join(at, "confirm_refusals")))
+            .unwrap_or(false);
         let aliases = match map.get("aliases") {
             None => Some(Vec::new()),
             Some(_) if dispatch => {
@@ -207,6 +223,7 @@ impl RouteSpec {
             key: at.to_owned(),
             path: path?,
             aliases: aliases?,
+            confirm_refusals,
             methods: methods?,
             name,
             policy,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from ferrogate import encode
 from ferrogate.exceptions import GateRefused
 from ferrogate.flask import FerroGate, werkzeug_to_matchit
@@ -27,15 +28,31 @@ def token(*scopes: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {t}"}
 
 
-def new_app(subdomains: bool = False, **config: Any) -> tuple[Flask, FerroGate, list[str]]:
+def legacy_app() -> tuple[Any, list[str]]:
+    """A WSGI app mounted inside the gate (DispatcherMiddleware), and the paths it served."""
+    ran: list[str] = []
+
+    def legacy(environ: Any, start_response: Any) -> list[bytes]:
+        ran.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"legacy secrets"]
+
+    return legacy, ran
+
+
+def new_app(
+    subdomains: bool = False, fast_path: bool = True, **config: Any
+) -> tuple[Flask, FerroGate, list[str]]:
     app = Flask(__name__, subdomain_matching=subdomains)
     app.config["FERROGATE_JWT"] = JWT
+    app.config["FERROGATE_FAST_PATH"] = fast_path
     app.config.update(config)
     return app, FerroGate(), []
 
 
-def test_double_slash_never_reaches_a_protected_view_under_an_open_policy() -> None:
-    app, gate, ran = new_app()
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_double_slash_never_reaches_a_protected_view_under_an_open_policy(fast_path: bool) -> None:
+    app, gate, ran = new_app(fast_path=fast_path)
 
     @app.get("/admin/<path:page>")
     @gate.auth(scopes=["admin"])
@@ -85,11 +102,12 @@ def test_a_converter_that_spans_slashes_keeps_its_policy() -> None:
     assert ran == []
 
 
-def test_converter_mismatch_is_rechecked_and_never_cached() -> None:
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_converter_mismatch_is_rechecked_and_never_cached(fast_path: bool) -> None:
     # The gate's {id} matches "abc"; werkzeug's int converter does not, and dispatches to the
     # staff-only catch-all. A staff member's page must neither be stored under the open route
     # nor served to the next anonymous caller.
-    app, gate, ran = new_app()
+    app, gate, ran = new_app(fast_path=fast_path)
 
     @app.get("/u/<int:uid>")
     @gate.cache(ttl=60, public=True)
@@ -131,8 +149,9 @@ def test_non_strict_slash_rules_share_one_policy_and_one_bucket() -> None:
     assert report.pattern == "/items/"
 
 
-def test_subdomain_rule_sharing_a_path_gets_its_own_policy() -> None:
-    app, gate, ran = new_app(subdomains=True, SERVER_NAME="example.test")
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_subdomain_rule_sharing_a_path_gets_its_own_policy(fast_path: bool) -> None:
+    app, gate, ran = new_app(subdomains=True, fast_path=fast_path, SERVER_NAME="example.test")
 
     @app.get("/panel", subdomain="admin")
     @gate.policy(access="deny")
@@ -151,8 +170,9 @@ def test_subdomain_rule_sharing_a_path_gets_its_own_policy() -> None:
     assert ran == []
 
 
-def test_method_spelling_is_read_as_werkzeug_reads_it() -> None:
-    app, gate, ran = new_app()
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_method_spelling_is_read_as_werkzeug_reads_it(fast_path: bool) -> None:
+    app, gate, ran = new_app(fast_path=fast_path)
 
     @app.get("/articles/<int:aid>")
     def show(aid: int) -> Any:
@@ -178,12 +198,7 @@ def test_method_spelling_is_read_as_werkzeug_reads_it() -> None:
 
 def test_a_fallback_rule_does_not_turn_off_the_defaults_for_mounted_apps() -> None:
     app, gate, _ = new_app(FERROGATE_DEFAULTS={"auth": "required"})
-    legacy_ran: list[str] = []
-
-    def legacy(environ: Any, start_response: Any) -> list[bytes]:
-        legacy_ran.append(environ["PATH_INFO"])
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"legacy secrets"]
+    legacy, legacy_ran = legacy_app()
 
     @app.get("/files/<name>.<ext>")  # cannot be a matchit pattern: dispatch-only
     @gate.exempt
@@ -201,12 +216,7 @@ def test_a_fallback_rule_does_not_turn_off_the_defaults_for_mounted_apps() -> No
 
 def test_deferred_refusals_go_to_flask_not_to_a_wrapped_wsgi_layer() -> None:
     app, gate, _ = new_app(FERROGATE_DEFAULTS={"auth": "required"})
-    legacy_ran: list[str] = []
-
-    def legacy(environ: Any, start_response: Any) -> list[bytes]:
-        legacy_ran.append(environ["PATH_INFO"])
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"legacy secrets"]
+    legacy, legacy_ran = legacy_app()
 
     @app.errorhandler(GateRefused)
     def refused(e: GateRefused) -> Any:
@@ -220,8 +230,9 @@ def test_deferred_refusals_go_to_flask_not_to_a_wrapped_wsgi_layer() -> None:
     assert legacy_ran == []
 
 
-def test_cached_fallback_rules_are_keyed_by_the_path_the_view_sees() -> None:
-    app, gate, ran = new_app()
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_cached_fallback_rules_are_keyed_by_the_path_the_view_sees(fast_path: bool) -> None:
+    app, gate, ran = new_app(fast_path=fast_path)
 
     @app.get("/files/<name>.<ext>")
     @gate.cache(ttl=60, public=True)
@@ -256,3 +267,28 @@ def test_the_fallback_routes_own_path_is_not_a_back_door() -> None:
     for probe in ("/_ferrogate_fallback/0", "/_ferrogate_fallback/unmatched"):
         assert client.get(probe).status_code == 403
     assert ran == []
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_a_typed_converter_never_refuses_for_the_route_werkzeug_picks(fast_path: bool) -> None:
+    # Both rules are /{a}/{b} to the gate's router; werkzeug's int converter sends /x/y to the open
+    # rule. The early check under the int rule must not answer for it.
+    app, gate, ran = new_app(fast_path=fast_path)
+
+    @app.get("/<a>/<int:b>")
+    @gate.auth(scopes=["numbers"])
+    def numbered(a: str, b: int) -> Any:
+        ran.append("numbered")
+        return {"numbered": b}
+
+    @app.get("/<a>/<b>")
+    def named(a: str, b: str) -> Any:
+        ran.append("named")
+        return {"named": b}
+
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/x/y").get_json() == {"named": "y"}
+    assert client.get("/x/7").status_code == 401
+    assert client.get("/x/7", headers=token("numbers")).get_json() == {"numbered": 7}
+    assert ran == ["named", "numbered"]

@@ -33,23 +33,28 @@ METHODS = st.sampled_from([["GET"], ["GET", "POST"], ["POST"], ["DELETE"]])
 SEGMENT = st.sampled_from(["a", "b", "new", "x", "1", "", ".", "..", "%2F", "%252F", "A", "\u00e9", "a.b"])
 
 
+def route_shape(draw: Any, params: st.SearchStrategy[str]) -> str:
+    """One to three segments, static or a parameter (a `path` converter only last), and maybe a
+    trailing slash; no leading slash."""
+    parts = []
+    n = draw(st.integers(1, 3))
+    for i in range(n):
+        if draw(st.booleans()):
+            parts.append(draw(STATIC))
+            continue
+        template = draw(params)
+        if "path" in template and i != n - 1:
+            template = "<p{}>"
+        parts.append(template.format(i))
+    return "/".join(parts) + ("/" if draw(st.booleans()) else "")
+
+
 @st.composite
 def flask_rules(draw: Any) -> list[tuple[str, list[str], bool]]:
-    rules = []
-    for _ in range(draw(st.integers(1, 6))):
-        parts = []
-        n = draw(st.integers(1, 3))
-        for i in range(n):
-            if draw(st.booleans()):
-                parts.append(draw(STATIC))
-            else:
-                template = draw(FLASK_PARAM)
-                if "path" in template and i != n - 1:
-                    template = "<p{}>"
-                parts.append(template.format(i))
-        rule = "/" + "/".join(parts) + ("/" if draw(st.booleans()) else "")
-        rules.append((rule, draw(METHODS), draw(st.booleans())))
-    return rules
+    return [
+        ("/" + route_shape(draw, FLASK_PARAM), draw(METHODS), draw(st.booleans()))
+        for _ in range(draw(st.integers(1, 6)))
+    ]
 
 
 @st.composite
@@ -134,19 +139,10 @@ DJANGO_PARAM = st.sampled_from(["<str:p{}>", "<int:p{}>", "<slug:p{}>", "<path:p
 
 @st.composite
 def django_routes(draw: Any) -> list[tuple[str, bool]]:
-    routes = []
-    for _ in range(draw(st.integers(1, 6))):
-        parts = []
-        n = draw(st.integers(1, 3))
-        for i in range(n):
-            if draw(st.booleans()):
-                parts.append(draw(STATIC))
-            else:
-                template = draw(DJANGO_PARAM)
-                parts.append(template.format(i))
-        route = "/".join(parts) + ("/" if draw(st.booleans()) else "")
-        routes.append((route, draw(st.integers(0, 4)) == 0))
-    return routes
+    return [
+        (route_shape(draw, DJANGO_PARAM), draw(st.integers(0, 4)) == 0)
+        for _ in range(draw(st.integers(1, 6)))
+    ]
 
 
 def _django_view(i: int) -> Any:
@@ -180,8 +176,8 @@ def test_django_runs_only_views_whose_policy_allows(
         "MIDDLEWARE": ["ferrogate.django.GateMiddleware"],
         "FERROGATE": {"jwt": {"algorithms": ["HS256"], "key": SECRET}},
     }
-    if req_path.startswith("//"):
-        req_path = req_path[1:]  # the test client would read "//host/..." as a network location
+    # The test client would read "//host/..." as a network location.
+    req_path = "/" + req_path.lstrip("/") if req_path.startswith("//") else req_path
     with override_settings(**settings_patch):
         try:
             # What Django's handler resolves: the test client percent-decodes the path once.

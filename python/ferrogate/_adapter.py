@@ -84,6 +84,10 @@ class Candidate:
     callables: list[CallableKey] = field(default_factory=list)
     #: More patterns for the same route (werkzeug's non-strict-slash rules answer both spellings).
     aliases: list[str] = field(default_factory=list)
+    #: The framework's rule matches fewer paths than the pattern (typed converters, regex groups).
+    narrowed: bool = False
+    #: Set when compiled: refusals under this route wait for the framework's resolver.
+    confirm_refusals: bool = False
 
 
 @dataclass
@@ -102,8 +106,6 @@ class RouteReport:
 @dataclass
 class Compiled:
     gate: Gate
-    #: Whether some routes are dispatch-only.
-    has_fallbacks: bool
     #: Framework key -> the gate route that enforces its full policy.
     index_of: dict[Hashable, int]
     #: Gate route index -> framework key (None for a pre-check route).
@@ -133,17 +135,23 @@ class Compiled:
         found = self.precheck_of.get(key)
         return found if found is not None else self.index_of.get(key)
 
-    def check_resolved(
+    def recheck(
         self,
+        early: Decision | None,
         key: Hashable | None,
         environ: Mapping[str, Any],
         call: Callable[[CallableKey], Any],
-        *,
-        cache: bool,
     ) -> Decision:
         """Checks a request under the route the framework resolved (``key``; None or unknown: the
-        defaults). ``call`` runs a Python key function; ``cache=False`` when the gate had matched
-        another route, so that response is neither served from nor stored in the cache."""
+        defaults), when :meth:`confirmed` said no. ``call`` runs a Python key function.
+
+        With no early decision (hook mode) this is the only check. An early decision under another
+        route gets its cache ticket cancelled, and this check neither serves from nor stores into
+        the cache: the response belongs to another route than the one the cache looked it up
+        under. A pre-check of the same route is completed with the cache on."""
+        same = early is not None and early.route_index is not None and self.keys[early.route_index] == key
+        if early is not None and not same and early.cache_ticket is not None:
+            early.cache_ticket.cancel()
         idx = self.index_of.get(key) if key is not None else None
         checked: Any = environ
         callables = self.callables.get(key, ()) if key is not None else ()
@@ -152,7 +160,7 @@ class Compiled:
             for ck in callables:
                 # Overwrites anything a client sent under the same header name.
                 checked[ck.environ_key] = str(call(ck))
-        return self.gate.check_route(checked, idx, cache=cache)
+        return self.gate.check_route(checked, idx, cache=early is None or same)
 
 
 def claim_methods(candidates: list[Candidate]) -> None:
@@ -192,7 +200,7 @@ def resolve_conflicts(candidates: list[Candidate]) -> None:
         for c in candidates:
             if c.pattern is None or not _active(c):
                 continue
-            for pattern in (c.pattern, *c.aliases):
+            for pattern in patterns_of(c):
                 existing = router.conflict(pattern, c.methods)
                 if existing is not None:
                     clash = (c, existing)
@@ -209,6 +217,63 @@ def resolve_conflicts(candidates: list[Candidate]) -> None:
                 other.pattern, other.reason = None, reason
 
 
+def _rank(segment: str) -> int:
+    """matchit's preference at one segment: static, then a parameter, then a catch-all."""
+    if segment.startswith("{*"):
+        return 2
+    return 1 if segment.startswith("{") else 0
+
+
+def patterns_overlap(a: str, b: str) -> bool:
+    """Whether some path matches both matchit patterns (whole-segment parameters, a catch-all
+    last; a parameter never matches an empty segment, a catch-all also covers its root)."""
+    sa, sb = a.split("/")[1:], b.split("/")[1:]
+    for x, y in zip(sa, sb, strict=False):
+        if _rank(x) == 2 or _rank(y) == 2:
+            return True
+        if _rank(x) == 1 or _rank(y) == 1:
+            if x == "" or y == "":
+                return False
+            continue
+        if x != y:
+            return False
+    return len(sa) == len(sb)
+
+
+def prefers_second(a: str, b: str) -> bool:
+    """Whether matchit picks ``b`` over ``a`` for a path both match: ``b`` is more specific at the
+    first segment where their kinds differ."""
+    for x, y in zip(a.split("/")[1:], b.split("/")[1:], strict=False):
+        if _rank(x) != _rank(y):
+            return _rank(y) < _rank(x)
+    return False
+
+
+def patterns_of(c: Candidate) -> tuple[str, ...]:
+    """The patterns a candidate is matched by: its own and its aliases (none for dispatch-only)."""
+    return () if c.pattern is None else (c.pattern, *c.aliases)
+
+
+def _methods_meet(a: Candidate, b: Candidate) -> bool:
+    return a.methods is None or b.methods is None or bool(set(a.methods) & set(b.methods))
+
+
+def mark_uncertain(candidates: list[Candidate], shapes: Mapping[int, str | None]) -> None:
+    """Flags the fast routes the router may match for a path the framework dispatches elsewhere:
+    a route whose converters take fewer paths than its pattern (``<int:id>``), and a route that a
+    dispatch-only route may overlap (``shapes``: each candidate's pattern before any was moved to
+    dispatch, None for a rule with no pattern at all, which may overlap anything). Refusals under
+    such a route wait for the framework's resolver; forwards are confirmed at dispatch anyway."""
+    dispatch = [shapes[id(c)] for c in candidates if c.pattern is None]
+    unknown = any(shape is None for shape in dispatch)
+    for c in candidates:
+        c.confirm_refusals = c.pattern is not None and (
+            c.narrowed
+            or unknown
+            or any(patterns_overlap(p, d) for p in patterns_of(c) for d in dispatch if d is not None)
+        )
+
+
 def compile_routes(
     base: Mapping[str, Any],
     candidates: list[Candidate],
@@ -218,7 +283,8 @@ def compile_routes(
     """Builds the gate: one route per candidate, in the same order. ``resolve(compiled, environ)``
     is the framework's own router (its key for the route it would dispatch to, or None), asked
     before the framework runs when the gate's router matches nothing and some routes are
-    dispatch-only."""
+    dispatch-only, and before a refusal under a route :func:`mark_uncertain` flags."""
+    shapes = {id(c): c.pattern for c in candidates}
     for c in candidates:
         if c.callables and c.pattern is not None:
             c.pattern, c.reason = None, "a rate-limit key is a Python callable, which needs the request"
@@ -235,14 +301,17 @@ def compile_routes(
             # Every method it answers is claimed by an earlier route: the framework never runs it
             # for a path the router matches, but may still resolve it (a method it alone answers).
             c.pattern, c.reason = None, "another route takes its methods on the same path"
+    mark_uncertain(candidates, shapes)
+    for c in candidates:
         index_of.setdefault(c.key, len(routes))
         keys.append(c.key)
         labels.append(c.label)
-        routes.append(_route(c))
+        route = _route(c)
+        routes.append(route)
         if c.callables:
             # Before the framework runs, the gate checks everything but the Python-keyed limits
             # (the request they need does not exist yet); the hook then checks the whole policy.
-            pre = {k: v for k, v in _route(c).items() if k not in ("limit", "cache")}
+            pre = {k: v for k, v in route.items() if k not in ("limit", "cache")}
             deferred.add(len(routes))
             precheck_of[c.key] = len(routes)
             keys.append(c.key)
@@ -251,19 +320,17 @@ def compile_routes(
     config = {**base, "routes": routes}
     # The adapters confirm at dispatch, so the gate reads `//` as the framework does: as sent.
     config["paths"] = {"empty_segments": "match", **dict(base.get("paths") or {})}
-    has_fallbacks = any(c.pattern is None for c in candidates)
+    asks_framework = any(c.pattern is None or c.confirm_refusals for c in candidates)
     holder: list[Compiled] = []
 
     def resolve_index(environ: Mapping[str, Any]) -> int | None:
         assert resolve is not None
         return holder[0].early_index(resolve(holder[0], environ))
 
-    gate = _build(config, labels, where, resolve_index if resolve is not None and has_fallbacks else None)
+    gate = _build(config, labels, where, resolve_index if resolve is not None and asks_framework else None)
     reports = [RouteReport(c.rule, c.label, c.methods, c.pattern, c.policy, c.reason) for c in candidates]
     callables = {c.key: c.callables for c in candidates if c.callables}
-    compiled = Compiled(
-        gate, has_fallbacks, index_of, keys, frozenset(deferred), precheck_of, reports, callables
-    )
+    compiled = Compiled(gate, index_of, keys, frozenset(deferred), precheck_of, reports, callables)
     holder.append(compiled)
     return compiled
 
@@ -277,6 +344,8 @@ def _route(c: Candidate) -> dict[str, Any]:
     route["path"] = c.pattern
     if c.aliases:
         route["aliases"] = list(c.aliases)
+    if c.confirm_refusals:
+        route["confirm_refusals"] = True
     if c.methods is not None:
         route["methods"] = c.methods
     return route

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from flask import Blueprint, Flask, Response, after_this_request, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
+from werkzeug.routing import PathConverter, UnicodeConverter
 
 from ferrogate._adapter import (
     CallableKey,
@@ -133,6 +134,17 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
     return "/" + "/".join(out), None
 
 
+#: Converters whose paths are exactly what the matchit parameter matches: the default string
+#: converter (any non-empty segment) and ``path`` (the rest). Any other converter narrows.
+_EXACT_REGEXES = {(UnicodeConverter, "[^/]{1,}"), (PathConverter, PathConverter.regex)}
+
+
+def narrowed(rule: Rule) -> bool:
+    """Whether the rule matches fewer paths than its matchit pattern (``<int:id>``, ``<any(...)>``,
+    a length-limited string)."""
+    return any((type(conv), conv.regex) not in _EXACT_REGEXES for conv in rule._converters.values())
+
+
 def slash_aliases(rule: Rule, pattern: str) -> list[str]:
     """The other spelling a non-strict-slash rule answers (``/a`` for ``/a/``, and back), so
     both reach the same gate route, one policy and one set of limit buckets."""
@@ -241,7 +253,16 @@ class _AppState:
             aliases = slash_aliases(rule, pattern) if pattern is not None else []
             out.append(
                 Candidate(
-                    id(rule), rule.endpoint, rule.rule, pattern, methods, policy, reason, callables, aliases
+                    id(rule),
+                    rule.endpoint,
+                    rule.rule,
+                    pattern,
+                    methods,
+                    policy,
+                    reason,
+                    callables,
+                    aliases,
+                    narrowed(rule),
                 )
             )
         return out
@@ -528,18 +549,11 @@ class FerroGate:
         Flask resolved) is one identity check, with no further lookups."""
 
         def confirm() -> Response | None:
-            environ = request.environ
-            early = environ.get("ferrogate.decision")
+            early = request.environ.get("ferrogate.decision")
             compiled = state.compiled
             if early is not None and compiled is not None:
-                idx = early.route_index
                 rule = request.url_rule
-                if (
-                    idx is not None
-                    and rule is not None
-                    and compiled.keys[idx] == id(rule)
-                    and idx not in compiled.deferred
-                ):
+                if compiled.confirmed(early, id(rule) if rule is not None else None):
                     return None
             return self._before_request()
 
@@ -561,13 +575,7 @@ class FerroGate:
         early = environ.get("ferrogate.decision")
         if compiled.confirmed(early, key):
             return None
-        # No early decision (hook mode): the framework's resolution is the only check. An early
-        # decision under another route: its response must not be cached, nor served from cache.
-        same = early is not None and early.route_index is not None and compiled.keys[early.route_index] == key
-        if early is not None and not same and early.cache_ticket is not None:
-            early.cache_ticket.cancel()
-        d = compiled.check_resolved(key, environ, lambda ck: ck.fn(), cache=early is None or same)
-        return self._apply(state, d)
+        return self._apply(state, compiled.recheck(early, key, environ, lambda ck: ck.fn()))
 
     def _apply(self, state: _AppState, d: Decision) -> Response | None:
         environ = request.environ

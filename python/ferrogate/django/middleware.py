@@ -33,12 +33,16 @@ def _refusal(d: Decision, request: HttpRequest) -> HttpResponse:
 
 
 def _forwarded(d: Decision, request: HttpRequest) -> None:
+    """A decision taken here (not by the WSGI fast path, which adds its own headers and stores its
+    own responses on the way out): the request carries it, and ``_finish`` applies it."""
     meta = request.META
     meta["ferrogate.route"] = d.route
     meta["ferrogate.route_name"] = d.route_name
     meta["ferrogate.params"] = d.params
     meta["ferrogate.claims"] = d.claims
     meta["ferrogate.decision"] = d
+    request._ferrogate_headers = d.headers
+    request._ferrogate_ticket = d.cache_ticket
 
 
 def _attach_user(request: HttpRequest, claims: dict[str, Any] | None) -> None:
@@ -159,9 +163,6 @@ class GateMiddleware:
             if not d.forward:
                 return _refusal(d, request)
             _forwarded(d, request)
-            # Checked here (not by the WSGI fast path, which adds its own headers on the way out).
-            request._ferrogate_headers = d.headers
-            request._ferrogate_ticket = d.cache_ticket
         claims = meta.get("ferrogate.claims")
         request.jwt_claims = claims
         _attach_user(request, claims)
@@ -217,20 +218,16 @@ class GateMiddleware:
             # A view with a policy the gate's table lacks (a URLconf it never compiled): closed.
             logger.error(
                 "ferrogate: view %s has a policy but its route %r is not in the gate's table "
-                "(add its URLconf to FERROGATE['urlconfs']); refused",
+                "(only ROOT_URLCONF is compiled; a per-request URLconf's views with a policy are "
+                "refused); refused",
                 getattr(view_func, "__qualname__", view_func),
                 match.route if match is not None else None,
             )
             return _unknown_view(request)
-        same = early is not None and early.route_index is not None and compiled.keys[early.route_index] == key
-        if early is not None and not same and early.cache_ticket is not None:
-            early.cache_ticket.cancel()
-        d = compiled.check_resolved(key, meta, lambda ck: ck.fn(request), cache=early is None or same)
+        d = compiled.recheck(early, key, meta, lambda ck: ck.fn(request))
         if not d.forward:
             return _refusal(d, request)
         _forwarded(d, request)
-        request._ferrogate_headers = d.headers
-        request._ferrogate_ticket = d.cache_ticket
         request.jwt_claims = d.claims
         _attach_user(request, d.claims)
         return None

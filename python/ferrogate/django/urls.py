@@ -16,8 +16,7 @@ from typing import Any
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 
-from ferrogate._adapter import Candidate, callables_of, policy_of
-from ferrogate._native import Router
+from ferrogate._adapter import Candidate, callables_of, patterns_overlap, policy_of, prefers_second
 
 __all__ = ["candidates", "fallback_key", "regex_to_matchit", "route_to_matchit"]
 
@@ -151,50 +150,53 @@ def candidates(patterns: Iterable[Any]) -> list[Candidate]:
     return out
 
 
-def _sample(pattern: str) -> str:
-    """A path ``pattern`` matches: each parameter filled with a plain value."""
-    out = re.sub(r"\{\*[^}]+\}", "ferrogate-sample/x", pattern)
-    return re.sub(r"\{[^}]+\}", "ferrogate-sample", out)
-
-
 def _order_conflicts(found: list[Candidate]) -> None:
-    """Django tries patterns in URLconf order, the gate's radix tree static-first: where an earlier
-    route's pattern also matches a later route's paths (``articles/<slug>/`` before
+    """Django tries patterns in URLconf order, the gate's radix tree the most specific first: where
+    an earlier route overlaps a later one that matchit prefers (``articles/<slug>/`` before
     ``articles/new/``), both are checked at dispatch, under the route Django picked."""
-    earlier = Router()
-    owners: dict[str, list[Candidate]] = {}
-    for c in found:
-        if c.pattern is None:
-            continue
-        hit = earlier.match("GET", _sample(c.pattern))
-        if hit is not None and hit[0] != c.pattern:
-            reason = f"an earlier route ({hit[0]}) matches its paths first in URLconf order"
-            for other in [c, *owners.get(hit[0], [])]:
-                other.pattern, other.reason = None, reason
-            continue
-        if c.pattern not in owners and earlier.conflict(c.pattern) is None:
-            earlier.insert(c.pattern, c.pattern)
-        owners.setdefault(c.pattern, []).append(c)
+    fast = [c for c in found if c.pattern is not None]
+    moved: list[Candidate] = []
+    for i, earlier in enumerate(fast):
+        for later in fast[i + 1 :]:
+            a, b = earlier.pattern or "", later.pattern or ""
+            if a != b and patterns_overlap(a, b) and prefers_second(a, b):
+                reason = f"an earlier route ({earlier.rule}) matches its paths first in URLconf order"
+                later.reason = earlier.reason = reason
+                moved += [earlier, later]
+    for c in moved:
+        c.pattern = None
+
+
+#: Converters whose paths are exactly what the matchit parameter matches.
+_EXACT_CONVERTERS = {None, "str", "path"}
 
 
 def _walk(
-    patterns: Iterable[Any], route: str, path_route: str, reason: str | None, out: list[Candidate]
+    patterns: Iterable[Any],
+    route: str,
+    path_route: str,
+    reason: str | None,
+    out: list[Candidate],
+    groups: bool = False,
 ) -> None:
+    """``groups``: an enclosing ``re_path`` had named groups, whose regexes narrow what they match."""
     for p in patterns:
         pattern = p.pattern
         full_route = _join_route(route, str(pattern))
         own_reason = reason
         piece = str(pattern)
+        own_groups = groups
         if own_reason is None and isinstance(pattern, RegexPattern):
             converted, why = regex_to_matchit(piece, endpoint=isinstance(p, URLPattern))
             if converted is None:
                 own_reason = f"re_path {piece!r}: {why}"
             piece = converted or ""
+            own_groups = groups or "<" in piece
         elif own_reason is None and not isinstance(pattern, RoutePattern):
             own_reason = f"{type(pattern).__name__} cannot be compiled"
         full_path_route = path_route + piece
         if isinstance(p, URLResolver):
-            _walk(p.url_patterns, full_route, full_path_route, own_reason, out)
+            _walk(p.url_patterns, full_route, full_path_route, own_reason, out, own_groups)
         elif isinstance(p, URLPattern):
             callback = p.callback
             matchit, why = (None, own_reason) if own_reason else route_to_matchit(full_path_route)
@@ -209,5 +211,7 @@ def _walk(
                     policy=policy_of(callback),
                     reason=why,
                     callables=callables_of(callback),
+                    narrowed=own_groups
+                    or any(m["converter"] not in _EXACT_CONVERTERS for m in _PARAM.finditer(full_path_route)),
                 )
             )
