@@ -234,8 +234,14 @@ impl Gate {
                 .map(Arc::new)
         });
         let auth = config.jwt.as_ref().and_then(|jwt| {
-            let settings =
-                crate::auth::settings::parse(jwt, "jwt", &clock, options.fetcher.as_ref(), issues)?;
+            let settings = crate::auth::settings::parse(
+                jwt,
+                "jwt",
+                &clock,
+                options.fetcher.as_ref(),
+                crate::auth::settings::Defaults::Gate,
+                issues,
+            )?;
             let revocations = settings.revocation.and_then(|r| match &redis {
                 Some(client) => Some(Revocations::new(
                     r,

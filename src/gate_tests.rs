@@ -206,14 +206,14 @@ fn route_conflicts_are_config_errors_naming_both() {
 
 #[test]
 fn revocation_needs_redis_and_valid_settings() {
-    let jwt = |r: serde_json::Value| json!({"algorithms": ["HS256"], "key": "k", "revocation": r});
+    let jwt = |r: serde_json::Value| json!({"algorithms": ["HS256"], "key": "k-long-enough-for-hs256-0123456789", "revocation": r});
     let err = Gate::from_value(&json!({"jwt": jwt(json!("redis"))})).unwrap_err();
     let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(keys, ["jwt.revocation"]);
     assert!(err.issues[0].message.contains("[redis]"));
     // Reported with the other [jwt] problems, in one round.
     let err = Gate::from_value(&json!({
-        "jwt": {"algorithms": ["XS1"], "key": "k", "revocation": {"store": "redis", "check": "never"}},
+        "jwt": {"algorithms": ["XS1"], "key": "k-long-enough-for-hs256-0123456789", "revocation": {"store": "redis", "check": "never"}},
         "redis": {"url": "redis://127.0.0.1:1/0"},
     }))
     .unwrap_err();

@@ -20,7 +20,7 @@ from ferrogate import (
 from jwt_keys import ec_pair, ed_pair, rsa_pair
 
 NOW = 1_800_000_000.0
-SECRET = "attack-test-secret"
+SECRET = "attack-test-secret-long-enough-for-hs256"
 
 
 def b64(data: bytes) -> str:
@@ -114,11 +114,24 @@ def test_crit_is_refused(crit: Any) -> None:
         HS.verify(raw_token({"alg": "HS256", "crit": crit, "exp": 1}, {"sub": "a"}), now=NOW)
 
 
-@pytest.mark.parametrize("member", ["jwk", "jku", "x5u", "x5c"])
-def test_embedded_key_sources_are_refused(member: str) -> None:
-    value: Any = {"kty": "oct", "k": b64(b"attacker")} if member == "jwk" else "https://evil.example/keys"
+@pytest.mark.parametrize("member", ["jwk", "x5c"])
+def test_embedded_keys_are_refused(member: str) -> None:
+    value: Any = {"kty": "oct", "k": b64(b"attacker")} if member == "jwk" else [b64(b"attacker-cert")]
     with pytest.raises(DecodeError, match=member):
         HS.verify(raw_token({"alg": "HS256", member: value}, {"sub": "a"}), now=NOW)
+
+
+@pytest.mark.parametrize("member", ["jku", "x5u"])
+def test_key_urls_are_ignored_never_fetched(member: str) -> None:
+    """A URL naming a key is not a key: the signature is still checked with the configured key,
+    so the header neither helps a forger nor locks out identity providers that send it."""
+    evil = "https://evil.example/keys"
+    good = raw_token({"alg": "HS256", member: evil}, {"sub": "a"})
+    assert HS.verify(good, now=NOW) == {"sub": "a"}
+    h, p, _ = good.split(".")
+    forged = f"{h}.{p}.{b64(hmac.new(b'attacker', f'{h}.{p}'.encode(), hashlib.sha256).digest())}"
+    with pytest.raises(InvalidSignatureError):
+        HS.verify(forged, now=NOW)
 
 
 def test_jwe_and_wrong_segment_counts() -> None:

@@ -12,7 +12,7 @@ from ferrogate import ConfigError, Gate, encode
 from flask import Flask, request
 from jwt_keys import rsa_pair
 
-SECRET = "gate-test-secret"
+SECRET = "gate-test-secret-long-enough-for-hs256"
 
 
 def token(secret: str = SECRET, alg: str = "HS256", **claims: Any) -> str:

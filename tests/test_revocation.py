@@ -33,7 +33,7 @@ from ferrogate import (
 from flask import Flask
 from redis_server import RedisServer
 
-SECRET = "revocation-test-secret"
+SECRET = "revocation-test-secret-long-enough-for-hs256"
 REVOKED_CHALLENGE = (
     'Bearer realm="api", error="invalid_token", error_description="the token has been revoked"'
 )

@@ -450,7 +450,7 @@ def limit_entry(
 
 
 #: Stands in for the real ``[jwt]`` section when a decorator is validated on its own.
-VALIDATION_CONTEXT: dict[str, Any] = {"jwt": {"algorithms": ["HS256"], "key": "validation-only-secret"}}
+VALIDATION_CONTEXT: dict[str, Any] = {"jwt": {"algorithms": ["HS256"], "key": "validation-only-secret-never-verifies-anything"}}
 
 
 def auth_fragment(

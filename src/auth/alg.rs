@@ -71,6 +71,17 @@ impl Algorithm {
         }
     }
 
+    /// An HMAC algorithm's output length in bytes (the shortest secret RFC 7518 §3.2 allows).
+    #[must_use]
+    pub fn hmac_output_len(self) -> Option<usize> {
+        match self {
+            Algorithm::HS256 => Some(32),
+            Algorithm::HS384 => Some(48),
+            Algorithm::HS512 => Some(64),
+            _ => None,
+        }
+    }
+
     #[must_use]
     pub fn family(self) -> Family {
         match self {

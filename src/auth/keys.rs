@@ -36,6 +36,8 @@ pub struct Key {
     /// A JWK's `alg`: the only algorithm this key may verify.
     pub alg: Option<Algorithm>,
     pub material: Material,
+    /// An HMAC secret's length in bytes (RFC 7518 §3.2 asks for at least the hash's output).
+    pub secret_len: Option<usize>,
 }
 
 impl Key {
@@ -84,6 +86,7 @@ impl Key {
             kid,
             alg: None,
             material: Material::Hmac(keys),
+            secret_len: Some(secret.len()),
         })
     }
 
@@ -267,6 +270,7 @@ fn public(
         kid,
         alg,
         material: Material::Public(family, keys),
+        secret_len: None,
     })
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::alg::Algorithm;
 use super::jwks::{Fetcher, Jwks, JwksTiming, Location};
 use super::keys::{Key, keys_from_jwks};
-use super::verifier::{Validation, Verifier};
+use super::verifier::{TokenType, Validation, Verifier};
 use crate::clock::SharedClock;
 use crate::config::{Issues, join, show};
 
@@ -25,6 +25,10 @@ pub const KEYS: &[&str] = &[
     "leeway",
     "required_claims",
     "verify_exp",
+    "require_exp",
+    "token_type",
+    "token_type_claim",
+    "token_type_required",
     "max_token_bytes",
     "cache_size",
     "realm",
@@ -33,6 +37,15 @@ pub const KEYS: &[&str] = &[
     "timeout",
     "revocation",
 ];
+
+/// Whose defaults apply. The gate's `[jwt]` is strict by default (a token must expire, must not
+/// be a refresh token, and an HMAC secret must be as long as its hash); `JWTVerifier` keeps
+/// `PyJWT`'s defaults, where each of these is opt-in, so code ported from `PyJWT` behaves the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defaults {
+    Gate,
+    Library,
+}
 
 /// What the `[jwt]` section builds.
 #[derive(Debug)]
@@ -84,6 +97,73 @@ fn seconds(
     Duration::try_from_secs_f64(s).ok()
 }
 
+/// `token_type`, `token_type_claim`, `token_type_required`: `token_type = false` turns the
+/// check off.
+fn token_type(
+    map: &Map<String, Value>,
+    at: &str,
+    defaults: Defaults,
+    issues: &mut Issues,
+) -> Option<TokenType> {
+    let expected = match map.get("token_type") {
+        None if defaults == Defaults::Gate => "access".to_owned(),
+        None | Some(Value::Bool(false)) => return None,
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(other) => {
+            issues.push(
+                join(at, "token_type"),
+                format!(
+                    "expected a token type such as \"access\", or false, got {}",
+                    show(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let claim = match map.get("token_type_claim") {
+        None => "token_type".to_owned(),
+        Some(c) => match issues.string(c, &join(at, "token_type_claim")) {
+            Some(s) if !s.is_empty() => s.to_owned(),
+            Some(_) => {
+                issues.push(join(at, "token_type_claim"), "must not be empty");
+                return None;
+            }
+            None => return None,
+        },
+    };
+    let required = map
+        .get("token_type_required")
+        .and_then(|r| issues.boolean(r, &join(at, "token_type_required")))
+        .unwrap_or(false);
+    Some(TokenType {
+        claim,
+        expected,
+        required,
+    })
+}
+
+/// RFC 7518 §3.2: an HMAC key shorter than the hash output weakens the MAC to brute force.
+fn check_secret_lengths(keys: &[Key], validation: &Validation, at: &str, issues: &mut Issues) {
+    let longest = validation
+        .algorithms
+        .iter()
+        .filter_map(|a| a.hmac_output_len().map(|n| (*a, n)))
+        .max_by_key(|(_, n)| *n);
+    let Some((alg, needed)) = longest else { return };
+    for k in keys {
+        if let Some(len) = k.secret_len.filter(|len| *len < needed) {
+            issues.push(
+                at,
+                format!(
+                    "the HMAC secret is {len} bytes; {alg} needs at least {needed} (RFC 7518 \
+                     §3.2). Use a random secret of {needed}+ bytes, e.g. \
+                     secrets.token_urlsafe({needed})"
+                ),
+            );
+        }
+    }
+}
+
 /// Parses `[jwt]`. `fetcher` serves `jwks_url` and `discovery`.
 #[allow(clippy::too_many_lines)] // one block per key of the table, in the order the README lists them
 pub fn parse(
@@ -91,6 +171,7 @@ pub fn parse(
     at: &str,
     clock: &SharedClock,
     fetcher: Option<&Arc<dyn Fetcher>>,
+    defaults: Defaults,
     issues: &mut Issues,
 ) -> Option<JwtSettings> {
     let map = issues.object(v, at)?;
@@ -154,6 +235,11 @@ pub fn parse(
     if let Some(b) = map.get("verify_exp") {
         validation.verify_exp = issues.boolean(b, &join(at, "verify_exp")).unwrap_or(true);
     }
+    validation.require_exp = match map.get("require_exp") {
+        Some(b) => issues.boolean(b, &join(at, "require_exp")).unwrap_or(true),
+        None => defaults == Defaults::Gate,
+    };
+    validation.token_type = token_type(map, at, defaults, issues);
     if let Some(n) = map.get("max_token_bytes") {
         validation.max_token_bytes = issues
             .positive_int(n, &join(at, "max_token_bytes"))
@@ -285,6 +371,13 @@ pub fn parse(
                 None => Vec::new(),
             }
         };
+        if defaults == Defaults::Gate {
+            let kat = ["key", "keys", "jwks"]
+                .into_iter()
+                .find(|k| map.contains_key(*k))
+                .unwrap_or("key");
+            check_secret_lengths(&keys, &validation, &join(at, kat), issues);
+        }
         if issues.len() > before {
             return None;
         }

@@ -180,6 +180,14 @@ pub struct Slots {
     pub cookie: usize,
 }
 
+/// What a request carries for credentials.
+enum Credentials<'r> {
+    None,
+    One(Result<Cow<'r, str>, ()>),
+    /// In more than one place: refused, never chosen between.
+    Several,
+}
+
 /// Runs the heavy part of a check (a signature on a cache miss) somewhere the caller chooses:
 /// the Python binding releases the GIL for it.
 pub trait Blocking {
@@ -217,12 +225,13 @@ impl Stage {
         if policy.mode == Mode::None {
             return Ok(None);
         }
-        let Some(token) = self.find_token(policy, req) else {
-            return if policy.mode == Mode::Required {
-                Err(self.unauthorized(None, "a bearer token is required"))
-            } else {
-                Ok(None)
-            };
+        let token = match self.find_token(policy, req) {
+            Credentials::One(t) => t,
+            Credentials::None if policy.mode == Mode::Required => {
+                return Err(self.unauthorized(None, "a bearer token is required"));
+            }
+            Credentials::None => return Ok(None),
+            Credentials::Several => return Err(self.invalid_request()),
         };
         let malformed = || {
             self.unauthorized(
@@ -280,32 +289,56 @@ impl Stage {
         Ok(Some(verified))
     }
 
-    /// The token from the first location that has credentials, not yet checked for its alphabet:
-    /// `Some(Err)` when a query parameter does not decode.
-    fn find_token<'r>(
-        &self,
-        policy: &AuthPolicy,
-        req: &Request<'r>,
-    ) -> Option<Result<Cow<'r, str>, ()>> {
+    /// The token from the location that has credentials, not yet checked for its alphabet
+    /// (`One(Err)` when a query parameter does not decode). Credentials in more than one place
+    /// are `Several`: the configured locations, plus the two places RFC 6750 §2 defines whether
+    /// configured or not (the `Authorization` header and an `access_token` query parameter),
+    /// since a request that carries two tokens can be read two ways.
+    fn find_token<'r>(&self, policy: &AuthPolicy, req: &Request<'r>) -> Credentials<'r> {
+        let header = || {
+            req.headers
+                .header(self.slots.authorization)
+                .and_then(bearer)
+        };
+        let mut found = None;
+        let mut places = 0usize;
+        let mut header_seen = false;
+        let mut query_seen = false;
         for loc in &policy.locations {
-            let found = match loc {
-                TokenLocation::Header => req
-                    .headers
-                    .header(self.slots.authorization)
-                    .and_then(bearer)
-                    .map(|t| Ok(Cow::Borrowed(t))),
-                TokenLocation::Cookie(name) => req
-                    .headers
-                    .header(self.slots.cookie)
-                    .and_then(|c| cookie(c, name))
-                    .map(|v| Ok(Cow::Borrowed(v))),
-                TokenLocation::Query(name) => query(req.query, name),
+            let (hit, count) = match loc {
+                TokenLocation::Header => {
+                    header_seen = true;
+                    let h = header();
+                    (h.map(|t| Ok(Cow::Borrowed(t))), usize::from(h.is_some()))
+                }
+                TokenLocation::Cookie(name) => {
+                    let c = req
+                        .headers
+                        .header(self.slots.cookie)
+                        .and_then(|c| cookie(c, name));
+                    (c.map(|v| Ok(Cow::Borrowed(v))), usize::from(c.is_some()))
+                }
+                TokenLocation::Query(name) => {
+                    query_seen |= name == "access_token";
+                    (query(req.query, name), query_count(req.query, name))
+                }
             };
-            if found.is_some() {
-                return found;
+            places += count;
+            if found.is_none() {
+                found = hit;
             }
         }
-        None
+        if !header_seen && header().is_some() {
+            places += 1;
+        }
+        if !query_seen {
+            places += query_count(req.query, "access_token");
+        }
+        match found {
+            _ if places > 1 => Credentials::Several,
+            Some(t) => Credentials::One(t),
+            None => Credentials::None,
+        }
     }
 
     fn unauthorized(&self, error: Option<&str>, description: &str) -> Response {
@@ -318,6 +351,16 @@ impl Stage {
             );
         }
         respond(401, description, vec![("www-authenticate", challenge)])
+    }
+
+    /// 400 (RFC 6750 §3.1): credentials in more than one place.
+    fn invalid_request(&self) -> Response {
+        let description = "the request carries a bearer token in more than one place";
+        let challenge = format!(
+            "Bearer realm=\"{}\", error=\"invalid_request\", error_description=\"{description}\"",
+            self.realm
+        );
+        respond(400, description, vec![("www-authenticate", challenge)])
     }
 
     fn forbidden(&self, scopes: &[String], description: &str) -> Response {
@@ -393,6 +436,24 @@ fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// How many times the query string carries `name` (each one a credential).
+fn query_count(qs: &str, name: &str) -> usize {
+    if qs.is_empty() {
+        return 0;
+    }
+    qs.split('&')
+        .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k))
+        .filter(|k| {
+            // Frameworks decode parameter names (`access%5Ftoken` is `access_token` to the app).
+            *k == name
+                || (k.contains(['%', '+'])
+                    && percent_decode_str(&k.replace('+', " "))
+                        .decode_utf8()
+                        .is_ok_and(|d| d == name))
+        })
+        .count()
+}
+
 fn query<'a>(qs: &'a str, name: &str) -> Option<Result<Cow<'a, str>, ()>> {
     qs.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -457,6 +518,24 @@ mod tests {
         assert_eq!(bearer("Bearer "), Some(""));
         assert!(!is_token68(""));
         assert_eq!(bearer("Bearer\"x"), None);
+    }
+
+    #[test]
+    fn query_credentials_are_counted_under_every_spelling() {
+        assert_eq!(query_count("", "access_token"), 0);
+        assert_eq!(query_count("a=1&access_token=x", "access_token"), 1);
+        assert_eq!(
+            query_count("access_token=x&access_token=y", "access_token"),
+            2
+        );
+        assert_eq!(
+            query_count("access%5Ftoken=x&access_token", "access_token"),
+            2
+        );
+        assert_eq!(
+            query_count("access_tokens=x&xaccess_token=y", "access_token"),
+            0
+        );
     }
 
     #[test]

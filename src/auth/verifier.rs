@@ -65,6 +65,11 @@ pub struct Validation {
     pub leeway: f64,
     pub required_claims: Vec<String>,
     pub verify_exp: bool,
+    /// Refuse a token without `exp` (the gate's default: a token that never expires outlives
+    /// every rotation and revocation list).
+    pub require_exp: bool,
+    /// Which kind of token this verifier accepts (an access token, never a refresh token).
+    pub token_type: Option<TokenType>,
     pub max_token_bytes: usize,
     /// Verified-token cache entries (0 disables the cache).
     pub cache_size: u64,
@@ -79,17 +84,27 @@ impl Default for Validation {
             leeway: 0.0,
             required_claims: Vec::new(),
             verify_exp: true,
+            require_exp: false,
+            token_type: None,
             max_token_bytes: 8192,
             cache_size: 10_000,
         }
     }
 }
 
+/// The claim that says what a token is for, as simplejwt's `token_type` (`access`/`refresh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenType {
+    pub claim: String,
+    pub expected: String,
+    /// A token without the claim is refused (true when verifying refresh tokens); otherwise it
+    /// passes, as tokens from most identity providers carry no such claim.
+    pub required: bool,
+}
+
 /// Nesting allowed in a header and in claims.
 const HEADER_DEPTH: usize = 4;
 const CLAIMS_DEPTH: usize = 16;
-/// Keys tried for a token without `kid`.
-const MAX_CANDIDATE_KEYS: usize = 8;
 /// The longest a verified token stays cached, whatever its `exp`.
 const CACHE_TTL: Duration = Duration::from_secs(600);
 /// How long a refusal is remembered.
@@ -396,7 +411,10 @@ impl Verifier {
                 "the algorithm {alg} is not allowed"
             )));
         }
-        for embedded in ["jwk", "jku", "x5u", "x5c"] {
+        // A key carried inside the token is refused. `jku`/`x5u` only point at a key: the key
+        // never comes from the token here, so they are ignored (some identity providers send
+        // them).
+        for embedded in ["jwk", "x5c"] {
             if header.contains_key(embedded) {
                 return Err(TokenError::Decode(format!(
                     "header parameter {embedded:?} (a key source inside the token) is not accepted"
@@ -466,25 +484,20 @@ impl Verifier {
                 ));
             }
         }
-        let keys: Vec<&Key> = keys
+        // Without a `kid` naming one key, exactly one key may fit: trying each of several would
+        // let a token signed by any of them (a staging key, a retired one) pass, and costs one
+        // signature check per key on every forged token.
+        let mut candidates = keys
             .iter()
-            .filter(|k| kid.is_none() || k.kid.is_none())
-            .collect();
-        let mut tried = 0;
-        for key in keys
-            .into_iter()
-            .filter(|k| k.accepts(alg))
-            .take(MAX_CANDIDATE_KEYS)
-        {
-            tried += 1;
-            if key.verify(alg, message, signature) {
-                return Ok(());
-            }
+            .filter(|k| (kid.is_none() || k.kid.is_none()) && k.accepts(alg));
+        match (candidates.next(), candidates.next()) {
+            (None, _) => Err(TokenError::NoKey(format!("no verification key for {alg}"))),
+            (Some(_), Some(_)) => Err(TokenError::NoKey(format!(
+                "the token names no \"kid\" and several keys could verify {alg}"
+            ))),
+            (Some(key), None) if key.verify(alg, message, signature) => Ok(()),
+            (Some(_), None) => Err(TokenError::InvalidSignature),
         }
-        if tried == 0 {
-            return Err(TokenError::NoKey(format!("no verification key for {alg}")));
-        }
-        Err(TokenError::InvalidSignature)
     }
 
     fn check_claims(&self, claims: &Claims) -> Result<(), TokenError> {
@@ -539,6 +552,22 @@ impl Verifier {
         }
         if claims.get("jti").is_some_and(|s| !s.is_string()) {
             return Err(TokenError::InvalidClaim("\"jti\" must be a string".into()));
+        }
+        if v.require_exp && !claims.contains_key("exp") {
+            return Err(TokenError::MissingClaim("exp".into()));
+        }
+        if let Some(t) = &v.token_type {
+            match claims.get(t.claim.as_str()) {
+                None if t.required => return Err(TokenError::MissingClaim(t.claim.clone())),
+                None => {}
+                Some(Value::String(s)) if *s == t.expected => {}
+                Some(_) => {
+                    return Err(TokenError::InvalidClaim(format!(
+                        "{:?} is not {:?}: this is not an {} token",
+                        t.claim, t.expected, t.expected
+                    )));
+                }
+            }
         }
         for name in &v.required_claims {
             if !claims.contains_key(name) {
@@ -673,5 +702,106 @@ mod tests {
             off.cached(&hot, 1000.0).is_none(),
             "cache_size 0 turns the cache off"
         );
+    }
+
+    fn with(validation: Validation, keys: Vec<Key>) -> Verifier {
+        let validation = Validation {
+            algorithms: vec![Algorithm::HS256],
+            ..validation
+        };
+        Verifier::with_keys(validation, keys, Arc::new(ManualClock::from_secs(0))).unwrap()
+    }
+
+    #[test]
+    fn without_a_kid_exactly_one_key_may_fit() {
+        let two = || {
+            vec![
+                Key::hmac(b"k", None).unwrap(),
+                Key::hmac(b"retired", None).unwrap(),
+            ]
+        };
+        let v = with(Validation::default(), two());
+        // Signed with the second key: trying each key would accept it.
+        let t = token(&json!({"sub": "ann"}), b"retired");
+        let err = v.verify(&t, 1000.0).unwrap_err();
+        assert!(
+            matches!(&err, TokenError::NoKey(m) if m.contains("several keys")),
+            "{err:?}"
+        );
+        // An unknown kid falls back on the kid-less keys: still two, still refused.
+        let mut header = Map::new();
+        header.insert("kid".into(), json!("other"));
+        let Value::Object(claims) = json!({"sub": "ann"}) else {
+            unreachable!()
+        };
+        let named = crate::auth::encode::encode(&claims, b"k", Algorithm::HS256, &header).unwrap();
+        assert!(matches!(
+            v.verify(&named, 1000.0),
+            Err(TokenError::NoKey(_))
+        ));
+        // Two keys, one of them bound to another algorithm: one candidate.
+        let mut keys = two();
+        keys[1].alg = Some(Algorithm::HS512);
+        let v = with(Validation::default(), keys);
+        v.verify(&token(&json!({"sub": "ann"}), b"k"), 1000.0)
+            .unwrap();
+    }
+
+    #[test]
+    fn require_exp_refuses_a_token_that_never_expires() {
+        let v = with(
+            Validation {
+                require_exp: true,
+                ..Default::default()
+            },
+            vec![Key::hmac(b"k", None).unwrap()],
+        );
+        let err = v
+            .verify(&token(&json!({"sub": "ann"}), b"k"), 1000.0)
+            .unwrap_err();
+        assert!(matches!(&err, TokenError::MissingClaim(c) if c == "exp"));
+        v.verify(&token(&json!({"sub": "ann", "exp": 2000}), b"k"), 1000.0)
+            .unwrap();
+    }
+
+    #[test]
+    fn the_token_type_claim_must_match_when_present_or_required() {
+        let kind = |required| TokenType {
+            claim: "token_type".into(),
+            expected: "access".into(),
+            required,
+        };
+        let v = with(
+            Validation {
+                token_type: Some(kind(false)),
+                ..Default::default()
+            },
+            vec![Key::hmac(b"k", None).unwrap()],
+        );
+        let refresh = token(&json!({"sub": "ann", "token_type": "refresh"}), b"k");
+        assert!(matches!(
+            v.verify(&refresh, 1000.0),
+            Err(TokenError::InvalidClaim(_))
+        ));
+        let odd = token(&json!({"sub": "ann", "token_type": ["access"]}), b"k");
+        assert!(v.verify(&odd, 1000.0).is_err());
+        v.verify(
+            &token(&json!({"sub": "ann", "token_type": "access"}), b"k"),
+            1000.0,
+        )
+        .unwrap();
+        v.verify(&token(&json!({"sub": "ann"}), b"k"), 1000.0)
+            .unwrap();
+        let strict = with(
+            Validation {
+                token_type: Some(kind(true)),
+                ..Default::default()
+            },
+            vec![Key::hmac(b"k", None).unwrap()],
+        );
+        assert!(matches!(
+            strict.verify(&token(&json!({"sub": "ann"}), b"k"), 1000.0),
+            Err(TokenError::MissingClaim(_))
+        ));
     }
 }

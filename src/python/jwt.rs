@@ -171,10 +171,11 @@ impl PyJWTVerifier {
     #[new]
     #[pyo3(signature = (
         algorithms, *, key=None, keys=None, jwks=None, jwks_url=None, issuer=None, discovery=false,
-        audience=None, leeway=None, required_claims=None, verify_exp=true, max_token_bytes=None,
+        audience=None, leeway=None, required_claims=None, verify_exp=true, require_exp=false,
+        token_type=None, token_type_claim=None, token_type_required=false, max_token_bytes=None,
         cache_size=None, jwks_ttl=None, kid_cooldown=None, timeout=None
     ))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)] // the Python keyword arguments
     fn new(
         algorithms: &Bound<'_, PyAny>,
         key: Option<&Bound<'_, PyAny>>,
@@ -187,6 +188,10 @@ impl PyJWTVerifier {
         leeway: Option<&Bound<'_, PyAny>>,
         required_claims: Option<&Bound<'_, PyAny>>,
         verify_exp: bool,
+        require_exp: bool,
+        token_type: Option<&Bound<'_, PyAny>>,
+        token_type_claim: Option<&Bound<'_, PyAny>>,
+        token_type_required: bool,
         max_token_bytes: Option<&Bound<'_, PyAny>>,
         cache_size: Option<&Bound<'_, PyAny>>,
         jwks_ttl: Option<&Bound<'_, PyAny>>,
@@ -203,6 +208,8 @@ impl PyJWTVerifier {
                 ("audience", audience),
                 ("leeway", leeway),
                 ("required_claims", required_claims),
+                ("token_type", token_type),
+                ("token_type_claim", token_type_claim),
                 ("max_token_bytes", max_token_bytes),
                 ("cache_size", cache_size),
                 ("jwks_ttl", jwks_ttl),
@@ -235,6 +242,11 @@ impl PyJWTVerifier {
             m.insert("discovery".into(), Value::Bool(true));
         }
         m.insert("verify_exp".into(), Value::Bool(verify_exp));
+        m.insert("require_exp".into(), Value::Bool(require_exp));
+        m.insert(
+            "token_type_required".into(),
+            Value::Bool(token_type_required),
+        );
         let clock: SharedClock = system();
         let fetcher = fetcher();
         let mut problems = Issues::default();
@@ -243,6 +255,7 @@ impl PyJWTVerifier {
             "",
             &clock,
             Some(&fetcher),
+            crate::auth::settings::Defaults::Library,
             &mut problems,
         );
         match (settings, problems.finish(())) {
