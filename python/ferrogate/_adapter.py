@@ -17,6 +17,7 @@ off (:meth:`Compiled.recheck`).
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +26,19 @@ from ferrogate import _native
 from ferrogate._native import Decision, Router
 from ferrogate.exceptions import ConfigError
 from ferrogate.gate import Gate
+
+_log = logging.getLogger("ferrogate")
+
+
+def notify_refused(hook: Callable[[Decision, Any], object], d: Decision, environ: Any) -> None:
+    """Calls an ``on_refused(decision, environ)`` hook. It is for logging and metrics: it cannot
+    change the answer, and its failure is logged with the traceback, never raised (as the native
+    gate does for the refusals it answers itself)."""
+    try:
+        hook(d, environ)
+    except Exception:
+        _log.exception("the on_refused hook failed")
+
 
 __all__ = [
     "POLICY_ATTR",
@@ -450,7 +464,9 @@ def limit_entry(
 
 
 #: Stands in for the real ``[jwt]`` section when a decorator is validated on its own.
-VALIDATION_CONTEXT: dict[str, Any] = {"jwt": {"algorithms": ["HS256"], "key": "validation-only-secret-never-verifies-anything"}}
+VALIDATION_CONTEXT: dict[str, Any] = {
+    "jwt": {"algorithms": ["HS256"], "key": "validation-only-secret-never-verifies-anything"}
+}
 
 
 def auth_fragment(

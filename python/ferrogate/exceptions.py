@@ -59,10 +59,11 @@ class InvalidPathError(FerroGateError, ValueError):
 
 
 class GateRefused(FerroGateError):  # noqa: N818 - the name is public API, as werkzeug's NotFound
-    """The gate refused a request. Raised inside a Flask app only when the app registered an error
-    handler for it (or a subclass), so the app can render its own body; the standard headers
-    (``WWW-Authenticate``, ``Retry-After``, ``RateLimit``, ``Allow``) are added to whatever the
-    handler returns.
+    """The gate refused a request. Inside a Flask app the raised refusal is also werkzeug's
+    ``HTTPException`` for its status (see :mod:`ferrogate.flask_refusals`), so handlers registered by
+    this class, by status code or by ``HTTPException`` render it, and without a handler Flask sends
+    the gate's own answer. The standard headers (``WWW-Authenticate``, ``Retry-After``,
+    ``RateLimit``, ``Allow``) are added to whatever a handler returns, unless it set them.
 
     ``status``, ``headers`` (the gate's response headers) and ``problem`` (the RFC 9457 document as
     a dict) describe the refusal.
@@ -82,12 +83,16 @@ class GateRefused(FerroGateError):  # noqa: N818 - the name is public API, as we
         return [(k, v) for k, v in self.headers if k.lower() not in ("content-type", "content-length")]
 
     @staticmethod
+    def class_for(status: int) -> type[GateRefused]:
+        """The most specific subclass for a status."""
+        return _REFUSALS.get(status, GateRefused)
+
+    @staticmethod
     def for_status(
         status: int, headers: Sequence[tuple[str, str]], problem: dict[str, object]
     ) -> GateRefused:
-        """The most specific subclass for a status."""
-        cls: type[GateRefused] = _REFUSALS.get(status, GateRefused)
-        return cls(status, headers, problem)
+        """An instance of the most specific subclass for a status."""
+        return GateRefused.class_for(status)(status, headers, problem)
 
 
 class BadRequest(GateRefused):

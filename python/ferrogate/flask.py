@@ -8,7 +8,6 @@ section for the rules and the config keys (all listed in :data:`CONFIG_KEYS`).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
@@ -34,11 +33,13 @@ from ferrogate._adapter import (
     describe,
     limit_entry,
     merge_named_limits,
+    notify_refused,
     policy_of,
     validate_fragment,
 )
 from ferrogate._native import Decision, ResponseCache, WsgiGate
 from ferrogate.exceptions import ConfigError, GateRefused
+from ferrogate.flask_refusals import has_refusal_handler, refusal
 from ferrogate.gate import load_config_file
 
 if TYPE_CHECKING:
@@ -62,6 +63,9 @@ CONFIG_KEYS: dict[str, Any] = {
     # A base gate config: a dict, or the path of a TOML/JSON file. Its `routes` are ignored: the
     # extension derives routes from the URL map.
     "FERROGATE_CONFIG": None,
+    # Called as on_refused(decision, environ) for every refusal (logging, metrics); it cannot
+    # change the answer, and its errors are logged, never raised.
+    "FERROGATE_ON_REFUSED": None,
 }
 
 #: Gate config sections that may also be given as their own ``FERROGATE_<NAME>`` keys
@@ -179,6 +183,16 @@ class _AppState:
     def enabled(self) -> bool:
         return bool(self.setting("FERROGATE_ENABLED"))
 
+    @property
+    def on_refused(self) -> Callable[[Decision, Any], object] | None:
+        hook = self.setting("FERROGATE_ON_REFUSED")
+        if hook is not None and not callable(hook):
+            raise ConfigError(
+                f"FERROGATE_ON_REFUSED must be a callable, got {type(hook).__name__}",
+                [("FERROGATE_ON_REFUSED", "expected a callable(decision, environ)")],
+            )
+        return cast(Callable[[Decision, Any], object] | None, hook)
+
     def current(self) -> Compiled:
         """The compiled gate, recompiled when rules were added since."""
         compiled = self.compiled
@@ -195,7 +209,7 @@ class _AppState:
         the first request, so what is registered then is final."""
         compiled = self.current()
         if not self.serving:
-            self.defer_refusals = _has_refusal_handler(self.app)
+            self.defer_refusals = has_refusal_handler(self.app)
             self.serving = True
         return compiled
 
@@ -268,34 +282,21 @@ class _AppState:
         return out
 
 
-def _has_refusal_handler(app: Flask) -> bool:
-    for handlers in app.error_handler_spec.values():
-        for by_class in handlers.values():
-            if any(isinstance(cls, type) and issubclass(cls, GateRefused) for cls in by_class):
-                return True
-    return False
-
-
 def _refusal(d: Decision) -> GateRefused:
-    """The exception for a refused decision; its standard headers go on the handler's response."""
-    exc = GateRefused.for_status(d.status, d.headers, _problem(d))
+    """The exception for a refused decision; the gate's headers go on whatever response a handler
+    makes of it, unless the handler set them itself."""
+    exc = refusal(d)
     standard = exc.standard_headers
 
     def add_headers(response: Response) -> Response:
+        present = {k.lower() for k in response.headers.keys()}  # noqa: SIM118 - werkzeug Headers
         for k, v in standard:
-            response.headers.add(k, v)
+            if k.lower() not in present:
+                response.headers.add(k, v)
         return response
 
     after_this_request(add_headers)
     return exc
-
-
-def _problem(d: Decision) -> dict[str, Any]:
-    try:
-        loaded = json.loads(d.body) if d.body else {}
-    except ValueError:
-        loaded = {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 class _FlaskGateMiddleware:
@@ -326,7 +327,9 @@ class _FlaskGateMiddleware:
         # Flask's own entry point, never a WSGI layer wrapped inside the gate that could serve the
         # request itself.
         own = type(state.app).wsgi_app.__get__(state.app)
-        native = self._native = WsgiGate(self.wsgi_app, compiled.gate, state.defer_refusals, refusal_app=own)
+        native = self._native = WsgiGate(
+            self.wsgi_app, compiled.gate, state.defer_refusals, refusal_app=own, on_refused=state.on_refused
+        )
         # From now on Flask may call the native gate itself, a Python frame less per request. Only
         # while app.wsgi_app is still this middleware: a wrapper added after init_app (ProxyFix,
         # say) holds this object and keeps calling it, which still works.
@@ -374,6 +377,7 @@ class FerroGate:
         app.cli.add_command(ferrogate_cli)
         # Compile now so a bad policy fails at start-up; rules added later recompile on first use.
         state.current()
+        state.on_refused  # noqa: B018 - validated at start-up too
 
     @staticmethod
     def state(app: Flask | None = None) -> _AppState:
@@ -588,10 +592,11 @@ class FerroGate:
             if d.cache_ticket is not None or d.headers:
                 after_this_request(partial(_finish, d))
             return None
-        if state.defer_refusals:
-            raise _refusal(d)
-        body = b"" if request.method == "HEAD" else d.body
-        return Response(body, status=d.status, headers=list(d.headers))
+        hook = state.on_refused
+        if hook is not None:
+            notify_refused(hook, d, environ)
+        # Flask renders it: the app's handler for its class or status, else the gate's answer.
+        raise _refusal(d)
 
 
 def _finish(d: Decision, response: Response) -> Response:

@@ -66,11 +66,14 @@ class Gate(_native.Gate):
         seconds). Raises as :meth:`revoke_token` does."""
         return super().revoke_subject(sub, before=_seconds(before))
 
-    def wsgi(self, app: WSGIApplication) -> WSGIApplication:
-        """Wraps a WSGI app so this gate sees every request first."""
+    def wsgi(
+        self, app: WSGIApplication, *, on_refused: Callable[[_native.Decision, Any], object] | None = None
+    ) -> WSGIApplication:
+        """Wraps a WSGI app so this gate sees every request first. ``on_refused(decision, environ)``
+        is called for each refusal (logging, metrics; its errors are logged, never raised)."""
         from ferrogate.wsgi import GateMiddleware
 
-        return GateMiddleware(app, self)
+        return GateMiddleware(app, self, on_refused=on_refused)
 
 
 def _seconds(t: float | datetime | None) -> float | None:

@@ -33,6 +33,11 @@ pub struct PyWsgiGate {
     /// request itself. None: `app`.
     #[pyo3(get)]
     refusal_app: Option<Py<PyAny>>,
+    /// Called as `on_refused(decision, environ)` for every refusal, before it is answered or
+    /// deferred: for logging and metrics. It cannot change the answer; if it raises, the error is
+    /// logged and the refusal goes out as decided.
+    #[pyo3(get)]
+    on_refused: Option<Py<PyAny>>,
     keys: Keys,
 }
 
@@ -89,6 +94,20 @@ fn call_with_extra(
 }
 
 impl PyWsgiGate {
+    /// A refusal for the framework to render: the decision in the environ, the request to
+    /// `refusal_app`.
+    fn defer(
+        &self,
+        py: Python<'_>,
+        decision: Py<PyDecision>,
+        environ: &Bound<'_, PyDict>,
+        start_response: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        environ.set_item(self.keys.refused.bind(py), decision)?;
+        let target = self.refusal_app.as_ref().unwrap_or(&self.app);
+        Ok(target.bind(py).call1((environ, start_response))?.unbind())
+    }
+
     fn answer(
         &self,
         py: Python<'_>,
@@ -124,13 +143,14 @@ impl PyWsgiGate {
 #[pymethods]
 impl PyWsgiGate {
     #[new]
-    #[pyo3(signature = (app, gate, defer_refusals=false, *, refusal_app=None))]
+    #[pyo3(signature = (app, gate, defer_refusals=false, *, refusal_app=None, on_refused=None))]
     fn new(
         py: Python<'_>,
         app: Py<PyAny>,
         gate: Py<PyGate>,
         defer_refusals: bool,
         refusal_app: Option<Py<PyAny>>,
+        on_refused: Option<Py<PyAny>>,
     ) -> Self {
         let intern = |s: &str| PyString::intern(py, s).unbind();
         Self {
@@ -138,6 +158,7 @@ impl PyWsgiGate {
             gate,
             defer_refusals,
             refusal_app,
+            on_refused,
             keys: Keys {
                 route: intern("ferrogate.route"),
                 route_name: intern("ferrogate.route_name"),
@@ -158,12 +179,18 @@ impl PyWsgiGate {
     ) -> PyResult<Py<PyAny>> {
         let d = self.gate.get().check(py, environ)?;
         if !d.forward {
+            let Some(hook) = &self.on_refused else {
+                if !self.defer_refusals {
+                    return self.answer(py, &d, environ, start_response);
+                }
+                return self.defer(py, Py::new(py, d)?, environ, start_response);
+            };
+            let decision = Py::new(py, d)?;
+            notify_refused(py, hook.bind(py), &decision, environ);
             if !self.defer_refusals {
-                return self.answer(py, &d, environ, start_response);
+                return self.answer(py, decision.get(), environ, start_response);
             }
-            environ.set_item(self.keys.refused.bind(py), Py::new(py, d)?)?;
-            let target = self.refusal_app.as_ref().unwrap_or(&self.app);
-            return Ok(target.bind(py).call1((environ, start_response))?.unbind());
+            return self.defer(py, decision, environ, start_response);
         }
         if let Some(limit) = &d.dry_run_refused {
             log_dry_run(py, limit.bind(py), d.route.as_ref().map(|r| r.bind(py)));
@@ -210,6 +237,25 @@ impl PyWsgiGate {
             app.call1((environ, wrapper))?
         };
         Ok(result.unbind())
+    }
+}
+
+/// Calls the `on_refused` hook; its failure is logged (with the traceback), never raised.
+fn notify_refused(
+    py: Python<'_>,
+    hook: &Bound<'_, PyAny>,
+    decision: &Py<PyDecision>,
+    environ: &Bound<'_, PyDict>,
+) {
+    if let Err(e) = hook.call1((decision.clone_ref(py), environ)) {
+        let _ = py
+            .import("logging")
+            .and_then(|logging| logging.call_method1("getLogger", ("ferrogate",)))
+            .and_then(|logger| {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("exc_info", e.value(py))?;
+                logger.call_method("error", ("the on_refused hook failed",), Some(&kwargs))
+            });
     }
 }
 

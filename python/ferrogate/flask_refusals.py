@@ -1,0 +1,121 @@
+"""The gate's refusals as werkzeug ``HTTPException`` s, so Flask apps handle them the Flask way.
+
+A refusal raised inside Flask is both a :class:`ferrogate.exceptions.GateRefused` subclass (so
+``@app.errorhandler(RateLimited)`` works) and the werkzeug exception of its status (so
+``@app.errorhandler(429)``, ``@app.errorhandler(TooManyRequests)`` and
+``@app.errorhandler(HTTPException)`` work). With no handler, Flask renders it through
+:meth:`get_response`: the gate's own RFC 9457 body and headers, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from werkzeug.exceptions import HTTPException, default_exceptions
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
+from werkzeug.wrappers import Response
+
+from ferrogate.exceptions import GateRefused
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from flask import Flask
+
+    from ferrogate._native import Decision
+
+__all__ = ["HTTPRefusal", "has_refusal_handler", "refusal", "refusal_class"]
+
+
+class HTTPRefusal(HTTPException):
+    """The werkzeug half of every refusal class (the gate's status, body and headers)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    problem: dict[str, object]
+    body: bytes
+
+    def __init__(self, message: str) -> None:
+        # Reached through GateRefused.__init__'s super() call; werkzeug's classes differ in their
+        # positional parameters (MethodNotAllowed's first is valid_methods), so name them.
+        HTTPException.__init__(self, description=message)
+        if isinstance(self, WerkzeugMethodNotAllowed):
+            self.valid_methods = None
+
+    def get_response(
+        self, environ: WSGIEnvironment | Any = None, scope: dict[str, Any] | None = None
+    ) -> Response:
+        """The gate's answer: its problem document and every header it set (HEAD gets no body:
+        werkzeug's response drops it)."""
+        return Response(self.body, status=self.status, headers=self.headers)
+
+    def get_headers(
+        self, environ: WSGIEnvironment | Any = None, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        return list(self.headers)
+
+    def get_body(self, environ: WSGIEnvironment | Any = None, scope: dict[str, Any] | None = None) -> str:
+        return self.body.decode()
+
+
+_CLASSES: dict[int, type[GateRefused]] = {}
+
+
+def refusal_class(status: int) -> type[GateRefused]:
+    """The class raised for ``status``: the ferrogate refusal class, then werkzeug's exception for
+    the status (``HTTPException`` with that code when werkzeug has none)."""
+    cls = _CLASSES.get(status)
+    if cls is None:
+        ours = GateRefused.class_for(status)
+        theirs = default_exceptions.get(status)
+        namespace: dict[str, Any] = {"__module__": __name__, "__doc__": ours.__doc__}
+        if theirs is None:
+            namespace["code"] = status
+        bases = (ours, HTTPRefusal) if theirs is None else (ours, HTTPRefusal, theirs)
+        cls = cast(type[GateRefused], type(ours.__name__, bases, namespace))
+        _CLASSES[status] = cls
+    return cls
+
+
+def refusal(d: Decision) -> GateRefused:
+    """The exception for a refused decision."""
+    problem = _problem(d.body)
+    exc = refusal_class(d.status)(d.status, d.headers, problem)
+    cast(HTTPRefusal, exc).body = d.body
+    return exc
+
+
+def _problem(body: bytes) -> dict[str, Any]:
+    try:
+        loaded = json.loads(body) if body else {}
+    except ValueError:
+        loaded = {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+#: Statuses the gate refuses with.
+REFUSAL_STATUSES = (400, 401, 403, 405, 429, 503)
+
+
+def has_refusal_handler(app: Flask) -> bool:
+    """Whether any error handler of the app (or of a blueprint) would catch a refusal: by status
+    code, by a class in a refusal's MRO (``RateLimited``, ``TooManyRequests``, ``HTTPException``,
+    ``Exception``...). Then refusals go through Flask so the handler renders them."""
+    for handlers in app.error_handler_spec.values():
+        for code, by_class in handlers.items():
+            if not by_class:
+                continue
+            if code is not None and code in REFUSAL_STATUSES:
+                return True
+            if code is None and _catches(by_class):
+                return True
+    return False
+
+
+def _catches(by_class: Mapping[type[Exception], Any]) -> bool:
+    return any(cls in by_class for status in REFUSAL_STATUSES for cls in _mro(status))
+
+
+def _mro(status: int) -> Iterable[type]:
+    return refusal_class(status).__mro__
