@@ -469,6 +469,11 @@ impl Gate {
         self.rate_limit.memory_limiters()
     }
 
+    /// Forgets the in-memory rate-limit counts; Redis-backed ones are shared and stay.
+    pub fn reset_memory_limits(&self) {
+        self.rate_limit.reset_memory();
+    }
+
     #[must_use]
     pub fn route_count(&self) -> usize {
         self.routes.len()

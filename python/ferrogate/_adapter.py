@@ -288,16 +288,43 @@ def mark_uncertain(candidates: list[Candidate], shapes: Mapping[int, str | None]
         )
 
 
+def switched_off(
+    base: Mapping[str, Any], candidates: list[Candidate], *, limits: bool, cache: bool
+) -> Mapping[str, Any]:
+    """``base`` and the candidates' policies with limits and/or the cache turned off."""
+    off: dict[str, Any] = {}
+    if not limits:
+        off["limit"] = False
+    if not cache:
+        off["cache"] = False
+    if not off:
+        return base
+    for c in candidates:
+        c.policy = {**c.policy, **off}
+        if not limits:
+            # Python-keyed limits are limits too: without them the route needs no hook check.
+            c.callables = []
+    return {**base, "defaults": {**dict(base.get("defaults") or {}), **off}}
+
+
 def compile_routes(
     base: Mapping[str, Any],
     candidates: list[Candidate],
     where: str,
     resolve: Callable[[Compiled, Mapping[str, Any]], Hashable | None] | None = None,
+    *,
+    limits: bool = True,
+    cache: bool = True,
 ) -> Compiled:
     """Builds the gate: one route per candidate, in the same order. ``resolve(compiled, environ)``
     is the framework's own router (its key for the route it would dispatch to, or None), asked
     before the framework runs when the gate's router matches nothing and some routes are
-    dispatch-only, and before a refusal under a route :func:`mark_uncertain` flags."""
+    dispatch-only, and before a refusal under a route :func:`mark_uncertain` flags.
+
+    ``limits=False`` / ``cache=False`` switch every rate limit / the response cache off (the
+    test-time switches, as Flask-Limiter's ``RATELIMIT_ENABLED`` and Flask-Caching's
+    ``NullCache``); auth and access rules still apply."""
+    base = switched_off(base, candidates, limits=limits, cache=cache)
     shapes = {id(c): c.pattern for c in candidates}
     for c in candidates:
         if c.callables and c.pattern is not None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, after_this_request, current_app, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.local import LocalProxy
 from werkzeug.routing import PathConverter, UnicodeConverter
 
 from ferrogate._adapter import (
@@ -39,14 +38,36 @@ from ferrogate._adapter import (
 )
 from ferrogate._native import Decision, ResponseCache, WsgiGate
 from ferrogate.exceptions import ConfigError, GateRefused
+from ferrogate.flask_identity import (
+    create_access_token,
+    create_refresh_token,
+    current_claims,
+    current_user,
+    get_claims,
+    get_current_user,
+    get_identity,
+    verify_refresh_token,
+)
 from ferrogate.flask_refusals import has_refusal_handler, refusal
 from ferrogate.gate import load_config_file
+from ferrogate.tokens import TokenIssuer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from werkzeug.routing import Rule
 
-__all__ = ["CONFIG_KEYS", "FerroGate", "current_claims"]
+__all__ = [
+    "CONFIG_KEYS",
+    "FerroGate",
+    "create_access_token",
+    "create_refresh_token",
+    "current_claims",
+    "current_user",
+    "get_claims",
+    "get_current_user",
+    "get_identity",
+    "verify_refresh_token",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +77,10 @@ CONFIG_KEYS: dict[str, Any] = {
     # Turn the gate off entirely (e.g. in some tests): requests reach Flask untouched. Like every
     # key here, read when the app serves its first request.
     "FERROGATE_ENABLED": True,
+    # Test-time switches (as Flask-Limiter's RATELIMIT_ENABLED and Flask-Caching's NullCache):
+    # False turns every rate limit / the response cache off; auth and access rules still apply.
+    "FERROGATE_RATELIMIT_ENABLED": True,
+    "FERROGATE_CACHE_ENABLED": True,
     # Wrap app.wsgi_app so refused requests never reach Flask. False: check from before_request.
     "FERROGATE_FAST_PATH": True,
     # The policy every route starts from (the gate config's `defaults` table).
@@ -66,19 +91,18 @@ CONFIG_KEYS: dict[str, Any] = {
     # Called as on_refused(decision, environ) for every refusal (logging, metrics); it cannot
     # change the answer, and its errors are logged, never raised.
     "FERROGATE_ON_REFUSED": None,
+    # The claim that names the user (current_user, get_identity).
+    "FERROGATE_IDENTITY_CLAIM": "sub",
+    # Issuing tokens (create_access_token): the private key PEM for RS*/PS*/ES*/EdDSA; for HS*
+    # the FERROGATE_JWT key signs. Lifetimes in seconds.
+    "FERROGATE_SIGNING_KEY": None,
+    "FERROGATE_ACCESS_TOKEN_EXPIRES": 900,
+    "FERROGATE_REFRESH_TOKEN_EXPIRES": 30 * 86400,
 }
 
 #: Gate config sections that may also be given as their own ``FERROGATE_<NAME>`` keys
 #: (``FERROGATE_JWT = {...}``), or as constructor options (``FerroGate(app, jwt={...})``).
 SECTION_KEYS: tuple[str, ...] = ("jwt", "limits", "rate_limit", "client_ip", "cache", "redis")
-
-
-def _claims() -> Any:
-    return request.environ.get("ferrogate.claims")
-
-
-#: The verified token claims of the current request (None when unauthenticated).
-current_claims: Any = LocalProxy(_claims)
 
 
 def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
@@ -168,6 +192,7 @@ class _AppState:
         self.rule_count = -1
         self.defer_refusals = False
         self.serving = False
+        self._issuer: TokenIssuer | None = None
 
     def setting(self, key: str) -> Any:
         short = key.removeprefix("FERROGATE_").lower()
@@ -192,6 +217,36 @@ class _AppState:
                 [("FERROGATE_ON_REFUSED", "expected a callable(decision, environ)")],
             )
         return cast(Callable[[Decision, Any], object] | None, hook)
+
+    @property
+    def identity_claim(self) -> str:
+        return str(self.setting("FERROGATE_IDENTITY_CLAIM"))
+
+    @property
+    def realm(self) -> str:
+        jwt = self.base_config().get("jwt") or {}
+        return str(jwt.get("realm", "api"))
+
+    def load_user(self, identity: str, claims: Mapping[str, Any]) -> Any:
+        loader = self.ext.user_loader_callback
+        if loader is None:
+            raise RuntimeError("current_user needs a user loader: decorate one with @gate.user_loader")
+        return loader(identity, claims)
+
+    def issuer(self) -> TokenIssuer:
+        """The app's token issuer, built on first use from FERROGATE_JWT and the signing key."""
+        issuer = self._issuer
+        if issuer is None:
+            with self.lock:
+                if self._issuer is None:
+                    self._issuer = TokenIssuer(
+                        self.base_config().get("jwt") or {},
+                        signing_key=self.setting("FERROGATE_SIGNING_KEY"),
+                        access_ttl=self.setting("FERROGATE_ACCESS_TOKEN_EXPIRES"),
+                        refresh_ttl=self.setting("FERROGATE_REFRESH_TOKEN_EXPIRES"),
+                    )
+                issuer = self._issuer
+        return issuer
 
     def current(self) -> Compiled:
         """The compiled gate, recompiled when rules were added since."""
@@ -253,7 +308,12 @@ class _AppState:
 
     def _compile(self) -> Compiled:
         return compile_routes(
-            self.base_config(), self._candidates(), f"the Flask app {self.app.name!r}", self.resolve
+            self.base_config(),
+            self._candidates(),
+            f"the Flask app {self.app.name!r}",
+            self.resolve,
+            limits=bool(self.setting("FERROGATE_RATELIMIT_ENABLED")),
+            cache=bool(self.setting("FERROGATE_CACHE_ENABLED")),
         )
 
     def _candidates(self) -> list[Candidate]:
@@ -358,6 +418,8 @@ class FerroGate:
         self._blueprint_callables: dict[str, list[CallableKey]] = {}
         #: Named limits defined by ``@gate.limit(quota, shared=name)``.
         self.named_limits: dict[str, dict[str, Any]] = {}
+        #: The ``@gate.user_loader`` callback.
+        self.user_loader_callback: Callable[[str, Mapping[str, Any]], Any] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -390,6 +452,15 @@ class FerroGate:
     def routes(self, app: Flask | None = None) -> list[RouteReport]:
         """How every rule of the app is enforced (compiled pattern or fallback, and its policy)."""
         return self.state(app).current().reports
+
+    def user_loader(
+        self, fn: Callable[[str, Mapping[str, Any]], Any]
+    ) -> Callable[[str, Mapping[str, Any]], Any]:
+        """Registers ``fn(identity, claims) -> user | None``, which :data:`current_user` calls once
+        per request (as Flask-Login's ``user_loader`` and Flask-JWT-Extended's
+        ``user_lookup_loader``). ``None`` (a deleted or disabled user) answers 401."""
+        self.user_loader_callback = fn
+        return fn
 
     # -- policies -------------------------------------------------------------------------------
 
@@ -448,6 +519,11 @@ class FerroGate:
         """The app's gate response cache, for purges (``purge_path``, ``purge_prefix``,
         ``purge_tag``, ``clear``) and ``stats()``; None when nothing is cached."""
         return self.state(app).current().gate.cache
+
+    def reset(self, app: Flask | None = None) -> None:
+        """Starts the app's gate over, for tests: in-memory rate-limit counts forgotten, the
+        response cache emptied (see :meth:`ferrogate.Gate.reset`)."""
+        self.state(app).current().gate.reset()
 
     def revoke_token(
         self, token_or_jti: str, *, exp: float | datetime | None = None, app: Flask | None = None

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ferrogate._native import Decision
 
-__all__ = ["HTTPRefusal", "has_refusal_handler", "refusal", "refusal_class"]
+__all__ = ["HTTPRefusal", "has_refusal_handler", "invalid_token", "refusal", "refusal_class"]
 
 
 class HTTPRefusal(HTTPException):
@@ -83,6 +83,25 @@ def refusal(d: Decision) -> GateRefused:
     problem = _problem(d.body)
     exc = refusal_class(d.status)(d.status, d.headers, problem)
     cast(HTTPRefusal, exc).body = d.body
+    return exc
+
+
+def invalid_token(realm: str, detail: str) -> GateRefused:
+    """A 401 ``invalid_token`` the adapter decides itself (the token verified, but its user is gone
+    or disabled), shaped as the gate's own: RFC 6750 challenge, RFC 9457 body."""
+    quoted = detail.replace("\\", "'").replace('"', "'")
+    headers = [
+        ("Content-Type", "application/problem+json"),
+        ("WWW-Authenticate", f'Bearer realm="{realm}", error="invalid_token", error_description="{quoted}"'),
+    ]
+    problem: dict[str, object] = {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": detail,
+    }
+    exc = refusal_class(401)(401, headers, problem)
+    cast(HTTPRefusal, exc).body = json.dumps(problem).encode()
     return exc
 
 

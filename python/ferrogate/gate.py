@@ -66,6 +66,15 @@ class Gate(_native.Gate):
         seconds). Raises as :meth:`revoke_token` does."""
         return super().revoke_subject(sub, before=_seconds(before))
 
+    def reset(self) -> None:
+        """Starts over, for tests: every in-memory rate-limit count is forgotten and the response
+        cache emptied (with a shared tier, Redis's entries and every process's copy too).
+        Redis-backed limit counts are shared with other processes and stay."""
+        self.reset_limits()
+        cache = self.cache
+        if cache is not None:
+            cache.clear()
+
     def wsgi(
         self, app: WSGIApplication, *, on_refused: Callable[[_native.Decision, Any], object] | None = None
     ) -> WSGIApplication:

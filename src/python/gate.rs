@@ -521,6 +521,12 @@ impl PyGate {
         self.core.memory_rate_limiters()
     }
 
+    /// Forgets the counts of the in-memory rate limits: every key has its whole quota again.
+    /// Redis-backed counts are shared with other processes and stay.
+    fn reset_limits(&self) {
+        self.core.reset_memory_limits();
+    }
+
     /// True when a request's check may wait on Redis (a `[redis]` section): async hosts then run
     /// `check` in a worker thread instead of on the event loop.
     #[getter]

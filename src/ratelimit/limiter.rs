@@ -282,6 +282,16 @@ impl Limiter {
             .sum()
     }
 
+    /// Drops every entry: each key has its whole burst again.
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            let mut st = shard.lock();
+            let dropped = st.tats.len();
+            st.tats.clear();
+            self.live.fetch_sub(dropped, Ordering::Relaxed);
+        }
+    }
+
     /// Drops every entry idle at `now` (their keys have the whole burst back, so nothing
     /// changes) and shrinks tables that became mostly empty. Returns how many were dropped.
     pub fn prune(&self, now: u64) -> usize {

@@ -86,7 +86,7 @@ pub struct StageBuilder<'c> {
     settings: &'c Settings,
     named: HashMap<&'c str, Backend>,
     clock: SharedClock,
-    limiters: usize,
+    memory: Vec<Arc<Limiter>>,
     redis: Option<Arc<RedisClient>>,
     redis_limiters: Vec<Arc<RedisLimiter>>,
 }
@@ -102,7 +102,7 @@ impl<'c> StageBuilder<'c> {
             settings,
             named: HashMap::new(),
             clock,
-            limiters: 0,
+            memory: Vec::new(),
             redis,
             redis_limiters: Vec::new(),
         }
@@ -126,9 +126,9 @@ impl<'c> StageBuilder<'c> {
             self.redis_limiters.push(l.clone());
             return Some(Backend::Redis(l));
         }
-        let l = Limiter::with_clock(&def.quotas, max_keys, self.clock.clone()).ok()?;
-        self.limiters += 1;
-        Some(Backend::Memory(Arc::new(l)))
+        let l = Arc::new(Limiter::with_clock(&def.quotas, max_keys, self.clock.clone()).ok()?);
+        self.memory.push(l.clone());
+        Some(Backend::Memory(l))
     }
 
     /// Binds a resolved policy for the route `label` (its name, or `"default"`). Header key parts
@@ -213,7 +213,7 @@ impl<'c> StageBuilder<'c> {
             forwarded_slot,
             legacy_headers: self.settings.legacy_headers,
             clock: self.clock,
-            memory_limiters: self.limiters,
+            memory_limiters: self.memory,
             redis_limiters: self.redis_limiters,
             unavailable_retry_secs: retry_secs,
         }
@@ -273,7 +273,7 @@ pub struct Stage {
     forwarded_slot: Option<usize>,
     legacy_headers: bool,
     clock: SharedClock,
-    memory_limiters: usize,
+    memory_limiters: Vec<Arc<Limiter>>,
     redis_limiters: Vec<Arc<RedisLimiter>>,
     /// Retry-After on a 503 when the store is down: the breaker's cooldown.
     unavailable_retry_secs: u64,
@@ -303,7 +303,15 @@ impl Stage {
     /// How many in-memory limiters the gate holds (for the multi-process warning).
     #[must_use]
     pub fn memory_limiters(&self) -> usize {
-        self.memory_limiters
+        self.memory_limiters.len()
+    }
+
+    /// Forgets every count kept in this process's memory (tests start from full quotas). Counts
+    /// in Redis are shared with other processes and stay.
+    pub fn reset_memory(&self) {
+        for l in &self.memory_limiters {
+            l.clear();
+        }
     }
 
     /// Counters summed over the Redis-backed limits.
