@@ -285,6 +285,7 @@ impl Gate {
             }
         }
         let default_policy = Policy::from_defaults(&config.defaults);
+        token_keys_need_auth(config, &default_policy, "defaults", issues);
         let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone());
         let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
         let (router, entries) = Self::route_table(
@@ -355,6 +356,7 @@ impl Gate {
                     issues.push(format!("{}.aliases[{i}]", spec.key), e.to_string());
                 }
             }
+            token_keys_need_auth(config, &policy, &spec.key, issues);
             entries.push(RouteEntry {
                 name: spec.name.clone(),
                 confirm_refusals: spec.confirm_refusals,
@@ -751,6 +753,24 @@ impl Gate {
 }
 
 /// The slot of a request header in [`Request::headers`], adding it if new.
+/// A limit keyed only by `sub` or claims, on a route that verifies no token, would key every
+/// request on nothing the client proved: refused at start-up rather than silently keyed by
+/// address.
+fn token_keys_need_auth(config: &GateConfig, policy: &Policy, at: &str, issues: &mut Issues) {
+    if policy.exempt || policy.auth.mode != AuthMode::None {
+        return;
+    }
+    if let Some(part) = config.rate_limit.token_only_key(&policy.limit) {
+        issues.push(
+            format!("{at}.limit"),
+            format!(
+                "keyed by {part:?}, which only a verified token supplies, but this route has no \
+                 auth (set auth = \"required\" or \"optional\", or key by \"ip\")"
+            ),
+        );
+    }
+}
+
 fn header_slot(keys: &mut Vec<String>, name: &str) -> usize {
     if let Some(i) = keys.iter().position(|k| k == name) {
         return i;

@@ -428,7 +428,17 @@ def validate_fragment(
     ``context`` supplies top-level sections the keys refer to (named limits)."""
     try:
         # The native class: a throwaway gate must not warn about in-memory limits.
-        _native.Gate({**VALIDATION_CONTEXT, **(context or {}), "routes": [{"path": "/", **fragment}]})
+        # Other decorators, a blueprint or the defaults may add auth later: in isolation a
+        # fragment is checked as if its route verified tokens (the compiled gate checks the
+        # whole policy).
+        _native.Gate(
+            {
+                **VALIDATION_CONTEXT,
+                **(context or {}),
+                "defaults": {"auth": "optional"},
+                "routes": [{"path": "/", **fragment}],
+            }
+        )
     except ConfigError as e:
         issues = [(f"{where}: {k.replace('routes[0].', '')}", m) for k, m in e.issues]
         lines = "\n  ".join(f"{k}: {m}" for k, m in issues)

@@ -379,6 +379,34 @@ impl Settings {
         self.named.iter().find(|(n, _)| n == name).map(|(_, d)| d)
     }
 
+    /// The key of the first of `policy`'s limits whose every part only a verified token can
+    /// supply (`sub`, `claim:<name>`), as written in the config. (A compound key with `ip` or a
+    /// header still tells clients apart without a token.)
+    #[must_use]
+    pub fn token_only_key(&self, policy: &LimitPolicy) -> Option<String> {
+        let LimitPolicy::Limits(refs) = policy else {
+            return None;
+        };
+        refs.iter()
+            .filter_map(|r| match r {
+                LimitRef::Inline(d) => Some(d),
+                LimitRef::Named { name, .. } => self.get(name),
+            })
+            .find(|d| {
+                !d.key.is_empty()
+                    && d.key
+                        .iter()
+                        .all(|k| matches!(k, KeyPart::Subject | KeyPart::Claim(_)))
+            })
+            .map(|d| {
+                d.key
+                    .iter()
+                    .map(KeyPart::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+    }
+
     /// Checks that every limit a policy names exists and that its cost fits every burst.
     pub fn check_policy(&self, policy: Option<&LimitPolicy>, at: &str, issues: &mut Issues) {
         let Some(LimitPolicy::Limits(refs)) = policy else {

@@ -166,7 +166,10 @@ fn parse_one(part: &str) -> Result<Quota, String> {
         if unit.is_empty() {
             "expected a unit (second, minute, hour, day, month, year)".to_owned()
         } else {
-            format!("unknown unit {unit:?} (expected second, minute, hour, day, month or year)")
+            format!(
+                "unknown unit {unit:?} (expected second, minute, hour, day, month or year; \
+                 the smallest is a second)"
+            )
         }
     })?;
     let mut rest = after.trim_start();
@@ -207,10 +210,12 @@ fn take_number(rest: &mut &str) -> Option<u64> {
 }
 
 fn unit_seconds(unit: &str) -> Option<u64> {
-    let singular = match unit {
-        "s" | "m" | "h" | "d" => unit,
-        u => u.strip_suffix('s').unwrap_or(u),
-    };
+    // Only a word takes a plural "s": `ms` is not "m" pluralised (it would read milliseconds as
+    // minutes), and neither is `hs` nor `ds`.
+    let singular = unit
+        .strip_suffix('s')
+        .filter(|u| u.len() > 1)
+        .unwrap_or(unit);
     Some(match singular {
         "second" | "sec" | "s" => 1,
         "minute" | "min" | "m" => 60,
@@ -281,6 +286,11 @@ mod tests {
             "1/99999999999999999 years",
             "2000000000/second",
             "10 persecond",
+            // Not a unit pluralised: milliseconds must never read as minutes.
+            "10/ms",
+            "10/hs",
+            "10/ds",
+            "10/millisecond",
         ] {
             let e = parse_quotas(bad).unwrap_err();
             let RateLimitError::InvalidQuota { quota, .. } = &e else {
