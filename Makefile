@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml
 PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
 
-.PHONY: help demo test lint bench blocks footprint dev build fmt clean rust-test py-test fuzz load soak redis-bin
+.PHONY: help demo test lint bench blocks footprint dev build fmt clean rust-test py-test fuzz load soak redis-bin docs wheel
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,14 +44,14 @@ demo: build ## build everything and run the example API behind the gate
 
 fmt: ## format Rust and Python
 	cargo fmt
-	ruff format python tests examples
-	ruff check --fix python tests examples
+	ruff format python tests tools
+	ruff check --fix python tests tools
 
 lint: $(BUILT) ## cargo fmt/clippy (pedantic), ruff, mypy --strict, stubtest
 	cargo fmt --check
 	cargo clippy --release --all-targets --all-features -- -D warnings
-	ruff check python tests examples
-	ruff format --check python tests examples
+	ruff check python tests tools
+	ruff format --check python tests tools
 	mypy --strict python/ferrogate
 	$(PY) -m mypy.stubtest ferrogate._native
 
@@ -65,7 +65,23 @@ redis-bin:
 py-test: $(BUILT) redis-bin
 	$(PY) -m pytest -q -m "not bench" -p no:cacheprovider
 
-test: build lint rust-test py-test ## build everything and run every test (Rust and Python)
+# The docs' code blocks run in py-test (tests/test_docs_examples.py); the wheel is built before it
+# so that tests/test_wheel.py installs this run's wheel instead of building its own.
+test: build lint rust-test docs wheel py-test ## build everything and run every test (Rust, Python, docs, the wheel)
+
+# The documentation site, built strictly (a warning fails): broken links and anchors, pages missing
+# from the nav, API reference problems. The API reference imports the built extension.
+docs: $(BUILT) ## the documentation site, strictly, into site/
+	NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet
+
+# The release artifacts (tools/build_wheel.sh): the abi3 manylinux_2_28 wheel and the sdist. Rebuilt
+# when a source changes; in its own cargo target directory (target-wheel/).
+WHEEL_STAMP := dist/.built
+$(WHEEL_STAMP): $(VENV)/.deps $(RUST_SRC) $(PY_SRC) Cargo.lock pyproject.toml README.md tools/build_wheel.sh
+	tools/build_wheel.sh dist
+	touch $@
+
+wheel: $(WHEEL_STAMP) ## the wheel users install (abi3, manylinux_2_28) and the sdist, into dist/
 
 bench: build redis-bin ## benchmarks, side by side with the peers, in one run
 	mkdir -p bench-results
@@ -73,6 +89,7 @@ bench: build redis-bin ## benchmarks, side by side with the peers, in one run
 		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name \
 		--benchmark-json=bench-results/latest.json tests/bench
 	$(PY) tests/bench/ratios.py bench-results/latest.json
+	$(PY) tools/perf_table.py bench-results/latest.json --write docs/performance.md
 
 blocks: build ## bare vs the stack, timed in alternating blocks of 25 requests in one process (Flask, Django)
 	$(PY) tests/bench/blocks.py flask --procs 8
@@ -96,4 +113,4 @@ soak: build redis-bin ## 10 minutes of mixed traffic on one worker, in memory th
 	$(PY) tests/load/soak.py --seconds 600 --redis
 
 clean:
-	rm -rf target $(VENV) bench-results
+	rm -rf target target-wheel dist site $(VENV) bench-results

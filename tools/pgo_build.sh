@@ -13,6 +13,9 @@
 # PGO=0 (or no llvm-profdata to be had) gives a plain release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# An extension left by a build for another ABI tag (a version-specific `_native.cpython-3XX-*.so`
+# beside the abi3 `_native.abi3.so`, or the reverse) would shadow or duplicate this build's.
+rm -f python/ferrogate/_native*.so
 
 final() {
     local how=$1

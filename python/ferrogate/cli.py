@@ -160,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo", help="run the example Flask API behind the gate and show each policy at work"
     )
     demo.add_argument(
-        "--app", default=None, help="path of the example app module (default: examples/flask_api/app.py)"
+        "--app",
+        default=None,
+        help="a Flask app module like the example (default: ferrogate/examples/flask_api)",
     )
     demo.set_defaults(func=_cmd_demo)
 

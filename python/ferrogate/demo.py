@@ -19,7 +19,8 @@ from typing import Any
 
 __all__ = ["run_demo"]
 
-_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The example apps ship inside the package, so the demo runs the same from a wheel as from a checkout.
+_EXAMPLES = Path(__file__).resolve().parent / "examples"
 _DEFAULT_APP = _EXAMPLES / "flask_api" / "app.py"
 _DJANGO_PROJECT = _EXAMPLES / "django_api"
 

@@ -16,7 +16,7 @@ from types import ModuleType
 
 from ferrogate import InMemoryRateLimitWarning, encode
 
-_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_api" / "app.py"
+_EXAMPLE = Path(__file__).resolve().parents[2] / "python" / "ferrogate" / "examples" / "flask_api" / "app.py"
 
 
 def _example() -> ModuleType:

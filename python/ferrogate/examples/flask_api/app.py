@@ -2,8 +2,8 @@
 
 Reading is public and cached; writing needs a bearer token with the ``articles:write`` scope;
 everything is rate limited per client; ``/admin`` is closed. Run it with
-``python -m ferrogate demo``, or ``flask --app examples/flask_api/app.py run`` and a token from
-``flask --app examples/flask_api/app.py ferrogate token --scope articles:write``.
+``python -m ferrogate demo``, or ``flask --app ferrogate.examples.flask_api.app run`` and a token
+from ``flask --app ferrogate.examples.flask_api.app ferrogate token --scope articles:write``.
 """
 
 from __future__ import annotations
