@@ -247,6 +247,9 @@ def _call(app: Any, path: str) -> tuple[str, bytes]:
     return seen["status"], body
 
 
+# Django's WSGI handler closes stale DB connections on each request: a connection another test
+# opened counts as database access.
+@pytest.mark.django_db
 def test_wsgi_fast_path_refuses_before_django() -> None:
     app = get_wsgi_application()
     status, _ = _call(app, "/admin/x")
@@ -277,6 +280,9 @@ def test_callable_key_limit_runs_in_process_view() -> None:
     assert client.get("/per-user/", HTTP_X_USER="ann", HTTP_X_FERROGATE_KEY_0="x").status_code == 429
 
 
+# Django's WSGI handler closes stale DB connections on each request: a connection another test
+# opened counts as database access.
+@pytest.mark.django_db
 def test_wsgi_fast_path_adds_gate_headers_once() -> None:
     app = get_wsgi_application()
     seen: dict[str, Any] = {}
@@ -312,6 +318,9 @@ def test_cache_decorator_through_the_middleware() -> None:
     assert c.get("/cached/3/")["Cache-Status"] == "ferrogate; fwd=miss; stored"
 
 
+# Django's WSGI handler closes stale DB connections on each request: a connection another test
+# opened counts as database access.
+@pytest.mark.django_db
 def test_cache_hits_skip_django_on_the_fast_path() -> None:
     app = get_wsgi_application()
     assert _call(app, "/cached/4/")[0] == "200 OK"

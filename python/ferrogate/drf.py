@@ -1,10 +1,11 @@
 """Django REST framework classes on ferrogate's Rust core.
 
-Switch by changing settings only::
+Switch by changing settings only (DRF's throttle classes have drop-in equivalents of the same
+names, so ``rest_framework.throttling.`` becomes ``ferrogate.drf.``)::
 
     REST_FRAMEWORK = {
         "DEFAULT_AUTHENTICATION_CLASSES": ["ferrogate.drf.JWTAuthentication"],
-        "DEFAULT_THROTTLE_CLASSES": ["ferrogate.drf.GateThrottle"],
+        "DEFAULT_THROTTLE_CLASSES": ["ferrogate.drf.AnonRateThrottle", "ferrogate.drf.UserRateThrottle"],
         "DEFAULT_THROTTLE_RATES": {"user": "1000/day", "anon": "100/day", "uploads": "10/hour"},
     }
 """
@@ -13,16 +14,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from ferrogate._native import RateLimiter
-from ferrogate.django.users import TokenUser, load_user
+from ferrogate.django.users import TokenUser, UserRejected, load_user
 from ferrogate.exceptions import ConfigError, InvalidTokenError, StoreUnavailableError
 
-__all__ = ["GateThrottle", "JWTAuthentication", "RevocationUnavailable", "TokenUser", "drf_rate_to_quota"]
+__all__ = [
+    "AnonRateThrottle",
+    "GateThrottle",
+    "JWTAuthentication",
+    "RevocationUnavailable",
+    "ScopedRateThrottle",
+    "TokenUser",
+    "UserRateThrottle",
+    "drf_rate_to_quota",
+]
 
 
 class RevocationUnavailable(exceptions.APIException):
@@ -34,10 +45,14 @@ class RevocationUnavailable(exceptions.APIException):
 
 
 class JWTAuthentication(BaseAuthentication):
-    """Bearer tokens verified by the gate's own verifier (``settings.FERROGATE["jwt"]``).
+    """Bearer tokens verified by the gate's own verifier (``settings.FERROGATE["jwt"]``), a drop-in
+    for simplejwt's ``JWTAuthentication``: its token views can stay.
 
-    ``request.auth`` is the claims dict; ``request.user`` comes from ``FERROGATE_USER_LOADER`` or is
-    a :class:`TokenUser`. When ``GateMiddleware`` already verified the token, it is not checked again.
+    ``request.auth`` is the claims dict, and ``request.jwt_claims`` the same dict. ``request.user``
+    comes from ``FERROGATE_USER_LOADER`` or is a :class:`TokenUser`; a token without a user id
+    (``FERROGATE_USER_ID_CLAIM``), for a user that does not exist or is inactive, is a 401 with
+    simplejwt's codes. Refresh tokens are refused (``token_type``). When ``GateMiddleware`` already
+    verified the token, it is not checked again.
     """
 
     def authenticate(self, request: Any) -> tuple[Any, dict[str, Any]] | None:
@@ -64,7 +79,15 @@ class JWTAuthentication(BaseAuthentication):
                 raise exceptions.AuthenticationFailed(
                     "authentication is not configured", code="invalid_token"
                 ) from e
-        return load_user(claims), claims
+        try:
+            user = load_user(claims)
+        except UserRejected as e:
+            # The body names the reason as simplejwt's does: {"detail": ..., "code": ...}.
+            raise exceptions.AuthenticationFailed({"detail": e.detail, "code": e.code}, code=e.code) from None
+        # One answer to "whose token is this" on the request, whichever layer verified it.
+        django_request = getattr(request, "_request", request)
+        django_request.jwt_claims = claims
+        return user, claims
 
     def authenticate_header(self, request: Any) -> str:
         from ferrogate.django import state
@@ -128,33 +151,52 @@ def _local_limiter(rate: str) -> RateLimiter:
     return _limiter(f"{max(1, int(num) // max(1, workers))}/{period[0]}")
 
 
-class GateThrottle(BaseThrottle):
-    """A DRF throttle on the Rust GCRA limiter.
+class _RateThrottle(BaseThrottle):
+    """A DRF rate throttle on the Rust GCRA limiter, with DRF's semantics: ``scope`` names the rate
+    in ``DEFAULT_THROTTLE_RATES`` (a scope without a rate is ``ImproperlyConfigured``, as in DRF),
+    subclasses set their own ``scope`` (burst / sustained), and :meth:`get_cache_key` returns None
+    for requests the throttle does not apply to.
 
-    The scope is the view's ``throttle_scope`` or the class's ``scope``; without either, ``"user"``
-    for authenticated requests and ``"anon"`` otherwise (DRF's User/AnonRateThrottle pair in one).
-    The rate comes from ``DEFAULT_THROTTLE_RATES[scope]``; a scope without a rate is not throttled.
-    Keys: the user's pk (or token subject) when authenticated, else DRF's ``get_ident`` (which
-    honours ``NUM_PROXIES``). When ``FERROGATE["rate_limit"]["storage"]`` is Redis, the counts are
-    in Redis (shared by every worker); if Redis cannot answer, ``on_error`` decides: ``"allow"``,
-    ``"deny"`` (throttled, retry in 1 s) or ``"local"`` (in memory, the rate divided by the workers).
+    Keys: the user's pk when authenticated, else DRF's ``get_ident`` (which honours
+    ``NUM_PROXIES``). When ``FERROGATE["rate_limit"]["storage"]`` is Redis, the counts are in Redis
+    (shared by every worker); if Redis cannot answer, ``on_error`` decides: ``"allow"``, ``"deny"``
+    (throttled, retry in 1 s) or ``"local"`` (in memory, the rate divided by the workers).
+    ``settings.FERROGATE_RATELIMIT_ENABLED = False`` turns every throttle off (tests).
     """
 
     scope: str | None = None
 
     def __init__(self) -> None:
         self._wait: float | None = None
+        if self.scope is not None:
+            self.rate: str | None = self.get_rate(self.scope)
+
+    @staticmethod
+    def get_rate(scope: str) -> str:
+        try:
+            return str(api_settings.DEFAULT_THROTTLE_RATES[scope])
+        except KeyError:
+            raise ImproperlyConfigured(f"No default throttle rate set for '{scope}' scope") from None
+
+    def ident_of(self, request: Any) -> str:
+        user = getattr(request, "user", None)
+        if user is not None and getattr(user, "is_authenticated", False):
+            return f"user:{user.pk}"
+        return f"ip:{self.get_ident(request)}"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        raise NotImplementedError
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        user = getattr(request, "user", None)
-        authenticated = bool(user is not None and getattr(user, "is_authenticated", False))
-        scope = getattr(view, "throttle_scope", None) or self.scope or ("user" if authenticated else "anon")
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
-        if rate is None:
+        from ferrogate.django import state
+
+        if not state.switch("FERROGATE_RATELIMIT_ENABLED"):
             return True
-        ident = f"user:{user.pk}" if authenticated and user is not None else f"ip:{self.get_ident(request)}"
+        key = self.get_cache_key(request, view)
+        if key is None or self.scope is None:
+            return True
+        rate = self.get_rate(self.scope)
         url, prefix, on_error = _store()
-        key = f"{scope}:{ident}"
         try:
             result = _limiter(rate, url, prefix).hit(key)
         except StoreUnavailableError:
@@ -170,3 +212,70 @@ class GateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self._wait
+
+
+class UserRateThrottle(_RateThrottle):
+    """DRF's ``UserRateThrottle``: scope ``"user"``, keyed by the user, or the address when
+    anonymous."""
+
+    scope = "user"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return f"{self.scope}:{self.ident_of(request)}"
+
+
+class AnonRateThrottle(_RateThrottle):
+    """DRF's ``AnonRateThrottle``: scope ``"anon"``, unauthenticated requests only, by address."""
+
+    scope = "anon"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        user = getattr(request, "user", None)
+        if user is not None and getattr(user, "is_authenticated", False):
+            return None
+        return f"{self.scope}:ip:{self.get_ident(request)}"
+
+
+class ScopedRateThrottle(_RateThrottle):
+    """DRF's ``ScopedRateThrottle``: the view's ``throttle_scope`` names the rate; a view without
+    one is not throttled; a scope without a rate is ``ImproperlyConfigured``."""
+
+    scope_attr = "throttle_scope"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        scope = getattr(view, self.scope_attr, None)
+        if not scope:
+            return True
+        self.scope = scope
+        self.rate = self.get_rate(scope)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return f"{self.scope}:{self.ident_of(request)}"
+
+
+class GateThrottle(_RateThrottle):
+    """User, anonymous and scoped throttling in one class: the view's ``throttle_scope`` (which
+    must have a rate), else the class's ``scope``, else ``"user"`` for authenticated requests and
+    ``"anon"`` otherwise — those two only when ``DEFAULT_THROTTLE_RATES`` has them."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        scope = getattr(view, "throttle_scope", None) or type(self).scope
+        if scope is None:
+            user = getattr(request, "user", None)
+            fallback = "user" if user is not None and getattr(user, "is_authenticated", False) else "anon"
+            if fallback not in api_settings.DEFAULT_THROTTLE_RATES:
+                return True
+            scope = fallback
+        self.scope = scope
+        self.rate = self.get_rate(scope)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return f"{self.scope}:{self.ident_of(request)}"
+
+
+def reset() -> None:
+    """Forgets every in-memory throttle count (tests): the limiters are made afresh. Counts in
+    Redis are shared with other processes and stay."""
+    _limiters.clear()

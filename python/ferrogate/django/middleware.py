@@ -11,7 +11,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from ferrogate._adapter import policy_of
+from ferrogate._adapter import notify_refused, policy_of
 from ferrogate._native import Decision
 from ferrogate.django import state
 from ferrogate.django.urls import fallback_key
@@ -25,6 +25,9 @@ AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
 
 def _refusal(d: Decision, request: HttpRequest) -> HttpResponse:
+    hook = state.on_refused()
+    if hook is not None:
+        notify_refused(hook, d, request.META)
     body = b"" if request.method == "HEAD" else d.body
     response = HttpResponse(body, status=d.status)
     for k, v in d.headers:
@@ -47,14 +50,26 @@ def _forwarded(d: Decision, request: HttpRequest) -> None:
 
 def _attach_user(request: HttpRequest, claims: dict[str, Any] | None) -> None:
     """With ``settings.FERROGATE_USER_LOADER``, ``request.user`` is the token's user, loaded lazily:
-    a view that never reads it costs no database query."""
+    a view that never reads it costs no database query. A user the loader cannot find, or an
+    inactive one, is ``AnonymousUser`` here (Django's own auth checks then refuse), and a 401 under
+    DRF's ``JWTAuthentication`` — never a 500."""
     if claims is None or not state.user_loader_set():
         return
     from django.utils.functional import SimpleLazyObject
 
-    from ferrogate.django.users import load_user
+    request.user = SimpleLazyObject(lambda: _user_or_anonymous(claims))
 
-    request.user = SimpleLazyObject(lambda: load_user(claims))
+
+def _user_or_anonymous(claims: dict[str, Any]) -> Any:
+    from django.contrib.auth.models import AnonymousUser
+
+    from ferrogate.django.users import UserRejected, load_user
+
+    try:
+        return load_user(claims)
+    except UserRejected as e:
+        logger.info("ferrogate: a verified token authenticates no user (%s)", e.code)
+        return AnonymousUser()
 
 
 class _PublicHeaders:

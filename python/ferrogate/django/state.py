@@ -4,20 +4,79 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.urls import clear_url_caches, get_resolver
+from django.utils.module_loading import import_string
 
 from ferrogate._adapter import Compiled, compile_routes, merge_named_limits
+from ferrogate._native import Decision
 from ferrogate.exceptions import ConfigError
+from ferrogate.tokens import TokenIssuer
 
-__all__ = ["compiled", "connect_signals", "gate_config", "reset", "user_loader_set"]
+__all__ = [
+    "compiled",
+    "connect_signals",
+    "gate_config",
+    "issuer",
+    "on_refused",
+    "reset",
+    "switch",
+    "user_loader_set",
+]
 
 _lock = threading.Lock()
 _compiled: Compiled | None = None
+_issuer: TokenIssuer | None = None
+_on_refused: tuple[Callable[[Decision, Any], object] | None] | None = None
+
+#: Settings whose change rebuilds the gate (override_settings in tests).
+_REBUILD = ("FERROGATE", "ROOT_URLCONF", "FERROGATE_RATELIMIT_ENABLED", "FERROGATE_CACHE_ENABLED")
+
+
+def switch(name: str) -> bool:
+    """A test-time switch: ``FERROGATE_RATELIMIT_ENABLED`` / ``FERROGATE_CACHE_ENABLED`` (default
+    True), as Flask-Limiter's ``RATELIMIT_ENABLED`` and a ``DummyCache``."""
+    return bool(getattr(settings, name, True))
+
+
+def on_refused() -> Callable[[Decision, Any], object] | None:
+    """``settings.FERROGATE_ON_REFUSED``: a callable or its dotted path, called as
+    ``hook(decision, environ)`` for every refusal."""
+    global _on_refused
+    found = _on_refused
+    if found is None:
+        hook = getattr(settings, "FERROGATE_ON_REFUSED", None)
+        if isinstance(hook, str):
+            hook = import_string(hook)
+        if hook is not None and not callable(hook):
+            raise ConfigError(
+                f"settings.FERROGATE_ON_REFUSED must be a callable or its dotted path, got {type(hook).__name__}",
+                [("FERROGATE_ON_REFUSED", "expected a callable(decision, environ)")],
+            )
+        found = _on_refused = (hook,)
+    return found[0]
+
+
+def issuer() -> TokenIssuer:
+    """The token issuer for ``FERROGATE["jwt"]``, signing with ``FERROGATE_SIGNING_KEY`` (for HS*,
+    the config's key), lifetimes ``FERROGATE_ACCESS_TOKEN_EXPIRES`` / ``_REFRESH_`` (seconds)."""
+    global _issuer
+    found = _issuer
+    if found is None:
+        with _lock:
+            if _issuer is None:
+                _issuer = TokenIssuer(
+                    gate_config().get("jwt") or {},
+                    signing_key=getattr(settings, "FERROGATE_SIGNING_KEY", None),
+                    access_ttl=getattr(settings, "FERROGATE_ACCESS_TOKEN_EXPIRES", 900),
+                    refresh_ttl=getattr(settings, "FERROGATE_REFRESH_TOKEN_EXPIRES", 30 * 86400),
+                )
+            found = _issuer
+    return found
 
 
 def gate_config() -> dict[str, Any]:
@@ -47,7 +106,14 @@ def compiled() -> Compiled:
     if current is None:
         with _lock:
             if _compiled is None:
-                _compiled = compile_routes(gate_config(), _candidates(), "the Django URLconf", _resolve)
+                _compiled = compile_routes(
+                    gate_config(),
+                    _candidates(),
+                    "the Django URLconf",
+                    _resolve,
+                    limits=switch("FERROGATE_RATELIMIT_ENABLED"),
+                    cache=switch("FERROGATE_CACHE_ENABLED"),
+                )
             current = _compiled
     return current
 
@@ -86,19 +152,24 @@ def user_loader_set() -> bool:
 
 
 def reset(**_: Any) -> None:
-    global _compiled, _user_loader
+    global _compiled, _user_loader, _issuer, _on_refused
     with _lock:
         _compiled = None
         _user_loader = None
+        _issuer = None
+        _on_refused = None
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("FERROGATE", "ROOT_URLCONF"):
+    global _user_loader, _issuer, _on_refused
+    if setting in _REBUILD:
         clear_url_caches()
         reset()
-    elif setting == "FERROGATE_USER_LOADER":
-        global _user_loader
+    elif setting.startswith("FERROGATE_"):
+        # The user loader, the hook, the issuer's key and lifetimes: read again on next use.
         _user_loader = None
+        _issuer = None
+        _on_refused = None
 
 
 def connect_signals() -> None:

@@ -31,9 +31,10 @@ class DjangoGateWSGI:
         from ferrogate.django import state
 
         gate = state.compiled().gate
+        hook = state.on_refused()
         native = self._native
-        if native is None or native.gate is not gate:
-            native = self._native = WsgiGate(self.app, gate)
+        if native is None or native.gate is not gate or native.on_refused is not hook:
+            native = self._native = WsgiGate(self.app, gate, on_refused=hook)
         return native(environ, start_response)
 
 
