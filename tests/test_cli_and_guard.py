@@ -74,8 +74,51 @@ def test_explain_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> 
         "pattern": "/users/{id}",
         "name": None,
         "params": {"id": "9"},
-        "policy": {"access": "allow", "auth": "none", "cache": "off", "exempt": "false", "limit": "off"},
+        "policy": {"access": "allow", "auth": "none", "cache": "off", "exempt": False, "limit": "off"},
+        "status": None,
+        "answer": "forwarded to the app",
     }
+    main(["explain", "--json", str(config_file), "GET", "/admin/x"])
+    info = json.loads(capsys.readouterr().out)
+    assert info["status"] == 403
+    assert info["policy"]["exempt"] is False
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/deny"),
+        ("GET", "/both"),
+        ("GET", "/auth"),
+        ("GET", "/optional"),
+        ("GET", "/exempt"),
+        ("GET", "/limited"),
+        ("POST", "/auth"),
+        ("GET", "/nowhere"),
+        ("GET", "/a/../b"),
+    ],
+)
+def test_explains_status_is_what_the_gate_answers(method: str, path: str) -> None:
+    """The explained status is checked against the gate's own answer to the same request."""
+    from ferrogate import Gate
+
+    config = {
+        "jwt": {"algorithms": ["HS256"], "key": "explain-test-secret-long-enough-hs256"},
+        "defaults": {"access": "deny"},
+        "routes": [
+            {"path": "/deny"},
+            {"path": "/both", "auth": "required"},
+            {"path": "/auth", "access": "allow", "auth": "required", "methods": ["GET"]},
+            {"path": "/optional", "access": "allow", "auth": "optional"},
+            {"path": "/exempt", "exempt": True},
+            {"path": "/limited", "access": "allow", "limit": "1/hour"},
+        ],
+    }
+    info = Gate(config).explain(method, path)
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "REMOTE_ADDR": "10.0.0.1"}
+    d = Gate(config).check(environ)
+    assert info["status"] == (None if d.forward else d.status), info["answer"]
+    assert str(info["status"] or "forwarded") in info["answer"]
 
 
 def test_explain_with_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,6 +46,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, sort_keys=True))
         return 0
     outcome = info["outcome"]
+    print(f"{method} {args.path} without a token: {info['answer']}")
     if outcome == "route":
         name = f" (name: {info['name']})" if info["name"] else ""
         print(f"{method} {args.path} matches route {info['pattern']}{name}")

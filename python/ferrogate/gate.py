@@ -66,6 +66,17 @@ class Gate(_native.Gate):
         seconds). Raises as :meth:`revoke_token` does."""
         return super().revoke_subject(sub, before=_seconds(before))
 
+    def explain(self, method: str, path: str) -> dict[str, Any]:
+        """Which route and policy apply to ``method path``, and the status an anonymous request
+        (no token, quota not used up) gets: ``status`` (``None``: forwarded to the app) and
+        ``answer`` (one line). Boolean policy keys are booleans."""
+        info = super().explain(method, path)
+        policy = info.get("policy")
+        if isinstance(policy, dict):
+            info["policy"] = {k: (v == "true") if v in ("true", "false") else v for k, v in policy.items()}
+        info["status"], info["answer"] = _anonymous_answer(info)
+        return info
+
     def reset(self) -> None:
         """Starts over, for tests: every in-memory rate-limit count is forgotten and the response
         cache emptied (with a shared tier, Redis's entries and every process's copy too).
@@ -83,6 +94,26 @@ class Gate(_native.Gate):
         from ferrogate.wsgi import GateMiddleware
 
         return GateMiddleware(app, self, on_refused=on_refused)
+
+
+def _anonymous_answer(info: dict[str, Any]) -> tuple[int | None, str]:
+    """What a request without a token gets, in the order the gate checks: path, method, exempt,
+    access, auth; limits and the cache come after and do not refuse a first request."""
+    outcome = info["outcome"]
+    if outcome == "bad_path":
+        return 400, f"400 Bad Request: {info['reason']}"
+    if outcome == "method_not_allowed":
+        return 405, f"405 Method Not Allowed (Allow: {', '.join(info['allow'])})"
+    policy = info["policy"]
+    if policy.get("exempt") is True:
+        return None, "forwarded to the app unchecked (exempt)"
+    if policy.get("access") == "deny":
+        return 403, "403 Forbidden: access is denied"
+    auth = str(policy.get("auth", "none"))
+    if auth.startswith("required"):
+        return 401, "401 Unauthorized without a valid token; forwarded with one that satisfies: " + auth
+    limited = "" if policy.get("limit") in (None, "off") else f" (limit: {policy['limit']}, then 429)"
+    return None, f"forwarded to the app{limited}"
 
 
 def _seconds(t: float | datetime | None) -> float | None:
