@@ -368,3 +368,20 @@ def test_gate_headers_through_the_store_read_back_like_public_ones(monkeypatch: 
         HttpResponse, "__init__", lambda self, *a, **k: setattr(self, "headers", OtherLayout())
     )
     assert middleware._header_access() is middleware._PublicHeaders
+
+
+def test_ferrogate_routes_command_lists_every_pattern() -> None:
+    import io
+    import json as json_module
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("ferrogate_routes", stdout=out)
+    text = out.getvalue()
+    assert text.splitlines()[0].split() == ["methods", "rule", "endpoint", "enforced", "as", "policy"]
+    assert "process_view (" in text  # the re_path routes are checked once Django resolved them
+    out = io.StringIO()
+    call_command("ferrogate_routes", "--json", stdout=out)
+    rows = json_module.loads(out.getvalue())
+    assert any(r["rule"] == "notes/" and "auth" in r["policy"] for r in rows)

@@ -17,6 +17,7 @@ off (:meth:`Compiled.recheck`).
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +116,25 @@ class RouteReport:
     policy: dict[str, Any]
     #: Why the route is checked only once the framework has resolved it (None: the fast path).
     fallback_reason: str | None = None
+
+
+def report_lines(reports: Sequence[RouteReport], hook: str) -> list[str]:
+    """The ``routes`` commands' table: one line per route, how it is enforced (the gate's pattern,
+    or ``hook`` — the framework hook that checks it — with the reason) and its policy."""
+    rows = [("methods", "rule", "endpoint", "enforced as", "policy")]
+    for r in sorted(reports, key=lambda r: r.rule):
+        how = r.pattern if r.pattern is not None else f"{hook} ({r.fallback_reason})"
+        policy = (
+            ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in sorted(r.policy.items())) or "defaults"
+        )
+        methods = "*" if r.methods is None else ",".join(r.methods) or "-"
+        rows.append((methods, r.rule, r.endpoint, how, policy))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def reports_json(reports: Sequence[RouteReport]) -> str:
+    return json.dumps([r.__dict__ for r in reports], indent=2, default=str)
 
 
 @dataclass

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+
+from ferrogate._adapter import report_lines, reports_json
 
 __all__ = ["ferrogate_cli"]
 
@@ -24,17 +24,10 @@ def routes_command(as_json: bool) -> None:
 
     reports = FerroGate.state(current_app).current().reports
     if as_json:
-        click.echo(json.dumps([r.__dict__ for r in reports], indent=2, default=str))
+        click.echo(reports_json(reports))
         return
-    rows = [("methods", "rule", "endpoint", "enforced as", "policy")]
-    for r in sorted(reports, key=lambda r: r.rule):
-        how = r.pattern if r.pattern is not None else f"before_request ({r.fallback_reason})"
-        policy = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(r.policy.items())) or "defaults"
-        methods = "*" if r.methods is None else ",".join(r.methods) or "-"
-        rows.append((methods, r.rule, r.endpoint, how, policy))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for line in report_lines(reports, "before_request"):
+        click.echo(line)
 
 
 @ferrogate_cli.command("token", help="Mint a development token with the app's FERROGATE_JWT HMAC key.")
