@@ -116,7 +116,7 @@ name = "user"
         "access": "deny",
         "auth": "none",
         "cache": "off",
-        "exempt": "false",
+        "exempt": False,
         "limit": "off",
     }
 

@@ -292,3 +292,32 @@ def test_a_typed_converter_never_refuses_for_the_route_werkzeug_picks(fast_path:
     assert client.get("/x/7").status_code == 401
     assert client.get("/x/7", headers=token("numbers")).get_json() == {"numbered": 7}
     assert ran == ["named", "numbered"]
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["plain", "cached"])
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_a_recheck_answers_with_one_set_of_ratelimit_headers(fast_path: bool, cached: bool) -> None:
+    """The gate matched /items/{id} for /items/abc, werkzeug's int converter did not: the response
+    carries the catch-all's RateLimit headers only, never both routes'."""
+    app = Flask(__name__)
+    app.config["FERROGATE_FAST_PATH"] = fast_path
+    gate = FerroGate(app)
+
+    def by_id(id: int) -> Any:
+        return {"id": id}
+
+    def catch(anything: str) -> Any:
+        return {"p": anything}
+
+    by_id_view = gate.limit("5/minute")(by_id)
+    if cached:
+        by_id_view = gate.cache(ttl=60)(by_id_view)
+    app.add_url_rule("/items/<int:id>", view_func=by_id_view)
+    app.add_url_rule("/<path:anything>", view_func=gate.limit("10/minute")(catch))
+    c = app.test_client()
+    r = c.get("/items/abc")
+    assert r.json == {"p": "items/abc"}
+    assert r.headers.getlist("RateLimit-Policy") == ['"catch";q=10;w=60']
+    assert len(r.headers.getlist("RateLimit")) == 1
+    r = c.get("/items/3")
+    assert r.headers.getlist("RateLimit-Policy") == ['"by_id";q=5;w=60']

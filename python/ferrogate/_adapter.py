@@ -184,8 +184,13 @@ class Compiled:
         the cache: the response belongs to another route than the one the cache looked it up
         under. A pre-check of the same route is completed with the cache on."""
         same = early is not None and early.route_index is not None and self.keys[early.route_index] == key
-        if early is not None and not same and early.cache_ticket is not None:
-            early.cache_ticket.cancel()
+        if early is not None and not same:
+            if early.cache_ticket is not None:
+                early.cache_ticket.cancel()
+            # The native gate adds the early decision's headers on the way out unless told that
+            # this check's headers replace them.
+            if isinstance(environ, dict):
+                environ["ferrogate.headers_replaced"] = True
         idx = self.index_of.get(key) if key is not None else None
         checked: Any = environ
         callables = self.callables.get(key, ()) if key is not None else ()

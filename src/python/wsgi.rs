@@ -46,6 +46,7 @@ pub struct PyWsgiGate {
 pub struct StartWithHeaders {
     inner: Py<PyAny>,
     extra: Py<PyTuple>,
+    environ: Py<PyDict>,
 }
 
 #[pymethods]
@@ -63,9 +64,23 @@ impl StartWithHeaders {
             self.inner.bind(py),
             status,
             headers,
-            self.extra.bind(py),
+            &live_extra(self.environ.bind(py), self.extra.bind(py)),
             exc_info,
         )
+    }
+}
+
+/// The early decision's headers, unless the adapter checked the request again under the route
+/// the framework resolved (`environ["ferrogate.headers_replaced"]`): that check's headers are
+/// the ones that describe the response, and two sets would contradict each other.
+fn live_extra<'py>(
+    environ: &Bound<'py, PyDict>,
+    extra: &Bound<'py, PyTuple>,
+) -> Bound<'py, PyTuple> {
+    let py = environ.py();
+    match environ.contains(pyo3::intern!(py, "ferrogate.headers_replaced")) {
+        Ok(false) => extra.clone(),
+        _ => PyTuple::empty(py),
     }
 }
 
@@ -232,6 +247,7 @@ impl PyWsgiGate {
                 StartWithHeaders {
                     inner: start_response.clone().unbind(),
                     extra,
+                    environ: environ.clone().unbind(),
                 },
             )?;
             app.call1((environ, wrapper))?
@@ -283,6 +299,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 pub struct StartAfterUnsafe {
     inner: Py<PyAny>,
     extra: Py<PyTuple>,
+    environ: Py<PyDict>,
     ticket: Py<super::cache::PyCacheTicket>,
 }
 
@@ -305,7 +322,7 @@ impl StartAfterUnsafe {
             self.inner.bind(py),
             status,
             headers,
-            self.extra.bind(py),
+            &live_extra(self.environ.bind(py), self.extra.bind(py)),
             exc_info,
         )
     }
@@ -462,6 +479,7 @@ impl PyWsgiGate {
             StartAfterUnsafe {
                 inner: start_response.clone().unbind(),
                 extra: extra.clone().unbind(),
+                environ: environ.clone().unbind(),
                 ticket: ticket.clone().unbind(),
             },
         )?;
@@ -533,7 +551,7 @@ impl PyWsgiGate {
             let pairs = header_pairs(headers.bind(py))?;
             let send = |hs: Vec<(String, String)>| -> PyResult<()> {
                 let list = PyList::new(py, hs)?;
-                for h in extra.iter() {
+                for h in live_extra(environ, extra).iter() {
                     list.append(h)?;
                 }
                 match &exc_info {
