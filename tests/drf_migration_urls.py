@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
-from ferrogate.django import auth, create_access_token
+from ferrogate.django import auth, create_access_token, limit
 from ferrogate.drf import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -124,3 +124,45 @@ urlpatterns = [
     path("issue/", issue),
     path("notes/", notes),
 ]
+
+
+def who_plain(request: HttpRequest) -> JsonResponse:
+    user = request.user
+    return JsonResponse({"pk": getattr(user, "pk", None), "authenticated": user.is_authenticated})
+
+
+class OwnRate(UserRateThrottle):
+    scope = None  # type: ignore[assignment]
+    rate = "2/min"
+
+
+class OwnRateView(APIView):
+    throttle_classes = (OwnRate,)
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+class NoneRateView(APIView):
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "unlimited"  # set to None in DEFAULT_THROTTLE_RATES: not throttled, as in DRF
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+urlpatterns += [
+    path("who-plain/", auth()(who_plain)),
+    path("own-rate/", OwnRateView.as_view()),
+    path("none-rate/", NoneRateView.as_view()),
+]
+
+
+@limit("5/minute")
+@limit("100/hour", key="ip")
+def two_limits(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+urlpatterns += [path("two-limits/", two_limits)]

@@ -71,14 +71,19 @@ def loader(claims: dict[str, Any]) -> Loaded:
 
 
 @override_settings(FERROGATE_USER_LOADER="test_django_auth.loader")
-def test_user_loader_is_lazy() -> None:
+def test_user_loader_runs_once_per_request_before_the_view() -> None:
+    """Eager, as simplejwt: a user the loader cannot find is refused before the view runs; DRF
+    reuses the user the middleware loaded."""
     Loaded.calls = 0
     c = Client()
     assert c.get("/notes/", HTTP_AUTHORIZATION=f"Bearer {token(scope='notes:read')}").status_code == 200
-    assert Loaded.calls == 0  # the view never touched request.user
+    assert Loaded.calls == 1
     r = APIClient().get("/drf/notes/", HTTP_AUTHORIZATION=f"Bearer {token()}")
     assert r.status_code == 200
-    assert Loaded.calls == 1
+    assert Loaded.calls == 2
+    # No token, no load.
+    assert c.get("/whoami/").status_code == 200
+    assert Loaded.calls == 2
 
 
 def test_drf_authentication_and_header() -> None:

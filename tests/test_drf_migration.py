@@ -179,6 +179,7 @@ def test_throttling_off_by_setting_and_reset(users: dict[str, Any]) -> None:
     assert c.get("/burst/", **bearer(access)).status_code == 200
 
 
+@override_settings(FERROGATE_USER_LOADER=None)
 def test_issuing_tokens_in_django(db: Any) -> None:
     c = Client()
     access = c.get("/issue/").json()["access"]
@@ -204,3 +205,64 @@ def test_on_refused_sees_django_refusals_once(db: Any) -> None:
         wsgi = WsgiClient(get_wsgi_application())
         assert wsgi.get("/notes/").status_code == 401
     assert seen == [(401, "/notes/"), (401, "/notes/")]
+
+
+AUTH_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "ferrogate.django.GateMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+
+@override_settings(
+    MIDDLEWARE=AUTH_MIDDLEWARE, INSTALLED_APPS=[*settings.INSTALLED_APPS, "django.contrib.sessions"]
+)
+def test_plain_views_see_the_tokens_user_after_authentication_middleware(users: dict[str, Any]) -> None:
+    """Django's AuthenticationMiddleware runs after GateMiddleware's request phase and sets the
+    session user: the token's user is attached in process_view, after it."""
+    c = APIClient()
+    ann = obtain(c, "ann")["access"]
+    assert Client().get("/who-plain/", **bearer(ann)).json() == {"pk": users["ann"].pk, "authenticated": True}
+    users["ann"].delete()
+    r = Client().get("/who-plain/", **bearer(ann))
+    assert r.status_code == 401
+    assert 'error="invalid_token"' in r["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("uid", [True, 1.0, 1.7, [1], {"id": 1}, ""])
+def test_a_user_id_that_is_not_a_string_or_int_never_loads_a_user(users: dict[str, Any], uid: Any) -> None:
+    t = encode({"user_id": uid, "exp": time.time() + 60}, settings.JWT_SECRET, "HS256")
+    r = APIClient().get("/me/", **bearer(t))
+    assert r.status_code == 401
+    assert r.json()["code"] == "token_not_valid"
+
+
+def test_issued_tokens_carry_the_user_id_claim_the_app_reads(users: dict[str, Any]) -> None:
+    from ferrogate.django import create_access_token
+
+    t = create_access_token(users["ann"].pk)
+    assert APIClient().get("/me/", **bearer(t)).json()["pk"] == users["ann"].pk
+
+
+@override_settings(
+    REST_FRAMEWORK={**REST, "DEFAULT_THROTTLE_RATES": {**REST["DEFAULT_THROTTLE_RATES"], "unlimited": None}}
+)
+def test_throttle_rate_attribute_and_none_rates_as_in_drf(users: dict[str, Any]) -> None:
+    c = APIClient()
+    access = obtain(c, "ann")["access"]
+    assert [c.get("/own-rate/", **bearer(access)).status_code for _ in range(3)] == [200, 200, 429]
+    assert {APIClient().get("/none-rate/").status_code for _ in range(5)} == {200}
+    from ferrogate.drf import UserRateThrottle
+
+    class Neither(UserRateThrottle):
+        scope = None  # type: ignore[assignment]
+
+    with pytest.raises(ImproperlyConfigured, match="scope"):
+        Neither()
+
+
+def test_two_limits_send_both_ratelimit_items(db: Any) -> None:
+    r = Client().get("/two-limits/")
+    assert r.status_code == 200
+    assert len(r["RateLimit-Policy"].split(", ")) == 2
+    assert len(r["RateLimit"].split(", ")) == 2

@@ -16,6 +16,7 @@ off (:meth:`Compiled.recheck`).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -349,7 +350,10 @@ def compile_routes(
     ``limits=False`` / ``cache=False`` switch every rate limit / the response cache off (the
     test-time switches, as Flask-Limiter's ``RATELIMIT_ENABLED`` and Flask-Caching's
     ``NullCache``); auth and access rules still apply."""
-    base = switched_off(base, candidates, limits=limits, cache=cache)
+    if not (limits and cache):
+        # What production would refuse must fail here too: validate the whole policy first.
+        compile_routes(base, copy.deepcopy(candidates), where, resolve)
+        base = switched_off(base, candidates, limits=limits, cache=cache)
     shapes = {id(c): c.pattern for c in candidates}
     for c in candidates:
         if c.callables and c.pattern is not None:

@@ -79,13 +79,20 @@ class JWTAuthentication(BaseAuthentication):
                 raise exceptions.AuthenticationFailed(
                     "authentication is not configured", code="invalid_token"
                 ) from e
+        django_request = getattr(request, "_request", request)
+        # The user GateMiddleware loaded for these very claims, else a load of our own.
+        user = (
+            getattr(django_request, "_ferrogate_user", None)
+            if claims is meta.get("ferrogate.claims")
+            else None
+        )
         try:
-            user = load_user(claims)
+            if user is None:
+                user = load_user(claims)
         except UserRejected as e:
             # The body names the reason as simplejwt's does: {"detail": ..., "code": ...}.
             raise exceptions.AuthenticationFailed({"detail": e.detail, "code": e.code}, code=e.code) from None
         # One answer to "whose token is this" on the request, whichever layer verified it.
-        django_request = getattr(request, "_request", request)
         django_request.jwt_claims = claims
         return user, claims
 
@@ -165,18 +172,27 @@ class _RateThrottle(BaseThrottle):
     """
 
     scope: str | None = None
+    #: A rate of the class's own (``"5/min"``), as DRF's ``rate`` attribute: it wins over the
+    #: scope's entry in ``DEFAULT_THROTTLE_RATES``.
+    rate: str | None = None
 
     def __init__(self) -> None:
         self._wait: float | None = None
-        if self.scope is not None:
-            self.rate: str | None = self.get_rate(self.scope)
+        if not self.rate:
+            if not self.scope:
+                raise ImproperlyConfigured(
+                    f"You must set either `.scope` or `.rate` for '{type(self).__name__}' throttle"
+                )
+            self.rate = self.get_rate(self.scope)
 
     @staticmethod
-    def get_rate(scope: str) -> str:
+    def get_rate(scope: str) -> str | None:
+        """The scope's rate; None (a rate set to None) throttles nothing, as in DRF."""
         try:
-            return str(api_settings.DEFAULT_THROTTLE_RATES[scope])
+            rate = api_settings.DEFAULT_THROTTLE_RATES[scope]
         except KeyError:
             raise ImproperlyConfigured(f"No default throttle rate set for '{scope}' scope") from None
+        return None if rate is None else str(rate)
 
     def ident_of(self, request: Any) -> str:
         user = getattr(request, "user", None)
@@ -192,10 +208,12 @@ class _RateThrottle(BaseThrottle):
 
         if not state.switch("FERROGATE_RATELIMIT_ENABLED"):
             return True
-        key = self.get_cache_key(request, view)
-        if key is None or self.scope is None:
+        rate = self.rate
+        if rate is None:
             return True
-        rate = self.get_rate(self.scope)
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
         url, prefix, on_error = _store()
         try:
             result = _limiter(rate, url, prefix).hit(key)
@@ -242,6 +260,10 @@ class ScopedRateThrottle(_RateThrottle):
 
     scope_attr = "throttle_scope"
 
+    def __init__(self) -> None:
+        # The scope comes from the view, in allow_request (as in DRF).
+        self._wait = None
+
     def allow_request(self, request: Any, view: Any) -> bool:
         scope = getattr(view, self.scope_attr, None)
         if not scope:
@@ -259,6 +281,13 @@ class GateThrottle(_RateThrottle):
     must have a rate), else the class's ``scope``, else ``"user"`` for authenticated requests and
     ``"anon"`` otherwise — those two only when ``DEFAULT_THROTTLE_RATES`` has them."""
 
+    def __init__(self) -> None:
+        # The scope depends on the view and the user: chosen in allow_request.
+        self._wait = None
+        scope = type(self).scope
+        if scope is not None and not type(self).rate:
+            self.rate = self.get_rate(scope)
+
     def allow_request(self, request: Any, view: Any) -> bool:
         scope = getattr(view, "throttle_scope", None) or type(self).scope
         if scope is None:
@@ -268,7 +297,7 @@ class GateThrottle(_RateThrottle):
                 return True
             scope = fallback
         self.scope = scope
-        self.rate = self.get_rate(scope)
+        self.rate = type(self).rate or self.get_rate(scope)
         return super().allow_request(request, view)
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:

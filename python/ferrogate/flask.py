@@ -244,6 +244,7 @@ class _AppState:
                         signing_key=self.setting("FERROGATE_SIGNING_KEY"),
                         access_ttl=self.setting("FERROGATE_ACCESS_TOKEN_EXPIRES"),
                         refresh_ttl=self.setting("FERROGATE_REFRESH_TOKEN_EXPIRES"),
+                        identity_claim=self.identity_claim,
                     )
                 issuer = self._issuer
         return issuer
@@ -671,8 +672,12 @@ class FerroGate:
         hook = state.on_refused
         if hook is not None:
             notify_refused(hook, d, environ)
-        # Flask renders it: the app's handler for its class or status, else the gate's answer.
-        raise _refusal(d)
+        if state.defer_refusals:
+            # The app's handler for its class or status renders it.
+            raise _refusal(d)
+        # As on the fast path: the gate's own answer (an Exception catch-all never sees it).
+        body = b"" if request.method == "HEAD" else d.body
+        return Response(body, status=d.status, headers=list(d.headers))
 
 
 def _finish(d: Decision, response: Response) -> Response:

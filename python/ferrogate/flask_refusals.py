@@ -13,7 +13,14 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from werkzeug.exceptions import HTTPException, default_exceptions
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import (
+    HTTPException,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    default_exceptions,
+)
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.wrappers import Response
 
@@ -83,7 +90,24 @@ def refusal(d: Decision) -> GateRefused:
     problem = _problem(d.body)
     exc = refusal_class(d.status)(d.status, d.headers, problem)
     cast(HTTPRefusal, exc).body = d.body
+    _werkzeug_attributes(exc)
     return exc
+
+
+def _werkzeug_attributes(exc: GateRefused) -> None:
+    """What werkzeug's own exceptions of these statuses carry, for handlers that read them:
+    ``retry_after`` (429, 503), ``www_authenticate`` (401), ``valid_methods`` (405)."""
+    headers = {k.lower(): v for k, v in exc.headers}
+    if isinstance(exc, TooManyRequests | ServiceUnavailable):
+        retry = headers.get("retry-after", "")
+        exc.retry_after = int(retry) if retry.isdigit() else None
+    if isinstance(exc, Unauthorized):
+        challenge = headers.get("www-authenticate")
+        parsed = WWWAuthenticate.from_header(challenge) if challenge else None
+        exc.www_authenticate = [parsed] if parsed is not None else []
+    if isinstance(exc, WerkzeugMethodNotAllowed):
+        allow = headers.get("allow", "")
+        exc.valid_methods = [m.strip() for m in allow.split(",") if m.strip()] or None
 
 
 def invalid_token(realm: str, detail: str) -> GateRefused:
@@ -102,6 +126,7 @@ def invalid_token(realm: str, detail: str) -> GateRefused:
     }
     exc = refusal_class(401)(401, headers, problem)
     cast(HTTPRefusal, exc).body = json.dumps(problem).encode()
+    _werkzeug_attributes(exc)
     return exc
 
 
@@ -119,8 +144,9 @@ REFUSAL_STATUSES = (400, 401, 403, 405, 429, 503)
 
 def has_refusal_handler(app: Flask) -> bool:
     """Whether any error handler of the app (or of a blueprint) would catch a refusal: by status
-    code, by a class in a refusal's MRO (``RateLimited``, ``TooManyRequests``, ``HTTPException``,
-    ``Exception``...). Then refusals go through Flask so the handler renders them."""
+    code, or by a class in a refusal's MRO (``RateLimited``, ``TooManyRequests``,
+    ``HTTPException``...), ``Exception`` itself aside. Then refusals go through Flask so the
+    handler renders them."""
     for handlers in app.error_handler_spec.values():
         for code, by_class in handlers.items():
             if not by_class:
@@ -133,7 +159,14 @@ def has_refusal_handler(app: Flask) -> bool:
 
 
 def _catches(by_class: Mapping[type[Exception], Any]) -> bool:
-    return any(cls in by_class for status in REFUSAL_STATUSES for cls in _mro(status))
+    # A catch-all for Exception (the error-reporting habit) is not a refusal handler: it would
+    # turn every 401 and 429 into its own 500. The gate answers those itself.
+    return any(
+        cls in by_class
+        for status in REFUSAL_STATUSES
+        for cls in _mro(status)
+        if cls not in (Exception, BaseException)
+    )
 
 
 def _mro(status: int) -> Iterable[type]:

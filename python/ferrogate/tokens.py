@@ -18,8 +18,9 @@ from ferrogate.exceptions import ConfigError
 
 __all__ = ["RESERVED_CLAIMS", "TokenIssuer"]
 
-#: Claims the issuer sets itself; ``claims=`` may not override them.
-RESERVED_CLAIMS = frozenset({"sub", "iat", "nbf", "exp", "jti", "iss", "aud", "scope"})
+#: Claims the issuer sets itself, or that the gate reads as grants; ``claims=`` may not set them
+#: (``scp`` would grant scopes beside ``scope``; ``type`` is Flask-JWT-Extended's token type).
+RESERVED_CLAIMS = frozenset({"sub", "iat", "nbf", "exp", "jti", "iss", "aud", "scope", "scp", "type"})
 
 #: `[jwt]` keys the refresh-token verifier takes over from the gate's config.
 _VERIFIER_KEYS = ("key", "keys", "jwks", "issuer", "audience", "leeway", "token_type_claim")
@@ -42,6 +43,7 @@ class TokenIssuer:
         signing_key: str | bytes | None = None,
         access_ttl: float = 900.0,
         refresh_ttl: float = 30 * 86400.0,
+        identity_claim: str = "sub",
         clock: Callable[[], float] = time.time,
     ) -> None:
         algorithms = jwt.get("algorithms")
@@ -69,6 +71,14 @@ class TokenIssuer:
         self.refresh_ttl = float(refresh_ttl)
         self._clock = clock
         self._claim = str(jwt.get("token_type_claim") or "token_type")
+        # The kind the gate accepts as an access token; with the check off (`token_type = false`)
+        # a refresh token would pass as an access token, so none are issued.
+        kind = jwt.get("token_type", "access")
+        self._access_type: str | None = kind if isinstance(kind, str) and kind else None
+        if kind is not False and self._access_type is None:
+            raise ConfigError("[jwt] token_type must be a string or false", [("jwt.token_type", repr(kind))])
+        #: The claim the app reads the user from (simplejwt's `user_id`): set beside `sub`.
+        self._identity_claim = identity_claim
         self._issuer = _one(jwt.get("issuer"))
         self._audience = _one(jwt.get("audience"))
         options = {k: jwt[k] for k in _VERIFIER_KEYS if k in jwt}
@@ -94,7 +104,8 @@ class TokenIssuer:
     ) -> str:
         """An access token for ``identity`` (the ``sub``), with ``scopes`` (the ``scope`` claim)
         and extra ``claims``."""
-        body = self._body(identity, claims, self.access_ttl if expires_in is None else expires_in, "access")
+        kind = self._access_type or "access"
+        body = self._body(identity, claims, self.access_ttl if expires_in is None else expires_in, kind)
         if scopes is not None:
             listed = scopes.split() if isinstance(scopes, str) else list(scopes)
             if any(not isinstance(s, str) or not s or " " in s for s in listed):
@@ -106,6 +117,11 @@ class TokenIssuer:
         self, identity: str | int, *, claims: Mapping[str, Any] | None = None, expires_in: float | None = None
     ) -> str:
         """A refresh token for ``identity``: accepted only by :meth:`verify_refresh_token`."""
+        if self._access_type is None:
+            raise ConfigError(
+                "no refresh tokens while [jwt] token_type = false: the gate would accept them as access tokens",
+                [("jwt.token_type", "false")],
+            )
         body = self._body(identity, claims, self.refresh_ttl if expires_in is None else expires_in, "refresh")
         return encode(body, self._key, self.algorithm)
 
@@ -122,7 +138,7 @@ class TokenIssuer:
         if not (isinstance(ttl, int | float) and 0 < ttl < float("inf")):
             raise ValueError(f"expires_in must be a positive number of seconds, got {ttl!r}")
         extra = dict(claims or {})
-        clash = sorted((RESERVED_CLAIMS | {self._claim}) & extra.keys())
+        clash = sorted((RESERVED_CLAIMS | {self._claim, self._identity_claim}) & extra.keys())
         if clash:
             raise ValueError(f"claims may not set {', '.join(clash)}: the issuer sets them")
         now = int(self._clock())
@@ -134,6 +150,8 @@ class TokenIssuer:
             "jti": uuid.uuid4().hex,
             self._claim: kind,
         }
+        if self._identity_claim != "sub":
+            body[self._identity_claim] = identity
         if self._issuer is not None:
             body["iss"] = self._issuer
         if self._audience is not None:

@@ -120,6 +120,10 @@ fn token_type(
             return None;
         }
     };
+    // Under the gate's defaults, Flask-JWT-Extended's refresh tokens (`type = "refresh"`) are
+    // refused as well, unless the config names the claim itself.
+    let refresh_marker = (defaults == Defaults::Gate && !map.contains_key("token_type_claim"))
+        .then(|| "type".to_owned());
     let claim = match map.get("token_type_claim") {
         None => "token_type".to_owned(),
         Some(c) => match issues.string(c, &join(at, "token_type_claim")) {
@@ -139,6 +143,7 @@ fn token_type(
         claim,
         expected,
         required,
+        refresh_marker,
     })
 }
 
@@ -160,6 +165,29 @@ fn check_secret_lengths(keys: &[Key], validation: &Validation, at: &str, issues:
                      secrets.token_urlsafe({needed})"
                 ),
             );
+        }
+    }
+}
+
+/// Keys without a `kid` that could verify the same algorithm: a token without `kid` then has
+/// several candidates and is refused (keys are never tried in turn), so every token would be.
+/// Rotating a key means naming both with a `kid`.
+fn check_ambiguous_keys(keys: &[Key], validation: &Validation, at: &str, issues: &mut Issues) {
+    for alg in &validation.algorithms {
+        let n = keys
+            .iter()
+            .filter(|k| k.kid.is_none() && k.accepts(*alg))
+            .count();
+        if n > 1 {
+            issues.push(
+                at,
+                format!(
+                    "{n} keys without a \"kid\" can verify {alg}: tokens are never tried against \
+                     each key, so give every key a kid (a JWK table with \"kid\") and sign tokens \
+                     with it"
+                ),
+            );
+            return;
         }
     }
 }
@@ -377,6 +405,7 @@ pub fn parse(
                 .find(|k| map.contains_key(*k))
                 .unwrap_or("key");
             check_secret_lengths(&keys, &validation, &join(at, kat), issues);
+            check_ambiguous_keys(&keys, &validation, &join(at, kat), issues);
         }
         if issues.len() > before {
             return None;

@@ -312,11 +312,12 @@ impl Stage {
                     (h.map(|t| Ok(Cow::Borrowed(t))), usize::from(h.is_some()))
                 }
                 TokenLocation::Cookie(name) => {
-                    let c = req
-                        .headers
-                        .header(self.slots.cookie)
-                        .and_then(|c| cookie(c, name));
-                    (c.map(|v| Ok(Cow::Borrowed(v))), usize::from(c.is_some()))
+                    let header = req.headers.header(self.slots.cookie);
+                    let c = header.and_then(|c| cookie(c, name));
+                    (
+                        c.map(|v| Ok(Cow::Borrowed(v))),
+                        header.map_or(0, |h| cookie_count(h, name)),
+                    )
                 }
                 TokenLocation::Query(name) => {
                     query_seen |= name == "access_token";
@@ -436,6 +437,16 @@ fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Whether a query parameter's name is `name` as the app reads it (frameworks decode names:
+/// `access%5Ftoken` is `access_token` to the app).
+fn is_param(k: &str, name: &str) -> bool {
+    k == name
+        || (k.contains(['%', '+'])
+            && percent_decode_str(&k.replace('+', " "))
+                .decode_utf8()
+                .is_ok_and(|d| d == name))
+}
+
 /// How many times the query string carries `name` (each one a credential).
 fn query_count(qs: &str, name: &str) -> usize {
     if qs.is_empty() {
@@ -443,13 +454,19 @@ fn query_count(qs: &str, name: &str) -> usize {
     }
     qs.split('&')
         .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k))
-        .filter(|k| {
-            // Frameworks decode parameter names (`access%5Ftoken` is `access_token` to the app).
-            *k == name
-                || (k.contains(['%', '+'])
-                    && percent_decode_str(&k.replace('+', " "))
-                        .decode_utf8()
-                        .is_ok_and(|d| d == name))
+        .filter(|k| is_param(k, name))
+        .count()
+}
+
+/// How many times the `Cookie` header carries `name`: frameworks disagree on which of two
+/// takes effect (werkzeug the first, Django the last), so two are two places.
+fn cookie_count(header: &str, name: &str) -> usize {
+    header
+        .split(';')
+        .filter(|pair| {
+            pair.trim()
+                .split_once('=')
+                .is_some_and(|(k, _)| k.trim() == name)
         })
         .count()
 }
@@ -457,7 +474,7 @@ fn query_count(qs: &str, name: &str) -> usize {
 fn query<'a>(qs: &'a str, name: &str) -> Option<Result<Cow<'a, str>, ()>> {
     qs.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k != name {
+        if !is_param(k, name) {
             return None;
         }
         Some(

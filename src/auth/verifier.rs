@@ -100,6 +100,10 @@ pub struct TokenType {
     /// A token without the claim is refused (true when verifying refresh tokens); otherwise it
     /// passes, as tokens from most identity providers carry no such claim.
     pub required: bool,
+    /// Another claim that names refresh tokens (`type = "refresh"`, as Flask-JWT-Extended
+    /// writes): such a token is refused too. Set by the gate's defaults, so refresh tokens issued
+    /// before a migration never become access tokens.
+    pub refresh_marker: Option<String>,
 }
 
 /// Nesting allowed in a header and in claims.
@@ -557,6 +561,13 @@ impl Verifier {
             return Err(TokenError::MissingClaim("exp".into()));
         }
         if let Some(t) = &v.token_type {
+            if let Some(marker) = &t.refresh_marker {
+                if claims.get(marker.as_str()).and_then(Value::as_str) == Some("refresh") {
+                    return Err(TokenError::InvalidClaim(format!(
+                        "{marker:?} says this is a refresh token, not an access token"
+                    )));
+                }
+            }
             match claims.get(t.claim.as_str()) {
                 None if t.required => return Err(TokenError::MissingClaim(t.claim.clone())),
                 None => {}
@@ -770,6 +781,7 @@ mod tests {
             claim: "token_type".into(),
             expected: "access".into(),
             required,
+            refresh_marker: None,
         };
         let v = with(
             Validation {

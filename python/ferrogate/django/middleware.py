@@ -48,28 +48,37 @@ def _forwarded(d: Decision, request: HttpRequest) -> None:
     request._ferrogate_ticket = d.cache_ticket
 
 
-def _attach_user(request: HttpRequest, claims: dict[str, Any] | None) -> None:
-    """With ``settings.FERROGATE_USER_LOADER``, ``request.user`` is the token's user, loaded lazily:
-    a view that never reads it costs no database query. A user the loader cannot find, or an
-    inactive one, is ``AnonymousUser`` here (Django's own auth checks then refuse), and a 401 under
-    DRF's ``JWTAuthentication`` — never a 500."""
+def _attach_user(request: HttpRequest) -> HttpResponse | None:
+    """With ``settings.FERROGATE_USER_LOADER``, ``request.user`` becomes the token's user. Called
+    from ``process_view``, after every middleware's ``process_request`` (Django's
+    ``AuthenticationMiddleware`` sets a session user there), so the view sees the token's user.
+    A user the loader cannot find, an inactive one, or a token without a user id is answered 401
+    here, as simplejwt does, before the view runs."""
+    claims = getattr(request, "jwt_claims", None)
     if claims is None or not state.user_loader_set():
-        return
-    from django.utils.functional import SimpleLazyObject
-
-    request.user = SimpleLazyObject(lambda: _user_or_anonymous(claims))
-
-
-def _user_or_anonymous(claims: dict[str, Any]) -> Any:
-    from django.contrib.auth.models import AnonymousUser
-
+        return None
     from ferrogate.django.users import UserRejected, load_user
 
     try:
-        return load_user(claims)
+        request.user = request._ferrogate_user = load_user(claims)
     except UserRejected as e:
-        logger.info("ferrogate: a verified token authenticates no user (%s)", e.code)
-        return AnonymousUser()
+        return _user_rejected(request, e)
+    return None
+
+
+def _user_rejected(request: HttpRequest, e: Any) -> HttpResponse:
+    realm = (state.gate_config().get("jwt") or {}).get("realm", "api")
+    detail = e.detail.replace('"', "'")
+    body = json.dumps(
+        {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": e.detail, "code": e.code}
+    ).encode()
+    response = HttpResponse(
+        b"" if request.method == "HEAD" else body, status=401, content_type="application/problem+json"
+    )
+    response["WWW-Authenticate"] = (
+        f'Bearer realm="{realm}", error="invalid_token", error_description="{detail}"'
+    )
+    return response
 
 
 class _PublicHeaders:
@@ -127,7 +136,21 @@ def _headers() -> type[_PublicHeaders] | type[_StoreHeaders]:
 
 def _gate_headers(response: HttpResponseBase, headers: Sequence[tuple[str, str]]) -> None:
     if headers:
-        _headers().set_all(response, headers)
+        _headers().set_all(response, _one_per_name(headers))
+
+
+def _one_per_name(headers: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
+    """Django keeps one value per header name: a name the gate sends twice (two limits' ``RateLimit``
+    and ``RateLimit-Policy`` items) becomes one comma-separated list, which is what the two lines
+    mean in HTTP (RFC 9110 §5.3)."""
+    names = [k.lower() for k, _ in headers]
+    if len(set(names)) == len(names):
+        return headers
+    merged: dict[str, tuple[str, str]] = {}
+    for k, v in headers:
+        key = k.lower()
+        merged[key] = (k, f"{merged[key][1]}, {v}") if key in merged else (k, v)
+    return list(merged.values())
 
 
 def _store_django_response(ticket: Any, response: HttpResponseBase) -> None:
@@ -178,9 +201,7 @@ class GateMiddleware:
             if not d.forward:
                 return _refusal(d, request)
             _forwarded(d, request)
-        claims = meta.get("ferrogate.claims")
-        request.jwt_claims = claims
-        _attach_user(request, claims)
+        request.jwt_claims = meta.get("ferrogate.claims")
         return None
 
     @staticmethod
@@ -228,7 +249,7 @@ class GateMiddleware:
         compiled = state.compiled()
         early = meta.get("ferrogate.decision")
         if compiled.confirmed(early, key):
-            return None
+            return _attach_user(request)
         if key is not None and key not in compiled.index_of and policy_of(view_func):
             # A view with a policy the gate's table lacks (a URLconf it never compiled): closed.
             logger.error(
@@ -244,8 +265,7 @@ class GateMiddleware:
             return _refusal(d, request)
         _forwarded(d, request)
         request.jwt_claims = d.claims
-        _attach_user(request, d.claims)
-        return None
+        return _attach_user(request)
 
 
 def _unknown_view(request: HttpRequest) -> HttpResponse:

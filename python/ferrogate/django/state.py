@@ -74,6 +74,7 @@ def issuer() -> TokenIssuer:
                     signing_key=getattr(settings, "FERROGATE_SIGNING_KEY", None),
                     access_ttl=getattr(settings, "FERROGATE_ACCESS_TOKEN_EXPIRES", 900),
                     refresh_ttl=getattr(settings, "FERROGATE_REFRESH_TOKEN_EXPIRES", 30 * 86400),
+                    identity_claim=str(getattr(settings, "FERROGATE_USER_ID_CLAIM", "sub")),
                 )
             found = _issuer
     return found

@@ -10,7 +10,7 @@ user id never authenticates anyone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
@@ -31,6 +31,12 @@ class UserRejected(Exception):  # noqa: N818 - a verdict, as Django's Permission
         self.detail = detail
 
 
+def _is_user_id(uid: Any) -> bool:
+    """A user id is a non-empty string or an int: never a bool (``True == 1``), a float that
+    rounds to someone's pk, or a structure."""
+    return (isinstance(uid, str) and uid != "") or (isinstance(uid, int) and not isinstance(uid, bool))
+
+
 def user_id_claim() -> str:
     return str(getattr(settings, "FERROGATE_USER_ID_CLAIM", "sub"))
 
@@ -47,12 +53,12 @@ class TokenUser:
     def __init__(self, claims: dict[str, Any], id_claim: str | None = None) -> None:
         claim = id_claim or user_id_claim()
         uid = claims.get(claim)
-        if uid is None or uid == "" or isinstance(uid, bool | dict | list):
+        if not _is_user_id(uid):
             raise UserRejected("token_not_valid", f"the token has no user id claim {claim!r}")
         self.claims = claims
         self.token = claims
-        self.id: str | int = uid
-        self.pk: str | int = uid
+        self.id: str | int = cast(str | int, uid)
+        self.pk: str | int = self.id
         username = claims.get("username")
         self.username: str = username if isinstance(username, str) else str(uid)
         self.is_staff: bool = claims.get("is_staff") is True
@@ -128,7 +134,7 @@ def load_user(claims: dict[str, Any]) -> Any:
     if not path:
         return TokenUser(claims, claim)
     uid = claims.get(claim)
-    if uid is None or uid == "":
+    if not _is_user_id(uid):
         raise UserRejected("token_not_valid", f"the token has no user id claim {claim!r}")
     loader = import_string(path) if isinstance(path, str) else path
     try:
