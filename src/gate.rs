@@ -280,7 +280,13 @@ impl Gate {
         }
         let default_policy = Policy::from_defaults(&config.defaults);
         let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone());
-        let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
+        let default_limits = limits.bind(
+            &default_policy.limit,
+            "default",
+            ("default", "defaults"),
+            &mut header_keys,
+            issues,
+        );
         let (router, entries) = Self::route_table(
             config,
             &default_policy,
@@ -349,11 +355,27 @@ impl Gate {
                     issues.push(format!("{}.aliases[{i}]", spec.key), e.to_string());
                 }
             }
+            // What the route is: its pattern, methods and label. Two routes never share all
+            // three (the router refuses a pattern and method twice; routes without a pattern
+            // are told apart by name), and they stay the same across deploys.
+            let mut sorted = methods.clone();
+            sorted.sort_unstable();
+            let identity = format!(
+                "{}\n{}\n{label}",
+                spec.path.as_deref().unwrap_or(""),
+                sorted.join(",")
+            );
             entries.push(RouteEntry {
                 name: spec.name.clone(),
                 confirm_refusals: spec.confirm_refusals,
                 pattern: spec.path.clone(),
-                limits: limits.bind(&policy.limit, label, header_keys),
+                limits: limits.bind(
+                    &policy.limit,
+                    label,
+                    (&identity, &spec.key),
+                    header_keys,
+                    issues,
+                ),
                 policy,
             });
         }
