@@ -240,6 +240,7 @@ impl Gate {
                 Some(client) => Some(Revocations::new(
                     r,
                     settings.verifier.validation().leeway,
+                    settings.verifier.validation().issuers.clone(),
                     client.clone(),
                     clock.clone(),
                 )),

@@ -636,10 +636,17 @@ impl PyGate {
         Ok(jti)
     }
 
-    /// Revokes every token of `sub` issued before `before` (Unix seconds; default now): its
-    /// tokens with `iat` < T, and those without `iat`. Returns T.
-    #[pyo3(signature = (sub, *, before=None))]
-    fn revoke_subject(&self, py: Python<'_>, sub: &str, before: Option<f64>) -> PyResult<f64> {
+    /// Revokes every token of `sub` from `issuer` issued before `before` (Unix seconds; default
+    /// Redis's clock plus the leeway): its tokens with `iat` < T, and those without `iat`.
+    /// `issuer` may be left out when the gate trusts one issuer (or names none). Returns T.
+    #[pyo3(signature = (sub, *, before=None, issuer=None))]
+    fn revoke_subject(
+        &self,
+        py: Python<'_>,
+        sub: &str,
+        before: Option<f64>,
+        issuer: Option<&str>,
+    ) -> PyResult<f64> {
         let r = self.revocations()?;
         if before.is_some_and(|b| !b.is_finite()) {
             return Err(PyValueError::new_err(
@@ -647,8 +654,9 @@ impl PyGate {
             ));
         }
         check_name("sub", sub)?;
+        let issuer = r.subject_issuer(issuer).map_err(PyValueError::new_err)?;
         Ok(py
-            .detach(|| r.revoke_sub(sub, before))
+            .detach(|| r.revoke_sub(sub, issuer, before))
             .map_err(|e| Error::store("the revocation applies in this process only", e))?)
     }
 
