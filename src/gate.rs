@@ -23,6 +23,7 @@ use crate::problem::{self, Problem};
 use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
 use crate::router::{EmptySegments, Lookup, PathError, RouteId, Router, check_decoded};
 use crate::shared::RedisClient;
+use crate::shared::RedisSettings;
 
 pub use crate::dispatch::{NoResolver, ResolveFailed, Resolver, Target};
 
@@ -395,6 +396,17 @@ impl Gate {
         self.redis.as_ref()
     }
 
+    /// Every Redis client of the gate: the limits' and revocation list's, then the cache tier's
+    /// own (each needs its fork hook and its event listener).
+    #[must_use]
+    pub fn redis_clients(&self) -> Vec<Arc<RedisClient>> {
+        let cache = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.shared.as_ref().map(|s| s.client().clone()));
+        self.redis.iter().cloned().chain(cache).collect()
+    }
+
     /// The cache stage, when the config has a `[cache]` section or a route caches.
     fn cache_stage(
         config: &GateConfig,
@@ -423,6 +435,7 @@ impl Gate {
             }
         }
         let slots = CacheSlots {
+            script_name: header_slot(header_keys, crate::http::SCRIPT_NAME),
             authorization: header_slot(header_keys, "authorization"),
             cookie: header_slot(header_keys, "cookie"),
             cache_control: header_slot(header_keys, "cache-control"),
@@ -440,21 +453,46 @@ impl Gate {
                 .collect(),
         };
         if settings.shared {
-            match redis {
-                Some(client) => {
-                    return Some(CacheStage::with_shared(
-                        settings,
-                        slots,
-                        clock.clone(),
-                        client.clone(),
-                    ));
+            // The tier gets a client of its own (pool, breaker) even on the limits' server: a
+            // cache that fails (a full Redis, a slow purge) must not open the breaker that
+            // decides whether limits and revocation checks fail open or closed.
+            let own = match (&settings.shared_url, &config.redis) {
+                // The [redis] settings (timeouts, prefix, TLS) with the tier's own URL.
+                (Some(url), base) => match (RedisSettings::from_url(url), base) {
+                    (Err(e), _) => {
+                        issues.push("cache.shared", e);
+                        None
+                    }
+                    (Ok(fresh), None) => Some(fresh),
+                    (Ok(fresh), Some(b)) => Some(RedisSettings {
+                        target: fresh.target,
+                        display: fresh.display,
+                        ..b.clone()
+                    }),
+                },
+                (None, Some(base)) => Some(base.clone()),
+                (None, None) => {
+                    if redis.is_none() {
+                        issues.push(
+                            "cache.shared",
+                            "\"redis\" needs a [redis] section (url = \"redis://...\")",
+                        );
+                    }
+                    None
                 }
-                None if config.redis.is_none() => issues.push(
-                    "cache.shared",
-                    "\"redis\" needs a [redis] section (url = \"redis://...\")",
-                ),
-                // The [redis] section has its own error.
-                None => {}
+            };
+            if let Some(own) = own {
+                match RedisClient::new(own, clock.clone()) {
+                    Ok(client) => {
+                        return Some(CacheStage::with_shared(
+                            settings,
+                            slots,
+                            clock.clone(),
+                            Arc::new(client),
+                        ));
+                    }
+                    Err(e) => issues.push("cache.shared", e),
+                }
             }
         }
         Some(Arc::new(CacheStage::new(settings, slots, clock.clone())))

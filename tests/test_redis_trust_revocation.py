@@ -38,8 +38,15 @@ def config(url: str, **jwt: Any) -> dict[str, Any]:
 
 
 def status(gate: Gate, t: str) -> int:
-    d = gate.check({"REQUEST_METHOD": "GET", "PATH_INFO": "/me", "QUERY_STRING": "",
-                    "REMOTE_ADDR": "127.0.0.1", "HTTP_AUTHORIZATION": f"Bearer {t}"})
+    d = gate.check(
+        {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/me",
+            "QUERY_STRING": "",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_AUTHORIZATION": f"Bearer {t}",
+        }
+    )
     return 200 if d.forward else d.status
 
 

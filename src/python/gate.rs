@@ -388,9 +388,9 @@ impl PyGate {
         let core = py
             .detach(|| Gate::from_value_with(&value, &options))
             .map_err(Error::from)?;
-        if let Some(client) = core.redis() {
+        for client in core.redis_clients() {
             client.set_listener(Some(std::sync::Arc::new(log_event)));
-            register_after_fork(py, client)?;
+            register_after_fork(py, &client)?;
         }
         let intern = |s: &str| PyString::intern(py, s).unbind();
         let keys = EnvironKeys {
