@@ -117,3 +117,28 @@ def test_the_revocation_instant_is_redis_time_plus_leeway(redis_server: RedisSer
     assert before + 30 <= t <= after + 30
     # A token issued (by a host whose clock runs ahead) within the leeway is refused too.
     assert status(g, token(sub="user-3", iat=int(before) + 10)) == 401
+
+
+def test_a_forked_worker_waits_for_its_first_load(redis_server: RedisServer) -> None:
+    # gunicorn --preload: the app (and its Gate) is built in the parent, then workers fork. A
+    # revocation the parent never heard of (written straight into Redis, no message) is loaded by
+    # the child's own subscriber; the child's first request waits for that load.
+    import os
+
+    parent = Gate(config(redis_server.url))
+    t = token(jti="raw-revoked")
+    r = redis.Redis.from_url(redis_server.url)
+    r.hset("ferrogate:{revoked}:entries", "j:raw-revoked", str(time.time() + 600))
+    assert status(parent, t) == 200, "the parent's copy does not know it: no message was sent"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.write(write, str(status(parent, t)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    got = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert got == b"401"

@@ -27,141 +27,19 @@
 //! message arrives (usually well under a millisecond). `check = "always"` adds one round trip per
 //! request, so a revocation applies everywhere from the moment the revoking call returns.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
 use super::error::TokenError;
 pub use super::revocation_list::LocalList;
+pub use super::revocation_settings::{Check, OnError, RevocationSettings};
 use super::stage::Blocking;
 use super::verifier::{Verified, Verifier};
 use crate::clock::SharedClock;
-use crate::config::{Issues, join, show};
 use crate::shared::{RedisClient, StoreError};
-
-/// What a request gets when the local copy cannot be trusted (`check = "local"`: the subscriber
-/// is disconnected, so messages may have been missed) or Redis does not answer (`"always"`).
-/// Tokens the local copy knows to be revoked are refused either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnError {
-    /// Go on with the local copy.
-    #[default]
-    Allow,
-    /// Refuse with 503 (problem+json, `Retry-After`).
-    Deny,
-}
-
-/// How a request is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Check {
-    /// Against the local copy only: no round trip.
-    #[default]
-    Local,
-    /// Against the local copy, then Redis (one round trip per request with a token).
-    Always,
-}
-
-/// The `[jwt] revocation` setting.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RevocationSettings {
-    pub on_error: OnError,
-    pub check: Check,
-    /// Entries the local copy holds at most; a larger list in Redis makes the copy untrusted.
-    pub max_entries: usize,
-    /// How long a subject revocation is kept after its T (the longest lifetime of your tokens);
-    /// `None`: until it is replaced.
-    pub subject_ttl: Option<Duration>,
-}
-
-impl Default for RevocationSettings {
-    fn default() -> Self {
-        Self {
-            on_error: OnError::Allow,
-            check: Check::Local,
-            max_entries: 1_000_000,
-            subject_ttl: None,
-        }
-    }
-}
-
-const KEYS: &[&str] = &["store", "on_error", "check", "max_entries", "subject_ttl"];
-
-impl RevocationSettings {
-    /// Parses `revocation = "redis"` or `{ store = "redis", on_error, check, max_entries,
-    /// subject_ttl }`.
-    pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> Option<Self> {
-        let mut out = Self::default();
-        let map = match v {
-            Value::String(_) => {
-                issues.one_of(v, &["redis"], at)?;
-                return Some(out);
-            }
-            Value::Object(m) => m,
-            other => {
-                issues.push(
-                    at,
-                    format!(
-                        "expected \"redis\" or a table {{ store = \"redis\", on_error, check }}, got {}",
-                        show(other)
-                    ),
-                );
-                return None;
-            }
-        };
-        let before = issues.len();
-        issues.unknown_keys(map, KEYS, at);
-        match map.get("store") {
-            Some(s) => {
-                issues.one_of(s, &["redis"], &join(at, "store"));
-            }
-            None => issues.push(join(at, "store"), "missing (\"redis\")"),
-        }
-        if let Some(v) = map.get("on_error") {
-            if let Some(s) = issues.one_of(v, &["allow", "deny"], &join(at, "on_error")) {
-                out.on_error = if s == "deny" {
-                    OnError::Deny
-                } else {
-                    OnError::Allow
-                };
-            }
-        }
-        if let Some(v) = map.get("check") {
-            if let Some(s) = issues.one_of(v, &["local", "always"], &join(at, "check")) {
-                out.check = if s == "always" {
-                    Check::Always
-                } else {
-                    Check::Local
-                };
-            }
-        }
-        if let Some(v) = map.get("max_entries") {
-            match v.as_u64() {
-                Some(n) if (1..=100_000_000).contains(&n) => {
-                    out.max_entries = usize::try_from(n).unwrap_or(usize::MAX);
-                }
-                _ => issues.push(
-                    join(at, "max_entries"),
-                    format!("expected an integer, 1 to 100000000, got {}", show(v)),
-                ),
-            }
-        }
-        if let Some(v) = map.get("subject_ttl") {
-            let key = join(at, "subject_ttl");
-            match v.as_f64() {
-                Some(s) if s > 0.0 && s.is_finite() && !v.is_string() => {
-                    out.subject_ttl = Duration::try_from_secs_f64(s).ok();
-                }
-                _ => issues.push(
-                    key,
-                    format!("expected a positive number of seconds, got {}", show(v)),
-                ),
-            }
-        }
-        (issues.len() == before).then_some(out)
-    }
-}
 
 /// What a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +72,11 @@ pub struct Revocations {
     list: RwLock<LocalList>,
     /// The subscriber connection the copy was last loaded on (0: never).
     loaded_on: AtomicU64,
+    /// Until when requests of this process wait for the first load (see `await_first_load`),
+    /// and the process that deadline belongs to: a forked child has a subscriber of its own.
+    first_load: Mutex<Option<(u32, Instant)>>,
+    /// The process whose subscriber last completed a load (0: none).
+    loaded_pid: AtomicU32,
     overflow: AtomicBool,
     /// The issuers the verifier accepts: a subject is revoked per issuer among them.
     issuers: Vec<String>,
@@ -274,6 +157,8 @@ impl Revocations {
             redis,
             list: RwLock::new(LocalList::default()),
             loaded_on: AtomicU64::new(0),
+            first_load: Mutex::new(None),
+            loaded_pid: AtomicU32::new(0),
             overflow: AtomicBool::new(false),
         })
     }
@@ -339,13 +224,58 @@ impl Revocations {
                 }
             })),
         );
+        let deadline = Instant::now() + self.first_load_bound();
+        *self
+            .first_load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((std::process::id(), deadline));
         if self.redis.ping().is_ok() {
-            let s = self.redis.settings();
-            let deadline = Instant::now() + s.connect_timeout + s.timeout * 10;
             while !self.synced() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+    }
+
+    /// How long a process waits for its first load: a connect and ten commands' time.
+    fn first_load_bound(&self) -> Duration {
+        let s = self.redis.settings();
+        s.connect_timeout + s.timeout * 10
+    }
+
+    /// Until the list has been loaded once in this process, a request waits for it (bounded),
+    /// rather than taking a token as unrevoked because the load has not happened yet: after a
+    /// fork (gunicorn `--preload`) the child's subscriber connects and loads anew, and a request
+    /// may arrive first. The deadline is per process, from `start` or from the child's first
+    /// request; after it, `on_error` decides.
+    fn await_first_load(&self, blocking: &dyn Blocking) {
+        if self.loaded_pid.load(Ordering::Acquire) == std::process::id() {
+            return; // loaded here before: this is an outage, which `on_error` is for
+        }
+        let deadline = {
+            let mut slot = self
+                .first_load
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let pid = std::process::id();
+            match *slot {
+                Some((p, d)) if p == pid => d,
+                // Never started (no subscriber to wait for).
+                None => return,
+                Some(_) => {
+                    let d = Instant::now() + self.first_load_bound();
+                    *slot = Some((pid, d));
+                    d
+                }
+            }
+        };
+        if Instant::now() >= deadline {
+            return;
+        }
+        blocking.run(&mut || {
+            while !self.synced() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
     }
 
     fn now(&self) -> f64 {
@@ -392,6 +322,9 @@ impl Revocations {
         let field = sub.map(|s| self.subject_field(v.claims.get("iss").and_then(Value::as_str), s));
         let sub = field.as_deref();
         let iat = v.iat();
+        if self.settings.check == Check::Local && !self.synced() {
+            self.await_first_load(blocking);
+        }
         if self
             .list
             .read()
@@ -578,6 +511,7 @@ impl Revocations {
                     drop(list);
                     self.overflow.store(overflow, Ordering::Release);
                     self.loaded_on.store(conn, Ordering::Release);
+                    self.loaded_pid.store(std::process::id(), Ordering::Release);
                     return;
                 }
                 Err(_) if Instant::now() < give_up => {
@@ -692,55 +626,6 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use serde_json::json;
-
-    #[test]
-    fn settings_report_each_bad_value() {
-        let mut issues = Issues::default();
-        assert_eq!(
-            RevocationSettings::parse(&json!("redis"), "jwt.revocation", &mut issues),
-            Some(RevocationSettings::default())
-        );
-        let s = RevocationSettings::parse(
-            &json!({"store": "redis", "on_error": "deny", "check": "always", "subject_ttl": 3600}),
-            "jwt.revocation",
-            &mut issues,
-        )
-        .unwrap();
-        assert!(issues.is_empty());
-        assert_eq!(s.on_error, OnError::Deny);
-        assert_eq!(s.check, Check::Always);
-        assert_eq!(s.subject_ttl, Some(Duration::from_secs(3600)));
-        assert!(
-            RevocationSettings::parse(
-                &json!({"store": "memcached", "on_error": "maybe", "check": 1,
-                        "max_entries": 0, "subject_ttl": "1h", "colour": 1}),
-                "jwt.revocation",
-                &mut issues,
-            )
-            .is_none()
-        );
-        assert!(
-            RevocationSettings::parse(&json!("memory"), "jwt.revocation", &mut issues).is_none()
-        );
-        assert!(RevocationSettings::parse(&json!(7), "jwt.revocation", &mut issues).is_none());
-        assert!(RevocationSettings::parse(&json!({}), "jwt.revocation", &mut issues).is_none());
-        let e = issues.finish(()).unwrap_err();
-        let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "jwt.revocation.colour",
-                "jwt.revocation.store",
-                "jwt.revocation.on_error",
-                "jwt.revocation.check",
-                "jwt.revocation.max_entries",
-                "jwt.revocation.subject_ttl",
-                "jwt.revocation",
-                "jwt.revocation",
-                "jwt.revocation.store",
-            ]
-        );
-    }
 
     /// A list whose Redis is unreachable (nothing listens on port 1): what it does rests on the
     /// local copy and `on_error`, on a manual clock.
