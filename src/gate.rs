@@ -457,19 +457,9 @@ impl Gate {
             // cache that fails (a full Redis, a slow purge) must not open the breaker that
             // decides whether limits and revocation checks fail open or closed.
             let own = match (&settings.shared_url, &config.redis) {
-                // The [redis] settings (timeouts, prefix, TLS) with the tier's own URL.
-                (Some(url), base) => match (RedisSettings::from_url(url), base) {
-                    (Err(e), _) => {
-                        issues.push("cache.shared", e);
-                        None
-                    }
-                    (Ok(fresh), None) => Some(fresh),
-                    (Ok(fresh), Some(b)) => Some(RedisSettings {
-                        target: fresh.target,
-                        display: fresh.display,
-                        ..b.clone()
-                    }),
-                },
+                (Some(url), base) => RedisSettings::with_url(base.as_ref(), url)
+                    .map_err(|e| issues.push("cache.shared", e))
+                    .ok(),
                 (None, Some(base)) => Some(base.clone()),
                 (None, None) => {
                     if redis.is_none() {
