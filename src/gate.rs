@@ -23,6 +23,7 @@ use crate::problem::{self, Problem};
 use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
 use crate::router::{EmptySegments, Lookup, PathError, RouteId, Router, check_decoded};
 use crate::shared::RedisClient;
+use crate::shared::RedisSettings;
 
 pub use crate::dispatch::{NoResolver, ResolveFailed, Resolver, Target};
 
@@ -246,6 +247,7 @@ impl Gate {
                 Some(client) => Some(Revocations::new(
                     r,
                     settings.verifier.validation().leeway,
+                    settings.verifier.validation().issuers.clone(),
                     client.clone(),
                     clock.clone(),
                 )),
@@ -287,7 +289,13 @@ impl Gate {
         let default_policy = Policy::from_defaults(&config.defaults);
         token_keys_need_auth(config, &default_policy, "defaults", issues);
         let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone());
-        let default_limits = limits.bind(&default_policy.limit, "default", &mut header_keys);
+        let default_limits = limits.bind(
+            &default_policy.limit,
+            "default",
+            ("default", "defaults"),
+            &mut header_keys,
+            issues,
+        );
         let (router, entries) = Self::route_table(
             config,
             &default_policy,
@@ -357,11 +365,27 @@ impl Gate {
                 }
             }
             token_keys_need_auth(config, &policy, &spec.key, issues);
+            // What the route is: its pattern, methods and label. Two routes never share all
+            // three (the router refuses a pattern and method twice; routes without a pattern
+            // are told apart by name), and they stay the same across deploys.
+            let mut sorted = methods.clone();
+            sorted.sort_unstable();
+            let identity = format!(
+                "{}\n{}\n{label}",
+                spec.path.as_deref().unwrap_or(""),
+                sorted.join(",")
+            );
             entries.push(RouteEntry {
                 name: spec.name.clone(),
                 confirm_refusals: spec.confirm_refusals,
                 pattern: spec.path.clone(),
-                limits: limits.bind(&policy.limit, label, header_keys),
+                limits: limits.bind(
+                    &policy.limit,
+                    label,
+                    (&identity, &spec.key),
+                    header_keys,
+                    issues,
+                ),
                 policy,
             });
         }
@@ -378,6 +402,17 @@ impl Gate {
     #[must_use]
     pub fn redis(&self) -> Option<&Arc<RedisClient>> {
         self.redis.as_ref()
+    }
+
+    /// Every Redis client of the gate: the limits' and revocation list's, then the cache tier's
+    /// own (each needs its fork hook and its event listener).
+    #[must_use]
+    pub fn redis_clients(&self) -> Vec<Arc<RedisClient>> {
+        let cache = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.shared.as_ref().map(|s| s.client().clone()));
+        self.redis.iter().cloned().chain(cache).collect()
     }
 
     /// The cache stage, when the config has a `[cache]` section or a route caches.
@@ -408,6 +443,7 @@ impl Gate {
             }
         }
         let slots = CacheSlots {
+            script_name: header_slot(header_keys, crate::http::SCRIPT_NAME),
             authorization: header_slot(header_keys, "authorization"),
             cookie: header_slot(header_keys, "cookie"),
             cache_control: header_slot(header_keys, "cache-control"),
@@ -425,21 +461,36 @@ impl Gate {
                 .collect(),
         };
         if settings.shared {
-            match redis {
-                Some(client) => {
-                    return Some(CacheStage::with_shared(
-                        settings,
-                        slots,
-                        clock.clone(),
-                        client.clone(),
-                    ));
+            // The tier gets a client of its own (pool, breaker) even on the limits' server: a
+            // cache that fails (a full Redis, a slow purge) must not open the breaker that
+            // decides whether limits and revocation checks fail open or closed.
+            let own = match (&settings.shared_url, &config.redis) {
+                (Some(url), base) => RedisSettings::with_url(base.as_ref(), url)
+                    .map_err(|e| issues.push("cache.shared", e))
+                    .ok(),
+                (None, Some(base)) => Some(base.clone()),
+                (None, None) => {
+                    if redis.is_none() {
+                        issues.push(
+                            "cache.shared",
+                            "\"redis\" needs a [redis] section (url = \"redis://...\")",
+                        );
+                    }
+                    None
                 }
-                None if config.redis.is_none() => issues.push(
-                    "cache.shared",
-                    "\"redis\" needs a [redis] section (url = \"redis://...\")",
-                ),
-                // The [redis] section has its own error.
-                None => {}
+            };
+            if let Some(own) = own {
+                match RedisClient::new(own, clock.clone()) {
+                    Ok(client) => {
+                        return Some(CacheStage::with_shared(
+                            settings,
+                            slots,
+                            clock.clone(),
+                            Arc::new(client),
+                        ));
+                    }
+                    Err(e) => issues.push("cache.shared", e),
+                }
             }
         }
         Some(Arc::new(CacheStage::new(settings, slots, clock.clone())))

@@ -9,10 +9,18 @@ pub fn push_int(out: &mut String, n: impl itoa::Integer) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
+/// A request fact read like a header but from the environ's `SCRIPT_NAME` (where the app is
+/// mounted). No header name contains `:`, so it cannot collide with one.
+pub const SCRIPT_NAME: &str = ":script-name";
+
 /// The WSGI/CGI environ key of a request header: `x-api-key` → `HTTP_X_API_KEY`.
-/// `content-type` and `content-length` have no `HTTP_` prefix in CGI.
+/// `content-type` and `content-length` have no `HTTP_` prefix in CGI; [`SCRIPT_NAME`] is
+/// `SCRIPT_NAME`.
 #[must_use]
 pub fn cgi_key(header: &str) -> String {
+    if header == SCRIPT_NAME {
+        return "SCRIPT_NAME".to_owned();
+    }
     let upper: String = header
         .chars()
         .map(|c| {

@@ -35,7 +35,8 @@ def _send(port: int, command: bytes, timeout: float = 0.5) -> bytes:
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra_args: list[str] | None = None) -> None:
+        """``extra_args``: more redis-server flags (``["--maxmemory", "4mb"]``)."""
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError(
@@ -45,6 +46,7 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ferrogate-redis-"))
         self.socket_path = str(self.dir / "redis.sock")
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,6 +76,7 @@ class RedisServer:
                 "--daemonize",
                 "no",
                 *EPHEMERAL_FLAGS,
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

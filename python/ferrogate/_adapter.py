@@ -380,8 +380,11 @@ def compile_routes(
         routes.append(route)
         if c.callables:
             # Before the framework runs, the gate checks everything but the Python-keyed limits
-            # (the request they need does not exist yet); the hook then checks the whole policy.
+            # (the request they need does not exist yet); the hook then checks the whole policy,
+            # limits included. The pre-check counts no limit, not even the defaults' (the view's
+            # own `limit` replaces them, and a count here would be a second one).
             pre = {k: v for k, v in route.items() if k not in ("limit", "cache")}
+            pre["limit"] = False
             deferred.add(len(routes))
             precheck_of[c.key] = len(routes)
             keys.append(c.key)

@@ -534,11 +534,16 @@ class FerroGate:
         return self.state(app).current().gate.revoke_token(token_or_jti, exp=exp)
 
     def revoke_subject(
-        self, sub: str, *, before: float | datetime | None = None, app: Flask | None = None
+        self,
+        sub: str,
+        *,
+        before: float | datetime | None = None,
+        issuer: str | None = None,
+        app: Flask | None = None,
     ) -> float:
-        """Revokes every token of ``sub`` issued before ``before`` (default now); see
-        :meth:`ferrogate.Gate.revoke_subject`."""
-        return self.state(app).current().gate.revoke_subject(sub, before=before)
+        """Revokes every token of ``sub`` (from ``issuer``) issued before ``before`` (default now);
+        see :meth:`ferrogate.Gate.revoke_subject`."""
+        return self.state(app).current().gate.revoke_subject(sub, before=before, issuer=issuer)
 
     def limit(
         self,

@@ -60,11 +60,16 @@ class Gate(_native.Gate):
         """
         return super().revoke_token(token_or_jti, exp=_seconds(exp))
 
-    def revoke_subject(self, sub: str, *, before: float | datetime | None = None) -> float:
-        """Revokes every token of ``sub`` issued before ``before`` (default: now): tokens with
-        ``iat`` < T, and its tokens without ``iat``. Tokens issued from T on pass. Returns T (Unix
-        seconds). Raises as :meth:`revoke_token` does."""
-        return super().revoke_subject(sub, before=_seconds(before))
+    def revoke_subject(
+        self, sub: str, *, before: float | datetime | None = None, issuer: str | None = None
+    ) -> float:
+        """Revokes every token of ``sub`` from ``issuer`` issued before ``before`` (default: Redis's
+        clock plus the leeway, so a token issued a moment before by a host whose clock runs ahead
+        is refused too): tokens with ``iat`` < T, and its tokens without ``iat``. Tokens issued
+        from T on pass. ``issuer`` may be left out when the gate trusts one issuer, or names none
+        (then a subject is revoked whatever its tokens' ``iss``); with several it is required
+        (``ValueError``). Returns T (Unix seconds). Raises as :meth:`revoke_token` does."""
+        return super().revoke_subject(sub, before=_seconds(before), issuer=issuer)
 
     def explain(self, method: str, path: str) -> dict[str, Any]:
         """Which route and policy apply to ``method path``, and the status an anonymous request

@@ -11,10 +11,11 @@ What is detected, exactly:
   worker processes.
 * **gunicorn** — the process runs gunicorn when ``"gunicorn"`` is in ``sys.modules`` or the
   basename of ``sys.argv[0]`` starts with ``gunicorn``. The worker count is read, first match
-  wins, from ``sys.argv`` (``-w N``, ``-wN``, ``--workers N``, ``--workers=N``), then the same
-  flags in the ``GUNICORN_CMD_ARGS`` environment variable, then ``WEB_CONCURRENCY`` (gunicorn's
-  own default). A count set only in a gunicorn config file is not seen (gunicorn then defaults to
-  1 unless ``WEB_CONCURRENCY`` says otherwise).
+  wins, as gunicorn ranks them: from ``sys.argv`` (``-w N``, ``-wN``, ``--workers N``,
+  ``--workers=N``), then the same flags in the ``GUNICORN_CMD_ARGS`` environment variable, then
+  the config file (``-c``/``--config``, else ``./gunicorn.conf.py``): its top-level
+  ``workers = ...`` (a number, or an expression over ``multiprocessing``/``os``, such as
+  ``multiprocessing.cpu_count() * 2 + 1``), then ``WEB_CONCURRENCY`` (gunicorn's own default).
 * ``FERROGATE_WORKERS`` — set it to the number of processes sharing the config when a server is
   not detected (e.g. mod_wsgi ``processes=``, several containers behind one address is a
   different problem and needs a shared store).
@@ -22,7 +23,9 @@ What is detected, exactly:
 
 from __future__ import annotations
 
+import ast
 import logging
+import multiprocessing
 import os
 import shlex
 import sys
@@ -55,6 +58,56 @@ def _workers_flag(args: Sequence[str]) -> int | None:
     return found
 
 
+def _config_flag(args: Sequence[str]) -> str | None:
+    """The last ``-c X``, ``-cX``, ``--config X`` or ``--config=X``."""
+    found: str | None = None
+    for i, a in enumerate(args):
+        if a in ("-c", "--config") and i + 1 < len(args):
+            found = args[i + 1]
+        elif a.startswith("--config="):
+            found = a.split("=", 1)[1]
+        elif a.startswith("-c") and not a.startswith("--") and len(a) > 2:
+            found = a[2:]
+    return found
+
+
+def _workers_in_config(path: str) -> int | None:
+    """``workers`` as a gunicorn config file sets it at top level; None when it does not, or when
+    its value is more than a number or an expression over ``multiprocessing``/``os``. The file is
+    parsed, not run: only that one expression is evaluated."""
+    if path.startswith("python:"):
+        return None  # a module: gunicorn imports it, and so would we; not worth the side effects
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    value: ast.expr | None = None
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "workers" for t in node.targets)
+        ) or (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "workers"
+        ):
+            value = node.value
+    if value is None:
+        return None
+    allowed = {
+        "multiprocessing": multiprocessing,
+        "os": os,
+        "__builtins__": {"int": int, "min": min, "max": max},
+    }
+    try:
+        # That one expression, over the names above only (no builtins but int, min and max).
+        n = eval(compile(ast.Expression(value), path, "eval"), allowed)
+    except Exception:  # whatever it raises, the count is not known
+        return None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
 def detect_worker_processes(
     environ: Mapping[str, str] | None = None,
     argv: Sequence[str] | None = None,
@@ -72,11 +125,15 @@ def detect_worker_processes(
     prog = os.path.basename(argv[0]) if argv else ""
     if "gunicorn" in modules or prog.startswith("gunicorn"):
         n = _workers_flag(list(argv[1:]))
+        try:
+            env_args = shlex.split(environ.get("GUNICORN_CMD_ARGS", ""))
+        except ValueError:
+            env_args = []
         if n is None:
-            try:
-                n = _workers_flag(shlex.split(environ.get("GUNICORN_CMD_ARGS", "")))
-            except ValueError:
-                n = None
+            n = _workers_flag(env_args)
+        if n is None:
+            config = _config_flag(list(argv[1:])) or _config_flag(env_args) or "gunicorn.conf.py"
+            n = _workers_in_config(config)
         if n is None:
             wc = environ.get("WEB_CONCURRENCY", "").strip()
             n = int(wc) if wc.isdigit() else 1

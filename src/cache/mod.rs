@@ -6,5 +6,7 @@ pub mod key;
 pub mod rules;
 pub mod sharded;
 pub mod shared;
+pub mod shared_codec;
+pub mod shared_scripts;
 pub mod stage;
 pub mod store;

@@ -153,10 +153,17 @@ pub struct CacheSettings {
     /// The claims that identify a user (default `sub`); all must be present for a per-user entry.
     /// `iss` is always added to the key when the token has one (OIDC: `sub` is unique per issuer).
     pub principal_claims: Vec<String>,
-    /// `shared = "redis"`: a second tier in Redis, shared by every process (needs `[redis]`).
+    /// `shared = "redis"` (the `[redis]` server) or a URL: a second tier in Redis, shared by
+    /// every process. It always has a client (pool, breaker) of its own, so its failures never
+    /// open the breaker of the limits or the revocation list.
     pub shared: bool,
+    /// `shared = "redis://..."`: the tier's own server (or database), apart from the limits'.
+    pub shared_url: Option<String>,
     /// Larger entries stay in L1 only (they are still indexed in Redis, so purges reach them).
     pub shared_max_entry_bytes: usize,
+    /// The tier's memory budget in Redis; `None`: 64 MiB, or a quarter of the server's
+    /// `maxmemory` when that is smaller.
+    pub shared_max_bytes: Option<u64>,
 }
 
 impl Default for CacheSettings {
@@ -176,12 +183,49 @@ impl Default for CacheSettings {
             coalesce_timeout: Duration::from_secs(5),
             principal_claims: vec!["sub".into()],
             shared: false,
+            shared_url: None,
             shared_max_entry_bytes: 256 << 10,
+            shared_max_bytes: None,
         }
     }
 }
 
 impl CacheSettings {
+    /// `shared`, `shared_max_entry_bytes`, `shared_max_bytes`: the Redis tier.
+    fn parse_shared(
+        &mut self,
+        map: &serde_json::Map<String, Value>,
+        at: &str,
+        issues: &mut Issues,
+    ) {
+        if let Some(x) = map.get("shared") {
+            match x.as_str() {
+                Some("redis") => self.shared = true,
+                // Checked when the gate builds the tier's client.
+                Some(url) if url.contains("://") => {
+                    self.shared = true;
+                    self.shared_url = Some(url.to_owned());
+                }
+                _ => issues.push(
+                    join(at, "shared"),
+                    format!(
+                        "expected \"redis\" (the [redis] server) or a redis:// URL, got {}",
+                        crate::config::show(x)
+                    ),
+                ),
+            }
+        }
+        if let Some(x) = map.get("shared_max_bytes") {
+            self.shared_max_bytes = issues.positive_int(x, &join(at, "shared_max_bytes"));
+        }
+        if let Some(x) = map.get("shared_max_entry_bytes") {
+            self.shared_max_entry_bytes = issues
+                .positive_int(x, &join(at, "shared_max_entry_bytes"))
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(self.shared_max_entry_bytes);
+        }
+    }
+
     pub fn parse(v: &Value, at: &str, issues: &mut Issues) -> CacheSettings {
         let mut s = CacheSettings::default();
         let Some(map) = issues.object(v, at) else {
@@ -201,18 +245,11 @@ impl CacheSettings {
                 "principal_claims",
                 "shared",
                 "shared_max_entry_bytes",
+                "shared_max_bytes",
             ],
             at,
         );
-        if let Some(x) = map.get("shared") {
-            s.shared = issues.one_of(x, &["redis"], &join(at, "shared")) == Some("redis");
-        }
-        if let Some(x) = map.get("shared_max_entry_bytes") {
-            s.shared_max_entry_bytes = issues
-                .positive_int(x, &join(at, "shared_max_entry_bytes"))
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(s.shared_max_entry_bytes);
-        }
+        s.parse_shared(map, at, issues);
         if let Some(x) = map.get("max_bytes") {
             s.max_bytes = issues
                 .positive_int(x, &join(at, "max_bytes"))
@@ -288,6 +325,9 @@ pub struct Slots {
     pub vary: Vec<(String, usize)>,
     /// `(name, slot)` of the headers that are always part of the key (see [`KEYED`]).
     pub keyed: Vec<(&'static str, usize)>,
+    /// Where the app is mounted (`SCRIPT_NAME`): keys, indexes and purges use the full path, so
+    /// two apps mounted on one host never share (or purge) each other's entries.
+    pub script_name: usize,
 }
 
 /// Request headers that are always part of the key: `Host` (the target URI's authority, RFC 9111
@@ -393,9 +433,12 @@ impl Stage {
         clock: SharedClock,
         client: Arc<crate::shared::RedisClient>,
     ) -> Arc<Self> {
-        let max = settings.shared_max_entry_bytes;
-        let mut stage = Self::new(settings, slots, clock);
-        let shared = Arc::new(Shared::new(client, max));
+        let limits = super::shared::Limits {
+            max_entry_bytes: settings.shared_max_entry_bytes,
+            max_bytes: settings.shared_max_bytes,
+        };
+        let mut stage = Self::new(settings, slots, clock.clone());
+        let shared = Arc::new(Shared::new(client, limits, clock));
         stage.shared = Some(shared.clone());
         let stage = Arc::new(stage);
         shared.subscribe(Arc::downgrade(&stage));
@@ -472,7 +515,8 @@ impl Stage {
         Some(out)
     }
 
-    /// Decides the cache part of a request. `path` is normalised; `claims` are the verified token's.
+    /// Decides the cache part of a request. `path` is normalised (`PATH_INFO`; the mount point,
+    /// `SCRIPT_NAME`, goes before it); `claims` are the verified token's.
     #[allow(clippy::too_many_lines)] // the lookup order (L1, L2, flight, generations), in one place
     pub fn check(
         self: &Arc<Self>,
@@ -482,6 +526,14 @@ impl Stage {
         claims: Option<&Claims>,
         blocking: &dyn Blocking,
     ) -> Outcome {
+        let mounted;
+        let path = match Self::header(req, self.slots.script_name).filter(|s| !s.is_empty()) {
+            Some(script_name) => {
+                mounted = [script_name, path].concat();
+                mounted.as_str()
+            }
+            None => path,
+        };
         match req.method {
             "GET" | "HEAD" if policy.enabled => {}
             // An unsafe request invalidates what is stored for its path, whichever route (and

@@ -643,6 +643,19 @@ impl Store {
         inner.purge_all(&keys)
     }
 
+    /// Removes every entry whose path `matches` (a path purge received as a digest).
+    pub fn purge_paths_where(&self, matches: impl Fn(&str) -> bool) -> usize {
+        let mut inner = lock(&self.inner);
+        let keys: Vec<String> = inner
+            .indexes
+            .by_path
+            .iter()
+            .filter(|(p, _)| matches(p))
+            .flat_map(|(_, s)| s.keys())
+            .collect();
+        inner.purge_all(&keys)
+    }
+
     /// Removes every entry whose path starts with `prefix`.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
         let mut inner = lock(&self.inner);

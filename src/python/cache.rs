@@ -259,6 +259,9 @@ impl PyResponseCache {
                 d.set_item("l2_purges_received", get(&l2.purges_received))?;
                 d.set_item("l2_l1_resets", get(&l2.l1_resets))?;
                 d.set_item("l2_purged_meanwhile", get(&l2.purged_meanwhile))?;
+                d.set_item("l2_over_budget", get(&l2.over_budget))?;
+                d.set_item("l2_budget_bytes", get(&l2.budget))?;
+                d.set_item("l2_breaker", s.client().stats().breaker.as_str())?;
                 d.set_item("l2_pending_purges", s.pending())?;
                 d.set_item("l2_connected", s.l1_usable())?;
             }

@@ -388,9 +388,9 @@ impl PyGate {
         let core = py
             .detach(|| Gate::from_value_with(&value, &options))
             .map_err(Error::from)?;
-        if let Some(client) = core.redis() {
+        for client in core.redis_clients() {
             client.set_listener(Some(std::sync::Arc::new(log_event)));
-            register_after_fork(py, client)?;
+            register_after_fork(py, &client)?;
         }
         let intern = |s: &str| PyString::intern(py, s).unbind();
         let keys = EnvironKeys {
@@ -642,10 +642,17 @@ impl PyGate {
         Ok(jti)
     }
 
-    /// Revokes every token of `sub` issued before `before` (Unix seconds; default now): its
-    /// tokens with `iat` < T, and those without `iat`. Returns T.
-    #[pyo3(signature = (sub, *, before=None))]
-    fn revoke_subject(&self, py: Python<'_>, sub: &str, before: Option<f64>) -> PyResult<f64> {
+    /// Revokes every token of `sub` from `issuer` issued before `before` (Unix seconds; default
+    /// Redis's clock plus the leeway): its tokens with `iat` < T, and those without `iat`.
+    /// `issuer` may be left out when the gate trusts one issuer (or names none). Returns T.
+    #[pyo3(signature = (sub, *, before=None, issuer=None))]
+    fn revoke_subject(
+        &self,
+        py: Python<'_>,
+        sub: &str,
+        before: Option<f64>,
+        issuer: Option<&str>,
+    ) -> PyResult<f64> {
         let r = self.revocations()?;
         if before.is_some_and(|b| !b.is_finite()) {
             return Err(PyValueError::new_err(
@@ -653,8 +660,9 @@ impl PyGate {
             ));
         }
         check_name("sub", sub)?;
+        let issuer = r.subject_issuer(issuer).map_err(PyValueError::new_err)?;
         Ok(py
-            .detach(|| r.revoke_sub(sub, before))
+            .detach(|| r.revoke_sub(sub, issuer, before))
             .map_err(|e| Error::store("the revocation applies in this process only", e))?)
     }
 

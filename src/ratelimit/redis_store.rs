@@ -1,7 +1,7 @@
 //! Keyed GCRA in Redis: one quota set shared by every process and host.
 //!
 //! Each client key is one Redis string (every quota's theoretical arrival time, in microseconds,
-//! comma-separated), decided and updated by a Lua script in one round trip (EVALSHA; the script is
+//! under the quota's tag), decided and updated by a Lua script in one round trip (EVALSHA; the script is
 //! loaded on first use and again after a `NOSCRIPT`, e.g. when Redis restarted). The script reads
 //! the time with `TIME`, so every host is judged by the server's clock and skew between app hosts
 //! does not matter. The script does the same arithmetic as the in-memory limiter; the reply
@@ -9,7 +9,9 @@
 //! retry) as in memory. Keys expire when their TAT passes, when they are indistinguishable from
 //! absent ones.
 //!
-//! Key names: `{prefix}rl:{limit}:{<hash>}`. The hash is SHA-256 (truncated to 128 bits) of the
+//! Key names: `{prefix}rl:{limit}:{<hash>}`, where `{limit}` is a named limit's name, or for a
+//! route's own limit `@` and 32 hex digits of SHA-256 over the route's identity (its path pattern
+//! or name, and its methods; see the stage). The hash is SHA-256 (truncated to 128 bits) of the
 //! tagged key parts, so no IP address or subject is stored, it is the same in every process and
 //! version, and the braces make it the cluster hash tag (the whole key is one slot).
 //!
@@ -22,7 +24,9 @@
 //! the other direction: a lease's unused units are given back (the TAT moved back, never before
 //! now) by a background reconciler once the lease expires (or by the same key's next lease call,
 //! whichever comes first), so for up to `batch_ttl_ms` up to N-1 units per process and key sit
-//! idle and a client can be refused that much early.
+//! idle and a client can be refused that much early. Threads of one process that lease the same
+//! key at once keep one merged lease and give the rest back (see `keep`), so the bound holds under
+//! threads too.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -38,20 +42,44 @@ use crate::clock::SharedClock;
 use crate::shared::{RedisClient, StoreError};
 
 // Each redis.call costs microseconds of server time (more than the arithmetic), so a key is one
-// string (every quota's TAT, comma-separated) read with one GET and written with one SET ... PXAT.
-/// The start of both scripts: Redis's clock (`now`, microseconds) and the key's stored TATs.
+// string read with one GET and written with one SET ... PXAT.
+//
+// The string is 'tag=tat,tag=tat,...': each quota's theoretical arrival time (TAT, microseconds
+// since the epoch) under a tag naming the quota ('count/period_secs/burst'). A script updates the
+// TATs of its own quotas and writes back every other live one as it found it: two limits that
+// end up on one key (a configuration that shares a name on purpose, or a quota changed between
+// deploys) never erase each other's counts. A TAT in the past is the same as none and is dropped.
+/// The start of both scripts: Redis's clock (`now`, microseconds), the stored TATs by tag, and
+/// `save`, which writes the key back.
 macro_rules! read_state {
     () => {
         r"
--- KEYS[1]: a string 'tat_1,tat_2,...': each quota's theoretical arrival time (TAT), microseconds
--- since the epoch.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local stored = {}
+local stored, order = {}, {}
 local raw = redis.call('GET', KEYS[1])
 if raw then
-  local i = 1
-  for v in string.gmatch(raw, '[^,]+') do stored[i] = tonumber(v); i = i + 1 end
+  for tag, v in string.gmatch(raw, '([^,=]+)=([^,]+)') do
+    if stored[tag] == nil then order[#order + 1] = tag end
+    stored[tag] = tonumber(v)
+  end
+end
+-- own: {tag, tat} pairs of this call's quotas. Others' live TATs are kept as they were.
+local function save(own)
+  local parts, mine, horizon = {}, {}, now
+  for _, p in ipairs(own) do
+    mine[p[1]] = true
+    parts[#parts + 1] = p[1] .. '=' .. string.format('%.0f', p[2])
+    if p[2] > horizon then horizon = p[2] end
+  end
+  for _, tag in ipairs(order) do
+    local v = stored[tag]
+    if not mine[tag] and v and v > now then
+      parts[#parts + 1] = tag .. '=' .. string.format('%.0f', v)
+      if v > horizon then horizon = v end
+    end
+  end
+  redis.call('SET', KEYS[1], table.concat(parts, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
 end
 "
     };
@@ -60,28 +88,25 @@ end
 const HIT_SCRIPT: &str = concat!(
     read_state!(),
     r"
--- ARGV[1]: cost; ARGV[2]: '1' to consume, '0' to look; then emission and tolerance (us) per
--- quota. Returns {allowed, now, tat_1, ..., tat_n}: the TATs before this hit, never before now.
+-- ARGV[1]: cost; ARGV[2]: '1' to consume, '0' to look; then tag, emission and tolerance (us)
+-- per quota. Returns {allowed, now, tat_1, ..., tat_n}: the TATs before this hit, never before now.
 local cost = tonumber(ARGV[1])
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - 2) / 3
 local allowed = 1
 local out = {0, now}
 local new = {}
-local horizon = now
 for i = 1, n do
-  local em = tonumber(ARGV[1 + 2 * i])
-  local tol = tonumber(ARGV[2 + 2 * i])
-  local tat = stored[i] or now
+  local tag = ARGV[3 * i]
+  local em = tonumber(ARGV[3 * i + 1])
+  local tol = tonumber(ARGV[3 * i + 2])
+  local tat = stored[tag] or now
   if tat < now then tat = now end
   out[2 + i] = tat
-  new[i] = string.format('%.0f', tat + em * cost)
+  new[i] = {tag, tat + em * cost}
   if tat + em * cost - tol > now then allowed = 0 end
-  if tat + em * cost > horizon then horizon = tat + em * cost end
 end
 out[1] = allowed
-if allowed == 1 and ARGV[2] == '1' and cost > 0 then
-  redis.call('SET', KEYS[1], table.concat(new, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
-end
+if allowed == 1 and ARGV[2] == '1' and cost > 0 then save(new) end
 return out
 "
 );
@@ -90,18 +115,18 @@ const LEASE_SCRIPT: &str = concat!(
     read_state!(),
     r"
 -- ARGV[1]: cost of one request; ARGV[2]: units wanted; ARGV[3]: unused units given back;
--- then emission, tolerance (us) per quota.
+-- then tag, emission, tolerance (us) per quota.
 -- Grants as many whole requests as every quota allows now, up to the units wanted.
 -- Returns {granted, now, tat_1, ..., tat_n}: the TATs after the grant, never before now.
 local cost = tonumber(ARGV[1])
 local fit = tonumber(ARGV[2])
 local back = tonumber(ARGV[3])
-local n = (#ARGV - 3) / 2
+local n = (#ARGV - 3) / 3
 local tats = {}
 for i = 1, n do
-  local em = tonumber(ARGV[2 + 2 * i])
-  local tol = tonumber(ARGV[3 + 2 * i])
-  local tat = stored[i] or now
+  local em = tonumber(ARGV[3 * i + 2])
+  local tol = tonumber(ARGV[3 * i + 3])
+  local tat = stored[ARGV[3 * i + 1]] or now
   if tat < now then tat = now end
   tat = tat - em * back
   if tat < now then tat = now end
@@ -112,18 +137,14 @@ end
 local grant = math.floor(fit / cost) * cost
 if grant < 0 then grant = 0 end
 local out = {grant, now}
-local horizon = now
-local text = {}
+local new = {}
 for i = 1, n do
-  local em = tonumber(ARGV[2 + 2 * i])
+  local em = tonumber(ARGV[3 * i + 2])
   tats[i] = tats[i] + em * grant
   out[2 + i] = tats[i]
-  if tats[i] > horizon then horizon = tats[i] end
-  text[i] = string.format('%.0f', tats[i])
+  new[i] = {ARGV[3 * i + 1], tats[i]}
 end
-if grant > 0 or back > 0 then
-  redis.call('SET', KEYS[1], table.concat(text, ','), 'PXAT', string.format('%.0f', math.ceil(horizon / 1000) + 1))
-end
+if grant > 0 or back > 0 then save(new) end
 return out
 "
 );
@@ -201,7 +222,7 @@ pub struct RedisLimiter {
     rates: Box<[Rate]>,
     /// `{prefix}rl:{name}:`
     key_head: String,
-    /// Emission and tolerance per quota in microseconds, as the scripts take them.
+    /// Tag, emission and tolerance (microseconds) per quota, as the scripts take them.
     rate_args: Vec<String>,
     hit: redis::Script,
     lease: redis::Script,
@@ -259,9 +280,16 @@ impl RedisLimiter {
             .map(|q| divided(q, options.workers))
             .collect::<Result<Vec<_>, _>>()?;
         let fallback = Limiter::with_clock(&fallback_quotas, options.max_keys, clock.clone())?;
-        let rate_args = rates
+        let rate_args = quotas
             .iter()
-            .flat_map(|r| [micros(r.emission()), micros(r.tolerance())])
+            .zip(&rates)
+            .flat_map(|(q, r)| {
+                [
+                    format!("{}/{}/{}", q.count, q.period_secs, q.burst),
+                    micros(r.emission()),
+                    micros(r.tolerance()),
+                ]
+            })
             .collect();
         let key_head = client.key(&format!("rl:{name}:"));
         Ok(Self {
@@ -412,9 +440,7 @@ impl RedisLimiter {
             local_at: local,
         };
         let out = self.leased_outcome(&lease, cost, local);
-        if lease.units > 0 {
-            self.keep(*digest, lease);
-        }
+        self.keep(*digest, lease);
         Ok(out)
     }
 
@@ -439,17 +465,34 @@ impl RedisLimiter {
         out
     }
 
+    /// Keeps `lease` for `digest`. Two threads that missed the lease at once have both leased
+    /// from Redis: the leases are merged, never one dropped (its units, consumed in Redis, would
+    /// be lost until the TAT passed). The merged lease keeps the larger of the two allowances and
+    /// the smaller goes back to Redis at once, so a process never holds more than one lease's
+    /// worth idle (the documented N-1 units).
     fn keep(&self, digest: KeyDigest, lease: Lease) {
-        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
-        if leases.len() >= self.max_leases && !leases.contains_key(&digest) {
-            let now = self.clock.now_nanos();
-            leases.retain(|_, l| l.expires > now);
+        let excess = {
+            let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+            let (kept, excess) = match leases.remove(&digest) {
+                Some(other) => merge(other, lease),
+                None => (lease, 0),
+            };
             if leases.len() >= self.max_leases {
-                // Dropping leases only leaves their units idle in Redis until the TAT passes.
-                leases.clear();
+                let now = self.clock.now_nanos();
+                leases.retain(|_, l| l.expires > now);
+                if leases.len() >= self.max_leases {
+                    // Dropping leases only leaves their units idle in Redis until the TAT passes.
+                    leases.clear();
+                }
             }
+            if kept.units > 0 {
+                leases.insert(digest, kept);
+            }
+            excess
+        };
+        if excess > 0 && self.call(&self.lease, &digest, &[1, 0, excess]).is_ok() {
+            self.counters.returned.fetch_add(excess, Ordering::Relaxed);
         }
-        leases.insert(digest, lease);
     }
 
     /// Leases held in this process (batched mode).
@@ -494,6 +537,18 @@ impl RedisLimiter {
         }
         returned
     }
+}
+
+/// Two leases of one key: the later grant (whose TATs include the other's) with the larger
+/// allowance and the earlier expiry, and the units to give back.
+fn merge(a: Lease, b: Lease) -> (Lease, u64) {
+    let later = if b.server_at >= a.server_at { b } else { a };
+    let kept = Lease {
+        units: a.units.max(b.units),
+        expires: a.expires.min(b.expires),
+        ..later
+    };
+    (kept, a.units.min(b.units))
 }
 
 /// Starts one background thread that returns expired leases of `limiters` every `every`, until

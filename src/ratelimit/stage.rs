@@ -2,6 +2,7 @@
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use super::redis_store::{
 use crate::auth::Claims;
 use crate::auth::stage::Blocking;
 use crate::clock::SharedClock;
+use crate::config::{Issues, join};
 use crate::gate::{Request, Response};
 use crate::http::Header;
 use crate::problem::{self, Problem};
@@ -89,6 +91,23 @@ pub struct StageBuilder<'c> {
     memory: Vec<Arc<Limiter>>,
     redis: Option<Arc<RedisClient>>,
     redis_limiters: Vec<Arc<RedisLimiter>>,
+    /// Redis key segment of every route's own limit -> the config key that claimed it.
+    identities: HashMap<String, String>,
+}
+
+/// Where a route's own limit counts in Redis: `@` and 32 hex digits of SHA-256 over the route's
+/// identity (its pattern or name and its methods), the same in every process and deploy, and
+/// free of characters that mean something in a key (braces are cluster hash tags).
+#[must_use]
+pub fn route_key_segment(identity: &str) -> String {
+    let mut h = DigestHasher::default();
+    h.write(identity.as_bytes());
+    let mut out = String::with_capacity(33);
+    out.push('@');
+    for b in h.digest() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 impl<'c> StageBuilder<'c> {
@@ -105,6 +124,7 @@ impl<'c> StageBuilder<'c> {
             memory: Vec::new(),
             redis,
             redis_limiters: Vec::new(),
+            identities: HashMap::new(),
         }
     }
 
@@ -131,14 +151,18 @@ impl<'c> StageBuilder<'c> {
         Some(Backend::Memory(l))
     }
 
-    /// Binds a resolved policy for the route `label` (its name, or `"default"`). Header key parts
-    /// are added to `header_keys`. Unknown names were reported by `Settings::check_policy`; they
-    /// are skipped here.
+    /// Binds a resolved policy for the route `label` (its name, or `"default"`), shown in headers.
+    /// `identity` (the route's pattern or name, and its methods) names its own limits in Redis:
+    /// two routes with one identity would share counts, so the second is reported at `at`.
+    /// Header key parts are added to `header_keys`. Unknown names were reported by
+    /// `Settings::check_policy`; they are skipped here.
     pub fn bind(
         &mut self,
         policy: &LimitPolicy,
         label: &str,
+        (identity, at): (&str, &str),
         header_keys: &mut Vec<String>,
+        issues: &mut Issues,
     ) -> RouteLimits {
         let LimitPolicy::Limits(refs) = policy else {
             return RouteLimits::default();
@@ -163,12 +187,29 @@ impl<'c> StageBuilder<'c> {
                     (def, options.over(&def.options), limiter, name.clone())
                 }
                 LimitRef::Inline(def) => {
-                    let name = if refs.len() > 1 {
-                        format!("{label}.{}", j + 1)
+                    let (name, segment) = if refs.len() > 1 {
+                        (
+                            format!("{label}.{}", j + 1),
+                            route_key_segment(&format!("{identity}#{}", j + 1)),
+                        )
                     } else {
-                        label.to_owned()
+                        (label.to_owned(), route_key_segment(identity))
                     };
-                    let Some(l) = self.limiter(def, &name) else {
+                    if self.settings.storage == Storage::Redis {
+                        if let Some(first) = self.identities.get(&segment) {
+                            issues.push(
+                                join(at, "limit"),
+                                format!(
+                                    "counts in Redis under the same identity as {first}.limit \
+                                     (pattern, methods and name): give one of the routes a \
+                                     unique name"
+                                ),
+                            );
+                            continue;
+                        }
+                        self.identities.insert(segment.clone(), at.to_owned());
+                    }
+                    let Some(l) = self.limiter(def, &segment) else {
                         continue;
                     };
                     (def, def.options.clone(), l, name)
@@ -556,7 +597,7 @@ mod tests {
     use super::*;
     use crate::auth::stage::InPlace;
     use crate::clock::ManualClock;
-    use crate::config::{GateConfig, Issues};
+    use crate::config::GateConfig;
     use crate::gate::{Decision, Gate};
     use serde_json::json;
 
@@ -621,7 +662,7 @@ mod tests {
         let clock: SharedClock = Arc::new(ManualClock::from_secs(5));
         let mut builder = StageBuilder::new(&settings, clock, None);
         let mut keys = Vec::new();
-        let limits = builder.bind(&policy, "r", &mut keys);
+        let limits = builder.bind(&policy, "r", ("r", "routes[0]"), &mut keys, &mut issues);
         (builder.finish(&mut keys), limits)
     }
 

@@ -395,10 +395,19 @@ impl RedisClient {
 }
 
 /// A client for one server, with the configured TLS material.
+///
+/// Without redis-rs's `CLIENT SETINFO` handshake: its two replies are each waited for with the
+/// connect timeout, and a failed one is not fatal, so a server that accepts connections but does
+/// not answer (paused, overloaded) cost every new connection twice the timeout. The server learns
+/// nothing useful from it that `CLIENT SETNAME` could not say.
 fn open_single(settings: &RedisSettings, url: &str) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    let handshake = info.redis_settings().clone().set_skip_set_lib_name();
+    let info = info.set_redis_settings(handshake);
     match &settings.tls {
-        Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
-        None => redis::Client::open(url),
+        Some(tls) => redis::Client::build_with_tls(info, tls.certificates()),
+        None => redis::Client::open(info),
     }
 }
 

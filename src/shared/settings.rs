@@ -95,6 +95,25 @@ impl RedisSettings {
         })
     }
 
+    /// `base`'s settings (timeouts, prefix, pool, breaker, TLS files; every default without one)
+    /// for another server, `url`: a feature that keeps its data apart (`[cache] shared = URL`).
+    pub fn with_url(base: Option<&Self>, url: &str) -> Result<Self, String> {
+        let fresh = Self::from_url(url)?;
+        let tls_url = ["rediss://", "rediss+cluster://", "valkeys://"]
+            .iter()
+            .any(|s| url.starts_with(s));
+        Ok(match base {
+            Some(b) => Self {
+                target: fresh.target,
+                display: fresh.display,
+                // TLS files are for a TLS URL only (as in `[redis]` itself).
+                tls: b.tls.clone().filter(|_| tls_url),
+                ..b.clone()
+            },
+            None => fresh,
+        })
+    }
+
     /// Reads a `[redis]` table; `url_override` is a URL given elsewhere (`rate_limit.storage`).
     pub fn parse(
         v: Option<&Value>,

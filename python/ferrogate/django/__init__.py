@@ -41,12 +41,12 @@ def revoke_token(token_or_jti: str, *, exp: float | datetime | None = None) -> s
     return state.compiled().gate.revoke_token(token_or_jti, exp=exp)
 
 
-def revoke_subject(sub: str, *, before: float | datetime | None = None) -> float:
-    """Revokes every token of ``sub`` issued before ``before`` (default now); see
+def revoke_subject(sub: str, *, before: float | datetime | None = None, issuer: str | None = None) -> float:
+    """Revokes every token of ``sub`` (from ``issuer``) issued before ``before`` (default now); see
     :meth:`ferrogate.Gate.revoke_subject`."""
     from ferrogate.django import state
 
-    return state.compiled().gate.revoke_subject(sub, before=before)
+    return state.compiled().gate.revoke_subject(sub, before=before, issuer=issuer)
 
 
 def create_access_token(

@@ -171,6 +171,18 @@ def _order_conflicts(found: list[Candidate]) -> None:
 _EXACT_CONVERTERS = {None, "str", "path"}
 
 
+def _label(name: str | None, namespace: str, callback: Any, route: str) -> str:
+    """A view's label (messages, ``RateLimit`` names, the identity of its limits in Redis): its
+    URL name with its namespaces (``shop:cart``), else its qualified name, else (every unnamed
+    class-based view is ``View.as_view.<locals>.view``) its route."""
+    if name:
+        return f"{namespace}:{name}" if namespace else name
+    qualname = getattr(callback, "__qualname__", None)
+    if qualname and "<locals>" not in qualname:
+        return str(qualname)
+    return "/" + route if route else repr(callback)
+
+
 def _walk(
     patterns: Iterable[Any],
     route: str,
@@ -178,8 +190,10 @@ def _walk(
     reason: str | None,
     out: list[Candidate],
     groups: bool = False,
+    namespace: str = "",
 ) -> None:
-    """``groups``: an enclosing ``re_path`` had named groups, whose regexes narrow what they match."""
+    """``groups``: an enclosing ``re_path`` had named groups, whose regexes narrow what they match.
+    ``namespace``: the enclosing ``include()``'s namespaces, ``a:b``."""
     for p in patterns:
         pattern = p.pattern
         full_route = _join_route(route, str(pattern))
@@ -196,11 +210,12 @@ def _walk(
             own_reason = f"{type(pattern).__name__} cannot be compiled"
         full_path_route = path_route + piece
         if isinstance(p, URLResolver):
-            _walk(p.url_patterns, full_route, full_path_route, own_reason, out, own_groups)
+            ns = ":".join(n for n in (namespace, p.namespace or "") if n)
+            _walk(p.url_patterns, full_route, full_path_route, own_reason, out, own_groups, ns)
         elif isinstance(p, URLPattern):
             callback = p.callback
             matchit, why = (None, own_reason) if own_reason else route_to_matchit(full_path_route)
-            label = p.name or getattr(callback, "__qualname__", None) or repr(callback)
+            label = _label(p.name, namespace, callback, full_route)
             out.append(
                 Candidate(
                     key=fallback_key(full_route, callback),
