@@ -270,21 +270,7 @@ impl Gate {
             })
         });
         if config.jwt.is_none() {
-            let needs = |p: &crate::policy::PolicyOverride| {
-                p.auth.as_ref().is_some_and(|a| a.mode != AuthMode::None)
-            };
-            if needs(&config.defaults) {
-                issues.push(
-                    "defaults.auth",
-                    "needs a [jwt] section to verify tokens with",
-                );
-            }
-            for spec in config.routes.iter().filter(|r| needs(&r.policy)) {
-                issues.push(
-                    format!("{}.auth", spec.key),
-                    "needs a [jwt] section to verify tokens with",
-                );
-            }
+            auth_needs_jwt(config, issues);
         }
         let default_policy = Policy::from_defaults(&config.defaults);
         token_keys_need_auth(config, &default_policy, "defaults", issues);
@@ -804,6 +790,25 @@ impl Gate {
 }
 
 /// The slot of a request header in [`Request::headers`], adding it if new.
+/// Without `[jwt]`, every route (and the defaults) asking for auth is a config error.
+fn auth_needs_jwt(config: &GateConfig, issues: &mut Issues) {
+    let needs = |p: &crate::policy::PolicyOverride| {
+        p.auth.as_ref().is_some_and(|a| a.mode != AuthMode::None)
+    };
+    if needs(&config.defaults) {
+        issues.push(
+            "defaults.auth",
+            "needs a [jwt] section to verify tokens with",
+        );
+    }
+    for spec in config.routes.iter().filter(|r| needs(&r.policy)) {
+        issues.push(
+            format!("{}.auth", spec.key),
+            "needs a [jwt] section to verify tokens with",
+        );
+    }
+}
+
 /// A limit keyed only by `sub` or claims, on a route that verifies no token, would key every
 /// request on nothing the client proved: refused at start-up rather than silently keyed by
 /// address.
