@@ -9,7 +9,8 @@ measures. The table gives requests/s, the ratio to the bare app measured in the 
 share of the server's ceiling (gunicorn serving an app that returns two constant bytes).
 Requests are bounded by the duration; nothing leaves 127.0.0.1. The Redis variants count the limits
 in a redis-server started on a free loopback port for the run (direct: one round trip per request;
-batched: leases of 100).
+batched: leases of 100). The host variants count them in one LMDB file shared by the workers
+(``storage = "host"``); the last lines compare them with the same requests counted in memory.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from servers import start_gunicorn  # noqa: E402 (tests/ is put on the path just above)
 
-# (name, gunicorn target, path, with a bearer token, Redis: None, "direct" or "batched")
+# (name, gunicorn target, path, with a bearer token, store: None (memory), "host", or Redis:
+# "direct" or "batched")
 VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
     ("ceiling: gunicorn + a 2-byte WSGI app", "apps:ceiling", "/", False, None),
     ("bare: GET /articles/1", "apps:bare", "/articles/1", False, None),
     ("ferrogate: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False, None),
     ("ferrogate: GET /me (JWT + limit)", "apps:gated", "/me", True, None),
+    ("ferrogate host: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False, "host"),
+    ("ferrogate host: GET /me (JWT + limit)", "apps:gated", "/me", True, "host"),
     ("ferrogate+Redis: GET /articles/1 (cache hit)", "apps:gated", "/articles/1", False, "direct"),
     ("ferrogate+Redis: GET /me (JWT + limit)", "apps:gated", "/me", True, "direct"),
     ("ferrogate+Redis batch=100: GET /me", "apps:gated", "/me", True, "batched"),
@@ -101,8 +105,11 @@ def main() -> int:
     # Everything started from here (redis-server, gunicorn) inherits the server's CPUs.
     server_cpus, wrk_cpus = cpu_split()
     os.sched_setaffinity(0, server_cpus)
+    import tempfile
+
     from redis_server import RedisServer
 
+    host_dir = tempfile.mkdtemp(prefix="ferrogate-load-")
     redis = RedisServer()
     redis.start()
     # Shared machines change speed from minute to minute: every variant runs once per round, and
@@ -112,11 +119,14 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, target, path, token, store in VARIANTS:
                 env = None
-                if store is not None:
+                if store == "host":
+                    env = {"FG_LOAD_HOST": os.path.join(host_dir, "limits.mdb")}
+                elif store is not None:
                     env = {"FG_LOAD_REDIS": redis.url, "FG_LOAD_BATCH": "100" if store == "batched" else "0"}
                 runs[name].append(run_variant(target, path, token, args, wrk_cpus, env))
     finally:
         redis.close()
+        shutil.rmtree(host_dir, ignore_errors=True)
     results = {name: statistics.median(r) for name, r in runs.items()}
     print(
         f"\nunder gunicorn -w {args.workers} on CPUs {sorted(server_cpus)}, wrk -t{len(wrk_cpus)} "
@@ -130,6 +140,11 @@ def main() -> int:
         print(f"{name:50} {rps:10.0f} {rps / base:7.2f}x {rps / top:10.0%}")
     # What a cache hit can gain is bounded by what the server costs per request without any app.
     print(f"\nthe server's ceiling is {top / base:.2f}x bare: no app behind it can be served faster")
+    for memory, host in [
+        ("ferrogate: GET /articles/1 (limit + cache hit)", "ferrogate host: GET /articles/1 (limit + cache hit)"),
+        ("ferrogate: GET /me (JWT + limit)", "ferrogate host: GET /me (JWT + limit)"),
+    ]:
+        print(f"host / memory, {memory.split(': ', 1)[1]}: {results[host] / results[memory]:.2f}x")
     return 0
 
 
