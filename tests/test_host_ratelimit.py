@@ -44,7 +44,8 @@ def test_same_decisions_as_memory(tmp_path: Path) -> None:
 def test_two_limiters_on_one_file_share_counts_by_name(tmp_path: Path) -> None:
     a, b = _host(tmp_path, "2/hour"), _host(tmp_path, "2/hour")
     other = _host(tmp_path, "2/hour", name="other")
-    assert a.hit("k", now=T0).allowed and b.hit("k", now=T0).allowed
+    assert a.hit("k", now=T0).allowed
+    assert b.hit("k", now=T0).allowed
     assert not a.hit("k", now=T0).allowed, "b's hit counted for a"
     assert other.hit("k", now=T0).allowed, "another name is another limit"
 
@@ -81,12 +82,15 @@ def test_file_and_directory_are_private(tmp_path: Path, monkeypatch: pytest.Monk
     assert lim.path is not None
     path = Path(lim.path)
     assert path.parent == runtime / "ferrogate"
-    assert path.name.startswith("limits-") and path.suffix == ".mdb"
+    assert path.name.startswith("limits-")
+    assert path.suffix == ".mdb"
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
 
 
-def test_default_directory_of_another_mode_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_directory_of_another_mode_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runtime = tmp_path / "run"
     (runtime / "ferrogate").mkdir(parents=True)
     os.chmod(runtime / "ferrogate", 0o777)
@@ -109,7 +113,12 @@ def test_unusable_path_is_a_config_error(tmp_path: Path, make: Any) -> None:
         RateLimiter("1/second", storage="host", path=path)
     assert e.value.issues[0][0] == "path"
     with pytest.raises(ConfigError) as g:
-        Gate({"rate_limit": {"storage": "host", "host_path": str(path)}, "routes": [{"path": "/a", "limit": "1/s"}]})
+        Gate(
+            {
+                "rate_limit": {"storage": "host", "host_path": str(path)},
+                "routes": [{"path": "/a", "limit": "1/s"}],
+            }
+        )
     assert g.value.issues[0][0] == "rate_limit.host_path"
 
 
@@ -132,7 +141,8 @@ def test_damaged_file_is_replaced_with_a_warning(tmp_path: Path, caplog: pytest.
     with caplog.at_level(logging.WARNING, logger="ferrogate"):
         lim = RateLimiter("2/hour", storage="host", path=path)
     assert any("cannot be read" in r.getMessage() for r in caplog.records)
-    assert lim.hit("k", now=T0).allowed and lim.hit("k", now=T0).allowed
+    assert lim.hit("k", now=T0).allowed
+    assert lim.hit("k", now=T0).allowed
     assert not lim.hit("k", now=T0).allowed
     assert (tmp_path / "limits.mdb.damaged").read_bytes().startswith(b"not an lmdb file")
 
@@ -175,21 +185,35 @@ def test_prefork_warning_and_deploy_check_recommend_host(
 ) -> None:
     with pytest.warns(InMemoryRateLimitWarning) as w:
         msg = warn_if_multiprocess(1, environ={}, argv=["gunicorn", "-w", "4"], modules={})
-    assert msg is not None and 'storage = "host"' in str(w[0].message)
+    assert msg is not None
+    assert 'storage = "host"' in str(w[0].message)
     monkeypatch.setattr("sys.argv", ["gunicorn", "-w", "4", "app:app"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Gate({"rate_limit": {"storage": "host", "host_path": str(tmp_path / "w.mdb")}, "routes": [{"path": "/a", "limit": "1/s"}]})
+        Gate(
+            {
+                "rate_limit": {"storage": "host", "host_path": str(tmp_path / "w.mdb")},
+                "routes": [{"path": "/a", "limit": "1/s"}],
+            }
+        )
     monkeypatch.setattr("sys.argv", ["python"])
     memory = tmp_path / "memory.json"
     memory.write_text(json.dumps({"routes": [{"path": "/a", "limit": "1/s"}]}))
     assert main(["check", "--deploy", "--workers", "4", str(memory)]) == 0
     assert 'storage = "host"' in capsys.readouterr().err
     host = tmp_path / "host.json"
-    host.write_text(json.dumps({"rate_limit": {"storage": "host", "host_path": str(tmp_path / "h.mdb")}, "routes": [{"path": "/a", "limit": "1/s"}]}))
+    host.write_text(
+        json.dumps(
+            {
+                "rate_limit": {"storage": "host", "host_path": str(tmp_path / "h.mdb")},
+                "routes": [{"path": "/a", "limit": "1/s"}],
+            }
+        )
+    )
     assert main(["check", "--deploy", "--workers", "4", str(host)]) == 0
     out = capsys.readouterr()
-    assert "warning" not in out.err and "shared by the host's 4 workers" in out.out
+    assert "warning" not in out.err
+    assert "shared by the host's 4 workers" in out.out
 
 
 def test_flask_apps_on_one_file_share_the_count(tmp_path: Path) -> None:
@@ -214,3 +238,56 @@ def test_flask_apps_on_one_file_share_the_count(tmp_path: Path) -> None:
     assert two.get("/login").status_code == 200
     assert one.get("/login").status_code == 429
     assert two.get("/login").status_code == 429
+
+
+FULL_DISK = """
+import sys
+from ferrogate import Gate, RateLimiter, StoreUnavailableError
+
+path = sys.argv[1]
+lim = RateLimiter("1000/hour", storage="host", path=path, name="fill", max_keys=10_000_000)
+gate = Gate({
+    "rate_limit": {"storage": "host", "host_path": path},
+    "routes": [{"path": "/a", "limit": {"quota": "2/hour", "on_error": "local"}}],
+})
+env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/a", "REMOTE_ADDR": "192.0.2.1"}
+failed_at = None
+for i in range(2_000_000):
+    try:
+        lim.hit(f"key-{i}")
+    except StoreUnavailableError as e:
+        failed_at = i
+        print("full:", e, file=sys.stderr)
+        break
+assert failed_at is not None and failed_at > 1000, failed_at
+# The gate's limit on the full file falls back to counting in this process: no 500, no crash.
+print([gate.check(env).status for _ in range(3)])
+"""
+
+
+def test_a_full_file_system_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """Pages are written through a shared map: without blocks allocated ahead, a full file system
+    would kill the process with SIGBUS. A 16 MiB tmpfs fills up long before the map does."""
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        script = tmp_path / "fill.py"
+        script.write_text(FULL_DISK)
+        done = subprocess.run(
+            [sys.executable, str(script), str(mnt / "limits.mdb")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "full:" in done.stderr
+    assert done.stdout.strip() == "[0, 0, 429]"

@@ -61,7 +61,9 @@ def _deploy_checks(gate: Gate, workers_flag: int | None) -> None:
             file=sys.stderr,
         )
     elif gate.host_rate_limiters and workers > 1:
-        print(f"deploy: {gate.host_rate_limiters} rate limit(s) shared by the host's {workers} workers (storage = host)")
+        print(
+            f"deploy: {gate.host_rate_limiters} rate limit(s) shared by the host's {workers} workers (storage = host)"
+        )
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

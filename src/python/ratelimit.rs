@@ -392,7 +392,7 @@ impl PyRateLimiter {
             return format!(
                 "RateLimiter({:?}, storage=\"host\", path={:?})",
                 self.quota,
-                h.file().path()
+                h.file().path().to_string_lossy()
             );
         }
         match &self.redis {

@@ -12,8 +12,16 @@
 //! Flags: `NO_SYNC` / `NO_META_SYNC`, because quota counts need no durability across an OS crash
 //! (losing them hands clients a fresh burst, as a restart of the in-memory store does) and an
 //! fsync per hit would cost milliseconds; `NO_SUB_DIR`, so the store is one named file (plus
-//! LMDB's `-lock` file beside it); `NO_READ_AHEAD`, since access is random. Not `WRITE_MAP`: with
-//! it a full file system turns a write into SIGBUS, without it into an error we can report.
+//! LMDB's `-lock` file beside it); `NO_READ_AHEAD`, since access is random.
+//!
+//! `WRITE_MAP` on Linux: a transaction then writes its pages straight into the shared map instead
+//! of `pwrite`-ing them at commit, which measured 0.63 µs per hit against 3.27 µs (Rust, one key,
+//! ext4). A shared writable map has one hazard: touching a page the file system has no block for
+//! when it is full raises SIGBUS instead of returning an error. So before each transaction the
+//! file's blocks are allocated (`fallocate`) past twice the pages in use plus a margin, which
+//! covers what any one transaction can add; when that allocation fails the hit fails cleanly (the
+//! limit's `on_error` applies). A file system without `fallocate`, and other systems, use plain
+//! writes.
 //!
 //! # Processes
 //!
@@ -35,10 +43,15 @@
 //! read-only file system) is an error: a `ConfigError` at start-up.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+
+#[cfg(target_os = "linux")]
+use rustix::fs::{FallocateFlags, fallocate};
+use rustix::fs::{FlockOperation, flock};
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RwTxn, WithoutTls};
@@ -55,6 +68,9 @@ const FORMAT_TAG: &[u8] = b"ferrogate-host-ratelimit";
 pub const DEFAULT_MAP_BYTES: usize = 1 << 30;
 /// LMDB's reader table; only `prune` and stats read, so a small one suffices.
 const MAX_READERS: u32 = 126;
+/// Allocated beyond twice the pages in use (writable-map mode), so a transaction never touches a
+/// page without a block.
+const RESERVE_MARGIN: u64 = 4 << 20;
 
 /// The unnamed database: every entry of the store, keys as raw bytes.
 pub type Db = Database<'static, Bytes, Bytes>;
@@ -88,6 +104,34 @@ struct Opened {
     /// Where the incremental sweep of idle keys goes on (see `host_store`): a key, or empty for
     /// the start. Per process, so sweeping costs no write of its own.
     cursor: Vec<u8>,
+    /// Writable-map mode: the data file and how many of its bytes this process has allocated.
+    reserve: Option<(File, u64)>,
+    page: u64,
+}
+
+impl Opened {
+    /// Writable-map mode: makes sure the file has blocks well past the pages in use.
+    #[cfg(target_os = "linux")]
+    fn reserve(&mut self, map_bytes: usize) -> std::io::Result<()> {
+        let Some((file, reserved)) = &mut self.reserve else {
+            return Ok(());
+        };
+        let used = (self.env.info().last_page_number as u64 + 1) * self.page;
+        let need = used
+            .saturating_mul(2)
+            .saturating_add(RESERVE_MARGIN)
+            .min(map_bytes as u64);
+        if need > *reserved {
+            fallocate(&*file, FallocateFlags::empty(), 0, need)?;
+            *reserved = need;
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn reserve(&mut self, _map_bytes: usize) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every file this process uses, by path, so two limiters (or two gates) naming one path share
@@ -146,7 +190,7 @@ pub fn default_path() -> PathBuf {
     let digest = ctx.finish();
     let mut name = String::from("limits-");
     for b in digest.as_ref().iter().take(6) {
-        name.push_str(&format!("{b:02x}"));
+        let _ = write!(name, "{b:02x}");
     }
     name.push_str(".mdb");
     default_dir().join(name)
@@ -198,6 +242,9 @@ impl HostFile {
     ) -> Result<T, RateLimitError> {
         let mut st = lock(&self.state);
         let opened = self.ensure(&mut st)?;
+        opened
+            .reserve(self.map_bytes)
+            .map_err(|e| self.failed(&heed::Error::Io(e)))?;
         let mut txn = opened.env.write_txn().map_err(|e| self.failed(&e))?;
         match body(&opened.db, &mut txn, &mut opened.cursor).map_err(|e| self.failed(&e))? {
             Finish::Commit(v) => {
@@ -246,12 +293,15 @@ impl HostFile {
             st.take();
         }
         if st.is_none() {
-            let (env, db) = open_env(&self.path, self.map_bytes)?;
+            let (env, db, reserve) = open_env(&self.path, self.map_bytes)?;
+            let page = u64::from(env.unnamed_database_stat().page_size);
             **st = Some(Opened {
                 pid,
                 env,
                 db,
                 cursor: Vec::new(),
+                reserve,
+                page,
             });
         }
         st.as_mut().ok_or_else(|| self.unusable("not open"))
@@ -352,8 +402,10 @@ fn is_damage(e: &heed::Error) -> bool {
     )
 }
 
+type OpenedEnv = (Env<WithoutTls>, Db, Option<(File, u64)>);
+
 /// Opens (creating, or replacing a damaged file) under the `-init` lock.
-fn open_env(path: &Path, map_bytes: usize) -> Result<(Env<WithoutTls>, Db), RateLimitError> {
+fn open_env(path: &Path, map_bytes: usize) -> Result<OpenedEnv, RateLimitError> {
     let guard = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -361,8 +413,9 @@ fn open_env(path: &Path, map_bytes: usize) -> Result<(Env<WithoutTls>, Db), Rate
         .mode(0o600)
         .open(sidecar(path, "-init"))
         .map_err(|e| unusable(path, e.to_string()))?;
-    guard.lock().map_err(|e| unusable(path, e.to_string()))?;
-    let result = match try_open(path, map_bytes) {
+    // flock, not fcntl: LMDB holds fcntl locks on its own `-lock` file, and this one is separate.
+    flock(&guard, FlockOperation::LockExclusive).map_err(|e| unusable(path, e.to_string()))?;
+    let result = match open_fastest(path, map_bytes) {
         Ok(opened) => Ok(opened),
         Err(e) if is_damage(&e) => {
             let aside = sidecar(path, ".damaged");
@@ -373,7 +426,7 @@ fn open_env(path: &Path, map_bytes: usize) -> Result<(Env<WithoutTls>, Db), Rate
             ));
             fs::rename(path, &aside).map_err(|e| unusable(path, e.to_string()))?;
             let _ = fs::remove_file(sidecar(path, "-lock"));
-            try_open(path, map_bytes).map_err(|e| unusable(path, e.to_string()))
+            open_fastest(path, map_bytes).map_err(|e| unusable(path, e.to_string()))
         }
         Err(e) => Err(unusable(path, describe(&e))),
     };
@@ -390,13 +443,40 @@ fn describe(e: &heed::Error) -> String {
     }
 }
 
+/// Writable-map mode where the file system can allocate the file's blocks ahead, else plain.
+fn open_fastest(path: &Path, map_bytes: usize) -> heed::Result<OpenedEnv> {
+    #[cfg(target_os = "linux")]
+    {
+        let (env, db) = try_open(path, map_bytes, true)?;
+        let file = env.try_clone_inner_file()?;
+        let mut opened = Opened {
+            pid: 0,
+            page: u64::from(env.unnamed_database_stat().page_size),
+            env,
+            db,
+            cursor: Vec::new(),
+            reserve: Some((file, 0)),
+        };
+        if opened.reserve(map_bytes).is_ok() {
+            let reserve = opened.reserve.take();
+            return Ok((opened.env, opened.db, reserve));
+        }
+        // No fallocate here (or no room even for the margin): writes through pwrite report a
+        // full file system as an error.
+        drop(opened);
+    }
+    let (env, db) = try_open(path, map_bytes, false)?;
+    Ok((env, db, None))
+}
+
 #[allow(unsafe_code)]
-fn try_open(path: &Path, map_bytes: usize) -> heed::Result<(Env<WithoutTls>, Db)> {
+fn try_open(path: &Path, map_bytes: usize, write_map: bool) -> heed::Result<(Env<WithoutTls>, Db)> {
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
     options.map_size(map_bytes).max_readers(MAX_READERS);
     // SAFETY: NO_SYNC and NO_META_SYNC trade durability across an OS crash (not consistency)
     // for speed, which quota counts can afford (see the module doc); NO_SUB_DIR and NO_READ_AHEAD
-    // change only where the file is and how it is read.
+    // change only where the file is and how it is read; WRITE_MAP is used only with the blocks
+    // allocated ahead (`Opened::reserve`).
     unsafe {
         options.flags(
             EnvFlags::NO_SUB_DIR
@@ -404,6 +484,9 @@ fn try_open(path: &Path, map_bytes: usize) -> heed::Result<(Env<WithoutTls>, Db)
                 | EnvFlags::NO_META_SYNC
                 | EnvFlags::NO_READ_AHEAD,
         );
+        if write_map {
+            options.flags(EnvFlags::WRITE_MAP);
+        }
     }
     // SAFETY: heed's registry refuses a second open of one path in this process and `FILES`
     // routes every use of a path to one environment; the file is written only through LMDB

@@ -348,7 +348,6 @@ mod tests {
     use crate::clock::system;
     use crate::ratelimit::host_file::DEFAULT_MAP_BYTES;
     use crate::ratelimit::quota::parse_quotas;
-    use std::path::PathBuf;
 
     const S: u64 = 1_000_000_000;
 
@@ -356,7 +355,7 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("ferrogate-hoststore-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        HostFile::open(&PathBuf::from(dir).join("s.mdb"), DEFAULT_MAP_BYTES).unwrap()
+        HostFile::open(&dir.join("s.mdb"), DEFAULT_MAP_BYTES).unwrap()
     }
 
     fn digest(key: &[u8]) -> KeyDigest {

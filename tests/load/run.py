@@ -141,7 +141,10 @@ def main() -> int:
     # What a cache hit can gain is bounded by what the server costs per request without any app.
     print(f"\nthe server's ceiling is {top / base:.2f}x bare: no app behind it can be served faster")
     for memory, host in [
-        ("ferrogate: GET /articles/1 (limit + cache hit)", "ferrogate host: GET /articles/1 (limit + cache hit)"),
+        (
+            "ferrogate: GET /articles/1 (limit + cache hit)",
+            "ferrogate host: GET /articles/1 (limit + cache hit)",
+        ),
         ("ferrogate: GET /me (JWT + limit)", "ferrogate host: GET /me (JWT + limit)"),
     ]:
         print(f"host / memory, {memory.split(': ', 1)[1]}: {results[host] / results[memory]:.2f}x")
