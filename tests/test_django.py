@@ -359,3 +359,9 @@ def test_gate_headers_through_the_store_read_back_like_public_ones(monkeypatch: 
         HttpResponse, "__init__", lambda self, *a, **k: setattr(self, "headers", OtherLayout())
     )
     assert middleware._header_access() is middleware._PublicHeaders
+
+
+def test_deploy_warning_recommends_the_host_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERROGATE_WORKERS", "4")
+    [warning] = checks.check_limiter_workers()
+    assert 'FERROGATE["rate_limit"]["storage"] = "host"' in warning.hint

@@ -175,17 +175,14 @@ pub fn default_dir() -> PathBuf {
     }
 }
 
-/// The default file of this app: one per working directory and command line, which is what the
-/// worker processes of one server share and two different apps do not.
+/// The default file of this app: one per working directory, which the worker processes of one
+/// server share (a pre-fork server forks them from one directory). Not the command line: servers
+/// rewrite it (gunicorn's process titles), so workers and master would disagree.
 #[must_use]
 pub fn default_path() -> PathBuf {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     if let Ok(cwd) = std::env::current_dir() {
         ctx.update(cwd.as_os_str().as_encoded_bytes());
-    }
-    for arg in std::env::args_os() {
-        ctx.update(b"\0");
-        ctx.update(arg.as_encoded_bytes());
     }
     let digest = ctx.finish();
     let mut name = String::from("limits-");
@@ -203,6 +200,11 @@ impl HostFile {
     pub fn open(path: &Path, map_bytes: usize) -> Result<Arc<Self>, RateLimitError> {
         let path = absolute(path)?;
         prepare_dir(&path)?;
+        // One spelling per file (symlinks, `..`), as LMDB allows one environment per file.
+        let path = match (path.parent().map(fs::canonicalize), path.file_name()) {
+            (Some(Ok(dir)), Some(name)) => dir.join(name),
+            _ => path,
+        };
         let file = {
             let mut files = lock(&FILES);
             files.retain(|_, w| w.strong_count() > 0);
