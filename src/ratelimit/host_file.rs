@@ -243,7 +243,7 @@ impl HostFile {
         body: impl FnOnce(&Db, &mut RwTxn<'_>, &mut Vec<u8>) -> heed::Result<Finish<T>>,
     ) -> Result<T, RateLimitError> {
         let mut st = lock(&self.state);
-        let opened = self.ensure(&mut st)?;
+        let opened = self.ensure(&mut st).map_err(at_runtime)?;
         opened
             .reserve(self.map_bytes)
             .map_err(|e| self.failed(&heed::Error::Io(e)))?;
@@ -264,7 +264,7 @@ impl HostFile {
     /// pages before it extends the file).
     pub fn used_bytes(&self) -> Result<u64, RateLimitError> {
         let mut st = lock(&self.state);
-        let opened = self.ensure(&mut st)?;
+        let opened = self.ensure(&mut st).map_err(at_runtime)?;
         let info = opened.env.info();
         let page = opened.env.unnamed_database_stat().page_size;
         Ok((info.last_page_number as u64 + 1) * u64::from(page))
@@ -320,6 +320,15 @@ pub fn close_all() {
     let files: Vec<Arc<HostFile>> = lock(&FILES).values().filter_map(Weak::upgrade).collect();
     for f in files {
         f.close();
+    }
+}
+
+/// A path that became unusable after start-up (its directory removed, its permissions changed)
+/// fails the hit like any other store failure, not as a configuration error.
+fn at_runtime(e: RateLimitError) -> RateLimitError {
+    match e {
+        RateLimitError::HostPath { path, reason } => RateLimitError::HostStore { path, reason },
+        other => other,
     }
 }
 
@@ -620,6 +629,16 @@ mod tests {
         f.close();
         assert_eq!(get(&f, b"old-entry"), None);
         assert_eq!(get(&f, FORMAT_KEY), Some(format_value()));
+    }
+
+    #[test]
+    fn a_path_gone_after_start_up_fails_hits_not_config() {
+        let path = tmp("gone");
+        let f = HostFile::open(&path, DEFAULT_MAP_BYTES).unwrap();
+        f.close();
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        let e = f.write(|_, _, _| Ok(Finish::Commit(()))).unwrap_err();
+        assert!(matches!(e, RateLimitError::HostStore { .. }), "{e}");
     }
 
     #[test]
