@@ -291,3 +291,18 @@ def test_a_full_file_system_is_an_error_not_a_crash(tmp_path: Path) -> None:
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert "full:" in done.stderr
     assert done.stdout.strip() == "[0, 0, 429]"
+
+
+def test_the_storage_page_examples_run() -> None:
+    import re
+
+    page = (Path(__file__).parent.parent / "docs" / "storage.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/storage.md", "exec"), {})
+    configs = re.findall(r"```toml\n(.*?)```", page, re.S)
+    import tomllib
+
+    for text in configs:
+        assert tomllib.loads(text)["rate_limit"]["storage"] == "host"
