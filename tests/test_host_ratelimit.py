@@ -306,3 +306,20 @@ def test_the_storage_page_examples_run() -> None:
 
     for text in configs:
         assert tomllib.loads(text)["rate_limit"]["storage"] == "host"
+
+
+def test_threads_share_one_exact_count(tmp_path: Path) -> None:
+    import threading
+
+    lim = _host(tmp_path, "300/hour")
+    allowed: list[int] = []
+
+    def worker() -> None:
+        allowed.append(sum(lim.hit("shared", now=T0).allowed for _ in range(100)))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(allowed) == 300

@@ -97,13 +97,6 @@ pub struct StageBuilder<'c> {
 }
 
 impl<'c> StageBuilder<'c> {
-    /// The file of `storage = "host"` (opened by the caller, who reports a path it cannot use).
-    #[must_use]
-    pub fn with_host_file(mut self, file: Option<Arc<HostFile>>) -> Self {
-        self.host = file;
-        self
-    }
-
     #[must_use]
     pub fn new(
         settings: &'c Settings,
@@ -120,6 +113,13 @@ impl<'c> StageBuilder<'c> {
             host: None,
             host_limiters: 0,
         }
+    }
+
+    /// The file of `storage = "host"` (opened by the caller, who reports a path it cannot use).
+    #[must_use]
+    pub fn with_host_file(mut self, file: Option<Arc<HostFile>>) -> Self {
+        self.host = file;
+        self
     }
 
     /// A new store for `def`, in the host file or Redis when the settings say so (and the file or
