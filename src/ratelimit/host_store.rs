@@ -463,6 +463,65 @@ mod tests {
         assert_eq!(host.live_keys().unwrap(), 0);
     }
 
+    const KILLED: &str = "ratelimit::host_store::tests::a_writer_killed_inside_its_transaction_leaves_the_others_working";
+
+    #[test]
+    fn a_writer_killed_inside_its_transaction_leaves_the_others_working() {
+        if let Ok(path) = std::env::var("FG_HOLD_WRITE_TXN") {
+            // The victim (this test binary, run again as a child): a write in progress, forever.
+            let f = HostFile::open(std::path::Path::new(&path), DEFAULT_MAP_BYTES).unwrap();
+            let _ = f.write(|db, txn, _| -> heed::Result<Finish<()>> {
+                db.put(txn, b"half-written", b"x")?;
+                std::fs::write(format!("{path}.ready"), b"1").unwrap();
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            });
+            return;
+        }
+        let f = file("killed");
+        let (host, _) = pair("1000/hour", &f, 100);
+        let d = digest(b"k");
+        assert!(host.hit(&d, 1, S, true).unwrap().allowed);
+        let path = f.path().to_string_lossy().into_owned();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", KILLED, "--nocapture", "--test-threads=1"])
+            .env("FG_HOLD_WRITE_TXN", &path)
+            .spawn()
+            .unwrap();
+        let ready = std::path::PathBuf::from(format!("{path}.ready"));
+        for _ in 0..600 {
+            if ready.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(ready.exists(), "the child never started its write");
+        // SIGKILL while it holds LMDB's writer lock.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let host = Arc::new(host);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = host.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(h.hit(&d, 1, S, true));
+        });
+        let out = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("blocked on a dead process's lock");
+        let out = out.unwrap();
+        assert!(out.allowed);
+        assert_eq!(
+            out.state().remaining,
+            998,
+            "our first hit counted once, nothing else"
+        );
+        let half = f
+            .write(|db, txn, _| Ok(Finish::Abort(db.get(txn, b"half-written")?.is_some())))
+            .unwrap();
+        assert!(!half, "the dead writer's transaction never became visible");
+    }
+
     #[test]
     fn threads_allow_exactly_the_quota() {
         let f = file("threads");
