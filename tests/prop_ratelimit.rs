@@ -91,6 +91,9 @@ proptest! {
     }
 }
 
+/// A fresh limit name (so a fresh namespace in the shared file) per generated case.
+static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -112,8 +115,6 @@ proptest! {
             .collect();
         let dir = std::env::temp_dir().join(format!("ferrogate-prop-host-{}", std::process::id()));
         let file = HostFile::open(&dir.join("p.mdb"), DEFAULT_MAP_BYTES).unwrap();
-        // A fresh namespace per case: the name carries a counter.
-        static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let name = format!("case{}", CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let host = HostLimiter::new(file, &name, &quotas, 100, 1, ferrogate::clock::system()).unwrap();
         let mem = Limiter::new(&quotas, 100).unwrap();
