@@ -323,3 +323,24 @@ def test_threads_share_one_exact_count(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert sum(allowed) == 300
+
+
+def test_a_fork_python_never_saw_reopens_the_file_in_the_child(tmp_path: Path) -> None:
+    """A fork from C (as uWSGI's) runs no ``os.register_at_fork`` hook: the child finds the
+    parent's open environment, drops it and opens its own."""
+    import ctypes
+
+    lim = _host(tmp_path, "10/hour")
+    assert lim.hit("k", now=T0).allowed  # the parent holds the file open
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid = libc.fork()
+    if pid == 0:  # pragma: no cover (the child reports through its exit code)
+        try:
+            ok = lim.hit("k", now=T0).allowed and len(lim) == 1
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    assert pid > 0
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert lim.hit("k", now=T0).remaining == 7, "parent, child, parent: three hits counted once each"
