@@ -91,6 +91,15 @@ proptest! {
     }
 }
 
+/// The property's scratch directory goes with its last case (the file has blocks allocated ahead).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh limit name (so a fresh namespace in the shared file) per generated case.
 static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -115,6 +124,7 @@ proptest! {
             .collect();
         let dir = std::env::temp_dir().join(format!("ferrogate-prop-host-{}", std::process::id()));
         let file = HostFile::open(&dir.join("p.mdb"), DEFAULT_MAP_BYTES).unwrap();
+        let _cleanup = RemoveOnDrop(dir);
         let name = format!("case{}", CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let host = HostLimiter::new(file, &name, &quotas, 100, 1, ferrogate::clock::system()).unwrap();
         let mem = Limiter::new(&quotas, 100).unwrap();

@@ -562,16 +562,34 @@ fn describe_format(v: &[u8]) -> String {
     }
 }
 
+/// A directory for the tests, removed when dropped (store files have blocks allocated ahead).
+#[cfg(test)]
+pub(crate) struct Scratch(PathBuf);
+
+#[cfg(test)]
+impl Scratch {
+    pub(crate) fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("ferrogate-test-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+#[cfg(test)]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tmp(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("ferrogate-hostfile-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir.join("store.mdb")
-    }
 
     fn put(f: &HostFile, k: &[u8], v: &[u8]) {
         f.write(|db, txn, _| {
@@ -588,7 +606,8 @@ mod tests {
 
     #[test]
     fn creates_private_dir_and_file_and_reopens() {
-        let path = tmp("create");
+        let dir = Scratch::new("file-create");
+        let path = dir.file("store.mdb");
         let f = HostFile::open(&path, DEFAULT_MAP_BYTES).unwrap();
         put(&f, b"k", b"v");
         let dir_mode = fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777;
@@ -609,7 +628,8 @@ mod tests {
 
     #[test]
     fn garbage_file_is_replaced_not_fatal() {
-        let path = tmp("garbage");
+        let dir = Scratch::new("file-garbage");
+        let path = dir.file("store.mdb");
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, vec![0x5a; 100_000]).unwrap();
         let f = HostFile::open(&path, DEFAULT_MAP_BYTES).unwrap();
@@ -620,7 +640,8 @@ mod tests {
 
     #[test]
     fn other_format_is_emptied() {
-        let path = tmp("format");
+        let dir = Scratch::new("file-format");
+        let path = dir.file("store.mdb");
         let f = HostFile::open(&path, DEFAULT_MAP_BYTES).unwrap();
         put(&f, b"old-entry", b"1");
         let mut old = FORMAT_TAG.to_vec();
@@ -633,7 +654,8 @@ mod tests {
 
     #[test]
     fn a_path_gone_after_start_up_fails_hits_not_config() {
-        let path = tmp("gone");
+        let dir = Scratch::new("file-gone");
+        let path = dir.file("store.mdb");
         let f = HostFile::open(&path, DEFAULT_MAP_BYTES).unwrap();
         f.close();
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
@@ -643,7 +665,8 @@ mod tests {
 
     #[test]
     fn unusable_paths_are_errors() {
-        let path = tmp("unusable");
+        let dir = Scratch::new("file-unusable");
+        let path = dir.file("store.mdb");
         fs::create_dir_all(&path).unwrap();
         let e = HostFile::open(&path, DEFAULT_MAP_BYTES).unwrap_err();
         assert!(e.to_string().contains("is a directory"), "{e}");

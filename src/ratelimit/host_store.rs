@@ -346,16 +346,15 @@ impl HostLimiter {
 mod tests {
     use super::*;
     use crate::clock::system;
-    use crate::ratelimit::host_file::DEFAULT_MAP_BYTES;
+    use crate::ratelimit::host_file::{DEFAULT_MAP_BYTES, Scratch};
     use crate::ratelimit::quota::parse_quotas;
 
     const S: u64 = 1_000_000_000;
 
-    fn file(name: &str) -> Arc<HostFile> {
-        let dir =
-            std::env::temp_dir().join(format!("ferrogate-hoststore-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        HostFile::open(&dir.join("s.mdb"), DEFAULT_MAP_BYTES).unwrap()
+    fn file(name: &str) -> (Scratch, Arc<HostFile>) {
+        let dir = Scratch::new(&format!("store-{name}"));
+        let f = HostFile::open(&dir.file("s.mdb"), DEFAULT_MAP_BYTES).unwrap();
+        (dir, f)
     }
 
     fn digest(key: &[u8]) -> KeyDigest {
@@ -374,7 +373,7 @@ mod tests {
 
     #[test]
     fn decisions_and_headers_match_memory() {
-        let f = file("parity");
+        let (_dir, f) = file("parity");
         let (host, mem) = pair("3/second; 5/minute burst 4", &f, 1000);
         let t0 = 1_000 * S;
         let script: &[(u64, u64, bool)] = &[
@@ -404,7 +403,7 @@ mod tests {
 
     #[test]
     fn limits_do_not_share_entries() {
-        let f = file("ns");
+        let (_dir, f) = file("ns");
         let a = HostLimiter::new(
             f.clone(),
             "a",
@@ -434,7 +433,7 @@ mod tests {
 
     #[test]
     fn cap_holds_and_throttled_key_survives_a_flood() {
-        let f = file("cap");
+        let (_dir, f) = file("cap");
         let (host, _) = pair("10/minute", &f, 64);
         let victim = digest(b"victim");
         for _ in 0..10 {
@@ -449,7 +448,7 @@ mod tests {
 
     #[test]
     fn idle_keys_are_swept_as_keys_arrive() {
-        let f = file("sweep");
+        let (_dir, f) = file("sweep");
         let (host, _) = pair("1/second", &f, 1_000_000);
         // One new key per millisecond, each idle a second later: the file never needs to hold
         // much more than a second's worth.
@@ -479,7 +478,7 @@ mod tests {
             });
             return;
         }
-        let f = file("killed");
+        let (_dir, f) = file("killed");
         let (host, _) = pair("1000/hour", &f, 100);
         let d = digest(b"k");
         assert!(host.hit(&d, 1, S, true).unwrap().allowed);
@@ -524,7 +523,7 @@ mod tests {
 
     #[test]
     fn threads_allow_exactly_the_quota() {
-        let f = file("threads");
+        let (_dir, f) = file("threads");
         let (host, _) = pair("1000/hour", &f, 10);
         let host = Arc::new(host);
         let d = digest(b"one");
