@@ -274,7 +274,8 @@ impl Gate {
         }
         let default_policy = Policy::from_defaults(&config.defaults);
         token_keys_need_auth(config, &default_policy, "defaults", issues);
-        let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone());
+        let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone())
+            .with_host_file(host_file(&config.rate_limit, issues));
         let default_limits = limits.bind(
             &default_policy.limit,
             "default",
@@ -511,6 +512,12 @@ impl Gate {
     /// Forgets the in-memory rate-limit counts; Redis-backed ones are shared and stay.
     pub fn reset_memory_limits(&self) {
         self.rate_limit.reset_memory();
+    }
+
+    /// How many rate limits count in the host-shared file (`storage = "host"`).
+    #[must_use]
+    pub fn host_rate_limiters(&self) -> usize {
+        self.rate_limit.host_limiters()
     }
 
     #[must_use]
@@ -851,6 +858,25 @@ fn method_not_allowed(method: &str, allow: &[&'static str]) -> Response {
     };
     let p = Problem::new(405, detail).with("allow", allow.to_vec());
     Response::problem(&p, vec![("allow", allow_header)])
+}
+
+/// The file of `storage = "host"`, checked usable now; a path it cannot use is a config problem.
+fn host_file(
+    settings: &crate::ratelimit::Settings,
+    issues: &mut Issues,
+) -> Option<Arc<crate::ratelimit::host_file::HostFile>> {
+    use crate::ratelimit::config::Storage;
+    use crate::ratelimit::host_file::{DEFAULT_MAP_BYTES, HostFile, default_path};
+    if settings.storage != Storage::Host {
+        return None;
+    }
+    let (path, key) = match &settings.host_path {
+        Some(p) => (std::path::PathBuf::from(p), "rate_limit.host_path"),
+        None => (default_path(), "rate_limit.storage"),
+    };
+    HostFile::open(&path, DEFAULT_MAP_BYTES)
+        .map_err(|e| issues.push(key, e.to_string()))
+        .ok()
 }
 
 #[cfg(test)]

@@ -92,3 +92,57 @@ proptest! {
         }
     }
 }
+
+/// The property's scratch directory goes with its last case (the file has blocks allocated ahead).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh limit name (so a fresh namespace in the shared file) per generated case.
+static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The host-shared store decides exactly as the in-memory limiter: any quotas, costs, looks
+    /// and instants, every field of every outcome.
+    #[test]
+    fn host_store_decides_as_memory(
+        quotas in prop::collection::vec((1u64..20, prop::sample::select(vec![1u64, 60, 3600]), 0u64..30), 1..4),
+        steps in prop::collection::vec((0u64..3_000_000_000, 0u64..6, any::<bool>(), 0u8..3), 1..60),
+    ) {
+        use ferrogate::ratelimit::host_file::{DEFAULT_MAP_BYTES, HostFile};
+        use ferrogate::ratelimit::host_store::HostLimiter;
+        use ferrogate::ratelimit::redis_store::DigestHasher;
+        use std::hash::Hasher;
+
+        let quotas: Vec<_> = quotas
+            .into_iter()
+            .map(|(count, period, extra)| ferrogate::ratelimit::Quota::with_burst(count, period, count + extra).unwrap())
+            .collect();
+        let dir = std::env::temp_dir().join(format!("ferrogate-prop-host-{}", std::process::id()));
+        let file = HostFile::open(&dir.join("p.mdb"), DEFAULT_MAP_BYTES).unwrap();
+        let _cleanup = RemoveOnDrop(dir);
+        let name = format!("case{}", CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let host = HostLimiter::new(file, &name, &quotas, 100, 1, ferrogate::clock::system()).unwrap();
+        let mem = Limiter::new(&quotas, 100).unwrap();
+        let mut now = 1_000_000_000_000u64;
+        for (dt, cost, commit, key) in steps {
+            now += dt;
+            let mut h = DigestHasher::default();
+            h.write(&[key]);
+            let d = h.digest();
+            let k = mem.hash_key(&[key]);
+            let ours = host.hit(&d, cost, now, commit).unwrap();
+            let theirs = if commit { mem.hit_hashed(k, cost, now) } else { mem.peek_hashed(k, now) };
+            // A look costs 1 in memory (peek); the host store looks at the given cost.
+            if commit || cost == 1 {
+                prop_assert_eq!(ours, theirs);
+            }
+        }
+    }
+}

@@ -385,3 +385,9 @@ def test_ferrogate_routes_command_lists_every_pattern() -> None:
     call_command("ferrogate_routes", "--json", stdout=out)
     rows = json_module.loads(out.getvalue())
     assert any(r["rule"] == "notes/" and "auth" in r["policy"] for r in rows)
+
+
+def test_deploy_warning_recommends_the_host_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERROGATE_WORKERS", "4")
+    [warning] = checks.check_limiter_workers()
+    assert 'FERROGATE["rate_limit"]["storage"] = "host"' in warning.hint

@@ -168,3 +168,19 @@ def test_drf_answers_503_when_revocation_cannot_be_checked(own_redis: Any) -> No
         while (r := client.get("/drf/notes/", **h)).status_code == 200 and time.monotonic() < deadline:
             time.sleep(0.005)
         assert r.status_code == 503
+
+
+def test_drf_throttle_counts_in_the_host_file(tmp_path: Any) -> None:
+    path = tmp_path / "drf.mdb"
+    host = {**settings.FERROGATE, "rate_limit": {"storage": "host", "host_path": str(path)}}
+    client = APIClient()
+    h = {"HTTP_AUTHORIZATION": f"Bearer {token(sub='hana')}"}
+    with override_settings(FERROGATE=host):
+        for _ in range(3):
+            assert client.get("/drf/notes/", **h).status_code == 200
+        assert client.get("/drf/notes/", **h).status_code == 429
+        assert {lim.storage for lim in _limiters.values()} == {"host"}
+        # Another worker process would open the same file: a fresh limiter on it sees the count.
+        _limiters.clear()
+        assert client.get("/drf/notes/", **h).status_code == 429
+    assert path.exists()

@@ -20,6 +20,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return 1
     print(f"{args.config}: OK ({len(gate.routes())} routes)")
+    if args.deploy:
+        _deploy_checks(gate, args.workers)
     stats = gate.redis_stats()
     if stats is not None:
         # Reachability is reported, not required: the gate runs through an outage.
@@ -32,6 +34,36 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return 0
+
+
+def _deploy_workers(flag: int | None) -> int:
+    """Worker processes the deployment runs: ``--workers``, else ``FERROGATE_WORKERS``, else
+    ``WEB_CONCURRENCY`` (gunicorn's and most platforms' variable), else 1."""
+    import os
+
+    if flag is not None:
+        return flag
+    for name in ("FERROGATE_WORKERS", "WEB_CONCURRENCY"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def _deploy_checks(gate: Gate, workers_flag: int | None) -> None:
+    """What would go wrong in production with this config (warnings; the exit code stays 0)."""
+    from ferrogate.ratelimit import multiprocess_message
+
+    workers = _deploy_workers(workers_flag)
+    if gate.memory_rate_limiters and workers > 1:
+        print(
+            "warning: " + multiprocess_message(gate.memory_rate_limiters, "the deployment", workers),
+            file=sys.stderr,
+        )
+    elif gate.host_rate_limiters and workers > 1:
+        print(
+            f"deploy: {gate.host_rate_limiters} rate limit(s) shared by the host's {workers} workers (storage = host)"
+        )
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -169,6 +201,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check = sub.add_parser("check", help="validate a config file (TOML or JSON)")
     check.add_argument("config")
+    check.add_argument(
+        "--deploy",
+        action="store_true",
+        help="also warn about settings that go wrong in production (e.g. in-memory limits under several workers)",
+    )
+    check.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes per host for --deploy (default: $FERROGATE_WORKERS, else $WEB_CONCURRENCY, else 1)",
+    )
     check.set_defaults(func=_cmd_check)
 
     explain = sub.add_parser("explain", help="say which route and policy apply to METHOD PATH")

@@ -105,6 +105,8 @@ class JWTAuthentication(BaseAuthentication):
 
 _PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 _limiters: dict[tuple[str, str | None, str], RateLimiter] = {}
+#: ``url`` of :func:`_store` for the host-shared file (``storage = "host"``).
+_HOST = "host"
 
 
 def drf_rate_to_quota(rate: str) -> str:
@@ -120,8 +122,9 @@ def drf_rate_to_quota(rate: str) -> str:
 
 
 def _store() -> tuple[str | None, str, str]:
-    """``(redis_url or None, key prefix, on_error)`` from ``settings.FERROGATE``: throttles count in
-    Redis when the gate's rate limits do, so every worker process shares them."""
+    """``(store, key prefix or host file, on_error)`` from ``settings.FERROGATE``: throttles count
+    where the gate's rate limits do, so every worker process shares them. ``store`` is None (memory),
+    ``"host"`` (the second item is then the file, ``""`` for the default) or a Redis URL."""
     from ferrogate.django import state
 
     config = state.gate_config()
@@ -132,6 +135,8 @@ def _store() -> tuple[str | None, str, str]:
     prefix = str(redis.get("prefix", "ferrogate:"))
     if storage == "memory":
         return None, prefix, on_error
+    if storage == "host":
+        return _HOST, str(rl.get("host_path") or ""), on_error
     url = storage if isinstance(storage, str) and "://" in storage else redis.get("url")
     return (str(url) if url else None), prefix, on_error
 
@@ -141,9 +146,12 @@ def _limiter(rate: str, url: str | None = None, prefix: str = "ferrogate:") -> R
     limiter = _limiters.get(key)
     if limiter is None:
         quota = drf_rate_to_quota(rate)
-        made = (
-            RateLimiter(quota) if url is None else RateLimiter(quota, storage=url, name="drf", prefix=prefix)
-        )
+        if url is None:
+            made = RateLimiter(quota)
+        elif url == _HOST:
+            made = RateLimiter(quota, storage="host", name="drf", path=prefix or None)
+        else:
+            made = RateLimiter(quota, storage=url, name="drf", prefix=prefix)
         limiter = _limiters.setdefault(key, made)
     return limiter
 
@@ -165,10 +173,12 @@ class _RateThrottle(BaseThrottle):
     for requests the throttle does not apply to.
 
     Keys: the user's pk when authenticated, else DRF's ``get_ident`` (which honours
-    ``NUM_PROXIES``). When ``FERROGATE["rate_limit"]["storage"]`` is Redis, the counts are in Redis
-    (shared by every worker); if Redis cannot answer, ``on_error`` decides: ``"allow"``, ``"deny"``
-    (throttled, retry in 1 s) or ``"local"`` (in memory, the rate divided by the workers).
-    ``settings.FERROGATE_RATELIMIT_ENABLED = False`` turns every throttle off (tests).
+    ``NUM_PROXIES``). When ``FERROGATE["rate_limit"]["storage"]`` is ``"host"`` the counts are in
+    the host-shared file (``host_path``, else the app's default file), shared by every worker on
+    the host; when it is Redis, in Redis (shared by every host). If the store cannot answer,
+    ``on_error`` decides: ``"allow"``, ``"deny"`` (throttled, retry in 1 s) or ``"local"`` (in
+    memory, the rate divided by the workers). ``settings.FERROGATE_RATELIMIT_ENABLED = False``
+    turns every throttle off (tests).
     """
 
     scope: str | None = None

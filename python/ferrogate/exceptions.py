@@ -130,16 +130,18 @@ _REFUSALS: dict[int, type[GateRefused]] = {
 
 
 class StoreUnavailableError(FerroGateError, ConnectionError):
-    """The shared store (Redis) could not answer: down, timing out, or the circuit breaker is open.
+    """The shared store could not answer: Redis down, timing out, or its circuit breaker open; the
+    host file (``storage="host"``) failing, e.g. on a full file system.
 
-    Raised only by direct calls: ``RateLimiter.hit`` on Redis storage, and ``revoke_token`` /
+    Raised only by direct calls: ``RateLimiter.hit`` on Redis or host storage, and ``revoke_token`` /
     ``revoke_subject`` (a revocation Redis did not record still applies in the process that made
     it). Requests through a gate never see it: each stage applies its configured failure mode.
     """
 
 
 class InMemoryRateLimitWarning(RuntimeWarning):
-    """In-memory rate limits under a server with several worker processes: each counts alone."""
+    """In-memory rate limits under a server with several worker processes: each counts alone.
+    ``storage = "host"`` shares one count between the host's workers."""
 
 
 # -- tokens (names as in PyJWT) -------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The in-memory store keeps counts in each process. Under a pre-fork server with several worker
 processes every worker counts on its own, so a client can get up to *workers* times the quota.
 :func:`warn_if_multiprocess` (called when a :class:`~ferrogate.Gate` with rate limits is built)
-detects the common servers and says so.
+detects the common servers and says so, recommending ``storage = "host"`` (one count shared by
+the host's workers through a file, no server) or Redis when several hosts serve the app.
 
 What is detected, exactly:
 
@@ -35,7 +36,7 @@ from typing import Any
 
 from ferrogate.exceptions import InMemoryRateLimitWarning
 
-__all__ = ["detect_worker_processes", "warn_if_multiprocess", "with_worker_count"]
+__all__ = ["detect_worker_processes", "multiprocess_message", "warn_if_multiprocess", "with_worker_count"]
 
 logger = logging.getLogger("ferrogate")
 
@@ -152,7 +153,8 @@ def with_worker_count(
     modules: Mapping[str, object] | None = None,
 ) -> Any:
     """``config`` with ``rate_limit.workers`` filled in from the detected server, when the limits
-    count in Redis and the config does not say: the ``local`` fallback divides each quota by it.
+    count in a shared store (host file or Redis) and the config does not say: the ``local``
+    fallback divides each quota by it.
     Anything that is not a plain config dict is returned as it is (the gate reports it)."""
     if not isinstance(config, dict):
         return config
@@ -166,6 +168,17 @@ def with_worker_count(
     if found is None or found[1] <= 1:
         return config
     return {**config, "rate_limit": {**rl, "workers": found[1]}}
+
+
+def multiprocess_message(memory_limiters: int, server: str, workers: int) -> str:
+    """What the start-up warning, ``check --deploy`` and Django's W002 say."""
+    return (
+        f"ferrogate: {memory_limiters} rate limit(s) keep their counts in process memory, but "
+        f"{server} runs {workers} worker processes: each worker counts on its own, so a client "
+        f"may get up to {workers}x the configured quota. Share the counts between this host's "
+        f'workers with [rate_limit] storage = "host" (one file, no server, exact), or across '
+        f'hosts with storage = "redis://host:6379/0"; or run a single worker process.'
+    )
 
 
 def warn_if_multiprocess(
@@ -183,13 +196,7 @@ def warn_if_multiprocess(
     if found is None or found[1] <= 1:
         return None
     server, workers = found
-    msg = (
-        f"ferrogate: {memory_limiters} rate limit(s) keep their counts in process memory, but "
-        f"{server} runs {workers} worker processes: each worker counts on its own, so a client "
-        f"may get up to {workers}x the configured quota. Share the counts with "
-        f'[rate_limit] storage = "redis://host:6379/0" (one count for every process and host), '
-        f"or run a single worker process."
-    )
+    msg = multiprocess_message(memory_limiters, server, workers)
     warnings.warn(msg, InMemoryRateLimitWarning, stacklevel=3)
     logger.warning(msg)
     return msg

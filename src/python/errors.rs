@@ -137,12 +137,17 @@ impl From<Error> for PyErr {
             ErrorKind::Store(what, e) => {
                 exc::StoreUnavailableError::new_err(format!("{what}: {e}"))
             }
-            // Every rate-limit error is a bad quota or setting given at start-up.
+            // A host store that fails mid-hit is a store that did not answer, like Redis.
+            ErrorKind::RateLimit(r @ RateLimitError::HostStore { .. }) => {
+                exc::StoreUnavailableError::new_err(r.to_string())
+            }
+            // Every other rate-limit error is a bad quota, setting or path given at start-up.
             ErrorKind::RateLimit(r) => {
                 let key = match &r {
                     RateLimitError::InvalidQuota { .. } => "quota",
                     RateLimitError::InvalidSetting { name, .. } => name,
                     RateLimitError::InvalidCidr { .. } => "cidr",
+                    RateLimitError::HostPath { .. } | RateLimitError::HostStore { .. } => "path",
                 };
                 let msg = r.to_string();
                 PyConfigError::new_err((msg.clone(), vec![(key.to_owned(), msg)]))

@@ -527,6 +527,12 @@ impl PyGate {
         self.core.reset_memory_limits();
     }
 
+    /// How many rate limiters count in the host-shared file (`storage = "host"`).
+    #[getter]
+    fn host_rate_limiters(&self) -> usize {
+        self.core.host_rate_limiters()
+    }
+
     /// True when a request's check may wait on Redis (a `[redis]` section): async hosts then run
     /// `check` in a worker thread instead of on the event loop.
     #[getter]

@@ -12,6 +12,8 @@ use std::hash::Hasher;
 use std::sync::Arc;
 
 use super::errors::Error;
+use crate::ratelimit::host_file::{DEFAULT_MAP_BYTES, HostFile, default_path};
+use crate::ratelimit::host_store::HostLimiter;
 use crate::ratelimit::limiter::{Limiter, Outcome};
 use crate::ratelimit::redis_store::{
     DigestHasher, RedisLimiter, RedisOptions, spawn_reconciler, sweep_interval,
@@ -24,6 +26,8 @@ pub struct PyRateLimiter {
     core: Limiter,
     /// Counts in Redis instead of `core` (which then only serves `now` and quota lookups).
     redis: Option<Arc<RedisLimiter>>,
+    /// Counts in the host-shared file instead of `core`.
+    host: Option<HostLimiter>,
     quota: String,
 }
 
@@ -139,6 +143,21 @@ impl PyRateLimiter {
         Ok(self.result(&outcome))
     }
 
+    fn host_hit(
+        &self,
+        h: &HostLimiter,
+        key: &Bound<'_, PyString>,
+        cost: u64,
+        commit: bool,
+        now: Option<f64>,
+    ) -> PyResult<PyRateLimitResult> {
+        let now = now_nanos(&self.core, now)?;
+        let mut d = DigestHasher::default();
+        d.write(key.to_str()?.as_bytes());
+        let outcome = h.hit(&d.digest(), cost, now, commit).map_err(Error::from)?;
+        Ok(self.result(&outcome))
+    }
+
     fn result(&self, o: &Outcome) -> PyRateLimitResult {
         let state = o.state();
         let limit = self.core.quota_at(o.binding).map_or(0, |q: Quota| q.count);
@@ -167,8 +186,12 @@ impl PyRateLimiter {
     /// Redis, shared by every process using the same `name` and `prefix`; `batch=N` leases N
     /// requests' worth per round trip. A hit that Redis cannot answer raises
     /// `StoreUnavailableError`.
+    ///
+    /// `storage="host"` counts in one file shared by every process on this host that uses the
+    /// same `path` and `name` (`path` defaults to this app's file under the runtime directory);
+    /// an unusable path raises `ConfigError`, a hit the file cannot take `StoreUnavailableError`.
     #[new]
-    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000, storage=None, name="default", prefix="ferrogate:", batch=0, batch_ttl_ms=1000, timeout_ms=100))]
+    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000, storage=None, name="default", prefix="ferrogate:", batch=0, batch_ttl_ms=1000, timeout_ms=100, path=None))]
     #[allow(clippy::too_many_arguments)] // keyword-only options, as Python users pass them
     fn new(
         quota: &str,
@@ -180,6 +203,7 @@ impl PyRateLimiter {
         batch: u64,
         batch_ttl_ms: u64,
         timeout_ms: u64,
+        path: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let mut quotas = parse_quotas(quota).map_err(Error::from)?;
         if let Some(b) = burst {
@@ -196,8 +220,32 @@ impl PyRateLimiter {
             quotas = vec![Quota::with_burst(q.count, q.period_secs, b).map_err(Error::from)?];
         }
         let core = Limiter::new(&quotas, max_keys).map_err(Error::from)?;
+        if path.is_some() && storage != Some("host") {
+            return Err(Error::from(RateLimitError::InvalidSetting {
+                name: "path",
+                reason: "path= is the file of storage=\"host\"".into(),
+            })
+            .into());
+        }
+        let host = if storage == Some("host") {
+            if !crate::ratelimit::config::is_name(name) {
+                return Err(Error::from(RateLimitError::InvalidSetting {
+                    name: "name",
+                    reason: format!(
+                        "{name:?}: letters, digits, '_', '-' or '.', starting with a letter"
+                    ),
+                })
+                .into());
+            }
+            let file = HostFile::open(&path.unwrap_or_else(default_path), DEFAULT_MAP_BYTES)
+                .map_err(Error::from)?;
+            let clock = crate::clock::system();
+            Some(HostLimiter::new(file, name, &quotas, max_keys, 1, clock).map_err(Error::from)?)
+        } else {
+            None
+        };
         let redis = match storage {
-            None | Some("memory") => None,
+            None | Some("memory" | "host") => None,
             Some(url) => {
                 let options = RedisOptions {
                     max_keys,
@@ -227,6 +275,7 @@ impl PyRateLimiter {
         Ok(Self {
             core,
             redis,
+            host,
             quota: quota.to_owned(),
         })
     }
@@ -241,13 +290,24 @@ impl PyRateLimiter {
             .map_err(|e| Error::from(e).into())
     }
 
-    /// `"memory"` or the Redis URL (password redacted).
+    /// `"memory"`, `"host"` or the Redis URL (password redacted).
     #[getter]
     fn storage(&self) -> String {
+        if self.host.is_some() {
+            return "host".to_owned();
+        }
         self.redis.as_ref().map_or_else(
             || "memory".to_owned(),
             |r| r.client().settings().display.clone(),
         )
+    }
+
+    /// The file of `storage="host"` (None otherwise).
+    #[getter]
+    fn path(&self) -> Option<String> {
+        self.host
+            .as_ref()
+            .map(|h| h.file().path().to_string_lossy().into_owned())
     }
 
     /// Counts one request of `cost` against `key` (refused hits consume nothing).
@@ -261,6 +321,9 @@ impl PyRateLimiter {
         if let Some(r) = &self.redis {
             return self.redis_hit(r, key, cost, true, now);
         }
+        if let Some(h) = &self.host {
+            return self.host_hit(h, key, cost, true, now);
+        }
         let now = now_nanos(&self.core, now)?;
         let k = self.core.hash_key(key.to_str()?.as_bytes());
         Ok(self.result(&self.core.hit_hashed(k, cost, now)))
@@ -272,6 +335,9 @@ impl PyRateLimiter {
         if let Some(r) = &self.redis {
             return self.redis_hit(r, key, 1, false, now);
         }
+        if let Some(h) = &self.host {
+            return self.host_hit(h, key, 1, false, now);
+        }
         let now = now_nanos(&self.core, now)?;
         let k = self.core.hash_key(key.to_str()?.as_bytes());
         Ok(self.result(&self.core.peek_hashed(k, now)))
@@ -279,14 +345,25 @@ impl PyRateLimiter {
 
     /// Drops keys idle at `now` (they have their whole burst back); returns how many entries.
     #[pyo3(signature = (*, now=None))]
+    /// With `storage="host"`, every idle key in the file goes (every limit's), and the count is
+    /// of keys.
     fn prune(&self, py: Python<'_>, now: Option<f64>) -> PyResult<usize> {
         let now = now_nanos(&self.core, now)?;
+        if let Some(h) = &self.host {
+            return py
+                .detach(|| h.prune(now))
+                .map_err(|e| Error::from(e).into());
+        }
         Ok(py.detach(|| self.core.prune(now)))
     }
 
-    /// Bytes held by the key tables (entries of 16 bytes plus hashbrown's control bytes).
-    fn memory_bytes(&self) -> usize {
-        self.core.memory_bytes()
+    /// Bytes held by the key tables (entries of 16 bytes plus hashbrown's control bytes); with
+    /// `storage="host"`, the bytes of the shared file in use (every limit's).
+    fn memory_bytes(&self) -> PyResult<u64> {
+        if let Some(h) = &self.host {
+            return h.file().used_bytes().map_err(|e| Error::from(e).into());
+        }
+        Ok(self.core.memory_bytes() as u64)
     }
 
     /// The quota string as given.
@@ -300,12 +377,24 @@ impl PyRateLimiter {
         self.core.max_keys()
     }
 
-    /// Live entries: one per key and quota.
-    fn __len__(&self) -> usize {
-        self.core.len()
+    /// Live entries: one per key and quota (with `storage="host"`, every process's).
+    fn __len__(&self) -> PyResult<usize> {
+        if let Some(h) = &self.host {
+            let keys = h.live_keys().map_err(Error::from)?;
+            let n = self.core.quotas().len() as u64;
+            return Ok(usize::try_from(keys.saturating_mul(n)).unwrap_or(usize::MAX));
+        }
+        Ok(self.core.len())
     }
 
     fn __repr__(&self) -> String {
+        if let Some(h) = &self.host {
+            return format!(
+                "RateLimiter({:?}, storage=\"host\", path={:?})",
+                self.quota,
+                h.file().path().to_string_lossy()
+            );
+        }
         match &self.redis {
             Some(r) => format!(
                 "RateLimiter({:?}, storage={:?})",
@@ -321,7 +410,39 @@ impl PyRateLimiter {
     }
 }
 
+/// Host-store warnings (a damaged file replaced) go to the `ferrogate` logger.
+fn log_warning(msg: &str) {
+    let _ = Python::try_attach(|py| {
+        let logger = py
+            .import("logging")
+            .and_then(|m| m.call_method1("getLogger", ("ferrogate",)));
+        if let Ok(l) = logger {
+            let _ = l.call_method1("warning", (msg,));
+        }
+    });
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRateLimiter>()?;
-    m.add_class::<PyRateLimitResult>()
+    m.add_class::<PyRateLimitResult>()?;
+    crate::ratelimit::host_file::set_warn_hook(log_warning);
+    // No host-store environment may cross a fork (LMDB's rule): close them all first; each
+    // side reopens on its next hit.
+    let py = m.py();
+    let hook = pyo3::types::PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        |_args: &Bound<'_, pyo3::types::PyTuple>,
+         _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>|
+         -> PyResult<()> {
+            crate::ratelimit::host_file::close_all();
+            Ok(())
+        },
+    )?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("before", hook)?;
+    py.import("os")?
+        .call_method("register_at_fork", (), Some(&kwargs))?;
+    Ok(())
 }

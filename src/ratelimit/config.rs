@@ -3,7 +3,10 @@
 //!
 //! ```toml
 //! [rate_limit]
-//! storage = "memory"          # or "redis" ([redis] section) or a URL: "redis://host:6379/0"
+//! storage = "memory"          # or "host" (one file shared by this host's worker processes),
+//!                             # "redis" ([redis] section) or a URL: "redis://host:6379/0"
+//! host_path = "/run/app/limits.mdb"  # storage = "host": the file (default: per app, under
+//!                             # $XDG_RUNTIME_DIR/ferrogate or <temp>/ferrogate-<uid>)
 //! on_error = "local"          # Redis unreachable: "allow", "deny" (503) or "local" (in memory,
 //!                             # each quota divided by `workers`); a limit may override it
 //! workers = 4                 # processes sharing the quota (the Python side detects it)
@@ -153,18 +156,21 @@ pub enum Storage {
     /// In each process (counts multiply by the number of worker processes).
     #[default]
     Memory,
+    /// In one file shared by every worker process on this host (LMDB), exact, with no server.
+    Host,
     /// In Redis, shared by every process and host (the `[redis]` section).
     Redis,
 }
 
-/// What a Redis-backed limit does when Redis cannot answer (down, timing out, breaker open).
+/// What a shared-store limit does when its store cannot answer (Redis down, timing out, breaker
+/// open; the host file failing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnError {
     /// Let the request through (and count it as failed open).
     Allow,
     /// Refuse with 503 problem+json.
     Deny,
-    /// Count in this process's memory, each quota divided by `workers`, until Redis is back.
+    /// Count in this process's memory, each quota divided by `workers`, until the store is back.
     #[default]
     Local,
 }
@@ -198,6 +204,8 @@ pub struct Settings {
     pub storage: Storage,
     /// A URL given as `storage` (it stands for `[redis] url`).
     pub storage_url: Option<String>,
+    /// `storage = "host"`: the file (None: the app's default file).
+    pub host_path: Option<String>,
     pub on_error: OnError,
     /// Worker processes sharing each quota, for the `local` fallback's division.
     pub workers: u64,
@@ -215,6 +223,7 @@ impl Default for Settings {
             max_keys: DEFAULT_MAX_KEYS,
             storage: Storage::Memory,
             storage_url: None,
+            host_path: None,
             on_error: OnError::Local,
             workers: 1,
             batch: 0,
@@ -306,6 +315,7 @@ impl Settings {
             map,
             &[
                 "storage",
+                "host_path",
                 "legacy_headers",
                 "max_keys",
                 "on_error",
@@ -319,6 +329,7 @@ impl Settings {
             let key = join(at, "storage");
             match s.as_str() {
                 Some("memory") => self.storage = Storage::Memory,
+                Some("host") => self.storage = Storage::Host,
                 Some("redis") => self.storage = Storage::Redis,
                 Some(url) if url.contains("://") => {
                     // Checked with the rest of the [redis] settings.
@@ -328,10 +339,28 @@ impl Settings {
                 _ => issues.push(
                     key,
                     format!(
-                        "expected \"memory\", \"redis\" or a redis:// URL, got {}",
+                        "expected \"memory\", \"host\", \"redis\" or a redis:// URL, got {}",
                         show(s)
                     ),
                 ),
+            }
+        }
+        if let Some(p) = map.get("host_path") {
+            let key = join(at, "host_path");
+            match p.as_str() {
+                Some(s) if !s.is_empty() && !s.contains('\0') => {
+                    self.host_path = Some(s.to_owned());
+                }
+                _ => issues.push(
+                    key.clone(),
+                    format!("expected a file path, got {}", show(p)),
+                ),
+            }
+            if self.storage != Storage::Host {
+                issues.push(
+                    key,
+                    "is the file of storage = \"host\"; storage is not \"host\"",
+                );
             }
         }
         if let Some(v) = map.get("on_error") {

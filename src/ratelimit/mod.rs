@@ -1,4 +1,5 @@
-//! Rate limiting: quota parsing, keyed GCRA in memory with bounded memory, client identity behind
+//! Rate limiting: quota parsing, keyed GCRA in memory with bounded memory, in a file shared by the
+//! host's worker processes (LMDB) or in Redis, client identity behind
 //! trusted proxies, the standard response headers, and the gate stage that ties them together.
 //!
 //! The pieces stand alone: [`quota::parse_quotas`] and [`limiter::Limiter`] are what
@@ -8,6 +9,8 @@ pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod headers;
+pub mod host_file;
+pub mod host_store;
 pub mod limiter;
 pub mod quota;
 pub mod redis_store;

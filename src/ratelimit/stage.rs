@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 
@@ -16,6 +16,8 @@ use super::config::{
     Settings, Storage,
 };
 use super::headers;
+use super::host_file::HostFile;
+use super::host_store::HostLimiter;
 use super::limiter::Limiter;
 use super::quota::Quota;
 use super::redis_store::{
@@ -43,6 +45,7 @@ enum BoundPart {
 #[derive(Debug, Clone)]
 enum Backend {
     Memory(Arc<Limiter>),
+    Host(Arc<HostLimiter>),
     Redis(Arc<RedisLimiter>),
 }
 
@@ -93,6 +96,8 @@ pub struct StageBuilder<'c> {
     redis_limiters: Vec<Arc<RedisLimiter>>,
     /// Redis key segment of every route's own limit -> the config key that claimed it.
     identities: HashMap<String, String>,
+    host: Option<Arc<HostFile>>,
+    host_limiters: usize,
 }
 
 /// Where a route's own limit counts in Redis: `@` and 32 hex digits of SHA-256 over the route's
@@ -125,13 +130,36 @@ impl<'c> StageBuilder<'c> {
             redis,
             redis_limiters: Vec::new(),
             identities: HashMap::new(),
+            host: None,
+            host_limiters: 0,
         }
     }
 
-    /// A new store for `def`, in Redis when the settings say so (and a client exists: without
-    /// one the config already has an error on `redis`).
+    /// The file of `storage = "host"` (opened by the caller, who reports a path it cannot use).
+    #[must_use]
+    pub fn with_host_file(mut self, file: Option<Arc<HostFile>>) -> Self {
+        self.host = file;
+        self
+    }
+
+    /// A new store for `def`, in the host file or Redis when the settings say so (and the file or
+    /// client exists: without one the config already has an error).
     fn limiter(&mut self, def: &LimitDef, name: &str) -> Option<Backend> {
         let max_keys = def.max_keys.unwrap_or(self.settings.max_keys);
+        if self.settings.storage == Storage::Host {
+            let file = self.host.clone()?;
+            let l = HostLimiter::new(
+                file,
+                name,
+                &def.quotas,
+                max_keys,
+                self.settings.workers,
+                self.clock.clone(),
+            )
+            .ok()?;
+            self.host_limiters += 1;
+            return Some(Backend::Host(Arc::new(l)));
+        }
         if self.settings.storage == Storage::Redis {
             let client = self.redis.clone()?;
             let options = RedisOptions {
@@ -255,6 +283,7 @@ impl<'c> StageBuilder<'c> {
             legacy_headers: self.settings.legacy_headers,
             clock: self.clock,
             memory_limiters: self.memory,
+            host_limiters: self.host_limiters,
             redis_limiters: self.redis_limiters,
             unavailable_retry_secs: retry_secs,
         }
@@ -315,6 +344,7 @@ pub struct Stage {
     legacy_headers: bool,
     clock: SharedClock,
     memory_limiters: Vec<Arc<Limiter>>,
+    host_limiters: usize,
     redis_limiters: Vec<Arc<RedisLimiter>>,
     /// Retry-After on a 503 when the store is down: the breaker's cooldown.
     unavailable_retry_secs: u64,
@@ -331,6 +361,40 @@ pub struct RedisTotals {
     pub failed_closed: u64,
     pub fallback: u64,
     pub returned: u64,
+}
+
+/// What a limit whose store failed does, per its `on_error`.
+enum Failure<'l> {
+    /// Let the request through as far as this limit goes.
+    Skip,
+    /// 503.
+    Refuse,
+    /// Count in this process's stand-in limiter.
+    Local(&'l Limiter),
+}
+
+/// Counts the failure (`counters`: failed open, failed closed, fell back) and says what to do.
+fn failure<'l>(
+    limit: &BoundLimit,
+    counters: [&AtomicU64; 3],
+    fallback: &'l Limiter,
+) -> Failure<'l> {
+    let [open, closed, local] = counters;
+    match limit.on_error {
+        OnError::Allow => {
+            open.fetch_add(1, Ordering::Relaxed);
+            Failure::Skip
+        }
+        OnError::Deny if !limit.dry_run => {
+            closed.fetch_add(1, Ordering::Relaxed);
+            Failure::Refuse
+        }
+        OnError::Deny => Failure::Skip,
+        OnError::Local => {
+            local.fetch_add(1, Ordering::Relaxed);
+            Failure::Local(fallback)
+        }
+    }
 }
 
 /// Key part tags, so `ip=1.2.3.4` and `header=1.2.3.4` never hash alike.
@@ -353,6 +417,12 @@ impl Stage {
         for l in &self.memory_limiters {
             l.clear();
         }
+    }
+
+    /// How many limits count in the host-shared file.
+    #[must_use]
+    pub fn host_limiters(&self) -> usize {
+        self.host_limiters
     }
 
     /// Counters summed over the Redis-backed limits.
@@ -410,11 +480,25 @@ impl Stage {
             {
                 continue;
             }
-            let outcome = match &limit.backend {
+            let decided = match &limit.backend {
                 Backend::Memory(l) => {
                     let mut h = l.key_hasher();
                     self.write_key(&mut h, limit, req, &client, claims);
-                    l.hit_hashed(h.finish(), limit.cost, now)
+                    Ok(l.hit_hashed(h.finish(), limit.cost, now))
+                }
+                Backend::Host(l) => {
+                    let mut h = DigestHasher::default();
+                    self.write_key(&mut h, limit, req, &client, claims);
+                    // In place: a hit is a few microseconds of local work, less than releasing
+                    // and retaking the GIL would cost.
+                    let c = &l.counters;
+                    l.hit(&h.digest(), limit.cost, now, true).map_err(|_| {
+                        failure(
+                            limit,
+                            [&c.failed_open, &c.failed_closed, &c.fallback],
+                            l.fallback(),
+                        )
+                    })
                 }
                 Backend::Redis(l) => {
                     let mut h = DigestHasher::default();
@@ -422,27 +506,25 @@ impl Stage {
                     let digest = h.digest();
                     let mut result = None;
                     blocking.run(&mut || result = Some(l.hit(&digest, limit.cost, true)));
+                    let c = &l.counters;
                     match result {
-                        Some(Ok(o)) => o,
-                        _ => match limit.on_error {
-                            OnError::Allow => {
-                                l.counters.failed_open.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            OnError::Deny if !limit.dry_run => {
-                                l.counters.failed_closed.fetch_add(1, Ordering::Relaxed);
-                                return Verdict::Refuse(self.unavailable(limit));
-                            }
-                            OnError::Deny => continue,
-                            OnError::Local => {
-                                l.counters.fallback.fetch_add(1, Ordering::Relaxed);
-                                let f = l.fallback();
-                                let mut h = f.key_hasher();
-                                self.write_key(&mut h, limit, req, &client, claims);
-                                f.hit_hashed(h.finish(), limit.cost, now)
-                            }
-                        },
+                        Some(Ok(o)) => Ok(o),
+                        _ => Err(failure(
+                            limit,
+                            [&c.failed_open, &c.failed_closed, &c.fallback],
+                            l.fallback(),
+                        )),
                     }
+                }
+            };
+            let outcome = match decided {
+                Ok(o) => o,
+                Err(Failure::Skip) => continue,
+                Err(Failure::Refuse) => return Verdict::Refuse(self.unavailable(limit)),
+                Err(Failure::Local(f)) => {
+                    let mut h = f.key_hasher();
+                    self.write_key(&mut h, limit, req, &client, claims);
+                    f.hit_hashed(h.finish(), limit.cost, now)
                 }
             };
             if limit.dry_run {

@@ -40,6 +40,13 @@ def main(path: str) -> int:
             ratio = "" if base is None or "ferrogate" in b["name"] else f"{t / base:7.1f}x"
             print(f"{group[:44]:44} {b['name'][:46]:46} {t:10.3f} {ratio:>8}")
     print("\nratio = peer median / ferrogate median in the same group (higher: ferrogate faster)")
+    for b in data["benchmarks"]:
+        extra = b.get("extra_info", {})
+        if "bytes_per_key" in extra:
+            print(
+                f"{b['name']}: {extra['bytes_per_key']} bytes of file in use per live key "
+                f"({extra.get('allocated_bytes_per_key', '?')} allocated on disk) at {extra.get('live_keys', '?')} keys"
+            )
     return 0
 
 

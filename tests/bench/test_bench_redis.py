@@ -103,3 +103,67 @@ def test_gate_check_memory_limit_for_reference(benchmark: Any, server: RedisServ
     g = Gate({"routes": [{"path": "/a", "limit": QUOTA}]})
     env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/a", "REMOTE_ADDR": "192.0.2.1"}
     _run(benchmark, lambda: g.check(env))
+
+
+# The host-shared store (storage="host") beside the Redis limiter, same run: both share one count
+# between worker processes, one through a local LMDB file, the other through a round trip.
+
+
+@pytest.fixture(scope="module")
+def host_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return tmp_path_factory.mktemp("host-store")
+
+
+@pytest.mark.benchmark(group="host store vs Redis limiter (one key)")
+def test_ferrogate_host_hit(benchmark: Any, host_dir: Any) -> None:
+    rl = RateLimiter(QUOTA, storage="host", path=host_dir / "one.mdb")
+    _run(benchmark, lambda: rl.hit("client"))
+
+
+@pytest.mark.benchmark(group="host store vs Redis limiter (one key)")
+def test_redis_limiter_hit_beside_host(benchmark: Any, server: RedisServer) -> None:
+    rl = RateLimiter(QUOTA, storage=server.url, name="beside-host")
+    _run(benchmark, lambda: rl.hit("client"))
+
+
+@pytest.mark.benchmark(group="host store vs Redis limiter (one key)")
+def test_memory_limiter_hit_beside_host(benchmark: Any) -> None:
+    rl = RateLimiter(QUOTA)
+    _run(benchmark, lambda: rl.hit("client"))
+
+
+LIVE = 100_000
+# Long enough an emission interval that a key hit once stays live for the whole run (at QUOTA a
+# key is idle 36 µs after its hit and would be swept).
+LIVE_QUOTA = "1000/hour"
+
+
+def _cycle(benchmark: Any, rl: RateLimiter, keys: list[str]) -> None:
+    """Hits walking through ``keys``: the same Python loop whatever the number of keys."""
+    it = iter(range(10**12))
+    n = len(keys)
+    _run(benchmark, lambda: rl.hit(keys[next(it) % n]))
+
+
+@pytest.mark.benchmark(group="host store: 100k live keys vs one")
+def test_ferrogate_host_hit_one_live_key(benchmark: Any, host_dir: Any) -> None:
+    rl = RateLimiter(QUOTA, storage="host", path=host_dir / "one-vs-many.mdb", name="one")
+    _cycle(benchmark, rl, ["client"])
+    assert rl.peek("client").allowed, "every hit was allowed: the write path was measured"
+
+
+@pytest.mark.benchmark(group="host store: 100k live keys vs one")
+def test_host_hit_100k_live_keys(benchmark: Any, host_dir: Any) -> None:
+    path = host_dir / "many.mdb"
+    rl = RateLimiter(LIVE_QUOTA, storage="host", path=path, name="many")
+    keys = [f"client-{i}" for i in range(LIVE)]
+    for k in keys:
+        rl.hit(k)
+    assert len(rl) == LIVE
+    # An hour-long quota keeps every key live for the run: the file really holds 100k keys.
+    benchmark.extra_info["live_keys"] = LIVE
+    benchmark.extra_info["bytes_per_key"] = round(rl.memory_bytes() / LIVE, 1)
+    benchmark.extra_info["allocated_bytes_per_key"] = round(path.stat().st_blocks * 512 / LIVE, 1)
+    _cycle(benchmark, rl, keys)
+    assert len(rl) == LIVE, "every key stayed live"
+    assert rl.peek(keys[0]).allowed, "and allowed: the write path was measured"

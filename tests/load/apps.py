@@ -43,6 +43,10 @@ if os.environ.get("FG_LOAD_REDIS"):
         "batch": int(os.environ.get("FG_LOAD_BATCH", "0")),
     }
 
+# Set by run.py for the host variants: the limits count in one file shared by the workers.
+if os.environ.get("FG_LOAD_HOST"):
+    _module.CONFIG["FERROGATE_RATE_LIMIT"] = {"storage": "host", "host_path": os.environ["FG_LOAD_HOST"]}
+
 bare = _module.create_app(protected=False)
 gated = _module.create_app()
 

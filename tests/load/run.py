@@ -1,6 +1,7 @@
 """Load test: the example Flask API under gunicorn (real HTTP on 127.0.0.1), driven by wrk.
 
     python tests/load/run.py [--duration 5] [--workers 2] [--connections 16] [--rounds 3]
+                             [--only SUBSTRING ...]
 
 Each variant is served in turn by gunicorn on a free loopback port and driven by wrk for the same
 duration. wrk runs on the last CPU, and gunicorn (with redis-server, for the Redis variants) on
@@ -9,7 +10,8 @@ measures. The table gives requests/s, the ratio to the bare app measured in the 
 share of the server's ceiling (gunicorn serving an app that returns two constant bytes).
 Requests are bounded by the duration; nothing leaves 127.0.0.1. The Redis variants count the limits
 in a redis-server started on a free loopback port for the run (direct: one round trip per request;
-batched: leases of 100).
+batched: leases of 100). The host variants count them in one LMDB file shared by the workers
+(``storage = "host"``); the last lines compare them with the same requests counted in memory.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from servers import start_gunicorn  # noqa: E402 (tests/ is put on the path just above)
 
-# (name, gunicorn target, path, with a bearer token, Redis: None, "direct" or "batched")
+# (name, gunicorn target, path, with a bearer token, store: None (memory), "host", or Redis:
+# "direct" or "batched")
 VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
     ("ceiling: gunicorn + a 2-byte WSGI app", "apps:ceiling", "/", False, None),
     ("bare: GET /articles/1", "apps:bare", "/articles/1", False, None),
     ("ferrogate: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False, None),
     ("ferrogate: GET /me (JWT + limit)", "apps:gated", "/me", True, None),
+    ("ferrogate host: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False, "host"),
+    ("ferrogate host: GET /me (JWT + limit)", "apps:gated", "/me", True, "host"),
     ("ferrogate+Redis: GET /articles/1 (cache hit)", "apps:gated", "/articles/1", False, "direct"),
     ("ferrogate+Redis: GET /me (JWT + limit)", "apps:gated", "/me", True, "direct"),
     ("ferrogate+Redis batch=100: GET /me", "apps:gated", "/me", True, "batched"),
@@ -94,29 +99,46 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="runs of every variant, interleaved; the median is reported"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only the variants whose name contains this (repeatable; the bare app always runs)",
+    )
     args = parser.parse_args()
+    variants = [
+        v
+        for v in VARIANTS
+        if not args.only or v[0].startswith(("bare", "ceiling")) or any(o in v[0] for o in args.only)
+    ]
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     # Everything started from here (redis-server, gunicorn) inherits the server's CPUs.
     server_cpus, wrk_cpus = cpu_split()
     os.sched_setaffinity(0, server_cpus)
+    import tempfile
+
     from redis_server import RedisServer
 
+    host_dir = tempfile.mkdtemp(prefix="ferrogate-load-")
     redis = RedisServer()
     redis.start()
     # Shared machines change speed from minute to minute: every variant runs once per round, and
     # its median over the rounds is compared with the bare app's.
-    runs: dict[str, list[float]] = {name: [] for name, *_ in VARIANTS}
+    runs: dict[str, list[float]] = {name: [] for name, *_ in variants}
     try:
         for _ in range(args.rounds):
-            for name, target, path, token, store in VARIANTS:
+            for name, target, path, token, store in variants:
                 env = None
-                if store is not None:
+                if store == "host":
+                    env = {"FG_LOAD_HOST": os.path.join(host_dir, "limits.mdb")}
+                elif store is not None:
                     env = {"FG_LOAD_REDIS": redis.url, "FG_LOAD_BATCH": "100" if store == "batched" else "0"}
                 runs[name].append(run_variant(target, path, token, args, wrk_cpus, env))
     finally:
         redis.close()
+        shutil.rmtree(host_dir, ignore_errors=True)
     results = {name: statistics.median(r) for name, r in runs.items()}
     print(
         f"\nunder gunicorn -w {args.workers} on CPUs {sorted(server_cpus)}, wrk -t{len(wrk_cpus)} "
@@ -130,6 +152,15 @@ def main() -> int:
         print(f"{name:50} {rps:10.0f} {rps / base:7.2f}x {rps / top:10.0%}")
     # What a cache hit can gain is bounded by what the server costs per request without any app.
     print(f"\nthe server's ceiling is {top / base:.2f}x bare: no app behind it can be served faster")
+    for memory, host in [
+        (
+            "ferrogate: GET /articles/1 (limit + cache hit)",
+            "ferrogate host: GET /articles/1 (limit + cache hit)",
+        ),
+        ("ferrogate: GET /me (JWT + limit)", "ferrogate host: GET /me (JWT + limit)"),
+    ]:
+        if host in results and memory in results:
+            print(f"host / memory, {memory.split(': ', 1)[1]}: {results[host] / results[memory]:.2f}x")
     return 0
 
 

@@ -83,7 +83,8 @@ def check_limiter_workers(app_configs: Any = None, **kwargs: Any) -> list[checks
             checks.Warning(
                 f"{limiters} rate limit(s) count in process memory under {workers} {server} worker processes: "
                 f"each worker counts alone, so clients get up to {workers}x the quota",
-                hint='Set FERROGATE["rate_limit"]["storage"] to a Redis URL, or run one worker process.',
+                hint='Set FERROGATE["rate_limit"]["storage"] = "host" (one count for this host\'s workers, '
+                "no server), a Redis URL when several hosts serve the app, or run one worker process.",
                 id="ferrogate.W002",
             )
         ]
