@@ -85,7 +85,7 @@ class Gate(_native.Gate):
     def reset(self) -> None:
         """Starts over, for tests: every in-memory rate-limit count is forgotten and the response
         cache emptied (with a shared tier, Redis's entries and every process's copy too).
-        Redis-backed limit counts are shared with other processes and stay."""
+        Counts kept in Redis or the host file are shared with other processes and stay."""
         self.reset_limits()
         cache = self.cache
         if cache is not None:
