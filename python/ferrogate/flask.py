@@ -2,8 +2,8 @@
 
 The app's own URL map is compiled into the Rust router (werkzeug rules become matchit patterns), so
 the WSGI fast path refuses requests before Flask builds a request object. Rules the router cannot
-express fall back to a ``before_request`` check with the same policy. See the README's "Flask"
-section for the rules and the config keys (all listed in :data:`CONFIG_KEYS`).
+express fall back to a ``before_request`` check with the same policy. See docs/flask.md for the
+rules and the config keys (all listed in :data:`CONFIG_KEYS`).
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ fn check_ambiguous_keys(keys: &[Key], validation: &Validation, at: &str, issues:
 }
 
 /// Parses `[jwt]`. `fetcher` serves `jwks_url` and `discovery`.
-#[allow(clippy::too_many_lines)] // one block per key of the table, in the order the README lists them
+#[allow(clippy::too_many_lines)] // one block per key of the table, in the order docs/configuration.md lists them
 pub fn parse(
     v: &Value,
     at: &str,

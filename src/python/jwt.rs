@@ -159,7 +159,7 @@ fn key_value(key: &Bound<'_, PyAny>) -> Result<Value, ConfigError> {
     to_value(key)
 }
 
-/// Verifies JWS/JWT tokens; see the README for every option.
+/// Verifies JWS/JWT tokens; every option is in docs/configuration.md (`[jwt]`).
 #[pyclass(name = "JWTVerifier", module = "ferrogate._native", frozen)]
 pub struct PyJWTVerifier {
     inner: Arc<Verifier>,
