@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
 from ferrogate._adapter import report_lines, reports_json
+
+
+def _state() -> Any:
+    """The app's extension state. Read from ``app.extensions`` rather than through
+    ``ferrogate.flask``, which imports this module: the dependency runs one way."""
+    try:
+        return current_app.extensions["ferrogate"]
+    except KeyError:
+        raise click.UsageError("ferrogate is not initialised on this app: call FerroGate(app)") from None
+
 
 __all__ = ["ferrogate_cli"]
 
@@ -20,9 +32,7 @@ def ferrogate_cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @with_appcontext
 def routes_command(as_json: bool) -> None:
-    from ferrogate.flask import FerroGate
-
-    reports = FerroGate.state(current_app).current().reports
+    reports = _state().current().reports
     if as_json:
         click.echo(reports_json(reports))
         return
@@ -43,9 +53,8 @@ def token_command(
     sub: str, scopes: tuple[str, ...], ttl: float, claims: tuple[str, ...], key_file: str | None
 ) -> None:
     from ferrogate.cli import mint
-    from ferrogate.flask import FerroGate
 
-    jwt = FerroGate.state(current_app).base_config().get("jwt") or {}
+    jwt = _state().base_config().get("jwt") or {}
     algorithms = jwt.get("algorithms") or ["HS256"]
     alg = algorithms[0]
     key: str | bytes
