@@ -122,8 +122,19 @@ struct RouteEntry {
     confirm_refusals: bool,
     /// The route's primary pattern; `None` for a dispatch-only route.
     pattern: Option<String>,
+    /// The shapes the framework's converters need (`params`).
+    params: Vec<(String, crate::router::ParamShape)>,
     policy: Policy,
     limits: RouteLimits,
+}
+
+impl RouteEntry {
+    /// Whether every constrained parameter of a router match has its shape.
+    fn admits(&self, params: &matchit::Params<'_, '_>) -> bool {
+        self.params
+            .iter()
+            .all(|(name, shape)| params.get(name).is_some_and(|v| shape.admits(v)))
+    }
 }
 
 impl RouteEntry {
@@ -364,6 +375,7 @@ impl Gate {
             );
             entries.push(RouteEntry {
                 name: spec.name.clone(),
+                params: spec.params.clone(),
                 confirm_refusals: spec.confirm_refusals,
                 pattern: spec.path.clone(),
                 limits: limits.bind(
@@ -617,7 +629,23 @@ impl Gate {
                     pattern,
                     params,
                     ..
-                } => Some((*value, Some(params), pattern)),
+                } if self.routes[*value].admits(&params) => Some((*value, Some(params), pattern)),
+                // A parameter the route's converter would not take: the framework decides
+                // where the request goes, before any stage counts it under this route.
+                Lookup::Found { .. } => match self.framework_route(resolver) {
+                    Ok(Some(id)) => framework_route(id),
+                    Ok(None) if self.unmatched == Unmatched::Forward => {
+                        return Decision::Forward(Forward {
+                            route: None,
+                            headers: Vec::new(),
+                            dry_run_refused: None,
+                            claims: None,
+                            cache: None,
+                        });
+                    }
+                    Ok(None) => None,
+                    Err(r) => return Decision::Respond(r),
+                },
                 Lookup::MethodNotAllowed { allow } => {
                     // A dispatch-only route may take this method on this path.
                     match self.resolve(resolver) {

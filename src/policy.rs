@@ -138,6 +138,9 @@ pub struct RouteSpec {
     /// Empty: every method.
     pub methods: Vec<String>,
     pub name: Option<String>,
+    /// `params = { id = "digits" }`: a match whose parameter has another shape is not this
+    /// route's (the framework's converter would not take it); the framework's resolver decides.
+    pub params: Vec<(String, crate::router::ParamShape)>,
     pub policy: PolicyOverride,
 }
 
@@ -148,6 +151,7 @@ const ROUTE_KEYS: &[&str] = &[
     "confirm_refusals",
     "methods",
     "name",
+    "params",
 ];
 
 impl RouteSpec {
@@ -219,6 +223,14 @@ impl RouteSpec {
         let name = map
             .get("name")
             .and_then(|n| issues.string(n, &join(at, "name")).map(str::to_owned));
+        let params = map.get("params").map_or(Some(Vec::new()), |p| {
+            parse_params(
+                p,
+                path.as_ref().and_then(Option::as_deref),
+                &join(at, "params"),
+                issues,
+            )
+        });
         Some(Self {
             key: at.to_owned(),
             path: path?,
@@ -226,7 +238,42 @@ impl RouteSpec {
             confirm_refusals,
             methods: methods?,
             name,
+            params: params?,
             policy,
         })
     }
+}
+
+/// `params`: each name a `{name}` segment of the path, each value a [`ParamShape`] name.
+fn parse_params(
+    v: &Value,
+    path: Option<&str>,
+    at: &str,
+    issues: &mut Issues,
+) -> Option<Vec<(String, crate::router::ParamShape)>> {
+    use crate::router::ParamShape;
+    let map = issues.object(v, at)?;
+    let mut out = Vec::with_capacity(map.len());
+    for (name, shape) in map {
+        let here = join(at, name);
+        let segment = format!("{{{name}}}");
+        if !path.is_some_and(|p| p.split('/').any(|s| s == segment)) {
+            issues.push(
+                here.clone(),
+                format!("the path has no {segment} segment to constrain"),
+            );
+        }
+        match shape.as_str().and_then(ParamShape::from_name) {
+            Some(s) => out.push((name.clone(), s)),
+            None => issues.push(
+                here,
+                format!(
+                    "expected one of {}, got {}",
+                    ParamShape::NAMES.join(" | "),
+                    show(shape)
+                ),
+            ),
+        }
+    }
+    Some(out)
 }

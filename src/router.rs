@@ -272,6 +272,63 @@ pub fn decode_param(raw: &str) -> Result<Cow<'_, str>, PathError> {
         .map_err(|_| PathError::BadEncoding)
 }
 
+/// What a parameter must look like for the framework's converter to take it, when that is a
+/// fixed character shape (werkzeug's `int` and `uuid`, Django's `int`, `uuid` and `slug`). Each
+/// shape accepts a subset of what its converter accepts: a value outside it is left to the
+/// framework's resolver, never enforced under this route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamShape {
+    /// `[0-9]+`.
+    Digits,
+    /// `8-4-4-4-12` hexadecimal digits, either case.
+    Uuid,
+    /// The same, lower case only (Django's `uuid`).
+    UuidLower,
+    /// `[-a-zA-Z0-9_]+`.
+    Slug,
+}
+
+impl ParamShape {
+    pub const NAMES: [&'static str; 4] = ["digits", "uuid", "uuid_lower", "slug"];
+
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "digits" => Self::Digits,
+            "uuid" => Self::Uuid,
+            "uuid_lower" => Self::UuidLower,
+            "slug" => Self::Slug,
+            _ => return None,
+        })
+    }
+
+    #[must_use]
+    pub fn admits(self, value: &str) -> bool {
+        let uuid = |hex: fn(u8) -> bool| {
+            let b = value.as_bytes();
+            b.len() == 36
+                && b.iter().enumerate().all(|(i, c)| {
+                    if matches!(i, 8 | 13 | 18 | 23) {
+                        *c == b'-'
+                    } else {
+                        hex(*c)
+                    }
+                })
+        };
+        match self {
+            Self::Digits => !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
+            Self::Uuid => uuid(|c| c.is_ascii_hexdigit()),
+            Self::UuidLower => uuid(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+            Self::Slug => {
+                !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+        }
+    }
+}
+
 /// The outcome of a lookup.
 #[derive(Debug)]
 pub enum Lookup<'r, 'p, V> {
@@ -548,6 +605,22 @@ mod tests {
             )),
             _ => None,
         }
+    }
+
+    #[test]
+    fn param_shapes_admit_only_their_characters() {
+        use ParamShape::{Digits, Slug, Uuid, UuidLower};
+        assert!(Digits.admits("0042"));
+        for bad in ["", "4a", "-1", "٣", "1.5", " 1"] {
+            assert!(!Digits.admits(bad), "{bad:?}");
+        }
+        let u = "123e4567-E89B-12d3-a456-426614174000";
+        assert!(Uuid.admits(u));
+        assert!(!UuidLower.admits(u));
+        assert!(UuidLower.admits(&u.to_ascii_lowercase()));
+        assert!(!Uuid.admits("123e4567e89b12d3a456426614174000"));
+        assert!(Slug.admits("a-b_C9"));
+        assert!(!Slug.admits("a b") && !Slug.admits("é") && !Slug.admits(""));
     }
 
     #[test]

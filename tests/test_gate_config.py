@@ -149,3 +149,15 @@ def test_bad_files(tmp_path: Path, name: str, content: str | bytes, fragment: st
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         Gate.from_file(tmp_path / "nope.toml")
+
+
+def test_route_params_shapes_are_validated() -> None:
+    with pytest.raises(ConfigError) as e:
+        Gate({"routes": [{"path": "/a/{id}", "params": {"id": "int", "x": "digits"}}]})
+    keys = sorted(k for k, _ in e.value.issues)
+    assert keys == ["routes[0].params.id", "routes[0].params.x"]
+    g = Gate({"routes": [{"path": "/a/{id}", "params": {"id": "digits"}, "access": "deny"}]})
+    env = {"REQUEST_METHOD": "GET", "QUERY_STRING": "", "REMOTE_ADDR": "1.1.1.1"}
+    assert g.check({**env, "PATH_INFO": "/a/12"}).status == 403
+    # Not this route's parameter: the defaults apply (no framework here to ask).
+    assert g.check({**env, "PATH_INFO": "/a/x"}).forward

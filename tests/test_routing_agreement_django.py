@@ -88,3 +88,32 @@ def test_method_case_is_read_as_django_reads_it() -> None:
         r = client.generic("delete", "/files/a/b")
         assert r.status_code == 403
     assert RAN == []
+
+
+# Django's WSGI handler closes stale DB connections on each request: one another test opened
+# counts as database access.
+@pytest.mark.django_db
+@pytest.mark.parametrize("fast_path", [False, True], ids=["middleware", "wsgi-fast-path"])
+def test_a_parameter_the_converter_refuses_never_counts_under_its_route(fast_path: bool) -> None:
+    with override_settings(ROOT_URLCONF="shape_urls", MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        if fast_path:
+            from ferrogate.django.wsgi import get_wsgi_application
+            from werkzeug.test import Client as WsgiClient
+
+            client: object = WsgiClient(get_wsgi_application())
+        else:
+            client = Client()
+
+        def get(p: str) -> tuple[int, dict[str, object], str]:
+            r = client.get(p)  # type: ignore[attr-defined]
+            body = r.json() if callable(getattr(r, "json", None)) else r.json
+            return r.status_code, body, r.headers["RateLimit"]
+
+        for _ in range(5):
+            status, body, rl = get("/items/abc/")
+            assert (status, body) == (200, {"rest": "items/abc/"})
+            assert rl.startswith('"catch"')
+        status, body, rl = get("/items/7/")
+        assert body == {"pk": 7}
+        assert rl.startswith('"by-pk";r=2')

@@ -321,3 +321,47 @@ def test_a_recheck_answers_with_one_set_of_ratelimit_headers(fast_path: bool, ca
     assert len(r.headers.getlist("RateLimit")) == 1
     r = c.get("/items/3")
     assert r.headers.getlist("RateLimit-Policy") == ['"by_id";q=5;w=60']
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_a_parameter_the_converter_refuses_never_counts_under_its_route(fast_path: bool) -> None:
+    """/items/abc does not reach <int:id>: the gate's digits shape sends it to werkzeug's router,
+    so by_id's bucket is untouched; a digit werkzeug accepts and the shape does not (U+0663) is
+    resolved by werkzeug and counted under by_id, where it runs."""
+    app = Flask(__name__)
+    app.config["FERROGATE_FAST_PATH"] = fast_path
+    gate = FerroGate(app)
+    app.add_url_rule("/items/<int:id>", "by_id", gate.limit("3/minute")(lambda id: {"id": id}))
+    app.add_url_rule("/<path:anything>", "catch", gate.limit("100/minute")(lambda anything: {"p": anything}))
+    c = app.test_client()
+    for _ in range(5):
+        r = c.get("/items/abc")
+        assert r.json == {"p": "items/abc"}
+        assert r.headers.getlist("RateLimit-Policy") == ['"catch";q=100;w=60']
+    assert c.get("/items/1").headers["RateLimit"].startswith('"by_id";r=2')
+    r = c.get("/items/%D9%A3")
+    assert r.json == {"id": 3}
+    assert r.headers["RateLimit"].startswith('"by_id";r=1')
+    report = {x.rule: x for x in gate.routes(app)}
+    assert report["/items/<int:id>"].pattern == "/items/{id}"
+
+
+def test_shapes_are_given_only_for_converters_they_match_exactly_or_more_strictly() -> None:
+    from ferrogate.flask import narrowed, param_shapes
+
+    app = Flask(__name__)
+    for rule in [
+        "/a/<int:x>",
+        "/b/<uuid:x>",
+        "/c/<int(signed=True):x>",
+        "/d/<int(min=1):x>",
+        "/e/<any(p,q):x>",
+    ]:
+        app.add_url_rule(rule, rule, lambda **kw: "")
+    rules = {r.rule: r for r in app.url_map.iter_rules()}
+    assert param_shapes(rules["/a/<int:x>"]) == {"x": "digits"}
+    assert param_shapes(rules["/b/<uuid:x>"]) == {"x": "uuid"}
+    assert not narrowed(rules["/a/<int:x>"])
+    for other in ["/c/<int(signed=True):x>", "/d/<int(min=1):x>", "/e/<any(p,q):x>"]:
+        assert param_shapes(rules[other]) == {}
+        assert narrowed(rules[other])

@@ -104,6 +104,9 @@ class Candidate:
     narrowed: bool = False
     #: Set when compiled: refusals under this route wait for the framework's resolver.
     confirm_refusals: bool = False
+    #: Parameter shapes the gate checks (``{"id": "digits"}``): a value without its shape is left
+    #: to the framework's resolver, so no stage counts it under this route.
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -393,7 +396,7 @@ def compile_routes(
     config = {**base, "routes": routes}
     # The adapters confirm at dispatch, so the gate reads `//` as the framework does: as sent.
     config["paths"] = {"empty_segments": "match", **dict(base.get("paths") or {})}
-    asks_framework = any(c.pattern is None or c.confirm_refusals for c in candidates)
+    asks_framework = any(c.pattern is None or c.confirm_refusals or c.params for c in candidates)
     holder: list[Compiled] = []
 
     def resolve_index(environ: Mapping[str, Any]) -> int | None:
@@ -419,6 +422,8 @@ def _route(c: Candidate) -> dict[str, Any]:
         route["aliases"] = list(c.aliases)
     if c.confirm_refusals:
         route["confirm_refusals"] = True
+    if c.params:
+        route["params"] = dict(c.params)
     if c.methods is not None:
         route["methods"] = c.methods
     return route

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, after_this_request, current_app, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import PathConverter, UnicodeConverter
+from werkzeug.routing import IntegerConverter, PathConverter, UnicodeConverter, UUIDConverter
 
 from ferrogate._adapter import (
     CallableKey,
@@ -167,10 +167,31 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
 _EXACT_REGEXES = {(UnicodeConverter, "[^/]{1,}"), (PathConverter, PathConverter.regex)}
 
 
+def param_shapes(rule: Rule) -> dict[str, str]:
+    """The parameters whose converter the gate can check exactly or more strictly: werkzeug's
+    default ``int`` (``\\d+``; the gate admits ASCII digits, a subset) and ``uuid``. A value the
+    gate's shape refuses goes to werkzeug's own router, so the subset is safe."""
+    shapes: dict[str, str] = {}
+    for name, conv in rule._converters.items():
+        if type(conv) is IntegerConverter and conv.regex == r"\d+" and _default_number(conv):
+            shapes[name] = "digits"
+        elif type(conv) is UUIDConverter:
+            shapes[name] = "uuid"
+    return shapes
+
+
+def _default_number(conv: IntegerConverter) -> bool:
+    return not conv.fixed_digits and conv.min is None and conv.max is None and not conv.signed
+
+
 def narrowed(rule: Rule) -> bool:
-    """Whether the rule matches fewer paths than its matchit pattern (``<int:id>``, ``<any(...)>``,
-    a length-limited string)."""
-    return any((type(conv), conv.regex) not in _EXACT_REGEXES for conv in rule._converters.values())
+    """Whether the rule matches fewer paths than its matchit pattern and its parameter shapes
+    (``<any(...)>``, a length-limited string, an ``int`` with bounds)."""
+    shaped = param_shapes(rule)
+    return any(
+        (type(conv), conv.regex) not in _EXACT_REGEXES and name not in shaped
+        for name, conv in rule._converters.items()
+    )
 
 
 def slash_aliases(rule: Rule, pattern: str) -> list[str]:
@@ -338,6 +359,7 @@ class _AppState:
                     callables,
                     aliases,
                     narrowed(rule),
+                    params=param_shapes(rule) if pattern is not None else {},
                 )
             )
         return out

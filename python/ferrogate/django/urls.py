@@ -47,6 +47,29 @@ def route_to_matchit(route: str) -> tuple[str | None, str | None]:
     return "/" + "/".join(out), None
 
 
+#: Django's converters whose regex the gate checks as a shape (exactly: the same character sets).
+_SHAPES = {
+    "int": ("[0-9]+", "digits"),
+    "uuid": ("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "uuid_lower"),
+    "slug": ("[-a-zA-Z0-9_]+", "slug"),
+}
+
+
+def param_shapes(path_route: str) -> dict[str, str]:
+    """The route's parameters whose converter is Django's ``int``, ``uuid`` or ``slug`` (checked
+    by regex, so a re-registered converter of the same name is not mistaken for it)."""
+    from django.urls.converters import get_converters
+
+    registered = get_converters()
+    out: dict[str, str] = {}
+    for m in _PARAM.finditer(path_route):
+        known = _SHAPES.get(m["converter"] or "str")
+        conv = registered.get(m["converter"] or "str")
+        if known is not None and conv is not None and conv.regex == known[0]:
+            out[m["name"]] = known[1]
+    return out
+
+
 #: Strings a converter that spans segments matches one of; tried by behaviour, not by name.
 _SLASH_PROBES = ("a/b", "/", "a/", "/a", "a//b")
 
@@ -216,6 +239,7 @@ def _walk(
             callback = p.callback
             matchit, why = (None, own_reason) if own_reason else route_to_matchit(full_path_route)
             label = _label(p.name, namespace, callback, full_route)
+            shapes = param_shapes(full_path_route)
             out.append(
                 Candidate(
                     key=fallback_key(full_route, callback),
@@ -227,6 +251,10 @@ def _walk(
                     reason=why,
                     callables=callables_of(callback),
                     narrowed=own_groups
-                    or any(m["converter"] not in _EXACT_CONVERTERS for m in _PARAM.finditer(full_path_route)),
+                    or any(
+                        m["converter"] not in _EXACT_CONVERTERS and m["name"] not in shapes
+                        for m in _PARAM.finditer(full_path_route)
+                    ),
+                    params=shapes if matchit is not None and not own_groups else {},
                 )
             )
