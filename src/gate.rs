@@ -634,15 +634,7 @@ impl Gate {
                 // where the request goes, before any stage counts it under this route.
                 Lookup::Found { .. } => match self.framework_route(resolver) {
                     Ok(Some(id)) => framework_route(id),
-                    Ok(None) if self.unmatched == Unmatched::Forward => {
-                        return Decision::Forward(Forward {
-                            route: None,
-                            headers: Vec::new(),
-                            dry_run_refused: None,
-                            claims: None,
-                            cache: None,
-                        });
-                    }
+                    Ok(None) if self.unmatched == Unmatched::Forward => return unmatched_forward(),
                     Ok(None) => None,
                     Err(r) => return Decision::Respond(r),
                 },
@@ -657,13 +649,7 @@ impl Gate {
                     }
                 }
                 Lookup::NotFound if self.unmatched == Unmatched::Forward => {
-                    return Decision::Forward(Forward {
-                        route: None,
-                        headers: Vec::new(),
-                        dry_run_refused: None,
-                        claims: None,
-                        cache: None,
-                    });
+                    return unmatched_forward();
                 }
                 Lookup::NotFound => match self.resolve(resolver) {
                     Ok(Some(id)) => framework_route(id),
@@ -825,6 +811,17 @@ impl Gate {
 }
 
 /// The slot of a request header in [`Request::headers`], adding it if new.
+/// `unmatched = "forward"`: a request no route takes goes to the app unchecked.
+fn unmatched_forward<'g>() -> Decision<'g> {
+    Decision::Forward(Forward {
+        route: None,
+        headers: Vec::new(),
+        dry_run_refused: None,
+        claims: None,
+        cache: None,
+    })
+}
+
 /// Without `[jwt]`, every route (and the defaults) asking for auth is a config error.
 fn auth_needs_jwt(config: &GateConfig, issues: &mut Issues) {
     let needs = |p: &crate::policy::PolicyOverride| {

@@ -62,9 +62,12 @@ def test_flask_decorator_order_does_not_matter_but_a_missing_auth_does() -> None
     assert app.test_client().get("/theirs").status_code == 401
 
 
-def test_flask_limit_by_sub_on_a_view_without_auth_fails_at_start_up() -> None:
+@pytest.mark.parametrize("limits_on", [True, False], ids=["limits-on", "limits-switched-off"])
+def test_flask_limit_by_sub_on_a_view_without_auth_fails_at_start_up(limits_on: bool) -> None:
+    """Also with FERROGATE_RATELIMIT_ENABLED = False: a test run must refuse what production would."""
     app = Flask(__name__)
     app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": SECRET}
+    app.config["FERROGATE_RATELIMIT_ENABLED"] = limits_on
     gate = FerroGate()
 
     @app.get("/oops")

@@ -140,21 +140,6 @@ def test_a_catch_all_exception_handler_does_not_turn_refusals_into_500s(fast_pat
     assert r.headers["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
-def test_switching_limits_off_still_refuses_a_policy_production_would_refuse() -> None:
-    app = Flask(__name__)
-    app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": SECRET}
-    app.config["FERROGATE_RATELIMIT_ENABLED"] = False
-    gate = FerroGate()
-
-    @app.get("/oops")
-    @gate.limit("10/minute", key="sub")
-    def oops() -> Any:
-        return {}
-
-    with pytest.raises(ConfigError, match="no auth"):
-        gate.init_app(app)
-
-
 def test_a_repeated_cookie_is_two_places_and_a_decoded_query_name_is_read() -> None:
     app = Flask(__name__)
     app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": SECRET}
