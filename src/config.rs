@@ -232,7 +232,7 @@ pub struct GateConfig {
     /// The `[jwt]` section, as given; built into a verifier with the gate (it may fetch keys).
     pub jwt: Option<Value>,
     /// The `[cache]` section.
-    pub cache: Option<crate::cache::stage::CacheSettings>,
+    pub cache: Option<crate::cache::settings::CacheSettings>,
     /// The `[redis]` section (or the URL in `rate_limit.storage`): the store shared by every
     /// process, when one is configured.
     pub redis: Option<crate::shared::RedisSettings>,
@@ -343,7 +343,7 @@ impl GateConfig {
             redis,
             cache: root
                 .get("cache")
-                .map(|c| crate::cache::stage::CacheSettings::parse(c, "cache", issues)),
+                .map(|c| crate::cache::settings::CacheSettings::parse(c, "cache", issues)),
             jwt: root.get("jwt").cloned(),
             defaults,
             routes,

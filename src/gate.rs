@@ -423,7 +423,7 @@ impl Gate {
         redis: Option<&Arc<RedisClient>>,
         issues: &mut Issues,
     ) -> Option<Arc<CacheStage>> {
-        let route_policies: Vec<crate::cache::stage::CachePolicy> = config
+        let route_policies: Vec<crate::cache::settings::CachePolicy> = config
             .routes
             .iter()
             .map(|r| r.policy.resolve(default_policy).cache)

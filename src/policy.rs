@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::auth::stage::AuthPolicy;
-use crate::cache::stage::CachePolicy;
+use crate::cache::settings::CachePolicy;
 use crate::config::{Issues, join, show};
 use crate::ratelimit::LimitPolicy;
 

@@ -565,7 +565,7 @@ impl Shared {
             return (None, None);
         }
         let guess = known_vary.unwrap_or(&[]);
-        let first = super::key::variant(primary, &super::stage::vary_values(guess, request_vary));
+        let first = super::key::variant(primary, &super::headers::vary_values(guess, request_vary));
         let Ok((got, generation)) = self.get(&first, Some(path)) else {
             return (None, None);
         };
@@ -574,8 +574,10 @@ impl Shared {
                 Some(self.hit(record, pttl_ms, first))
             }
             Some((Value::Vary(names), _)) if guess.is_empty() && !names.is_empty() => {
-                let key =
-                    super::key::variant(primary, &super::stage::vary_values(&names, request_vary));
+                let key = super::key::variant(
+                    primary,
+                    &super::headers::vary_values(&names, request_vary),
+                );
                 match self.get(&key, None) {
                     Ok((Some((Value::Entry(record), pttl_ms)), _)) if record.vary == names => {
                         Some(self.hit(record, pttl_ms, key))
