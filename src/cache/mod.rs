@@ -1,5 +1,7 @@
-//! Response caching (settings, stage, store, headers, the shared tier): RFC 9111 shared-cache rules, keys that never cross users, an S3-FIFO store
+//! Response caching: RFC 9111 shared-cache rules, keys that never cross users, an S3-FIFO store
 //! weighted by bytes, purging by path/prefix/tag, request coalescing and stale-while-revalidate.
+//! `settings` parses, `stage` decides per request (with `headers`), `store` keeps entries, and
+//! `shared` is the Redis tier.
 
 pub mod bounded;
 mod headers;
