@@ -32,6 +32,19 @@ from ferrogate.gate import Gate
 _log = logging.getLogger("ferrogate")
 
 
+def invalid_token_answer(realm: str, detail: str, **extra: object) -> tuple[list[tuple[str, str]], bytes]:
+    """The headers and body of a 401 ``invalid_token`` an adapter decides itself (the token
+    verified, but its user is gone or disabled), shaped as the gate's own: an RFC 6750 challenge
+    and an RFC 9457 problem document (``extra`` adds members, such as simplejwt's ``code``)."""
+    quoted = detail.replace("\\", "'").replace('"', "'")
+    headers = [
+        ("Content-Type", "application/problem+json"),
+        ("WWW-Authenticate", f'Bearer realm="{realm}", error="invalid_token", error_description="{quoted}"'),
+    ]
+    problem = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": detail, **extra}
+    return headers, json.dumps(problem).encode()
+
+
 def notify_refused(hook: Callable[[Decision, Any], object], d: Decision, environ: Any) -> None:
     """Calls an ``on_refused(decision, environ)`` hook. It is for logging and metrics: it cannot
     change the answer, and its failure is logged with the traceback, never raised (as the native

@@ -24,6 +24,7 @@ from werkzeug.exceptions import (
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.wrappers import Response
 
+from ferrogate._adapter import invalid_token_answer
 from ferrogate.exceptions import GateRefused
 
 if TYPE_CHECKING:
@@ -113,19 +114,9 @@ def _werkzeug_attributes(exc: GateRefused) -> None:
 def invalid_token(realm: str, detail: str) -> GateRefused:
     """A 401 ``invalid_token`` the adapter decides itself (the token verified, but its user is gone
     or disabled), shaped as the gate's own: RFC 6750 challenge, RFC 9457 body."""
-    quoted = detail.replace("\\", "'").replace('"', "'")
-    headers = [
-        ("Content-Type", "application/problem+json"),
-        ("WWW-Authenticate", f'Bearer realm="{realm}", error="invalid_token", error_description="{quoted}"'),
-    ]
-    problem: dict[str, object] = {
-        "type": "about:blank",
-        "title": "Unauthorized",
-        "status": 401,
-        "detail": detail,
-    }
-    exc = refusal_class(401)(401, headers, problem)
-    cast(HTTPRefusal, exc).body = json.dumps(problem).encode()
+    headers, body = invalid_token_answer(realm, detail)
+    exc = refusal_class(401)(401, headers, _problem(body))
+    cast(HTTPRefusal, exc).body = body
     _werkzeug_attributes(exc)
     return exc
 

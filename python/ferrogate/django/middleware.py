@@ -11,7 +11,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from ferrogate._adapter import notify_refused, policy_of
+from ferrogate._adapter import invalid_token_answer, notify_refused, policy_of
 from ferrogate._native import Decision
 from ferrogate.django import state
 from ferrogate.django.urls import fallback_key
@@ -68,16 +68,10 @@ def _attach_user(request: HttpRequest) -> HttpResponse | None:
 
 def _user_rejected(request: HttpRequest, e: Any) -> HttpResponse:
     realm = (state.gate_config().get("jwt") or {}).get("realm", "api")
-    detail = e.detail.replace('"', "'")
-    body = json.dumps(
-        {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": e.detail, "code": e.code}
-    ).encode()
-    response = HttpResponse(
-        b"" if request.method == "HEAD" else body, status=401, content_type="application/problem+json"
-    )
-    response["WWW-Authenticate"] = (
-        f'Bearer realm="{realm}", error="invalid_token", error_description="{detail}"'
-    )
+    headers, body = invalid_token_answer(realm, e.detail, code=e.code)
+    response = HttpResponse(b"" if request.method == "HEAD" else body, status=401)
+    for k, v in headers:
+        response[k] = v
     return response
 
 
