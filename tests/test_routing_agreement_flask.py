@@ -365,3 +365,23 @@ def test_shapes_are_given_only_for_converters_they_match_exactly_or_more_strictl
     for other in ["/c/<int(signed=True):x>", "/d/<int(min=1):x>", "/e/<any(p,q):x>"]:
         assert param_shapes(rules[other]) == {}
         assert narrowed(rules[other])
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/items/%31", {"id": 1}),  # a percent-encoded digit is a digit once decoded
+        ("/items/+1", {"p": "items/+1"}),
+        ("/items/1%20", {"p": "items/1 "}),
+        ("/items/-1", {"p": "items/-1"}),
+    ],
+)
+def test_parameter_shapes_read_each_spelling_as_werkzeug_does(path: str, expected: dict[str, Any]) -> None:
+    app = Flask(__name__)
+    gate = FerroGate(app)
+    app.add_url_rule("/items/<int:id>", "by_id", gate.limit("3/minute")(lambda id: {"id": id}))
+    app.add_url_rule("/<path:anything>", "catch", gate.limit("100/minute")(lambda anything: {"p": anything}))
+    r = app.test_client().get(path)
+    assert r.json == expected
+    policy = '"by_id";q=3;w=60' if "id" in expected else '"catch";q=100;w=60'
+    assert r.headers.getlist("RateLimit-Policy") == [policy]

@@ -153,6 +153,8 @@ def test_no_kid_and_several_keys_is_refused_not_tried_in_turn() -> None:
         ("/me?access_token=T", "none", ["query:access_token", "cookie:session"]),
         # One location, twice.
         ("/me?access_token=T&access_token=T", "none", ["query:access_token"]),
+        # The same parameter in two spellings the app reads as one name.
+        ("/me?access_token=T&access%5Ftoken=T", "none", ["query:access_token"]),
     ],
 )
 def test_a_token_in_more_than_one_place_is_400_invalid_request(
