@@ -336,7 +336,7 @@ impl GateConfig {
             ),
         }
         let redis = match (root.get("redis"), rate_limit.storage_url.as_deref()) {
-            (None, None) if rate_limit.storage != crate::ratelimit::config::Storage::Redis => None,
+            (None, None) if rate_limit.storage != crate::ratelimit::settings::Storage::Redis => None,
             (section, url) => crate::shared::RedisSettings::parse(section, url, issues),
         };
         Self {

@@ -5,17 +5,20 @@
 //! [`python`] behind the `python` feature, so `cargo test` exercises the core on its own.
 
 pub mod auth;
+pub mod bounded;
 pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod gate;
 pub mod http;
+pub mod json;
 pub mod policy;
 pub mod problem;
 pub mod ratelimit;
 pub mod router;
 pub mod shared;
+pub mod sharded;
 
 #[cfg(feature = "python")]
 pub mod python;

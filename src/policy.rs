@@ -69,7 +69,7 @@ impl PolicyOverride {
             out.auth = AuthPolicy::parse(a, &join(at, "auth"), issues);
         }
         if let Some(l) = map.get("limit") {
-            out.limit = crate::ratelimit::config::parse_limit(l, &join(at, "limit"), issues);
+            out.limit = crate::ratelimit::settings::parse_limit(l, &join(at, "limit"), issues);
         }
         out
     }

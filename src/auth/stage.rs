@@ -587,7 +587,7 @@ mod tests {
         );
         assert_eq!(query("access_token=%ff", "access_token"), Some(Err(())));
         let claims =
-            super::super::json::parse_object(br#"{"scope":"read write","scp":["admin"]}"#, 4)
+            crate::json::parse_object(br#"{"scope":"read write","scp":["admin"]}"#, 4)
                 .unwrap();
         assert_eq!(
             missing_scope(&claims, &["read".into(), "admin".into()]),

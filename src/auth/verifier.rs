@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use super::alg::Algorithm;
 use super::error::{KeyError, TokenError};
-use super::json::{Object, ObjectError, parse_object};
+use crate::json::{Object, ObjectError, parse_object};
 use super::keys::{Key, b64url};
-use crate::cache::bounded::Bounded;
+use crate::bounded::Bounded;
 use crate::clock::SharedClock;
 
 /// Verified claims.

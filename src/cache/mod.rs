@@ -3,14 +3,10 @@
 //! `settings` parses, `stage` decides per request (with `headers`), `store` keeps entries, and
 //! `shared` is the Redis tier.
 
-pub mod bounded;
 mod headers;
 pub mod key;
 pub mod rules;
 pub mod settings;
-pub mod sharded;
 pub mod shared;
-pub mod shared_codec;
-pub mod shared_scripts;
 pub mod stage;
 pub mod store;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::sharded::{Hasher, Members, Sharded};
+use crate::sharded::{Hasher, Members, Sharded};
 use crate::clock::SharedClock;
 
 type Set<K> = HashSet<K, Hasher>;

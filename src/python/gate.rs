@@ -116,7 +116,7 @@ pub struct PyDecision {
     pub(super) claims: Option<Py<PyDict>>,
     /// What to do with the app's response, for the cache (None: nothing).
     #[pyo3(get)]
-    pub(super) cache_ticket: Option<Py<super::cache::PyCacheTicket>>,
+    pub(super) cache_ticket: Option<Py<super::memo::PyCacheTicket>>,
 }
 
 #[pymethods]
@@ -360,7 +360,7 @@ impl PyGate {
                         None => None,
                     },
                     cache_ticket: match f.cache {
-                        Some(t) => Some(Py::new(py, super::cache::PyCacheTicket { inner: t })?),
+                        Some(t) => Some(Py::new(py, super::memo::PyCacheTicket { inner: t })?),
                         None => None,
                     },
                 })
@@ -700,10 +700,10 @@ impl PyGate {
 
     /// The gate's response cache (for purging and stats), or None without caching.
     #[getter]
-    fn cache(&self) -> Option<super::cache::PyResponseCache> {
+    fn cache(&self) -> Option<super::memo::PyResponseCache> {
         self.core
             .cache()
-            .map(super::cache::PyResponseCache::for_gate)
+            .map(super::memo::PyResponseCache::for_gate)
     }
 
     /// `(pattern, name)` for every route, in config order; a dispatch-only route's pattern is

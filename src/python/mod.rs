@@ -1,7 +1,7 @@
 //! The binding layer: `ferrogate._native`. Everything Python-facing lives here; the core modules
 //! stay free of pyo3 so they build and test without an interpreter.
 
-mod cache;
+mod memo;
 mod convert;
 mod errors;
 mod gate;
@@ -32,7 +32,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     router::register(m)?;
     gate::register(m)?;
-    cache::register(m)?;
+    memo::register(m)?;
     jwt::register(m)?;
     wsgi::register(m)?;
     guard::register(m)?;

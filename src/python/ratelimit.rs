@@ -103,7 +103,7 @@ fn redis_limiter(
     let section = serde_json::json!({"url": url, "prefix": prefix, "timeout_ms": timeout_ms});
     let settings = RedisSettings::parse(Some(&section), None, &mut issues);
     let settings = issues.finish(settings).map_err(Error::from)?;
-    if !crate::ratelimit::config::is_name(name) {
+    if !crate::ratelimit::settings::is_name(name) {
         return Err(Error::from(RateLimitError::InvalidSetting {
             name: "name",
             reason: format!("{name:?}: letters, digits, '_', '-' or '.', starting with a letter"),
@@ -228,7 +228,7 @@ impl PyRateLimiter {
             .into());
         }
         let host = if storage == Some("host") {
-            if !crate::ratelimit::config::is_name(name) {
+            if !crate::ratelimit::settings::is_name(name) {
                 return Err(Error::from(RateLimitError::InvalidSetting {
                     name: "name",
                     reason: format!(

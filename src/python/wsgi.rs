@@ -300,7 +300,7 @@ pub struct StartAfterUnsafe {
     inner: Py<PyAny>,
     extra: Py<PyTuple>,
     environ: Py<PyDict>,
-    ticket: Py<super::cache::PyCacheTicket>,
+    ticket: Py<super::memo::PyCacheTicket>,
 }
 
 #[pymethods]
@@ -469,7 +469,7 @@ impl PyWsgiGate {
     fn serve_unsafe(
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
-        ticket: &Bound<'_, super::cache::PyCacheTicket>,
+        ticket: &Bound<'_, super::memo::PyCacheTicket>,
         environ: &Bound<'_, PyDict>,
         start_response: &Bound<'_, PyAny>,
         extra: &Bound<'_, PyTuple>,
@@ -491,7 +491,7 @@ impl PyWsgiGate {
     fn serve_with_ticket(
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
-        ticket: &Bound<'_, super::cache::PyCacheTicket>,
+        ticket: &Bound<'_, super::memo::PyCacheTicket>,
         environ: &Bound<'_, PyDict>,
         start_response: &Bound<'_, PyAny>,
         extra: &Bound<'_, PyTuple>,

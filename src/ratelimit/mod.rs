@@ -6,7 +6,7 @@
 //! `ferrogate.RateLimiter` wraps; [`stage::Stage`] is what the gate runs per request.
 
 pub mod client_ip;
-pub mod config;
+pub mod settings;
 pub mod error;
 pub mod headers;
 pub mod host_file;
@@ -16,7 +16,7 @@ pub mod quota;
 pub mod redis_store;
 pub mod stage;
 
-pub use config::{LimitPolicy, Settings};
+pub use settings::{LimitPolicy, Settings};
 pub use error::RateLimitError;
 pub use limiter::{Limiter, Outcome};
 pub use quota::{Quota, parse_quotas};

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::Value;
 
 use super::client_ip::{Cidr, ClientIp};
-use super::config::{
+use super::settings::{
     DEFAULT_EXEMPT_METHODS, KeyPart, LimitDef, LimitOptions, LimitPolicy, LimitRef, OnError,
     Settings, Storage,
 };
@@ -739,7 +739,7 @@ mod tests {
     fn stage(v: &serde_json::Value, policy: &serde_json::Value) -> (Stage, RouteLimits) {
         let mut issues = Issues::default();
         let settings = Settings::parse(v.as_object().unwrap(), &mut issues);
-        let policy = super::super::config::parse_limit(policy, "limit", &mut issues).unwrap();
+        let policy = super::super::settings::parse_limit(policy, "limit", &mut issues).unwrap();
         assert!(issues.is_empty());
         let clock: SharedClock = Arc::new(ManualClock::from_secs(5));
         let mut builder = StageBuilder::new(&settings, clock, None);

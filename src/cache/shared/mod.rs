@@ -41,9 +41,13 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use redis::ConnectionLike;
 
-pub use super::shared_codec::{Corrupt, Record, Value, decode, digest_of, encode, encode_vary};
-use super::shared_codec::{hex, unhex};
-use super::shared_scripts::{PREFIX_CHUNK, PURGE_INDEX, PURGE_PREFIX_CHUNK, READ, STORE};
+pub mod codec;
+pub mod scripts;
+
+pub use codec::{Corrupt, Record, Value, decode, digest_of, encode, encode_vary};
+use codec::{hex, unhex};
+use scripts::{PREFIX_CHUNK, PURGE_INDEX, PURGE_PREFIX_CHUNK, READ, STORE};
+
 use super::store::Store;
 use crate::clock::SharedClock;
 use crate::shared::{RedisClient, StoreError};

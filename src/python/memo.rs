@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::Error;
 use super::release_if;
-use crate::cache::bounded::Bounded;
+use crate::bounded::Bounded;
 use crate::cache::shared::Purge;
 use crate::cache::stage::{Stage, Ticket};
 use crate::cache::store::{Entry, Lookup, Store};

@@ -890,7 +890,7 @@ fn host_file(
     settings: &crate::ratelimit::Settings,
     issues: &mut Issues,
 ) -> Option<Arc<crate::ratelimit::host_file::HostFile>> {
-    use crate::ratelimit::config::Storage;
+    use crate::ratelimit::settings::Storage;
     use crate::ratelimit::host_file::{DEFAULT_MAP_BYTES, HostFile, default_path};
     if settings.storage != Storage::Host {
         return None;
@@ -905,5 +905,4 @@ fn host_file(
 }
 
 #[cfg(test)]
-#[path = "gate_tests.rs"]
 mod tests;

@@ -33,9 +33,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+pub mod list;
+pub mod settings;
+
+pub use list::LocalList;
+pub use settings::{Check, OnError, RevocationSettings};
+
 use super::error::TokenError;
-pub use super::revocation_list::LocalList;
-pub use super::revocation_settings::{Check, OnError, RevocationSettings};
 use super::stage::Blocking;
 use super::verifier::{Verified, Verifier};
 use crate::clock::SharedClock;
