@@ -5,20 +5,25 @@
 //! [`python`] behind the `python` feature, so `cargo test` exercises the core on its own.
 
 pub mod auth;
+pub mod blocking;
 pub mod bounded;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod decision;
 pub mod dispatch;
 pub mod gate;
 pub mod http;
+pub mod issues;
 pub mod json;
 pub mod policy;
 pub mod problem;
 pub mod ratelimit;
+pub mod request;
+pub mod response;
 pub mod router;
-pub mod shared;
 pub mod sharded;
+pub mod shared;
 
 #[cfg(feature = "python")]
 pub mod python;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::auth::stage::AuthPolicy;
 use crate::cache::settings::CachePolicy;
-use crate::config::{Issues, join, show};
+use crate::issues::{Issues, join, show};
 use crate::ratelimit::LimitPolicy;
 
 /// Whether a route is open at all.

@@ -29,6 +29,9 @@ from pathlib import Path
 # cycle); same rank, another group: refused (features do not import each other).
 RUST_LAYERS: dict[str, tuple[int, str]] = {
     "http": (1, "vocabulary"),
+    "request": (1, "vocabulary"),
+    "response": (1, "vocabulary"),
+    "json": (1, "vocabulary"),
     "problem": (1, "vocabulary"),
     "clock": (1, "vocabulary"),
     "issues": (1, "vocabulary"),

@@ -16,13 +16,12 @@ use serde_json::Value;
 
 use super::alg::Algorithm;
 use super::error::{KeyError, TokenError};
-use crate::json::{Object, ObjectError, parse_object};
 use super::keys::{Key, b64url};
 use crate::bounded::Bounded;
 use crate::clock::SharedClock;
+use crate::json::{Object, ObjectError, parse_object};
 
-/// Verified claims.
-pub type Claims = Object;
+pub use crate::json::Claims;
 
 /// Where keys come from: a fixed set, or a JWKS endpoint that may refresh.
 pub trait KeySource: Send + Sync + std::fmt::Debug {

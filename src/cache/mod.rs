@@ -5,8 +5,10 @@
 
 mod headers;
 pub mod key;
+pub mod lookup;
 pub mod rules;
 pub mod settings;
 pub mod shared;
 pub mod stage;
 pub mod store;
+pub mod ticket;

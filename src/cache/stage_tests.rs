@@ -1,12 +1,18 @@
 //! The cache stage's tests.
 
 use super::*;
+use crate::cache::headers::etag_matches;
 use crate::cache::headers::intern;
+use crate::cache::store::{Entry, Lookup};
+use crate::cache::ticket::Ticket;
+use crate::response::Response;
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 
 /// A bare `GET path` (no query, no headers: `none` has one `None` per header slot).
 fn get<'s>(
     gate: &'s crate::gate::Gate,
-    none: &'s (dyn crate::gate::HeaderSource + 's),
+    none: &'s (dyn crate::request::HeaderSource + 's),
     path: &'s str,
 ) -> crate::gate::Decision<'s> {
     let req = Request {

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::sharded::{Hasher, Members, Sharded};
 use crate::clock::SharedClock;
+use crate::sharded::{Hasher, Members, Sharded};
 
 type Set<K> = HashSet<K, Hasher>;
 

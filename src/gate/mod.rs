@@ -8,112 +8,25 @@ use std::sync::Arc;
 
 use crate::auth::jwks::Fetcher;
 use crate::auth::revocation::Revocations;
-use crate::auth::stage::{
-    Blocking, InPlace, Mode as AuthMode, Slots as AuthSlots, Stage as AuthStage,
-};
-use crate::auth::verifier::Verified;
-use crate::cache::stage::{
-    Outcome as CacheOutcome, Slots as CacheSlots, Stage as CacheStage, Ticket as CacheTicket,
-};
+use crate::auth::stage::{Mode as AuthMode, Slots as AuthSlots, Stage as AuthStage};
+use crate::blocking::{Blocking, InPlace};
+use crate::cache::lookup::Outcome as CacheOutcome;
+use crate::cache::stage::{Slots as CacheSlots, Stage as CacheStage};
 use crate::clock::SharedClock;
-use crate::config::{ConfigError, GateConfig, Issues, Unmatched};
-use crate::http::Header;
+use crate::config::{GateConfig, Unmatched};
+use crate::issues::{ConfigError, Issues};
 use crate::policy::{Access, Policy};
-use crate::problem::{self, Problem};
+use crate::problem::Problem;
 use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
 use crate::router::{EmptySegments, Lookup, PathError, RouteId, Router, check_decoded};
 use crate::shared::RedisClient;
 use crate::shared::RedisSettings;
 
+// The gate's interface is `check(&Request) -> Decision`: its types are named here too.
+pub use crate::decision::{Decision, Forward, Matched};
 pub use crate::dispatch::{NoResolver, ResolveFailed, Resolver, Target};
-
-/// The values of the headers named by [`Gate::header_keys`], by position. A slice of them does;
-/// the Python binding reads each from the WSGI environ only when a stage asks for it, so a route
-/// that caches nothing never looks up the cache's fourteen keyed headers.
-pub trait HeaderSource: std::fmt::Debug {
-    fn header(&self, slot: usize) -> Option<&str>;
-}
-
-impl HeaderSource for [Option<&str>] {
-    fn header(&self, slot: usize) -> Option<&str> {
-        self.get(slot).copied().flatten()
-    }
-}
-
-impl<const N: usize> HeaderSource for [Option<&str>; N] {
-    fn header(&self, slot: usize) -> Option<&str> {
-        self.as_slice().header(slot)
-    }
-}
-
-impl HeaderSource for Vec<Option<&str>> {
-    fn header(&self, slot: usize) -> Option<&str> {
-        self.as_slice().header(slot)
-    }
-}
-
-/// What the gate reads of a request. Strings borrow from the caller (the WSGI environ).
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    pub method: &'a str,
-    /// The path as the framework behind will read it: WSGI `PATH_INFO`, already decoded once.
-    pub path: &'a str,
-    pub query: &'a str,
-    pub remote_addr: Option<&'a str>,
-    /// Values of the headers named by [`Gate::header_keys`], by position.
-    pub headers: &'a (dyn HeaderSource + 'a),
-}
-
-/// A response the gate sends itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<Header>,
-    pub body: std::sync::Arc<[u8]>,
-}
-
-impl Response {
-    fn problem(p: &Problem, mut headers: Vec<Header>) -> Self {
-        headers.insert(0, ("content-type", problem::CONTENT_TYPE.to_owned()));
-        Self {
-            status: p.status,
-            headers,
-            body: p.to_body().into(),
-        }
-    }
-}
-
-/// The route a request matched.
-#[derive(Debug)]
-pub struct Matched<'s> {
-    pub id: RouteId,
-    pub pattern: &'s str,
-    pub name: Option<&'s str>,
-    pub params: matchit::Params<'s, 's>,
-}
-
-/// A request the app should handle, with what the gate learned about it.
-#[derive(Debug)]
-pub struct Forward<'s> {
-    pub route: Option<Matched<'s>>,
-    /// Headers to add to the app's response (rate-limit state, cache status).
-    pub headers: Vec<Header>,
-    /// A dry-run limit that would have refused this request (its name), for logs and metrics.
-    pub dry_run_refused: Option<&'s str>,
-    /// The verified token, when the route looked for one and the request had it.
-    pub claims: Option<Arc<Verified>>,
-    /// What to do with the app's response (store it, or invalidate the path after an unsafe request).
-    pub cache: Option<CacheTicket>,
-}
-
-#[derive(Debug)]
-// Forward is the common, hot case: boxing it to shrink the rare Respond would cost an allocation
-// on every forwarded request.
-#[allow(clippy::large_enum_variant)]
-pub enum Decision<'s> {
-    Respond(Response),
-    Forward(Forward<'s>),
-}
+pub use crate::request::{HeaderSource, Request};
+pub use crate::response::Response;
 
 #[derive(Debug)]
 struct RouteEntry {
@@ -890,8 +803,8 @@ fn host_file(
     settings: &crate::ratelimit::Settings,
     issues: &mut Issues,
 ) -> Option<Arc<crate::ratelimit::host_file::HostFile>> {
-    use crate::ratelimit::settings::Storage;
     use crate::ratelimit::host_file::{DEFAULT_MAP_BYTES, HostFile, default_path};
+    use crate::ratelimit::settings::Storage;
     if settings.storage != Storage::Host {
         return None;
     }

@@ -11,7 +11,7 @@ use super::errors::Error;
 use super::guard::guarded;
 use crate::auth::TokenError;
 use crate::auth::revocation::{self, Check, OnError, Refusal};
-use crate::auth::stage::Blocking;
+use crate::blocking::Blocking;
 use crate::gate::{
     Decision, Explanation, Gate, GateOptions, HeaderSource, Request, Response, Target,
 };
@@ -247,7 +247,7 @@ fn check_name(what: &str, s: &str) -> PyResult<()> {
 impl PyGate {
     fn revocations(&self) -> PyResult<&std::sync::Arc<revocation::Revocations>> {
         self.core.revocations().ok_or_else(|| {
-            Error::from(crate::config::ConfigError::single(
+            Error::from(crate::issues::ConfigError::single(
                 "jwt.revocation",
                 "this gate has no [jwt] revocation setting",
             ))
@@ -571,7 +571,7 @@ impl PyGate {
     /// cannot answer, `ConfigError` when the gate has no `[redis]`.
     fn ping_redis(&self, py: Python<'_>) -> PyResult<()> {
         let Some(client) = self.core.redis() else {
-            return Err(Error::from(crate::config::ConfigError::single(
+            return Err(Error::from(crate::issues::ConfigError::single(
                 "redis",
                 "this gate has no [redis] section",
             ))
@@ -591,7 +591,7 @@ impl PyGate {
         now: Option<f64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let Some(verifier) = self.core.verifier() else {
-            return Err(Error::from(crate::config::ConfigError::single(
+            return Err(Error::from(crate::issues::ConfigError::single(
                 "jwt",
                 "this gate has no [jwt] section",
             ))

@@ -12,7 +12,7 @@ use super::errors::Error;
 use crate::auth::jwks::{Fetcher, Jwks};
 use crate::auth::{Algorithm, Claims, KeyError, TokenError, Verified, Verifier};
 use crate::clock::{SharedClock, system};
-use crate::config::{ConfigError, Issues};
+use crate::issues::{ConfigError, Issues};
 
 /// Fetches with `ferrogate._http.fetch`, attaching to the interpreter from whatever thread asks.
 #[derive(Debug)]

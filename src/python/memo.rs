@@ -12,10 +12,11 @@ use super::errors::Error;
 use super::release_if;
 use crate::bounded::Bounded;
 use crate::cache::shared::Purge;
-use crate::cache::stage::{Stage, Ticket};
+use crate::cache::stage::Stage;
 use crate::cache::store::{Entry, Lookup, Store};
+use crate::cache::ticket::Ticket;
 use crate::clock::{SharedClock, system};
-use crate::config::ConfigError;
+use crate::issues::ConfigError;
 
 /// What to do with one app response: store it (GET miss) or invalidate (unsafe method).
 #[pyclass(name = "CacheTicket", module = "ferrogate._native", frozen)]

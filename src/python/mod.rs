@@ -1,13 +1,13 @@
 //! The binding layer: `ferrogate._native`. Everything Python-facing lives here; the core modules
 //! stay free of pyo3 so they build and test without an interpreter.
 
-mod memo;
 mod convert;
 mod errors;
 mod gate;
 mod guard;
 mod headers;
 mod jwt;
+mod memo;
 mod ratelimit;
 mod router;
 mod wsgi;

@@ -400,7 +400,7 @@ fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
 /// then the cache's additions and the gate's. Only the additions are made into Python strings.
 fn changed_headers<'py>(
     headers: &Bound<'py, PyAny>,
-    changes: crate::cache::stage::Changes,
+    changes: crate::cache::ticket::Changes,
     extra: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(headers.py());

@@ -33,8 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use heed::RwTxn;
 
 use super::error::RateLimitError;
+use super::gcra::{MAX_QUOTAS, Outcome, Rate, evaluate, rate_of};
 use super::host_file::{Db, Finish, HostFile};
-use super::limiter::{Limiter, MAX_QUOTAS, Outcome, Rate, evaluate, rate_of};
+use super::limiter::Limiter;
 use super::quota::Quota;
 use super::redis_store::{DigestHasher, KeyDigest, divided};
 use crate::clock::SharedClock;

@@ -6,18 +6,20 @@
 //! `ferrogate.RateLimiter` wraps; [`stage::Stage`] is what the gate runs per request.
 
 pub mod client_ip;
-pub mod settings;
 pub mod error;
+pub mod gcra;
 pub mod headers;
 pub mod host_file;
 pub mod host_store;
 pub mod limiter;
 pub mod quota;
 pub mod redis_store;
+pub mod settings;
 pub mod stage;
 
-pub use settings::{LimitPolicy, Settings};
 pub use error::RateLimitError;
-pub use limiter::{Limiter, Outcome};
+pub use gcra::Outcome;
+pub use limiter::Limiter;
 pub use quota::{Quota, parse_quotas};
+pub use settings::{LimitPolicy, Settings};
 pub use stage::{RouteLimits, Stage, StageBuilder, Verdict};

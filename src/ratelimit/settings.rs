@@ -35,9 +35,10 @@
 use serde_json::{Map, Value};
 
 use super::client_ip::{Cidr, ClientIp, ForwardedHeader, Trust};
-use super::limiter::{DEFAULT_MAX_KEYS, MAX_QUOTAS};
+use super::gcra::MAX_QUOTAS;
+use super::limiter::DEFAULT_MAX_KEYS;
 use super::quota::{Quota, parse_quotas};
-use crate::config::{Issues, join, show};
+use crate::issues::{Issues, join, show};
 
 /// One part of a limit's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -749,8 +750,7 @@ fn parse_options(map: &Map<String, Value>, at: &str, issues: &mut Issues) -> Opt
         out.exempt_methods = issues.strings(m, &key).and_then(|list| {
             let mut good = true;
             for (i, s) in list.iter().enumerate() {
-                if !crate::router::Method::is_token(s) || s.bytes().any(|b| b.is_ascii_lowercase())
-                {
+                if !crate::http::is_token(s) || s.bytes().any(|b| b.is_ascii_lowercase()) {
                     issues.push(
                         format!("{key}[{i}]"),
                         format!("not an upper-case HTTP method: {}", show(&Value::from(*s))),

@@ -11,10 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::Value;
 
 use super::client_ip::{Cidr, ClientIp};
-use super::settings::{
-    DEFAULT_EXEMPT_METHODS, KeyPart, LimitDef, LimitOptions, LimitPolicy, LimitRef, OnError,
-    Settings, Storage,
-};
 use super::headers;
 use super::host_file::HostFile;
 use super::host_store::HostLimiter;
@@ -23,13 +19,18 @@ use super::quota::Quota;
 use super::redis_store::{
     DigestHasher, RedisLimiter, RedisOptions, spawn_reconciler, sweep_interval,
 };
-use crate::auth::Claims;
-use crate::auth::stage::Blocking;
+use super::settings::{
+    DEFAULT_EXEMPT_METHODS, KeyPart, LimitDef, LimitOptions, LimitPolicy, LimitRef, OnError,
+    Settings, Storage,
+};
+use crate::blocking::Blocking;
 use crate::clock::SharedClock;
-use crate::config::{Issues, join};
-use crate::gate::{Request, Response};
 use crate::http::Header;
+use crate::issues::{Issues, join};
+use crate::json::Claims;
 use crate::problem::{self, Problem};
+use crate::request::Request;
+use crate::response::Response;
 use crate::shared::RedisClient;
 
 /// A key part with header names resolved to their slot in [`Request::headers`].
@@ -469,7 +470,7 @@ impl Stage {
         let now = self.clock.now_nanos();
         let mut dry_run_refused = None;
         // The legacy trio describes one quota: the one with the fewest requests left.
-        let mut legacy: Option<(Quota, super::limiter::QuotaState)> = None;
+        let mut legacy: Option<(Quota, super::gcra::QuotaState)> = None;
         for limit in &limits.0 {
             if limit.exempt_methods.iter().any(|m| m == req.method)
                 || (!limit.exempt_ips.is_empty()
@@ -576,7 +577,7 @@ impl Stage {
         }
     }
 
-    fn refusal(&self, limit: &BoundLimit, outcome: &super::limiter::Outcome, now: u64) -> Response {
+    fn refusal(&self, limit: &BoundLimit, outcome: &super::gcra::Outcome, now: u64) -> Response {
         let state = outcome.state();
         let retry = headers::retry_after_secs(&state);
         let mut hs: Vec<Header> = vec![
@@ -677,7 +678,7 @@ fn write_claim(h: &mut impl Hasher, tag: u8, v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::stage::InPlace;
+    use crate::blocking::InPlace;
     use crate::clock::ManualClock;
     use crate::config::GateConfig;
     use crate::gate::{Decision, Gate};
@@ -688,7 +689,7 @@ mod tests {
     fn req<'a>(
         method: &'a str,
         ip: &'a str,
-        headers: &'a (dyn crate::gate::HeaderSource + 'a),
+        headers: &'a (dyn crate::request::HeaderSource + 'a),
     ) -> Request<'a> {
         Request {
             method,

@@ -40,8 +40,8 @@ pub use list::LocalList;
 pub use settings::{Check, OnError, RevocationSettings};
 
 use super::error::TokenError;
-use super::stage::Blocking;
 use super::verifier::{Verified, Verifier};
+use crate::blocking::Blocking;
 use crate::clock::SharedClock;
 use crate::shared::{RedisClient, StoreError};
 
@@ -666,7 +666,7 @@ mod tests {
         };
         let key = crate::auth::keys::Key::hmac(b"k", None).unwrap();
         let v = Verifier::with_keys(validation, vec![key], shared).unwrap();
-        let inplace = crate::auth::stage::InPlace;
+        let inplace = crate::blocking::InPlace;
         let r = offline(OnError::Allow, &clock);
         let t = verified(
             &v,

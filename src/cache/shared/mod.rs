@@ -376,26 +376,26 @@ impl Shared {
 
     /// Subscribes the L1 `store` (held weakly) to other processes' purges; each (re)connect
     /// flushes purges queued while Redis was away and clears the L1.
-    pub fn subscribe(self: &Arc<Self>, store: Weak<super::stage::Stage>) {
+    pub fn subscribe(self: &Arc<Self>, store: Weak<Store>) {
         let (me, st) = (Arc::downgrade(self), store.clone());
         let handler = Arc::new(move |payload: &[u8]| {
-            let (Some(me), Some(stage)) = (me.upgrade(), st.upgrade()) else {
+            let (Some(me), Some(store)) = (me.upgrade(), st.upgrade()) else {
                 return;
             };
             if let Some(p) = Purge::parse(payload) {
                 me.bump();
-                p.apply(&stage.store);
+                p.apply(&store);
                 me.stats.purges_received.fetch_add(1, Ordering::Relaxed);
             }
         });
         let me = Arc::downgrade(self);
         let on_connect = Arc::new(move |_: &RedisClient| {
-            let (Some(me), Some(stage)) = (me.upgrade(), store.upgrade()) else {
+            let (Some(me), Some(store)) = (me.upgrade(), store.upgrade()) else {
                 return;
             };
             let _ = me.flush_pending(true);
             me.bump();
-            stage.store.clear();
+            store.clear();
             me.stats.l1_resets.fetch_add(1, Ordering::Relaxed);
         });
         self.client.subscribe(CHANNEL, handler, Some(on_connect));
