@@ -1,7 +1,7 @@
 //! The cache stage's lookup: for each request, serve a fresh entry from L1 (or the Redis tier),
 //! wait for a concurrent miss of the same resource, or forward with a [`Ticket`] for the response.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use super::headers::{etag_matches, leak_name, vary_values};
 use super::key;
@@ -242,7 +242,6 @@ impl Stage {
             stored_at: r.stored_at.min(now),
             fresh_until,
             stale_until,
-            ext: OnceLock::new(),
         };
         let entry = if shared.seq() == before && self.l1_usable() {
             self.store.insert(primary, r.vary, found.variant_key, entry)

@@ -6,7 +6,6 @@ use crate::cache::headers::intern;
 use crate::cache::store::{Entry, Lookup};
 use crate::cache::ticket::Ticket;
 use crate::response::Response;
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 /// A bare `GET path` (no query, no headers: `none` has one `None` per header slot).
@@ -45,7 +44,6 @@ fn stale_while_revalidate_serves_stale_only_during_a_revalidation() {
             stored_at: now,
             fresh_until: now + 10_000_000_000,
             stale_until: now + 40_000_000_000,
-            ext: OnceLock::new(),
         },
     );
     clock.advance_nanos(15_000_000_000);

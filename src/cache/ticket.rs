@@ -2,8 +2,8 @@
 //! cacheable miss or unsafe request; the adapter hands the app's response back to it once, and it
 //! stores the response under RFC 9111's shared-cache rules, or invalidates the path.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::digest;
 
@@ -326,7 +326,6 @@ impl Ticket {
                 stored_at: now,
                 fresh_until,
                 stale_until,
-                ext: OnceLock::new(),
             };
             stage
                 .store
@@ -361,7 +360,6 @@ impl Ticket {
                 stored_at: now,
                 fresh_until,
                 stale_until,
-                ext: OnceLock::new(),
             },
         );
         out.push(status_of("fwd=miss; stored", None));

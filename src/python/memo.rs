@@ -183,7 +183,6 @@ impl PyResponseCache {
             stored_at: now,
             fresh_until: until,
             stale_until: until,
-            ext: std::sync::OnceLock::new(),
         };
         store.insert(key, Vec::new(), key.to_owned(), entry);
         Ok(())
