@@ -2,6 +2,7 @@
 //! stay free of pyo3 so they build and test without an interpreter.
 
 mod convert;
+mod decision;
 mod errors;
 mod gate;
 mod guard;
@@ -9,7 +10,11 @@ mod headers;
 mod jwt;
 mod memo;
 mod ratelimit;
+mod redis;
+mod response_cache;
+mod revocation;
 mod router;
+mod ticket;
 mod wsgi;
 
 use pyo3::prelude::*;
@@ -32,6 +37,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     router::register(m)?;
     gate::register(m)?;
+    ticket::register(m)?;
+    response_cache::register(m)?;
     memo::register(m)?;
     jwt::register(m)?;
     wsgi::register(m)?;

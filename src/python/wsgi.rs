@@ -5,7 +5,8 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::gate::{PyDecision, PyGate};
+use super::decision::PyDecision;
+use super::gate::PyGate;
 
 struct Keys {
     route: Py<PyString>,
@@ -300,7 +301,7 @@ pub struct StartAfterUnsafe {
     inner: Py<PyAny>,
     extra: Py<PyTuple>,
     environ: Py<PyDict>,
-    ticket: Py<super::memo::PyCacheTicket>,
+    ticket: Py<super::ticket::PyCacheTicket>,
 }
 
 #[pymethods]
@@ -469,7 +470,7 @@ impl PyWsgiGate {
     fn serve_unsafe(
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
-        ticket: &Bound<'_, super::memo::PyCacheTicket>,
+        ticket: &Bound<'_, super::ticket::PyCacheTicket>,
         environ: &Bound<'_, PyDict>,
         start_response: &Bound<'_, PyAny>,
         extra: &Bound<'_, PyTuple>,
@@ -491,7 +492,7 @@ impl PyWsgiGate {
     fn serve_with_ticket(
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
-        ticket: &Bound<'_, super::memo::PyCacheTicket>,
+        ticket: &Bound<'_, super::ticket::PyCacheTicket>,
         environ: &Bound<'_, PyDict>,
         start_response: &Bound<'_, PyAny>,
         extra: &Bound<'_, PyTuple>,
