@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::errors::Error;
-use crate::auth::revocation::{self, Check, OnError, Revocations};
+use crate::auth::revocation::revoke;
+use crate::auth::revocation::{Check, OnError, Revocations};
 use crate::gate::Gate;
 use crate::issues::ConfigError;
 
@@ -46,11 +47,11 @@ pub(super) fn revoke_token(
             "exp must be a finite number of seconds",
         ));
     }
-    let (jti, token_exp) = if revocation::looks_like_jws(token_or_jti) {
+    let (jti, token_exp) = if revoke::looks_like_jws(token_or_jti) {
         let Some(verifier) = gate.verifier() else {
             return Err(PyValueError::new_err("no verifier"));
         };
-        py.detach(|| revocation::jti_of_token(verifier, token_or_jti))
+        py.detach(|| revoke::jti_of_token(verifier, token_or_jti))
             .map_err(Error::from)?
     } else {
         (token_or_jti.to_owned(), None)

@@ -34,10 +34,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod list;
-mod revoke;
+pub mod revoke;
 pub mod settings;
 
-pub use revoke::{CHANNEL, jti_of_token, looks_like_jws};
+/// The pub/sub channel (after the prefix).
+pub const CHANNEL: &str = "revocations";
 
 pub use list::LocalList;
 pub use settings::{Check, OnError, RevocationSettings};
@@ -439,7 +440,7 @@ mod tests {
 
     #[test]
     fn helpers() {
-        use super::revoke::{parse_secs, secs_text};
+        use super::revoke::{looks_like_jws, parse_secs, secs_text};
         assert_eq!(parse_secs(" 12.5 "), Some(12.5));
         assert_eq!(parse_secs("inf"), None);
         assert_eq!(secs_text(1_700_000_000.25), "1700000000.25");

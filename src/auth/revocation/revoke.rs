@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::Revocations;
+use super::{CHANNEL, Revocations};
 use crate::auth::error::TokenError;
 use crate::auth::verifier::Verifier;
 use crate::shared::{RedisClient, StoreError};
 
-/// The pub/sub channel (after the prefix).
-pub const CHANNEL: &str = "revocations";
 /// How many fields one HSCAN step asks for.
 const SCAN_COUNT: u64 = 1000;
 
