@@ -1,8 +1,8 @@
 //! Typed configuration, validated once at start-up.
 //!
 //! Config arrives as a JSON-shaped value (a Python dict, or TOML parsed by Python). Validation
-//! walks the whole value and collects every problem, each naming its key path and the bad value,
-//! so a user fixes a config in one round instead of one error at a time.
+//! walks the whole value and collects every problem ([`crate::issues`]); each section is parsed
+//! by the feature that owns it (`auth/settings.rs`, `ratelimit/settings.rs`, ...).
 
 use serde_json::Value;
 

@@ -3,6 +3,12 @@
 //! One call per request ([`gate::Gate::check`]) decides what happens to an HTTP request before the
 //! framework sees it. The core modules know nothing of Python; the binding layer lives in
 //! [`python`] behind the `python` feature, so `cargo test` exercises the core on its own.
+//!
+//! Layers, imports only downward (`tools/import_graph.py` checks; `docs/architecture.md` says
+//! more): the vocabulary ([`request`], [`response`], [`http`], [`problem`], [`json`], [`clock`],
+//! [`issues`], [`blocking`], [`bounded`], [`sharded`]); [`shared`], the Redis client; the features
+//! ([`router`], [`auth`], [`ratelimit`], [`cache`]), none importing another; the composition
+//! ([`policy`], [`config`], [`decision`], [`dispatch`], [`gate`]); and the binding.
 
 pub mod auth;
 pub mod blocking;

@@ -62,11 +62,11 @@ PY_RANKS: dict[str, int] = {
     "ferrogate.memo": 1,
     "ferrogate.ratelimit": 1,
     "ferrogate.tokens": 1,
+    "ferrogate.wsgi": 1,
     "ferrogate._adapter": 2,
     "ferrogate": 4,
     "ferrogate.__main__": 5,
     "ferrogate.cli": 5,
-    "ferrogate.flask_cli": 5,
     "ferrogate.demo": 5,
 }
 PY_DEFAULT_RANK = 3
@@ -231,7 +231,7 @@ class RustCrate:
         for mod, code in self.code.items():
             if mod in self.test_files:
                 continue
-            paths = []
+            paths: list[str] = []
             for m in re.finditer(r"\buse\s+([^;]+);", code):
                 paths.extend(p for p, _ in _use_items(m.group(1)))
             # Paths written out in code (`crate::http::is_header_name(h)`).
@@ -317,8 +317,12 @@ def python_graph(pkg: Path) -> dict[str, set[str]]:
                 # The longest package module the name is, or is inside.
                 while t and t not in mods:
                     t = t.rpartition(".")[0]
-                if t and t != name and not name.startswith(t + "."):
-                    out.add(t)
+                # Importing `a.b.c` runs `a.b`'s __init__ first (the root package's aside: it is the
+                # public API, which imports the modules, and none of them imports it).
+                while t.count(".") >= 1:
+                    if t != name and not name.startswith(t + "."):
+                        out.add(t)
+                    t = t.rpartition(".")[0]
     return graph
 
 
@@ -379,7 +383,8 @@ def cycles(graph: Graph) -> list[str]:
         if v not in index:
             visit(v)
     return [
-        f"{' -> '.join(_cycle_in(graph, set(c)))} (all of: {', '.join(c)})" if len(c) > 2
+        f"{' -> '.join(_cycle_in(graph, set(c)))} (all of: {', '.join(c)})"
+        if len(c) > 2
         else " -> ".join(_cycle_in(graph, set(c)))
         for c in comps
     ]

@@ -2,7 +2,9 @@
 //!
 //! Stages, in order: check the path → choose the route ([`Target`]: the router's match or the
 //! framework's resolution; 405 when only the method is wrong) → access → credentials → rate
-//! limits → cache. Each either answers the request or adds to what is forwarded.
+//! limits → cache. Each either answers the request or adds to what is forwarded. Each stage is
+//! its feature's (`auth/stage.rs`, `ratelimit/stage.rs`, `cache/lookup.rs`); this module only
+//! orders them. The gate is built from its config in `build.rs`.
 
 use std::sync::Arc;
 

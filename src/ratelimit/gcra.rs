@@ -1,8 +1,8 @@
 //! GCRA (the generic cell rate algorithm) arithmetic: one theoretical arrival time (TAT) per key
 //! and quota, emission interval `T = period / count`, tolerance `burst * T`. Every store decides
-//! with [`evaluate`] on the TATs it keeps: the in-memory [`super::limiter::Limiter`], the
+//! with `evaluate` on the TATs it keeps: the in-memory [`super::limiter::Limiter`], the
 //! host-shared file ([`super::host_store`]) and Redis ([`super::redis_store`], whose script does
-//! the same arithmetic atomically in the server and whose verdict [`evaluate`] then reports).
+//! the same arithmetic atomically in the server and whose verdict `evaluate` then reports).
 
 use super::error::RateLimitError;
 use super::quota::Quota;

@@ -3,7 +3,8 @@
 //! trusted proxies, the standard response headers, and the gate stage that ties them together.
 //!
 //! The pieces stand alone: [`quota::parse_quotas`] and [`limiter::Limiter`] are what
-//! `ferrogate.RateLimiter` wraps; [`stage::Stage`] is what the gate runs per request.
+//! `ferrogate.RateLimiter` wraps; [`stage::Stage`] is what the gate runs per request. Every store
+//! (memory, host file, Redis) decides with the arithmetic of [`gcra`]; `settings` parses.
 
 pub mod client_ip;
 pub mod error;

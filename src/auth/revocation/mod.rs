@@ -26,6 +26,9 @@
 //! revocation made in this process applies here at once; other processes apply it when the
 //! message arrives (usually well under a millisecond). `check = "always"` adds one round trip per
 //! request, so a revocation applies everywhere from the moment the revoking call returns.
+//!
+//! This module checks tokens against the list; `revoke.rs` writes, publishes and loads it,
+//! `list.rs` is the local copy and `settings.rs` the setting.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
