@@ -1,7 +1,8 @@
 """The Redis client and the deployment around it, from issue 21's smaller points.
 
 - A new connection to a server that accepts but does not answer (paused, overloaded) waits for one
-  reply, the command's: the connect handshake asks the server nothing, so the wait is not doubled.
+  reply, the command's: the connect handshake asks the server nothing, so the wait is not doubled;
+  with a password and a database, AUTH and SELECT go out in one write and are the one wait.
 - A worker count set only in a gunicorn config file is detected (the file is parsed, not run).
 """
 
@@ -84,6 +85,31 @@ def test_a_new_connection_to_a_silent_server_waits_for_one_reply(silent: Silent)
     # The PING is the only request that waited for an answer: no handshake before it.
     assert b"SETINFO" not in sent, sent
     assert sent.count(b"PING") == 1, sent
+
+
+def test_auth_and_select_are_one_wait_on_a_silent_server(silent: Silent) -> None:
+    # With a password and a database the handshake asks two things; they go out together and a
+    # silent server costs the one wait for their replies, after which nothing else is sent.
+    gate = Gate(
+        {
+            "redis": {
+                "url": f"redis://:secret@127.0.0.1:{silent.port}/3",
+                "connect_timeout_ms": 300,
+                "timeout_ms": 300,
+            },
+            "rate_limit": {"storage": "redis"},
+            "routes": [{"path": "/a", "limit": "1/hour"}],
+        }
+    )
+    with pytest.raises(StoreUnavailableError):
+        gate.ping_redis()
+    with silent.lock:
+        chunks = list(silent.received)
+    sent = b"".join(chunks)
+    assert sent.count(b"AUTH") == 1 and sent.count(b"SELECT") == 1, sent
+    assert b"PING" not in sent, sent
+    # One write: SELECT did not wait for AUTH's reply.
+    assert any(b"AUTH" in c and b"SELECT" in c for c in chunks), chunks
 
 
 APP = """

@@ -62,6 +62,33 @@ def test_urlconf_order_decides_as_in_django() -> None:
     assert RAN == []
 
 
+def test_an_order_conflict_keeps_the_earlier_route_on_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the later route leaves the router: the router then picks the earlier one for every
+    # path both match, as Django does, and an allowed request never pays for a resolve().
+    import django.urls
+
+    with override_settings(ROOT_URLCONF="order_urls", MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        reports = {r.endpoint: r for r in state.compiled().reports}
+        assert reports["article"].pattern == "/articles/{slug}/"
+        assert reports["article-new"].pattern is None
+        assert "earlier route" in (reports["article-new"].fallback_reason or "")
+        assert reports["article-feed"].pattern == "/articles/{slug}/feed/"
+        asked: list[str] = []
+        real = django.urls.resolve
+        monkeypatch.setattr(django.urls, "resolve", lambda p, *a: asked.append(p) or real(p, *a))
+        client = Client()
+        # Django runs `article` (it comes first), whose policy needs a token.
+        assert client.get("/articles/new/").status_code == 401
+        asked.clear()
+        r = client.get("/articles/new/", HTTP_AUTHORIZATION=bearer())
+        assert r.json() == {"view": "article", "slug": "new"}
+        assert client.get("/articles/x/", HTTP_AUTHORIZATION=bearer()).json()["view"] == "article"
+        assert [client.get("/articles/new/feed/").status_code for _ in range(3)] == [200, 200, 429]
+        assert asked == []
+    state.reset()
+
+
 def test_per_request_urlconf_views_get_their_policy_or_fail_closed() -> None:
     client = Client()
     assert client.get("/shared/").json()["view"] == "shared_main"

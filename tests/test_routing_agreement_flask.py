@@ -14,8 +14,10 @@ import pytest
 from ferrogate import encode
 from ferrogate.exceptions import GateRefused
 from ferrogate.flask import FerroGate, werkzeug_to_matchit
+from ferrogate.flask_mounts import is_mounted, overlapping_mount
 from flask import Flask, jsonify
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.routing import PathConverter
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
@@ -196,8 +198,9 @@ def test_method_spelling_is_read_as_werkzeug_reads_it(fast_path: bool) -> None:
     assert ran == []
 
 
-def test_a_fallback_rule_does_not_turn_off_the_defaults_for_mounted_apps() -> None:
-    app, gate, _ = new_app(FERROGATE_DEFAULTS={"auth": "required"})
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_a_fallback_rule_does_not_turn_off_the_defaults_for_mounted_apps(fast_path: bool) -> None:
+    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
     legacy, legacy_ran = legacy_app()
 
     @app.get("/files/<name>.<ext>")  # cannot be a matchit pattern: dispatch-only
@@ -205,17 +208,100 @@ def test_a_fallback_rule_does_not_turn_off_the_defaults_for_mounted_apps() -> No
     def odd_file(name: str, ext: str) -> Any:
         return {"file": f"{name}.{ext}"}
 
+    @app.get("/quota")
+    @gate.limit("2/minute")
+    def quota() -> Any:
+        return {"ok": True}
+
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/legacy": legacy})  # type: ignore[method-assign]
     gate.init_app(app)
     client = app.test_client()
-    assert client.get("/legacy/report").status_code == 401
+    r = client.get("/legacy/report")
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
     assert legacy_ran == []
     assert client.get("/files/a.txt").get_json() == {"file": "a.txt"}
     assert client.get("/legacy/report", headers=token()).data == b"legacy secrets"
+    # Checked once, not once before the mounted layer and again in Flask's hook.
+    assert [client.get("/quota", headers=token()).status_code for _ in range(3)] == [200, 200, 429]
 
 
-def test_deferred_refusals_go_to_flask_not_to_a_wrapped_wsgi_layer() -> None:
-    app, gate, _ = new_app(FERROGATE_DEFAULTS={"auth": "required"})
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_a_mounted_app_never_runs_under_the_policy_of_a_flask_rule_matching_its_path(fast_path: bool) -> None:
+    # A metrics app mounted at /metrics beside a public catch-all: /metrics is served by the
+    # mounted app, so it gets the defaults, not the catch-all's exemption.
+    app, gate, ran = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
+    metrics, metrics_ran = legacy_app()
+
+    @app.get("/<path:page>")
+    @gate.exempt
+    def spa(page: str) -> Any:
+        ran.append(page)
+        return {"page": page}
+
+    @app.get("/metricsx")
+    @gate.exempt
+    def near(page: str = "") -> Any:
+        return {"near": True}
+
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/metrics": metrics})  # type: ignore[method-assign]
+    gate.init_app(app)
+    client = app.test_client()
+    for path in ("/metrics", "/metrics/", "/metrics/x", "/metrics//x"):
+        assert client.get(path).status_code == 401, path
+    assert metrics_ran == []
+    assert client.get("/metrics", headers=token()).data == b"legacy secrets"
+    assert client.get("/about").get_json() == {"page": "about"}
+    assert client.get("/metricsx").get_json() == {"near": True}
+    reports = {r.endpoint: r for r in gate.state(app).current().reports}
+    assert reports["spa"].pattern is None
+    assert "/metrics" in (reports["spa"].fallback_reason or "")
+    assert reports["near"].pattern == "/metricsx"
+
+
+def test_shared_data_exports_are_mounts_and_a_missing_file_is_checked_by_flask(tmp_path: Any) -> None:
+    (tmp_path / "public.txt").write_text("public file")
+    app, gate, ran = new_app(FERROGATE_DEFAULTS={"auth": "required"})
+
+    @app.get("/static-ish/<path:page>")
+    @gate.auth(scopes=["admin"])
+    def admin(page: str) -> Any:
+        ran.append(page)
+        return {"admin": page}
+
+    app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/static-ish": str(tmp_path)})  # type: ignore[method-assign]
+    gate.init_app(app)
+    client = app.test_client()
+    # Served by the shared-data layer: the defaults (a token), not the admin rule's scope.
+    assert client.get("/static-ish/public.txt").status_code == 401
+    assert client.get("/static-ish/public.txt", headers=token()).data == b"public file"
+    # No such file: Flask's admin view runs, under its own policy.
+    assert client.get("/static-ish/other", headers=token()).status_code == 403
+    assert client.get("/static-ish/other", headers=token("admin")).get_json() == {"admin": "other"}
+    assert ran == ["other"]
+
+
+def test_mount_points_are_read_as_the_dispatcher_reads_them() -> None:
+    mounts = ("/metrics", "/a/b", "/")
+    assert is_mounted(mounts, "/metrics")
+    assert is_mounted(mounts, "/metrics/")
+    assert is_mounted(mounts, "/metrics/x/y")
+    assert is_mounted(mounts, "/a/b/c")
+    assert is_mounted(mounts, "/")
+    assert not is_mounted(mounts, "/metricsx")
+    assert not is_mounted(mounts, "/a")
+    assert not is_mounted(mounts, "/x")
+    assert overlapping_mount("/{*page}", mounts) == "/metrics"
+    assert overlapping_mount("/a/{x}", ("/a/b",)) == "/a/b"
+    assert overlapping_mount("/a/c", ("/a/b",)) is None
+    assert overlapping_mount("/metricsx", ("/metrics",)) is None
+    assert overlapping_mount("/about", ("/",)) is None
+    assert overlapping_mount("/about", ("weird",)) == "weird"
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_deferred_refusals_go_to_flask_not_to_a_wrapped_wsgi_layer(fast_path: bool) -> None:
+    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
     legacy, legacy_ran = legacy_app()
 
     @app.errorhandler(GateRefused)

@@ -120,6 +120,9 @@ class Candidate:
     #: Parameter shapes the gate checks (``{"id": "digits"}``): a value without its shape is left
     #: to the framework's resolver, so no stage counts it under this route.
     params: dict[str, str] = field(default_factory=dict)
+    #: A dispatch-only route's pattern had it been compiled (None: no pattern describes it), so
+    #: only the fast routes it overlaps wait for the resolver before refusing.
+    shape: str | None = None
 
 
 @dataclass
@@ -370,7 +373,7 @@ def compile_routes(
         # What production would refuse must fail here too: validate the whole policy first.
         compile_routes(base, copy.deepcopy(candidates), where, resolve)
         base = switched_off(base, candidates, limits=limits, cache=cache)
-    shapes = {id(c): c.pattern for c in candidates}
+    shapes = {id(c): c.pattern if c.pattern is not None else c.shape for c in candidates}
     for c in candidates:
         if c.callables and c.pattern is not None:
             c.pattern, c.reason = None, "a rate-limit key is a Python callable, which needs the request"

@@ -48,6 +48,7 @@ from ferrogate.flask_identity import (
     get_identity,
     verify_refresh_token,
 )
+from ferrogate.flask_mounts import is_mounted, mounts_inside, overlapping_mount
 from ferrogate.flask_refusals import has_refusal_handler, refusal
 from ferrogate.gate import load_config_file
 from ferrogate.tokens import TokenIssuer
@@ -213,6 +214,10 @@ class _AppState:
         self.rule_count = -1
         self.defer_refusals = False
         self.serving = False
+        #: What the gate wraps (``app.wsgi_app`` at ``init_app``), and the mount points of the
+        #: dispatchers in it, which take paths away from Flask.
+        self.inner: Any = None
+        self.mounts: tuple[str, ...] = ()
         self._issuer: TokenIssuer | None = None
 
     def setting(self, key: str) -> Any:
@@ -293,6 +298,8 @@ class _AppState:
     def resolve(self, compiled: Compiled, environ: Mapping[str, Any]) -> Hashable | None:
         """The rule werkzeug would dispatch ``environ`` to (its key), before Flask runs: asked by the
         gate for a path its router does not match while some rules are dispatch-only."""
+        if self.mounts and is_mounted(self.mounts, environ.get("PATH_INFO", "")):
+            return None  # a WSGI app mounted beside Flask answers it: the defaults apply
         app = self.app
         try:
             adapter = app.create_url_adapter(app.request_class(cast(Any, environ)))
@@ -329,6 +336,7 @@ class _AppState:
         return config
 
     def _compile(self) -> Compiled:
+        self.mounts = mounts_inside(self.inner, type(self.app).wsgi_app.__get__(self.app))
         return compile_routes(
             self.base_config(),
             self._candidates(),
@@ -343,6 +351,21 @@ class _AppState:
         for rule in self.app.url_map.iter_rules():
             view = self.app.view_functions.get(rule.endpoint)
             pattern, reason = werkzeug_to_matchit(rule)
+            if pattern is not None and self.mounts:
+                aliases_of = slash_aliases(rule, pattern)
+                mount = next(
+                    (
+                        m
+                        for p in (pattern, *aliases_of)
+                        if (m := overlapping_mount(p, self.mounts)) is not None
+                    ),
+                    None,
+                )
+                if mount is not None:
+                    pattern, reason = (
+                        None,
+                        f"a WSGI app mounted at {mount!r} inside the gate may take its paths",
+                    )
             methods = sorted(rule.methods or ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
             policy = self.ext.policy_for(rule.endpoint, view)
             callables = self.ext.callables_for(rule.endpoint, view)
@@ -404,14 +427,19 @@ class _FlaskGateMiddleware:
         native call. Disabled or hook mode: None, and Flask's hooks do the checking."""
         state = self.state
         compiled = state.for_request()
-        if not state.enabled or not state.fast_path:
+        if not state.enabled:
             return None
-        # With defer_refusals, Flask runs for refused requests so the app's handler renders them:
-        # Flask's own entry point, never a WSGI layer wrapped inside the gate that could serve the
-        # request itself.
         own = type(state.app).wsgi_app.__get__(state.app)
+        if not state.fast_path and self.wsgi_app == own:
+            return None
+        # Hook mode with a WSGI layer inside the gate (a DispatcherMiddleware mounted before
+        # init_app) checks here too: that layer may answer requests Flask never sees, so no
+        # before_request hook would. Flask still renders the refusals, as in hook mode.
+        defer = state.defer_refusals or not state.fast_path
+        # Deferred refusals go to Flask's own entry point, never to a WSGI layer wrapped inside
+        # the gate that could serve the request itself.
         native = self._native = WsgiGate(
-            self.wsgi_app, compiled.gate, state.defer_refusals, refusal_app=own, on_refused=state.on_refused
+            self.wsgi_app, compiled.gate, defer, refusal_app=own, on_refused=state.on_refused
         )
         # From now on Flask may call the native gate itself, a Python frame less per request. Only
         # while app.wsgi_app is still this middleware: a wrapper added after init_app (ProxyFix,
@@ -453,6 +481,7 @@ class FerroGate:
             raise RuntimeError("ferrogate is already initialised on this app")
         state = _AppState(self, app)
         app.extensions["ferrogate"] = state
+        state.inner = app.wsgi_app
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._confirmer(state))
         # `g.ferrogate_claims` reads the request's claims on demand instead of a hook copying them.
@@ -657,10 +686,13 @@ class FerroGate:
         Flask resolved) is one identity check, with no further lookups."""
 
         def confirm() -> Response | None:
-            early = request.environ.get("ferrogate.decision")
+            # One proxy lookup: each attribute read through the `request` proxy costs about as much
+            # as the whole identity check.
+            req = request._get_current_object()  # type: ignore[attr-defined]
+            early = req.environ.get("ferrogate.decision")
             compiled = state.compiled
             if early is not None and compiled is not None:
-                rule = request.url_rule
+                rule = req.url_rule
                 if compiled.confirmed(early, id(rule) if rule is not None else None):
                     return None
             return self._before_request()

@@ -22,8 +22,9 @@
 //! Each transaction that adds a key also looks at the next [`SWEEP_STEP`] entries after this
 //! process's sweep cursor and drops the idle ones, so the whole file is swept once per
 //! `live / SWEEP_STEP` new keys and idle keys cannot pile up. A limit at its `max_keys` drops its
-//! idle keys, and if none are, the eighth with the earliest TATs (the keys closest to a full
-//! burst), as the in-memory store does. LMDB reuses freed pages, so the file stops growing.
+//! idle keys, and if fewer than an eighth are, the eighth with the earliest TATs (the keys
+//! closest to a full burst), so the scan that finds them comes once per eighth of the cap. LMDB
+//! reuses freed pages, so the file stops growing.
 
 use std::hash::Hasher;
 use std::ops::Bound;
@@ -285,7 +286,10 @@ impl HostLimiter {
             })
     }
 
-    /// Before adding a key to a limit at its cap: drop its idle keys, else its earliest eighth.
+    /// Before adding a key to a limit at its cap: drop its idle keys, or, when fewer than an
+    /// eighth of its keys are idle, the eighth with the earliest horizons (the idle ones first).
+    /// Always at least an eighth: this scans every key of the limit under the file's write
+    /// lock, and a cap that freed one idle key at a time would scan on every new key.
     fn make_room(&self, db: &Db, txn: &mut RwTxn<'_>, now: u64) -> heed::Result<()> {
         if read_count(db, txn, &self.ns)? < self.max_keys {
             return Ok(());
@@ -297,22 +301,19 @@ impl HostLimiter {
                 entries.push((horizon(v), k.to_vec()));
             }
         }
-        let mut idle: Vec<Vec<u8>> = entries
-            .iter()
-            .filter(|(h, _)| *h <= now)
-            .map(|(_, k)| k.clone())
-            .collect();
-        if idle.is_empty() && !entries.is_empty() {
-            let k = entries.len() / 8;
-            entries.select_nth_unstable_by_key(k, |(h, _)| *h);
-            let threshold = entries[k].0;
-            idle = entries
-                .into_iter()
-                .filter(|(h, _)| *h <= threshold)
-                .map(|(_, k)| k)
-                .collect();
+        if entries.is_empty() {
+            return Ok(());
         }
-        delete_entries(db, txn, &mut idle)?;
+        let room = (entries.len() / 8).max(1);
+        let idle = entries.iter().filter(|(h, _)| *h <= now).count();
+        if idle >= room {
+            entries.retain(|(h, _)| *h <= now);
+        } else {
+            entries.select_nth_unstable_by_key(room - 1, |(h, _)| *h);
+            entries.truncate(room);
+        }
+        let mut dropped: Vec<Vec<u8>> = entries.into_iter().map(|(_, k)| k).collect();
+        delete_entries(db, txn, &mut dropped)?;
         Ok(())
     }
 
@@ -445,6 +446,21 @@ mod tests {
             assert!(host.live_keys().unwrap() <= 64);
         }
         assert!(!host.hit(&victim, 1, 0, true).unwrap().allowed);
+    }
+
+    #[test]
+    fn a_full_limit_frees_an_eighth_even_when_one_key_is_idle() {
+        let (_dir, f) = file("eighth");
+        let (host, _) = pair("1/second", &f, 64);
+        host.hit(&digest(b"early"), 1, 0, true).unwrap();
+        for i in 0..63u32 {
+            host.hit(&digest(&i.to_le_bytes()), 1, S / 2, true).unwrap();
+        }
+        assert_eq!(host.live_keys().unwrap(), 64);
+        // Only "early" is idle by now; dropping it alone would leave the next new key to scan
+        // the whole limit again.
+        host.hit(&digest(b"new"), 1, S + S / 10, true).unwrap();
+        assert_eq!(host.live_keys().unwrap(), 64 - 8 + 1);
     }
 
     #[test]

@@ -176,18 +176,19 @@ def candidates(patterns: Iterable[Any]) -> list[Candidate]:
 def _order_conflicts(found: list[Candidate]) -> None:
     """Django tries patterns in URLconf order, the gate's radix tree the most specific first: where
     an earlier route overlaps a later one that matchit prefers (``articles/<slug>/`` before
-    ``articles/new/``), both are checked at dispatch, under the route Django picked."""
+    ``articles/new/``), the later one leaves the router. The router then picks the earlier one
+    for every path of the overlap, as Django does, and the later one is checked under the route
+    Django's resolver picks, for the paths only it matches."""
     fast = [c for c in found if c.pattern is not None]
-    moved: list[Candidate] = []
+    moved: dict[int, Candidate] = {}
     for i, earlier in enumerate(fast):
         for later in fast[i + 1 :]:
             a, b = earlier.pattern or "", later.pattern or ""
-            if a != b and patterns_overlap(a, b) and prefers_second(a, b):
-                reason = f"an earlier route ({earlier.rule}) matches its paths first in URLconf order"
-                later.reason = earlier.reason = reason
-                moved += [earlier, later]
-    for c in moved:
-        c.pattern = None
+            if id(later) not in moved and a != b and patterns_overlap(a, b) and prefers_second(a, b):
+                later.reason = f"an earlier route ({earlier.rule}) matches its paths first in URLconf order"
+                moved[id(later)] = later
+    for c in moved.values():
+        c.shape, c.pattern = c.pattern, None
 
 
 #: Converters whose paths are exactly what the matchit parameter matches.
