@@ -57,7 +57,6 @@ PY_RANKS: dict[str, int] = {
     "ferrogate._native": 0,
     "ferrogate.exceptions": 0,
     "ferrogate._http": 0,
-    "ferrogate._compat": 0,
     "ferrogate.gate": 1,
     "ferrogate.memo": 1,
     "ferrogate.ratelimit": 1,

@@ -1,6 +1,7 @@
 //! `ferrogate._native.Decision`: the gate's decision as Python values, and the answers the binding
 //! itself gives (400 for a request line that is not text, 500 when the core panicked).
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
@@ -56,6 +57,13 @@ impl PyDecision {
         }
     }
 
+    /// Puts a forwarded request's decision into its environ (Django: `request.META`), as every
+    /// adapter does: `ferrogate.decision`, `.route`, `.route_name`, `.params` and `.claims`.
+    #[pyo3(name = "forward_into")]
+    fn py_forward_into(slf: &Bound<'_, Self>, environ: &Bound<'_, PyDict>) -> PyResult<()> {
+        forward_into(slf, environ)
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         if self.forward {
             let route = self.route.as_ref().map_or_else(
@@ -67,6 +75,27 @@ impl PyDecision {
             format!("<Decision respond {}>", self.status)
         }
     }
+}
+
+/// The environ half of the adapter protocol, the WSGI middleware's and the Python adapters' alike
+/// (`Decision.forward_into`): what the app and the framework hooks read of a forwarded request.
+pub(super) fn forward_into(d: &Bound<'_, PyDecision>, environ: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = d.py();
+    let me = d.get();
+    environ.set_item(
+        intern!(py, "ferrogate.route"),
+        me.route.as_ref().map(|r| r.bind(py)),
+    )?;
+    environ.set_item(
+        intern!(py, "ferrogate.route_name"),
+        me.route_name.as_ref().map(|r| r.bind(py)),
+    )?;
+    environ.set_item(intern!(py, "ferrogate.params"), me.params.bind(py))?;
+    environ.set_item(
+        intern!(py, "ferrogate.claims"),
+        me.claims.as_ref().map(|c| c.bind(py)),
+    )?;
+    environ.set_item(intern!(py, "ferrogate.decision"), d)
 }
 
 pub(super) fn headers_tuple<'py>(
