@@ -13,6 +13,7 @@ use crate::bounded::Bounded;
 use crate::clock::{SharedClock, system};
 use crate::issues::ConfigError;
 
+/// One memoized call: the Python key (compared with `==` on a hash match), the value, the deadline.
 struct MemoEntry {
     key: Py<PyAny>,
     value: Py<PyAny>,

@@ -192,8 +192,6 @@ impl PyResponseCache {
     }
 }
 
-/// One memoized call: the Python key (compared with `==` on a hash match), the value, the deadline.
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyResponseCache>()
 }

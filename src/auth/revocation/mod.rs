@@ -341,6 +341,7 @@ impl Revocations {
 
 #[cfg(test)]
 mod tests {
+    use super::revoke::{looks_like_jws, parse_secs, secs_of, secs_text, secs_value};
     use super::*;
     use crate::auth::verifier::Verifier;
     use crate::clock::ManualClock;
@@ -434,7 +435,6 @@ mod tests {
         assert_eq!(d.check(&other, 1000.0, &inplace), Err(Refusal::Revoked));
         assert_eq!(d.status().tokens, 1);
         assert_eq!(d.status().subjects, 1);
-        use super::revoke::{secs_of, secs_value};
         assert_eq!(
             secs_of(&secs_value(1_796_112_249.767_616_3)),
             Some(1_796_112_249.767_616_3)
@@ -443,7 +443,6 @@ mod tests {
 
     #[test]
     fn helpers() {
-        use super::revoke::{looks_like_jws, parse_secs, secs_text};
         assert_eq!(parse_secs(" 12.5 "), Some(12.5));
         assert_eq!(parse_secs("inf"), None);
         assert_eq!(secs_text(1_700_000_000.25), "1700000000.25");
