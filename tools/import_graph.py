@@ -180,7 +180,7 @@ class RustCrate:
             self.code[mod] = text
             for t in tests:
                 self.test_files.add((*mod[:-1], t) if f.stem not in ("mod", "lib") else (*mod, t))
-            for p in re.findall(r'#\[path\s*=\s*"([^"]+)"\]\s*mod\s+\w+', f.read_text()):
+            for p in re.findall(r'#\[cfg\(test\)\]\s*#\[path\s*=\s*"([^"]+)"\]\s*mod\s+\w+', f.read_text()):
                 # `#[path]` modules are tests here; their file name is not their module name.
                 self.test_files.add((*mod[:-1], Path(p).stem) if mod else (Path(p).stem,))
         self.reexports = {mod: self._reexports(mod) for mod in self.files}
