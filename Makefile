@@ -47,13 +47,14 @@ fmt: ## format Rust and Python
 	ruff format python tests tools
 	ruff check --fix python tests tools
 
-lint: $(BUILT) ## cargo fmt/clippy (pedantic), ruff, mypy --strict, stubtest
+lint: $(BUILT) ## cargo fmt/clippy (pedantic), ruff, mypy --strict, stubtest, the import graphs
 	cargo fmt --check
 	cargo clippy --release --all-targets --all-features -- -D warnings
 	ruff check python tests tools
 	ruff format --check python tests tools
 	mypy --strict python/ferrogate
 	$(PY) -m mypy.stubtest ferrogate._native
+	$(PY) tools/import_graph.py
 
 rust-test: redis-bin
 	cargo test --release

@@ -40,7 +40,15 @@ pub fn cgi_key(header: &str) -> String {
 /// Whether `name` is a valid header field name (RFC 9110 `token`).
 #[must_use]
 pub fn is_header_name(name: &str) -> bool {
-    crate::router::Method::is_token(name)
+    is_token(name)
+}
+
+/// Whether `s` is an RFC 9110 `token`: what a header name or a method must be.
+#[must_use]
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::auth::stage::AuthPolicy;
 use crate::cache::settings::CachePolicy;
-use crate::config::{Issues, join, show};
+use crate::issues::{Issues, join, show};
 use crate::ratelimit::LimitPolicy;
 
 /// Whether a route is open at all.
@@ -69,7 +69,7 @@ impl PolicyOverride {
             out.auth = AuthPolicy::parse(a, &join(at, "auth"), issues);
         }
         if let Some(l) = map.get("limit") {
-            out.limit = crate::ratelimit::config::parse_limit(l, &join(at, "limit"), issues);
+            out.limit = crate::ratelimit::settings::parse_limit(l, &join(at, "limit"), issues);
         }
         out
     }

@@ -87,9 +87,7 @@ impl Method {
     /// Whether `s` is a syntactically valid method token (RFC 9110 `token`).
     #[must_use]
     pub fn is_token(s: &str) -> bool {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        crate::http::is_token(s)
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrogate::auth::stage::InPlace;
+use ferrogate::blocking::InPlace;
 use ferrogate::clock::{ManualClock, SharedClock};
 use ferrogate::config::GateConfig;
 use ferrogate::gate::{Decision, Gate, Request};

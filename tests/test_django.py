@@ -338,38 +338,6 @@ def test_in_memory_limits_under_several_workers_is_a_deploy_warning(monkeypatch:
     assert checks.check_limiter_workers() == []
 
 
-def test_gate_headers_through_the_store_read_back_like_public_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The middleware reads and writes headers through Django's header store; on this Django that
-    must be indistinguishable from the public API, and any other layout must fall back to it."""
-    from django.http import HttpResponse
-    from ferrogate.django import middleware
-
-    assert middleware._header_access() is middleware._StoreHeaders
-    direct, public = HttpResponse(b"x"), HttpResponse(b"x")
-    for name, value in [("RateLimit", '"default";r=9;t=60'), ("cache-status", "ferrogate; fwd=miss")]:
-        middleware._StoreHeaders.set_all(direct, [(name, value)])
-        middleware._PublicHeaders.set_all(public, [(name, value)])
-    assert middleware._StoreHeaders.items(direct) == middleware._PublicHeaders.items(public)
-    assert list(direct.items()) == list(public.items())
-    assert direct.serialize_headers() == public.serialize_headers()
-    assert direct["ratelimit"] == '"default";r=9;t=60'
-    # All at once (how the middleware adds them), replacing a header the view set, like one by one.
-    batch, single = HttpResponse(b"x"), HttpResponse(b"x")
-    gate_headers = [("ETag", '"abc"'), ("Cache-Status", "ferrogate; fwd=miss"), ("content-type", "a/b")]
-    middleware._StoreHeaders.set_all(batch, gate_headers)
-    middleware._PublicHeaders.set_all(single, gate_headers)
-    assert batch.serialize_headers() == single.serialize_headers()
-    assert batch["Content-Type"] == "a/b"
-
-    class OtherLayout(dict[str, str]):
-        pass
-
-    monkeypatch.setattr(
-        HttpResponse, "__init__", lambda self, *a, **k: setattr(self, "headers", OtherLayout())
-    )
-    assert middleware._header_access() is middleware._PublicHeaders
-
-
 def test_ferrogate_routes_command_lists_every_pattern() -> None:
     import io
     import json as json_module

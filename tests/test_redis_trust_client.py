@@ -106,7 +106,8 @@ def test_auth_and_select_are_one_wait_on_a_silent_server(silent: Silent) -> None
     with silent.lock:
         chunks = list(silent.received)
     sent = b"".join(chunks)
-    assert sent.count(b"AUTH") == 1 and sent.count(b"SELECT") == 1, sent
+    assert sent.count(b"AUTH") == 1, sent
+    assert sent.count(b"SELECT") == 1, sent
     assert b"PING" not in sent, sent
     # One write: SELECT did not wait for AUTH's reply.
     assert any(b"AUTH" in c and b"SELECT" in c for c in chunks), chunks

@@ -1,5 +1,16 @@
-"""What the framework adapters share: compiling a framework's route table into the gate, and
-confirming at dispatch that the framework ran the route the gate enforced.
+"""The adapter protocol: what the Flask and Django adapters share with each other and with the
+WSGI middleware (whose per-request half is native, ``src/python/wsgi.rs``). Each framework module
+keeps only what is specific to its framework.
+
+- **The request half**: the decision of a forwarded request goes into its environ
+  (``Decision.forward_into``, the one implementation the WSGI middleware uses too); a refusal is
+  answered with the gate's status, headers and body (:func:`refusal_answer`, no body for HEAD: the rule
+  of :func:`body_for`), after the ``on_refused`` hook (:func:`notify_refused`).
+- **The response half**: a finished response goes to the decision's cache ticket once
+  (:func:`store_response`), then the gate's headers are added.
+- **Decorators**: the policy fragments (:func:`auth_fragment`, :func:`cache_fragment`,
+  :func:`limit_entry`, :func:`check_limit`), validated where they are written.
+- **Compiling routes and confirming them**, below.
 
 A framework route becomes a *candidate*: a matchit pattern (or the reason it has none), the methods
 it answers and its policy keys. Each candidate is one route of the gate, at the same index:
@@ -25,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ferrogate import _native
-from ferrogate._native import Decision, Router
+from ferrogate._native import CacheTicket, Decision, Router
 from ferrogate.exceptions import ConfigError
 from ferrogate.gate import Gate
 
@@ -45,6 +56,107 @@ def invalid_token_answer(realm: str, detail: str, **extra: object) -> tuple[list
     return headers, json.dumps(problem).encode()
 
 
+def body_for(method: str | None, body: bytes) -> bytes:
+    """What an answer of the gate's (or an adapter's) carries to a request of ``method``: HEAD gets
+    no body (RFC 9110 §9.3.2), as from the native WSGI middleware."""
+    return b"" if method == "HEAD" else body
+
+
+def refusal_answer(
+    d: Decision, method: str | None, environ: Any, hook: Callable[[Decision, Any], object] | None
+) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
+    """A refusal as every adapter answers it: ``on_refused`` told first, then the gate's status,
+    headers and body (none for HEAD)."""
+    if hook is not None:
+        notify_refused(hook, d, environ)
+    return d.status, d.headers, body_for(method, d.body)
+
+
+def store_response(
+    ticket: CacheTicket,
+    status: int,
+    streamed: bool,
+    read: Callable[[], tuple[list[tuple[str, str]], bytes]],
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Hands a finished response to its cache ticket, once: an unsafe request's status may
+    invalidate its path, a streamed response is never stored, any other is offered (``read`` gives
+    its headers and body). Returns what to change in the response's headers: ``(add, remove)``
+    (the cache status and a computed ``ETag`` to add, the tags header to take away)."""
+    if not ticket.is_store:
+        ticket.unsafe_done(status)
+        return [], []
+    if streamed:
+        ticket.end()
+        return [], []
+    headers, body = read()
+    return ticket.store_changes(status, headers, body)
+
+
+def check_limit(
+    entry: Mapping[str, Any],
+    definition: dict[str, Any] | None,
+    shared: str | None,
+    where: str,
+    named: dict[str, dict[str, Any]],
+    decorator: str,
+) -> None:
+    """What every adapter's ``limit`` decorator does with a decorated view: a shared limit defined
+    differently before is an error, the entry is validated where it is written (against its named
+    limit), and a definition given here is recorded in ``named``."""
+    context = None
+    if shared is not None:
+        known = named.get(shared)
+        if definition is not None and known is not None and known != definition:
+            raise ConfigError(
+                f"{decorator} on {where}: shared limit {shared!r} is already defined differently",
+                [(f"{where}: limit", "conflicting definition")],
+            )
+        context = {"limits": {shared: definition or known or {"quota": "1/second"}}}
+    validate_fragment({"limit": [entry]}, where, context)
+    if definition is not None and shared is not None:
+        named[shared] = definition
+
+
+@dataclass(frozen=True)
+class Var:
+    """A variable that fills a whole path segment, for :func:`matchit_pattern`."""
+
+    name: str
+    #: Its converter may match ``/`` (werkzeug's ``path``, Django's ``path``).
+    spans_slash: bool
+    #: How a reason names the converter.
+    converter: str
+
+
+def matchit_pattern(
+    segments: Sequence[str | Var | None], *, noun: str, variable: str, inner_empty: bool
+) -> tuple[str | None, str | None]:
+    """The segment rules both route compilers share: ``(pattern, None)`` for the segments of a
+    route after its leading ``/`` (text, a whole-segment :class:`Var`, or None for a segment where
+    a variable shares the segment with text), else ``(None, reason)``. A variable whose converter
+    spans ``/`` must be last and becomes a catch-all; text may not hold matchit's ``{}*``; an
+    empty segment other than the last (``//``) is refused unless ``inner_empty``."""
+    out: list[str] = []
+    last = len(segments) - 1
+    for i, seg in enumerate(segments):
+        if seg is None:
+            return None, f"a {variable} shares its segment with other text"
+        if isinstance(seg, Var):
+            if seg.spans_slash:
+                if i != last:
+                    return None, f"converter {seg.converter} matches '/' and is not last"
+                out.append("{*" + seg.name + "}")
+            else:
+                out.append("{" + seg.name + "}")
+            continue
+        if not seg and i != last and not inner_empty:
+            return None, f"an empty segment ('//') in the {noun}"
+        if any(c in seg for c in "{}*"):
+            return None, f"literal braces or '*' in the {noun}"
+        out.append(seg)
+    return "/" + "/".join(out), None
+
+
 def notify_refused(hook: Callable[[Decision, Any], object], d: Decision, environ: Any) -> None:
     """Calls an ``on_refused(decision, environ)`` hook. It is for logging and metrics: it cannot
     change the answer, and its failure is logged with the traceback, never raised (as the native
@@ -61,16 +173,23 @@ __all__ = [
     "Candidate",
     "Compiled",
     "RouteReport",
+    "Var",
     "add_limit",
     "add_policy",
     "auth_fragment",
+    "body_for",
     "cache_fragment",
     "callables_of",
+    "check_limit",
     "compile_routes",
     "describe",
     "limit_entry",
+    "matchit_pattern",
     "merge_named_limits",
+    "notify_refused",
     "policy_of",
+    "refusal_answer",
+    "store_response",
     "validate_fragment",
 ]
 

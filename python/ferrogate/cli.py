@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ferrogate.exceptions import ConfigError, StoreUnavailableError
 from ferrogate.gate import Gate
+from ferrogate.tokens import mint
 
 __all__ = ["main"]
 
@@ -98,42 +99,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     else:
         print(f"{method} {args.path}: 400 Bad Request ({info['reason']})")
     return 0
-
-
-def mint(
-    key: str | bytes,
-    algorithm: str,
-    *,
-    sub: str,
-    scopes: list[str],
-    ttl: float,
-    claims: list[str],
-    issuer: str | None = None,
-    audience: str | None = None,
-) -> str:
-    """A development token: ``sub``, ``iat``, ``exp = now + ttl``, optional scope/iss/aud and
-    ``name=value`` claims (values parsed as JSON when they parse, else kept as strings)."""
-    import time
-
-    from ferrogate._native import encode
-
-    now = int(time.time())
-    body: dict[str, object] = {"sub": sub, "iat": now, "exp": now + int(ttl)}
-    if scopes:
-        body["scope"] = " ".join(scopes)
-    if issuer:
-        body["iss"] = issuer
-    if audience:
-        body["aud"] = audience
-    for item in claims:
-        name, sep, raw = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"claims are name=value, got {item!r}")
-        try:
-            body[name] = json.loads(raw)
-        except ValueError:
-            body[name] = raw
-    return encode(body, key, algorithm)
 
 
 def _cmd_token(args: argparse.Namespace) -> int:

@@ -318,3 +318,12 @@ def reset() -> None:
     """Forgets every in-memory throttle count (tests): the limiters are made afresh. Counts in
     Redis are shared with other processes and stay."""
     _limiters.clear()
+
+
+def _forget_with_django_reset() -> None:
+    from ferrogate.django import state
+
+    state.count_resets.append(reset)
+
+
+_forget_with_django_reset()

@@ -8,35 +8,47 @@ rules and the config keys (all listed in :data:`CONFIG_KEYS`).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Blueprint, Flask, Response, after_this_request, current_app, request
+from flask import Blueprint, Flask, Response, after_this_request, current_app, g, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter, PathConverter, UnicodeConverter, UUIDConverter
+from werkzeug.routing import (
+    BaseConverter,
+    IntegerConverter,
+    PathConverter,
+    UnicodeConverter,
+    UUIDConverter,
+    parse_converter_args,
+)
 
 from ferrogate._adapter import (
     CallableKey,
     Candidate,
     Compiled,
     RouteReport,
+    Var,
     add_limit,
     add_policy,
     auth_fragment,
     cache_fragment,
     callables_of,
+    check_limit,
     compile_routes,
     describe,
     limit_entry,
+    matchit_pattern,
     merge_named_limits,
-    notify_refused,
     policy_of,
+    refusal_answer,
+    store_response,
     validate_fragment,
 )
-from ferrogate._native import Decision, ResponseCache, WsgiGate
+from ferrogate._native import CacheTicket, Decision, ResponseCache, WsgiGate
 from ferrogate.exceptions import ConfigError, GateRefused
 from ferrogate.flask_identity import (
     create_access_token,
@@ -119,11 +131,8 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
         return None, "host or subdomain matching"
     if getattr(rule, "websocket", False):
         return None, "websocket rule"
-    trace = list(rule._trace)
-    if trace and trace[0] == (False, "|"):
-        trace = trace[1:]
     segments: list[list[tuple[bool, str]]] = [[]]
-    for is_var, part in trace:
+    for is_var, part in rule_parts(rule):
         if is_var:
             segments[-1].append((True, part))
             continue
@@ -133,34 +142,50 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
                 segments.append([])
             if piece:
                 segments[-1].append((False, piece))
-    out: list[str] = []
-    last = len(segments) - 1
-    for i, seg in enumerate(segments):
-        if i == 0:
-            if seg:
-                return None, "rule does not start with '/'"
+    if segments[0]:
+        return None, "rule does not start with '/'"
+    converters = rule_converters(rule)
+    shaped: list[str | Var | None] = []
+    for seg in segments[1:]:
+        if len(seg) != 1:
+            shaped.append(None if seg else "")
             continue
-        if not seg:
-            if i != last:
-                return None, "an empty segment ('//') in the rule"
-            out.append("")
-            continue
-        if len(seg) > 1:
-            return None, "a variable shares its segment with other text"
         is_var, part = seg[0]
-        if not is_var:
-            if any(c in part for c in "{}*"):
-                return None, "literal braces or '*' in the rule"
-            out.append(part)
-            continue
-        converter = rule._converters[part]
-        if not getattr(converter, "part_isolating", True):
-            if i != last:
-                return None, f"converter {type(converter).__name__} matches '/' and is not last"
-            out.append("{*" + part + "}")
+        if is_var:
+            conv = converters[part]
+            shaped.append(Var(part, not getattr(conv, "part_isolating", True), type(conv).__name__))
         else:
-            out.append("{" + part + "}")
-    return "/" + "/".join(out), None
+            shaped.append(part)
+    return matchit_pattern(shaped, noun="rule", variable="variable", inner_empty=False)
+
+
+#: werkzeug's rule syntax (its documented ``<converter(arguments):name>`` placeholders): a slash,
+#: static text, or a variable.
+_RULE_PART = re.compile(
+    r"(?P<slash>/)|(?P<static>[^</]+)"
+    r"|<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\((?P<arguments>.*?)\))?:)?"
+    r"(?P<variable>[a-zA-Z_][a-zA-Z0-9_]*)>"
+)
+
+
+def rule_parts(rule: Rule) -> list[tuple[bool, str]]:
+    """The rule's path as ``(is_variable, text)`` parts, read from its public ``rule`` string."""
+    return [
+        (m["variable"] is not None, m["variable"] or m["static"] or "/")
+        for m in _RULE_PART.finditer(rule.rule)
+    ]
+
+
+def rule_converters(rule: Rule) -> dict[str, BaseConverter]:
+    """The rule's converters by variable, made as the rule makes its own (``Rule.get_converter``
+    with the arguments parsed by ``parse_converter_args``): the same classes with the same
+    settings, through werkzeug's public API."""
+    out: dict[str, BaseConverter] = {}
+    for m in _RULE_PART.finditer(rule.rule):
+        if m["variable"] is not None:
+            args, kwargs = parse_converter_args(m["arguments"] or "")
+            out[m["variable"]] = rule.get_converter(m["variable"], m["converter"] or "default", args, kwargs)
+    return out
 
 
 #: Converters whose paths are exactly what the matchit parameter matches: the default string
@@ -173,7 +198,7 @@ def param_shapes(rule: Rule) -> dict[str, str]:
     default ``int`` (``\\d+``; the gate admits ASCII digits, a subset) and ``uuid``. A value the
     gate's shape refuses goes to werkzeug's own router, so the subset is safe."""
     shapes: dict[str, str] = {}
-    for name, conv in rule._converters.items():
+    for name, conv in rule_converters(rule).items():
         if type(conv) is IntegerConverter and conv.regex == r"\d+" and _default_number(conv):
             shapes[name] = "digits"
         elif type(conv) is UUIDConverter:
@@ -191,7 +216,7 @@ def narrowed(rule: Rule) -> bool:
     shaped = param_shapes(rule)
     return any(
         (type(conv), conv.regex) not in _EXACT_REGEXES and name not in shaped
-        for name, conv in rule._converters.items()
+        for name, conv in rule_converters(rule).items()
     )
 
 
@@ -278,10 +303,10 @@ class _AppState:
     def current(self) -> Compiled:
         """The compiled gate, recompiled when rules were added since."""
         compiled = self.compiled
-        if compiled is None or len(self.app.url_map._rules) != self.rule_count:
+        if compiled is None or _rule_count(self.app) != self.rule_count:
             with self.lock:
-                if self.compiled is None or len(self.app.url_map._rules) != self.rule_count:
-                    self.rule_count = len(self.app.url_map._rules)
+                if self.compiled is None or _rule_count(self.app) != self.rule_count:
+                    self.rule_count = _rule_count(self.app)
                     self.compiled = self._compile()
                 compiled = self.compiled
         return compiled
@@ -484,8 +509,6 @@ class FerroGate:
         state.inner = app.wsgi_app
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._confirmer(state))
-        # `g.ferrogate_claims` reads the request's claims on demand instead of a hook copying them.
-        app.app_ctx_globals_class = _globals_class(app.app_ctx_globals_class)
         from ferrogate.flask_cli import ferrogate_cli
 
         app.cli.add_command(ferrogate_cli)
@@ -627,19 +650,7 @@ class FerroGate:
         )
 
         def decorate(target: F) -> F:
-            where = _describe(target)
-            context = None
-            if shared is not None:
-                known = self.named_limits.get(shared)
-                if definition is not None and known is not None and known != definition:
-                    raise ConfigError(
-                        f"@gate.limit on {where}: shared limit {shared!r} is already defined differently",
-                        [(f"{where}: limit", "conflicting definition")],
-                    )
-                context = {"limits": {shared: definition or known or {"quota": "1/second"}}}
-            validate_fragment({"limit": [entry]}, where, context)
-            if definition is not None and shared is not None:
-                self.named_limits[shared] = definition
+            check_limit(entry, definition, shared, _describe(target), self.named_limits, "@gate.limit")
             if isinstance(target, Blueprint):
                 holder = self._blueprint_policies.setdefault(target.name, {})
                 holder["limit"] = [*holder.get("limit", []), entry]
@@ -689,7 +700,11 @@ class FerroGate:
             # One proxy lookup: each attribute read through the `request` proxy costs about as much
             # as the whole identity check.
             req = request._get_current_object()  # type: ignore[attr-defined]
-            early = req.environ.get("ferrogate.decision")
+            environ = req.environ
+            # `g` is the app context's documented place for per-request values; a re-check below
+            # updates it.
+            g._get_current_object().ferrogate_claims = environ.get("ferrogate.claims")
+            early = environ.get("ferrogate.decision")
             compiled = state.compiled
             if early is not None and compiled is not None:
                 rule = req.url_rule
@@ -720,23 +735,17 @@ class FerroGate:
     def _apply(self, state: _AppState, d: Decision) -> Response | None:
         environ = request.environ
         if d.forward:
-            environ["ferrogate.decision"] = d
-            environ["ferrogate.route"] = d.route
-            environ["ferrogate.route_name"] = d.route_name
-            environ["ferrogate.params"] = d.params
-            environ["ferrogate.claims"] = d.claims
+            d.forward_into(environ)
+            g.ferrogate_claims = d.claims
             if d.cache_ticket is not None or d.headers:
                 after_this_request(partial(_finish, d))
             return None
-        hook = state.on_refused
-        if hook is not None:
-            notify_refused(hook, d, environ)
+        status, headers, body = refusal_answer(d, request.method, environ, state.on_refused)
         if state.defer_refusals:
             # The app's handler for its class or status renders it.
             raise _refusal(d)
         # As on the fast path: the gate's own answer (an Exception catch-all never sees it).
-        body = b"" if request.method == "HEAD" else d.body
-        return Response(body, status=d.status, headers=list(d.headers))
+        return Response(body, status=status, headers=list(headers))
 
 
 def _finish(d: Decision, response: Response) -> Response:
@@ -748,30 +757,21 @@ def _finish(d: Decision, response: Response) -> Response:
     return response
 
 
-def _globals_class(base: type[Any]) -> type[Any]:
-    if getattr(base, "_ferrogate", False):
-        return base
-
-    def __getattr__(self: Any, name: str) -> Any:  # noqa: N807 - the dunder is the point
-        if name == "ferrogate_claims":
-            return request.environ.get("ferrogate.claims") if request else None
-        return base.__getattr__(self, name)
-
-    return type("FerroGateGlobals", (base,), {"__getattr__": __getattr__, "_ferrogate": True})
-
-
-def _store_flask_response(ticket: Any, response: Response) -> None:
+def _store_flask_response(ticket: CacheTicket, response: Response) -> None:
     """Hook mode: hand a finished Flask response to the cache (streamed ones are not stored)."""
-    if not ticket.is_store:
-        ticket.unsafe_done(response.status_code)
-        return
-    if response.is_streamed or response.direct_passthrough:
-        ticket.end()
-        return
-    final = ticket.store(response.status_code, list(response.headers.items()), response.get_data())
-    response.headers.clear()
-    for k, v in final:
+    streamed = response.is_streamed or response.direct_passthrough
+    add, remove = store_response(
+        ticket, response.status_code, streamed, lambda: (list(response.headers.items()), response.get_data())
+    )
+    for name in remove:
+        del response.headers[name]
+    for k, v in add:
         response.headers.add(k, v)
+
+
+def _rule_count(app: Flask) -> int:
+    # As cheap as werkzeug's own `Map._rules`, which builds the same list.
+    return sum(1 for _ in app.url_map.iter_rules())
 
 
 def _describe(target: Any) -> str:

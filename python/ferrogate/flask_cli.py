@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ferrogate._adapter import report_lines, reports_json
+from ferrogate.tokens import mint
 
 
 def _state() -> Any:
@@ -52,8 +53,6 @@ def routes_command(as_json: bool) -> None:
 def token_command(
     sub: str, scopes: tuple[str, ...], ttl: float, claims: tuple[str, ...], key_file: str | None
 ) -> None:
-    from ferrogate.cli import mint
-
     jwt = _state().base_config().get("jwt") or {}
     algorithms = jwt.get("algorithms") or ["HS256"]
     alg = algorithms[0]

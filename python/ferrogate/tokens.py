@@ -8,6 +8,7 @@ accepted as an access token.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -16,7 +17,7 @@ from typing import Any
 from ferrogate._native import JWTVerifier, encode
 from ferrogate.exceptions import ConfigError
 
-__all__ = ["RESERVED_CLAIMS", "TokenIssuer"]
+__all__ = ["RESERVED_CLAIMS", "TokenIssuer", "mint"]
 
 #: Claims the issuer sets itself, or that the gate reads as grants; ``claims=`` may not set them
 #: (``scp`` would grant scopes beside ``scope``; ``type`` is Flask-JWT-Extended's token type).
@@ -165,3 +166,35 @@ def _one(value: Any) -> str | None:
     if isinstance(value, list) and value and isinstance(value[0], str):
         return value[0]
     return None
+
+
+def mint(
+    key: str | bytes,
+    algorithm: str,
+    *,
+    sub: str,
+    scopes: list[str],
+    ttl: float,
+    claims: list[str],
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
+    """A development token: ``sub``, ``iat``, ``exp = now + ttl``, optional scope/iss/aud and
+    ``name=value`` claims (values parsed as JSON when they parse, else kept as strings)."""
+    now = int(time.time())
+    body: dict[str, object] = {"sub": sub, "iat": now, "exp": now + int(ttl)}
+    if scopes:
+        body["scope"] = " ".join(scopes)
+    if issuer:
+        body["iss"] = issuer
+    if audience:
+        body["aud"] = audience
+    for item in claims:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"claims are name=value, got {item!r}")
+        try:
+            body[name] = json.loads(raw)
+        except ValueError:
+            body[name] = raw
+    return encode(body, key, algorithm)

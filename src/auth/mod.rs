@@ -4,12 +4,9 @@
 pub mod alg;
 pub mod encode;
 pub mod error;
-pub mod json;
 pub mod jwks;
 pub mod keys;
 pub mod revocation;
-pub mod revocation_list;
-pub mod revocation_settings;
 pub mod settings;
 pub mod stage;
 pub mod verifier;

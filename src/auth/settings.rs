@@ -11,7 +11,7 @@ use super::jwks::{Fetcher, Jwks, JwksTiming, Location};
 use super::keys::{Key, keys_from_jwks};
 use super::verifier::{TokenType, Validation, Verifier};
 use crate::clock::SharedClock;
-use crate::config::{Issues, join, show};
+use crate::issues::{Issues, join, show};
 
 pub const KEYS: &[&str] = &[
     "algorithms",

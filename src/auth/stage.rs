@@ -10,10 +10,12 @@ use serde_json::Value;
 
 use super::revocation::{Refusal, Revocations};
 use super::verifier::{Claims, Verified, Verifier};
-use crate::config::{Issues, join, show};
-use crate::gate::{Request, Response};
+use crate::blocking::Blocking;
 use crate::http::Header;
+use crate::issues::{Issues, join, show};
 use crate::problem::{self, Problem};
+use crate::request::Request;
+use crate::response::Response;
 
 /// Whether a route needs a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,22 +188,6 @@ enum Credentials<'r> {
     One(Result<Cow<'r, str>, ()>),
     /// In more than one place: refused, never chosen between.
     Several,
-}
-
-/// Runs the heavy part of a check (a signature on a cache miss) somewhere the caller chooses:
-/// the Python binding releases the GIL for it.
-pub trait Blocking {
-    fn run(&self, f: &mut (dyn FnMut() + Send));
-}
-
-/// Runs in place.
-#[derive(Debug)]
-pub struct InPlace;
-
-impl Blocking for InPlace {
-    fn run(&self, f: &mut (dyn FnMut() + Send)) {
-        f();
-    }
 }
 
 /// The stage: the gate's verifier and realm.
@@ -587,8 +573,7 @@ mod tests {
         );
         assert_eq!(query("access_token=%ff", "access_token"), Some(Err(())));
         let claims =
-            super::super::json::parse_object(br#"{"scope":"read write","scp":["admin"]}"#, 4)
-                .unwrap();
+            crate::json::parse_object(br#"{"scope":"read write","scp":["admin"]}"#, 4).unwrap();
         assert_eq!(
             missing_scope(&claims, &["read".into(), "admin".into()]),
             None

@@ -6,23 +6,21 @@
 //! a large leeway and has no ES512. Signatures are checked with aws-lc-rs directly, on keys parsed
 //! once (`jsonwebtoken::crypto::verify` rebuilds its verifier on every call).
 
-use std::any::Any;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::alg::Algorithm;
 use super::error::{KeyError, TokenError};
-use super::json::{Object, ObjectError, parse_object};
 use super::keys::{Key, b64url};
-use crate::cache::bounded::Bounded;
+use crate::bounded::Bounded;
 use crate::clock::SharedClock;
+use crate::json::{Object, ObjectError, parse_object};
 
-/// Verified claims.
-pub type Claims = Object;
+pub use crate::json::Claims;
 
 /// Where keys come from: a fixed set, or a JWKS endpoint that may refresh.
 pub trait KeySource: Send + Sync + std::fmt::Debug {
@@ -114,6 +112,9 @@ const CACHE_TTL: Duration = Duration::from_secs(600);
 /// How long a refusal is remembered.
 const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 
+/// Numbers [`Verified::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A verified token: its claims and time bounds, re-checked on every cache hit.
 pub struct Verified {
     pub claims: Arc<Claims>,
@@ -123,8 +124,9 @@ pub struct Verified {
     exp: Option<f64>,
     nbf: Option<f64>,
     iat: Option<f64>,
-    /// A slot for the binding layer to keep its own rendering of the claims (a Python dict).
-    pub ext: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Unique in the process: what a binding keys its own rendering of the claims by (a Python
+    /// dict), so the core holds nothing of the binding's.
+    id: u64,
     uses: AtomicU32,
 }
 
@@ -139,6 +141,12 @@ impl Verified {
     #[must_use]
     pub fn iat(&self) -> Option<f64> {
         self.iat
+    }
+
+    /// This verification's number, never reused in the process.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Counts a use; true from the second use on (when a cached rendering starts to pay).
@@ -344,7 +352,7 @@ impl Verifier {
             claims: Arc::new(claims),
             alg,
             version,
-            ext: OnceLock::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             uses: AtomicU32::new(0),
         };
         self.check_claims(&v.claims)?;

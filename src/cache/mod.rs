@@ -1,16 +1,15 @@
 //! Response caching: RFC 9111 shared-cache rules, keys that never cross users, an S3-FIFO store
 //! weighted by bytes, purging by path/prefix/tag, request coalescing and stale-while-revalidate.
-//! `settings` parses, `stage` decides per request (with `headers`), `store` keeps entries, and
-//! `shared` is the Redis tier.
+//! `settings` parses; `stage` holds the store, settings and header slots; `lookup` decides per
+//! request (with `key`, `rules` and `headers`) and issues a `ticket`, which stores the app's
+//! response; `store` keeps entries, and `shared` is the Redis tier.
 
-pub mod bounded;
 mod headers;
 pub mod key;
+pub mod lookup;
 pub mod rules;
 pub mod settings;
-pub mod sharded;
 pub mod shared;
-pub mod shared_codec;
-pub mod shared_scripts;
 pub mod stage;
 pub mod store;
+pub mod ticket;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::{Issues, join, show};
+use crate::issues::{Issues, join, show};
 
 /// A route's cache policy.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -197,7 +197,7 @@ impl CacheSettings {
                     join(at, "shared"),
                     format!(
                         "expected \"redis\" (the [redis] server) or a redis:// URL, got {}",
-                        crate::config::show(x)
+                        crate::issues::show(x)
                     ),
                 ),
             }

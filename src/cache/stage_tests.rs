@@ -1,12 +1,17 @@
 //! The cache stage's tests.
 
 use super::*;
+use crate::cache::headers::etag_matches;
 use crate::cache::headers::intern;
+use crate::cache::store::{Entry, Lookup};
+use crate::cache::ticket::Ticket;
+use crate::response::Response;
+use std::sync::atomic::Ordering;
 
 /// A bare `GET path` (no query, no headers: `none` has one `None` per header slot).
 fn get<'s>(
     gate: &'s crate::gate::Gate,
-    none: &'s (dyn crate::gate::HeaderSource + 's),
+    none: &'s (dyn crate::request::HeaderSource + 's),
     path: &'s str,
 ) -> crate::gate::Decision<'s> {
     let req = Request {
@@ -39,7 +44,6 @@ fn stale_while_revalidate_serves_stale_only_during_a_revalidation() {
             stored_at: now,
             fresh_until: now + 10_000_000_000,
             stale_until: now + 40_000_000_000,
-            ext: OnceLock::new(),
         },
     );
     clock.advance_nanos(15_000_000_000);

@@ -1,15 +1,14 @@
 //! The response store: S3-FIFO eviction weighted by stored bytes, per-entry expiry on our clock,
 //! indexes for purging by path, prefix and tag, and single-flight for concurrent misses.
 
-use std::any::Any;
 use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::sharded::{Hasher, Members, Sharded};
 use crate::clock::SharedClock;
+use crate::sharded::{Hasher, Members, Sharded};
 
 type Set<K> = HashSet<K, Hasher>;
 
@@ -27,8 +26,6 @@ pub struct Entry {
     pub fresh_until: u64,
     /// Until when a stale entry may be served while one request revalidates.
     pub stale_until: u64,
-    /// For the binding layer (the body as a Python bytes object, made once).
-    pub ext: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Entry {

@@ -15,7 +15,6 @@ fn entry(clock: &ManualClock, path: &str, tags: &[&str], ttl_s: u64) -> Entry {
         stored_at: now,
         fresh_until: now + ttl_s * 1_000_000_000,
         stale_until: now + ttl_s * 1_000_000_000,
-        ext: OnceLock::new(),
     }
 }
 

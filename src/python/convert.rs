@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
-use crate::config::{ConfigError, Issues, join};
+use crate::issues::{ConfigError, Issues, join};
 
 /// Nesting deeper than this is a config mistake (or a cycle), not a real config.
 const MAX_DEPTH: usize = 32;

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::auth::{KeyError, TokenError};
-use crate::config::ConfigError;
+use crate::issues::ConfigError;
 use crate::ratelimit::RateLimitError;
 use crate::router::{PathError, RouterError};
 use crate::shared::StoreError;

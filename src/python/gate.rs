@@ -1,22 +1,22 @@
-//! `ferrogate._native.Gate` and `Decision`: the one-call-per-request binding.
+//! `ferrogate._native.Gate`: the one-call-per-request binding. It reads the WSGI environ, runs the
+//! core's check with the GIL released for slow parts, and hands back a `Decision`
+//! (`decision.rs`). The revocation API and the Redis counters live in `revocation.rs` and
+//! `redis.rs`.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::convert::to_value;
+use super::decision::{PyDecision, bad_request, headers_tuple, internal_error, respond};
 use super::errors::Error;
 use super::guard::guarded;
 use crate::auth::TokenError;
-use crate::auth::revocation::{self, Check, OnError, Refusal};
-use crate::auth::stage::Blocking;
-use crate::gate::{
-    Decision, Explanation, Gate, GateOptions, HeaderSource, Request, Response, Target,
-};
-use crate::http::Header;
-use crate::problem::{self, Problem};
+use crate::auth::revocation::Refusal;
+use crate::blocking::Blocking;
+use crate::gate::{Decision, Explanation, Gate, GateOptions, HeaderSource, Request, Target};
 use crate::shared::StoreError;
 use pyo3::exceptions::PyValueError;
 
@@ -83,112 +83,6 @@ impl crate::gate::Resolver for PyResolver<'_, '_> {
     }
 }
 
-/// What the gate decided for one request.
-#[pyclass(name = "Decision", module = "ferrogate._native", frozen)]
-pub struct PyDecision {
-    /// True when the app should handle the request.
-    #[pyo3(get)]
-    pub(super) forward: bool,
-    /// The status the gate answers with; 0 when forwarding.
-    #[pyo3(get)]
-    pub(super) status: u16,
-    /// Response headers when answering; headers to add to the app's response when forwarding.
-    #[pyo3(get)]
-    pub(super) headers: Py<PyTuple>,
-    #[pyo3(get)]
-    pub(super) body: Py<PyBytes>,
-    /// The matched route pattern, or None.
-    #[pyo3(get)]
-    pub(super) route: Option<Py<PyString>>,
-    #[pyo3(get)]
-    pub(super) route_name: Option<Py<PyString>>,
-    /// The index (in the config's `routes`) of the route the request was checked under; None for
-    /// the defaults or a refusal before any route applied.
-    #[pyo3(get)]
-    pub(super) route_index: Option<usize>,
-    #[pyo3(get)]
-    pub(super) params: Py<PyDict>,
-    /// The dry-run rate limit that would have refused this request, or None.
-    #[pyo3(get)]
-    pub(super) dry_run_refused: Option<Py<PyString>>,
-    /// The verified token claims (a fresh dict), or None.
-    #[pyo3(get)]
-    pub(super) claims: Option<Py<PyDict>>,
-    /// What to do with the app's response, for the cache (None: nothing).
-    #[pyo3(get)]
-    pub(super) cache_ticket: Option<Py<super::cache::PyCacheTicket>>,
-}
-
-#[pymethods]
-impl PyDecision {
-    /// `"403 Forbidden"`, as WSGI's `start_response` wants it; empty when forwarding.
-    #[getter]
-    pub(super) fn status_line(&self) -> String {
-        if self.forward {
-            String::new()
-        } else {
-            format!("{} {}", self.status, problem::reason_phrase(self.status))
-        }
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> String {
-        if self.forward {
-            let route = self.route.as_ref().map_or_else(
-                || "None".to_owned(),
-                |r| format!("{:?}", r.bind(py).to_string()),
-            );
-            format!("<Decision forward route={route}>")
-        } else {
-            format!("<Decision respond {}>", self.status)
-        }
-    }
-}
-
-fn headers_tuple<'py>(py: Python<'py>, headers: &[Header]) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        headers
-            .iter()
-            .map(|(k, v)| (super::headers::name(py, k), v.as_str())),
-    )
-}
-
-fn respond(py: Python<'_>, r: &Response) -> PyResult<PyDecision> {
-    Ok(PyDecision {
-        forward: false,
-        status: r.status,
-        headers: headers_tuple(py, &r.headers)?.unbind(),
-        body: PyBytes::new(py, &r.body).unbind(),
-        route: None,
-        route_name: None,
-        route_index: None,
-        params: PyDict::new(py).unbind(),
-        dry_run_refused: None,
-        claims: None,
-        cache_ticket: None,
-    })
-}
-
-fn internal_error(py: Python<'_>) -> PyResult<PyDecision> {
-    let p = Problem::new(500, "the gateway hit an internal error; it has been logged");
-    let r = Response {
-        status: 500,
-        headers: vec![("content-type", problem::CONTENT_TYPE.to_owned())],
-        body: p.to_body().into(),
-    };
-    respond(py, &r)
-}
-
-fn bad_request(py: Python<'_>, detail: &str) -> PyResult<PyDecision> {
-    let p = Problem::new(400, detail);
-    let r = Response {
-        status: 400,
-        headers: vec![("content-type", problem::CONTENT_TYPE.to_owned())],
-        body: p.to_body().into(),
-    };
-    respond(py, &r)
-}
-
 /// The request's headers, each read from the environ the first time a stage asks for it.
 #[derive(Debug)]
 struct EnvironHeaders<'a, 'py> {
@@ -234,27 +128,7 @@ fn wsgi_path(s: &str) -> Result<Cow<'_, str>, ()> {
     String::from_utf8(bytes).map(Cow::Owned).map_err(|_| ())
 }
 
-/// A jti or sub for the revocation API: not empty, not huge.
-fn check_name(what: &str, s: &str) -> PyResult<()> {
-    if s.is_empty() || s.len() > 1024 {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be 1 to 1024 bytes long"
-        )));
-    }
-    Ok(())
-}
-
 impl PyGate {
-    fn revocations(&self) -> PyResult<&std::sync::Arc<revocation::Revocations>> {
-        self.core.revocations().ok_or_else(|| {
-            Error::from(crate::config::ConfigError::single(
-                "jwt.revocation",
-                "this gate has no [jwt] revocation setting",
-            ))
-            .into()
-        })
-    }
-
     #[allow(clippy::too_many_lines)] // read the environ, check, convert: one request's binding
     fn decide(
         &self,
@@ -360,7 +234,7 @@ impl PyGate {
                         None => None,
                     },
                     cache_ticket: match f.cache {
-                        Some(t) => Some(Py::new(py, super::cache::PyCacheTicket { inner: t })?),
+                        Some(t) => Some(Py::new(py, super::ticket::PyCacheTicket { inner: t })?),
                         None => None,
                     },
                 })
@@ -388,10 +262,7 @@ impl PyGate {
         let core = py
             .detach(|| Gate::from_value_with(&value, &options))
             .map_err(Error::from)?;
-        for client in core.redis_clients() {
-            client.set_listener(Some(std::sync::Arc::new(log_event)));
-            register_after_fork(py, &client)?;
-        }
+        super::redis::watch(py, &core)?;
         let intern = |s: &str| PyString::intern(py, s).unbind();
         let keys = EnvironKeys {
             method: intern("REQUEST_METHOD"),
@@ -544,41 +415,13 @@ impl PyGate {
     /// round trips, leased hits, errors, failed-open/closed and fallback decisions, the client's
     /// calls/connects/rejections and the circuit breaker's state.
     fn redis_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(client) = self.core.redis() else {
-            return Ok(None);
-        };
-        let t = self.core.redis_rate_limit_totals();
-        let c = client.stats();
-        let out = PyDict::new(py);
-        out.set_item("url", &client.settings().display)?;
-        out.set_item("breaker", c.breaker.as_str())?;
-        out.set_item("calls", c.calls)?;
-        out.set_item("errors", c.errors)?;
-        out.set_item("rejected", c.rejected)?;
-        out.set_item("connects", c.connects)?;
-        out.set_item("rate_limits", t.limits)?;
-        out.set_item("round_trips", t.round_trips)?;
-        out.set_item("leased_hits", t.leased_hits)?;
-        out.set_item("limit_errors", t.errors)?;
-        out.set_item("failed_open", t.failed_open)?;
-        out.set_item("failed_closed", t.failed_closed)?;
-        out.set_item("fallback", t.fallback)?;
-        out.set_item("returned_units", t.returned)?;
-        Ok(Some(out))
+        super::redis::stats(py, &self.core)
     }
 
     /// One PING to the gate's Redis (a health check); raises `StoreUnavailableError` when it
     /// cannot answer, `ConfigError` when the gate has no `[redis]`.
     fn ping_redis(&self, py: Python<'_>) -> PyResult<()> {
-        let Some(client) = self.core.redis() else {
-            return Err(Error::from(crate::config::ConfigError::single(
-                "redis",
-                "this gate has no [redis] section",
-            ))
-            .into());
-        };
-        py.detach(|| client.ping())
-            .map_err(|e| Error::from(e).into())
+        super::redis::ping(py, &self.core)
     }
 
     /// Verifies a bearer token with the gate's own `[jwt]` verifier (same keys, caches and
@@ -591,7 +434,7 @@ impl PyGate {
         now: Option<f64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let Some(verifier) = self.core.verifier() else {
-            return Err(Error::from(crate::config::ConfigError::single(
+            return Err(Error::from(crate::issues::ConfigError::single(
                 "jwt",
                 "this gate has no [jwt] section",
             ))
@@ -627,25 +470,7 @@ impl PyGate {
         token_or_jti: &str,
         exp: Option<f64>,
     ) -> PyResult<String> {
-        let r = self.revocations()?;
-        if exp.is_some_and(|e| !e.is_finite()) {
-            return Err(PyValueError::new_err(
-                "exp must be a finite number of seconds",
-            ));
-        }
-        let (jti, token_exp) = if revocation::looks_like_jws(token_or_jti) {
-            let Some(verifier) = self.core.verifier() else {
-                return Err(PyValueError::new_err("no verifier"));
-            };
-            py.detach(|| revocation::jti_of_token(verifier, token_or_jti))
-                .map_err(Error::from)?
-        } else {
-            (token_or_jti.to_owned(), None)
-        };
-        check_name("jti", &jti)?;
-        py.detach(|| r.revoke_jti(&jti, exp.or(token_exp)))
-            .map_err(|e| Error::store("the revocation applies in this process only", e))?;
-        Ok(jti)
+        super::revocation::revoke_token(py, &self.core, token_or_jti, exp)
     }
 
     /// Revokes every token of `sub` from `issuer` issued before `before` (Unix seconds; default
@@ -659,51 +484,21 @@ impl PyGate {
         before: Option<f64>,
         issuer: Option<&str>,
     ) -> PyResult<f64> {
-        let r = self.revocations()?;
-        if before.is_some_and(|b| !b.is_finite()) {
-            return Err(PyValueError::new_err(
-                "before must be a finite number of seconds",
-            ));
-        }
-        check_name("sub", sub)?;
-        let issuer = r.subject_issuer(issuer).map_err(PyValueError::new_err)?;
-        Ok(py
-            .detach(|| r.revoke_sub(sub, issuer, before))
-            .map_err(|e| Error::store("the revocation applies in this process only", e))?)
+        super::revocation::revoke_subject(py, &self.core, sub, before, issuer)
     }
 
     /// The revocation list's state: `check`, `on_error`, `synced` (loaded on the subscriber's
     /// current connection), `tokens` and `subjects` held locally, `overflow`.
     fn revocation_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.revocations()?.status();
-        let out = PyDict::new(py);
-        out.set_item(
-            "check",
-            match s.check {
-                Check::Local => "local",
-                Check::Always => "always",
-            },
-        )?;
-        out.set_item(
-            "on_error",
-            match s.on_error {
-                OnError::Allow => "allow",
-                OnError::Deny => "deny",
-            },
-        )?;
-        out.set_item("synced", s.synced)?;
-        out.set_item("tokens", s.tokens)?;
-        out.set_item("subjects", s.subjects)?;
-        out.set_item("overflow", s.overflow)?;
-        Ok(out)
+        super::revocation::status(py, &self.core)
     }
 
     /// The gate's response cache (for purging and stats), or None without caching.
     #[getter]
-    fn cache(&self) -> Option<super::cache::PyResponseCache> {
+    fn cache(&self) -> Option<super::response_cache::PyResponseCache> {
         self.core
             .cache()
-            .map(super::cache::PyResponseCache::for_gate)
+            .map(super::response_cache::PyResponseCache::for_gate)
     }
 
     /// `(pattern, name)` for every route, in config order; a dispatch-only route's pattern is
@@ -716,67 +511,7 @@ impl PyGate {
     }
 }
 
-/// A forked child (gunicorn `--preload`, multiprocessing) gets its own Redis connections and
-/// subscriber thread: `os.register_at_fork` runs this in the child right after the fork.
-fn register_after_fork(
-    py: Python<'_>,
-    client: &std::sync::Arc<crate::shared::RedisClient>,
-) -> PyResult<()> {
-    let weak = std::sync::Arc::downgrade(client);
-    let hook = pyo3::types::PyCFunction::new_closure(
-        py,
-        None,
-        None,
-        move |_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
-            if let Some(c) = weak.upgrade() {
-                c.after_fork();
-            }
-            Ok(())
-        },
-    )?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("after_in_child", hook)?;
-    py.import("os")?
-        .call_method("register_at_fork", (), Some(&kwargs))?;
-    Ok(())
-}
-
-/// Store events (breaker opened/closed, subscriber down/up) go to the `ferrogate` logger. They
-/// are rare (one per state change), so taking the GIL for each is fine; during interpreter
-/// shutdown there is no one to tell.
-fn log_event(event: &crate::shared::Event) {
-    use crate::shared::Event;
-    let (level, msg) = match event {
-        Event::BreakerOpened { url, reason } => (
-            "warning",
-            format!(
-                "ferrogate: Redis at {url} is failing ({reason}); circuit breaker open, limits apply their on_error mode"
-            ),
-        ),
-        Event::BreakerClosed { url } => (
-            "warning",
-            format!("ferrogate: Redis at {url} answers again; circuit breaker closed"),
-        ),
-        Event::SubscriberDown { url, reason } => (
-            "warning",
-            format!("ferrogate: lost the pub/sub subscription to {url} ({reason}); reconnecting"),
-        ),
-        Event::SubscriberUp { url } => (
-            "info",
-            format!("ferrogate: pub/sub subscription to {url} restored"),
-        ),
-    };
-    let _ = Python::try_attach(|py| {
-        let logger = py
-            .import("logging")
-            .and_then(|m| m.call_method1("getLogger", ("ferrogate",)));
-        if let Ok(l) = logger {
-            let _ = l.call_method1(level, (msg,));
-        }
-    });
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyGate>()?;
-    m.add_class::<PyDecision>()
+    m.add_class::<super::decision::PyDecision>()
 }

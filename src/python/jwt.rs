@@ -1,6 +1,6 @@
 //! `ferrogate.JWTVerifier`, `ferrogate.encode` and the Python-backed HTTP fetcher for JWKS.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -12,7 +12,7 @@ use super::errors::Error;
 use crate::auth::jwks::{Fetcher, Jwks};
 use crate::auth::{Algorithm, Claims, KeyError, TokenError, Verified, Verifier};
 use crate::clock::{SharedClock, system};
-use crate::config::{ConfigError, Issues};
+use crate::issues::{ConfigError, Issues};
 
 /// Fetches with `ferrogate._http.fetch`, attaching to the interpreter from whatever thread asks.
 #[derive(Debug)]
@@ -95,10 +95,25 @@ fn map_to_dict<'py>(py: Python<'py>, m: &Claims) -> PyResult<Bound<'py, PyDict>>
     members_to_dict(py, m.iter())
 }
 
-/// The claims as a fresh dict. The first conversion is kept with the verified token, so a
+/// Claims dicts of tokens seen more than once, by [`Verified::id`]: direct-mapped, so a lookup is
+/// one uncontended lock and one compare, and a newer token takes its slot from an older one. Ids
+/// are never reused, so a slot never answers for another token.
+const CLAIMS_SLOTS: usize = 4096;
+type ClaimsSlot = Mutex<Option<(u64, Py<PyDict>)>>;
+static CLAIMS_DICTS: LazyLock<Box<[ClaimsSlot]>> =
+    LazyLock::new(|| (0..CLAIMS_SLOTS).map(|_| Mutex::new(None)).collect());
+
+/// The claims as a fresh dict. From a token's second use on, a master copy is kept, so a
 /// cache hit costs a dict copy, not a JSON walk.
 pub fn claims_dict<'py>(py: Python<'py>, v: &Verified) -> PyResult<Bound<'py, PyDict>> {
-    if let Some(d) = v.ext.get().and_then(|b| b.downcast_ref::<Py<PyDict>>()) {
+    // The modulo keeps the index below CLAIMS_SLOTS, which fits usize.
+    #[allow(clippy::cast_possible_truncation)]
+    let slot = &CLAIMS_DICTS[(v.id() % CLAIMS_SLOTS as u64) as usize];
+    let kept = match &*slot.lock().unwrap_or_else(PoisonError::into_inner) {
+        Some((id, d)) if *id == v.id() => Some(d.clone_ref(py)),
+        _ => None,
+    };
+    if let Some(d) = kept {
         return d.bind(py).copy();
     }
     if !v.seen_before() {
@@ -106,7 +121,12 @@ pub fn claims_dict<'py>(py: Python<'py>, v: &Verified) -> PyResult<Bound<'py, Py
         return map_to_dict(py, &v.claims);
     }
     let d = map_to_dict(py, &v.claims)?;
-    let _ = v.ext.set(Box::new(d.clone().unbind()));
+    // The previous occupant is dropped with the GIL held (it may be the last reference).
+    let old = slot
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .replace((v.id(), d.clone().unbind()));
+    drop(old);
     d.copy()
 }
 

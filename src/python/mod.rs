@@ -1,15 +1,20 @@
 //! The binding layer: `ferrogate._native`. Everything Python-facing lives here; the core modules
 //! stay free of pyo3 so they build and test without an interpreter.
 
-mod cache;
 mod convert;
+mod decision;
 mod errors;
 mod gate;
 mod guard;
 mod headers;
 mod jwt;
+mod memo;
 mod ratelimit;
+mod redis;
+mod response_cache;
+mod revocation;
 mod router;
+mod ticket;
 mod wsgi;
 
 use pyo3::prelude::*;
@@ -32,7 +37,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     router::register(m)?;
     gate::register(m)?;
-    cache::register(m)?;
+    ticket::register(m)?;
+    response_cache::register(m)?;
+    memo::register(m)?;
     jwt::register(m)?;
     wsgi::register(m)?;
     guard::register(m)?;

@@ -12,9 +12,10 @@ use std::hash::Hasher;
 use std::sync::Arc;
 
 use super::errors::Error;
+use crate::ratelimit::gcra::Outcome;
 use crate::ratelimit::host_file::{DEFAULT_MAP_BYTES, HostFile, default_path};
 use crate::ratelimit::host_store::HostLimiter;
-use crate::ratelimit::limiter::{Limiter, Outcome};
+use crate::ratelimit::limiter::Limiter;
 use crate::ratelimit::redis_store::{
     DigestHasher, RedisLimiter, RedisOptions, spawn_reconciler, sweep_interval,
 };
@@ -99,11 +100,11 @@ fn redis_limiter(
     quotas: &[Quota],
     options: RedisOptions,
 ) -> PyResult<RedisLimiter> {
-    let mut issues = crate::config::Issues::default();
+    let mut issues = crate::issues::Issues::default();
     let section = serde_json::json!({"url": url, "prefix": prefix, "timeout_ms": timeout_ms});
     let settings = RedisSettings::parse(Some(&section), None, &mut issues);
     let settings = issues.finish(settings).map_err(Error::from)?;
-    if !crate::ratelimit::config::is_name(name) {
+    if !crate::ratelimit::settings::is_name(name) {
         return Err(Error::from(RateLimitError::InvalidSetting {
             name: "name",
             reason: format!("{name:?}: letters, digits, '_', '-' or '.', starting with a letter"),
@@ -228,7 +229,7 @@ impl PyRateLimiter {
             .into());
         }
         let host = if storage == Some("host") {
-            if !crate::ratelimit::config::is_name(name) {
+            if !crate::ratelimit::settings::is_name(name) {
                 return Err(Error::from(RateLimitError::InvalidSetting {
                     name: "name",
                     reason: format!(

@@ -5,14 +5,10 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::gate::{PyDecision, PyGate};
+use super::decision::{PyDecision, forward_into};
+use super::gate::PyGate;
 
 struct Keys {
-    route: Py<PyString>,
-    route_name: Py<PyString>,
-    params: Py<PyString>,
-    decision: Py<PyString>,
-    claims: Py<PyString>,
     refused: Py<PyString>,
     method: Py<PyString>,
 }
@@ -109,6 +105,16 @@ fn call_with_extra(
 }
 
 impl PyWsgiGate {
+    /// Whether the request is a HEAD: its answers carry no body.
+    fn is_head(&self, environ: &Bound<'_, PyDict>) -> PyResult<bool> {
+        Ok(environ
+            .get_item(self.keys.method.bind(environ.py()))?
+            .is_some_and(|m| {
+                m.cast::<PyString>()
+                    .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "HEAD"))
+            }))
+    }
+
     /// A refusal for the framework to render: the decision in the environ, the request to
     /// `refusal_app`.
     fn defer(
@@ -140,13 +146,7 @@ impl PyWsgiGate {
             headers.append((super::headers::name(py, "content-length"), len))?;
         }
         start_response.call1((d.status_line(), headers))?;
-        let is_head = environ
-            .get_item(self.keys.method.bind(py))?
-            .is_some_and(|m| {
-                m.cast::<PyString>()
-                    .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "HEAD"))
-            });
-        let out = if is_head {
+        let out = if self.is_head(environ)? {
             PyList::empty(py)
         } else {
             PyList::new(py, [body])?
@@ -175,11 +175,6 @@ impl PyWsgiGate {
             refusal_app,
             on_refused,
             keys: Keys {
-                route: intern("ferrogate.route"),
-                route_name: intern("ferrogate.route_name"),
-                params: intern("ferrogate.params"),
-                decision: intern("ferrogate.decision"),
-                claims: intern("ferrogate.claims"),
                 refused: intern("ferrogate.refused"),
                 method: intern("REQUEST_METHOD"),
             },
@@ -210,25 +205,12 @@ impl PyWsgiGate {
         if let Some(limit) = &d.dry_run_refused {
             log_dry_run(py, limit.bind(py), d.route.as_ref().map(|r| r.bind(py)));
         }
-        let k = &self.keys;
-        environ.set_item(k.route.bind(py), d.route.as_ref().map(|r| r.bind(py)))?;
-        environ.set_item(
-            k.route_name.bind(py),
-            d.route_name.as_ref().map(|r| r.bind(py)),
-        )?;
-        environ.set_item(k.params.bind(py), d.params.bind(py))?;
-        environ.set_item(k.claims.bind(py), d.claims.as_ref().map(|c| c.bind(py)))?;
         let extra = d.headers.clone_ref(py);
         let ticket = d.cache_ticket.as_ref().map(|t| t.clone_ref(py));
-        environ.set_item(k.decision.bind(py), Py::new(py, d)?)?;
+        forward_into(&Bound::new(py, d)?, environ)?;
         let app = self.app.bind(py);
         if let Some(ticket) = ticket {
-            let is_head = environ
-                .get_item(self.keys.method.bind(py))?
-                .is_some_and(|m| {
-                    m.cast::<PyString>()
-                        .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "HEAD"))
-                });
+            let is_head = self.is_head(environ)?;
             return Self::serve_with_ticket(
                 py,
                 app,
@@ -300,7 +282,7 @@ pub struct StartAfterUnsafe {
     inner: Py<PyAny>,
     extra: Py<PyTuple>,
     environ: Py<PyDict>,
-    ticket: Py<super::cache::PyCacheTicket>,
+    ticket: Py<super::ticket::PyCacheTicket>,
 }
 
 #[pymethods]
@@ -400,7 +382,7 @@ fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
 /// then the cache's additions and the gate's. Only the additions are made into Python strings.
 fn changed_headers<'py>(
     headers: &Bound<'py, PyAny>,
-    changes: crate::cache::stage::Changes,
+    changes: crate::cache::ticket::Changes,
     extra: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(headers.py());
@@ -469,7 +451,7 @@ impl PyWsgiGate {
     fn serve_unsafe(
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
-        ticket: &Bound<'_, super::cache::PyCacheTicket>,
+        ticket: &Bound<'_, super::ticket::PyCacheTicket>,
         environ: &Bound<'_, PyDict>,
         start_response: &Bound<'_, PyAny>,
         extra: &Bound<'_, PyTuple>,
@@ -491,7 +473,7 @@ impl PyWsgiGate {
     fn serve_with_ticket(
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
-        ticket: &Bound<'_, super::cache::PyCacheTicket>,
+        ticket: &Bound<'_, super::ticket::PyCacheTicket>,
         environ: &Bound<'_, PyDict>,
         start_response: &Bound<'_, PyAny>,
         extra: &Bound<'_, PyTuple>,

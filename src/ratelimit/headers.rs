@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use super::limiter::{Outcome, QuotaState};
+use super::gcra::{Outcome, QuotaState};
 use super::quota::Quota;
 use crate::http::push_int;
 

@@ -1,7 +1,7 @@
 //! Keyed GCRA in the host-shared file ([`super::host_file`]): one count for every worker process
 //! on the host, exact, with no server.
 //!
-//! The decision is the in-memory limiter's own ([`super::limiter::evaluate`]): the stored TATs of
+//! The decision is the in-memory limiter's own (`gcra::evaluate`): the stored TATs of
 //! every quota of a key are read, decided and written back in one LMDB write transaction, so a
 //! multi-quota limit refuses without consuming from its other quotas, a cost counts as that many
 //! requests, a look (`commit = false`) writes nothing, and the headers come from the TATs the
@@ -34,8 +34,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use heed::RwTxn;
 
 use super::error::RateLimitError;
+use super::gcra::{MAX_QUOTAS, Outcome, Rate, evaluate, rate_of};
 use super::host_file::{Db, Finish, HostFile};
-use super::limiter::{Limiter, MAX_QUOTAS, Outcome, Rate, evaluate, rate_of};
+use super::limiter::Limiter;
 use super::quota::Quota;
 use super::redis_store::{DigestHasher, KeyDigest, divided};
 use crate::clock::SharedClock;

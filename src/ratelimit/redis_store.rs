@@ -36,7 +36,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use super::error::RateLimitError;
-use super::limiter::{Limiter, MAX_QUOTAS, Outcome, Rate, evaluate, rate_of};
+use super::gcra::{MAX_QUOTAS, Outcome, Rate, evaluate, rate_of};
+use super::limiter::Limiter;
 use super::quota::Quota;
 use crate::clock::SharedClock;
 use crate::shared::{RedisClient, StoreError};

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Issues, join, show};
+use crate::issues::{Issues, join, show};
 
 /// Where the store is: one server (TCP, TLS or a Unix socket) or a cluster's seed nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]

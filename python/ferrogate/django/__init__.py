@@ -85,11 +85,8 @@ def reset() -> None:
     from ferrogate.django import state
 
     state.compiled().gate.reset()
-    try:
-        from ferrogate import drf
-    except ImportError:  # DRF not installed
-        return
-    drf.reset()
+    for forget in state.count_resets:
+        forget()
 
 
 def __getattr__(name: str) -> Any:

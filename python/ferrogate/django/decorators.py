@@ -15,11 +15,11 @@ from ferrogate._adapter import (
     add_policy,
     auth_fragment,
     cache_fragment,
+    check_limit,
     describe,
     limit_entry,
     validate_fragment,
 )
-from ferrogate.exceptions import ConfigError
 
 __all__ = ["NAMED_LIMITS", "auth", "cache", "exempt", "limit", "policy"]
 
@@ -73,19 +73,7 @@ def limit(
     )
 
     def decorate(view: F) -> F:
-        where = describe(view)
-        context = None
-        if shared is not None:
-            known = NAMED_LIMITS.get(shared)
-            if definition is not None and known is not None and known != definition:
-                raise ConfigError(
-                    f"@limit on {where}: shared limit {shared!r} is already defined differently",
-                    [(f"{where}: limit", "conflicting definition")],
-                )
-            context = {"limits": {shared: definition or known or {"quota": "1/second"}}}
-        validate_fragment({"limit": [entry]}, where, context)
-        if definition is not None and shared is not None:
-            NAMED_LIMITS[shared] = definition
+        check_limit(entry, definition, shared, describe(view), NAMED_LIMITS, "@limit")
         return add_limit(view, entry, callable_key)
 
     return decorate

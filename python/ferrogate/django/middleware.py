@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from ferrogate._adapter import invalid_token_answer, notify_refused, policy_of
-from ferrogate._native import Decision
+from ferrogate._adapter import body_for, invalid_token_answer, policy_of, refusal_answer, store_response
+from ferrogate._native import CacheTicket, Decision
 from ferrogate.django import state
+from ferrogate.django._compat import header_access
 from ferrogate.django.urls import fallback_key
 
 logger = logging.getLogger("ferrogate")
@@ -25,12 +26,9 @@ AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
 
 def _refusal(d: Decision, request: HttpRequest) -> HttpResponse:
-    hook = state.on_refused()
-    if hook is not None:
-        notify_refused(hook, d, request.META)
-    body = b"" if request.method == "HEAD" else d.body
-    response = HttpResponse(body, status=d.status)
-    for k, v in d.headers:
+    status, headers, body = refusal_answer(d, request.method, request.META, state.on_refused())
+    response = HttpResponse(body, status=status)
+    for k, v in headers:
         response.headers[k] = v
     return response
 
@@ -38,12 +36,7 @@ def _refusal(d: Decision, request: HttpRequest) -> HttpResponse:
 def _forwarded(d: Decision, request: HttpRequest) -> None:
     """A decision taken here (not by the WSGI fast path, which adds its own headers and stores its
     own responses on the way out): the request carries it, and ``_finish`` applies it."""
-    meta = request.META
-    meta["ferrogate.route"] = d.route
-    meta["ferrogate.route_name"] = d.route_name
-    meta["ferrogate.params"] = d.params
-    meta["ferrogate.claims"] = d.claims
-    meta["ferrogate.decision"] = d
+    d.forward_into(request.META)
     request._ferrogate_headers = d.headers
     request._ferrogate_ticket = d.cache_ticket
 
@@ -69,68 +62,15 @@ def _attach_user(request: HttpRequest) -> HttpResponse | None:
 def _user_rejected(request: HttpRequest, e: Any) -> HttpResponse:
     realm = (state.gate_config().get("jwt") or {}).get("realm", "api")
     headers, body = invalid_token_answer(realm, e.detail, code=e.code)
-    response = HttpResponse(b"" if request.method == "HEAD" else body, status=401)
+    response = HttpResponse(body_for(request.method, body), status=401)
     for k, v in headers:
         response[k] = v
     return response
 
 
-class _PublicHeaders:
-    """Django's documented header API."""
-
-    @staticmethod
-    def items(response: HttpResponseBase) -> list[tuple[str, str]]:
-        return list(response.headers.items())
-
-    @staticmethod
-    def set_all(response: HttpResponseBase, headers: Iterable[tuple[str, str]]) -> None:
-        for name, value in headers:
-            response.headers[name] = value
-
-
-class _StoreHeaders:
-    """``ResponseHeaders``' own store (lower-cased name -> ``(name, value)``). The headers the gate
-    sets are ASCII without line breaks, so Django's per-header conversion and checks (most of what
-    setting one costs) have nothing to do; reading the store skips a case-folding lookup per
-    header."""
-
-    @staticmethod
-    def items(response: HttpResponseBase) -> list[tuple[str, str]]:
-        return list(response.headers._store.values())
-
-    @staticmethod
-    def set_all(response: HttpResponseBase, headers: Iterable[tuple[str, str]]) -> None:
-        # One update for all of them: the gate adds two to four headers to every response.
-        response.headers._store.update({name.lower(): (name, value) for name, value in headers})
-
-
-def _header_access() -> type[_PublicHeaders] | type[_StoreHeaders]:
-    """The store when this Django keeps the layout checked here (it has since 3.2), else the
-    public API."""
-    probe = HttpResponse(content_type="text/plain")
-    if isinstance(getattr(probe.headers, "_store", None), dict):
-        _StoreHeaders.set_all(probe, [("X-Ferrogate-Probe", "1")])
-        if probe.headers.get("x-ferrogate-probe") == "1" and _StoreHeaders.items(probe) == list(
-            probe.items()
-        ):
-            return _StoreHeaders
-    return _PublicHeaders
-
-
-_access: type[_PublicHeaders] | type[_StoreHeaders] | None = None
-
-
-def _headers() -> type[_PublicHeaders] | type[_StoreHeaders]:
-    global _access
-    found = _access
-    if found is None:
-        found = _access = _header_access()
-    return found
-
-
 def _gate_headers(response: HttpResponseBase, headers: Sequence[tuple[str, str]]) -> None:
     if headers:
-        _headers().set_all(response, _one_per_name(headers))
+        header_access().set_all(response, _one_per_name(headers))
 
 
 def _one_per_name(headers: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
@@ -147,21 +87,20 @@ def _one_per_name(headers: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str
     return list(merged.values())
 
 
-def _store_django_response(ticket: Any, response: HttpResponseBase) -> None:
+def _store_django_response(ticket: CacheTicket, response: HttpResponseBase) -> None:
     """Hands a finished response to the cache; streaming responses are never stored."""
-    if not ticket.is_store:
-        ticket.unsafe_done(response.status_code)
-        return
-    if getattr(response, "streaming", False):
-        ticket.end()
-        return
-    headers = _headers().items(response)
-    if response.cookies:
-        # Django keeps cookies apart from headers: show them to the rules (they forbid storing).
-        headers += [("set-cookie", c.output(header="").strip()) for c in response.cookies.values()]
+
+    def read() -> tuple[list[tuple[str, str]], bytes]:
+        headers = header_access().items(response)
+        if response.cookies:
+            # Django keeps cookies apart from headers: show them to the rules (they forbid storing).
+            headers += [("set-cookie", c.output(header="").strip()) for c in response.cookies.values()]
+        return headers, response.content
+
+    streamed = getattr(response, "streaming", False)
     # Apply only what the cache changed: the gate's own headers (cache status, ETag) to add and
     # the tags header to take away.
-    add, remove = ticket.store_changes(response.status_code, headers, response.content)
+    add, remove = store_response(ticket, response.status_code, streamed, read)
     current = response.headers
     for name in remove:
         if name in current:
@@ -272,6 +211,6 @@ def _unknown_view(request: HttpRequest) -> HttpResponse:
         }
     ).encode()
     response = HttpResponse(
-        b"" if request.method == "HEAD" else body, status=403, content_type="application/problem+json"
+        body_for(request.method, body), status=403, content_type="application/problem+json"
     )
     return response

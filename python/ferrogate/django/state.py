@@ -20,6 +20,7 @@ from ferrogate.tokens import TokenIssuer
 __all__ = [
     "compiled",
     "connect_signals",
+    "count_resets",
     "gate_config",
     "issuer",
     "on_refused",
@@ -32,6 +33,10 @@ _lock = threading.Lock()
 _compiled: Compiled | None = None
 _issuer: TokenIssuer | None = None
 _on_refused: tuple[Callable[[Decision, Any], object] | None] | None = None
+
+#: What :func:`ferrogate.django.reset` also forgets: the DRF throttles add their in-memory counts
+#: when imported, so this package never imports ``ferrogate.drf`` (which imports it).
+count_resets: list[Callable[[], None]] = []
 
 #: Settings whose change rebuilds the gate (override_settings in tests).
 _REBUILD = ("FERROGATE", "ROOT_URLCONF", "FERROGATE_RATELIMIT_ENABLED", "FERROGATE_CACHE_ENABLED")

@@ -16,7 +16,15 @@ from typing import Any
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 
-from ferrogate._adapter import Candidate, callables_of, patterns_overlap, policy_of, prefers_second
+from ferrogate._adapter import (
+    Candidate,
+    Var,
+    callables_of,
+    matchit_pattern,
+    patterns_overlap,
+    policy_of,
+    prefers_second,
+)
 
 __all__ = ["candidates", "fallback_key", "regex_to_matchit", "route_to_matchit"]
 
@@ -25,26 +33,18 @@ _PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 
 def route_to_matchit(route: str) -> tuple[str | None, str | None]:
     """``(pattern, None)`` for a ``path()`` route string, else ``(None, reason)``."""
-    segments = route.split("/")
-    out: list[str] = []
-    for i, seg in enumerate(segments):
+    segments: list[str | Var | None] = []
+    for seg in route.split("/"):
         m = _PARAM.fullmatch(seg)
         if m is None:
-            if "<" in seg or ">" in seg:
-                return None, "a converter shares its segment with other text"
-            if any(c in seg for c in "{}*"):
-                return None, "literal braces or '*' in the route"
-            out.append(seg)
-            continue
-        if _spans_slash(m["converter"] or "str"):
-            if i != len(segments) - 1:
-                return None, f"converter {m['converter']!r} matches '/' and is not last"
-            out.append("{*" + m["name"] + "}")
+            segments.append(None if "<" in seg or ">" in seg else seg)
         else:
             # int, slug, uuid and custom converters that never match "/" match a subset of what
             # {name} matches; the middleware confirms at dispatch that Django resolved this route.
-            out.append("{" + m["name"] + "}")
-    return "/" + "/".join(out), None
+            converter = m["converter"]
+            segments.append(Var(m["name"], _spans_slash(converter or "str"), repr(converter)))
+    # Django routes may hold an empty segment anywhere: it is matched as written.
+    return matchit_pattern(segments, noun="route", variable="converter", inner_empty=True)
 
 
 #: Django's converters whose regex the gate checks as a shape (exactly: the same character sets).

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::sharded::Hasher;
+use crate::sharded::Hasher;
 
 /// Capacities from this weight up are split across [`SHARDS`] locks; below it one lock holds
 /// everything, so a small cache (a `maxsize=2` memo) keeps exactly what a single CLOCK would.

@@ -23,6 +23,10 @@ const SCAN_LIMIT: usize = 32;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Object(Vec<(Name, Value)>);
 
+/// A verified token's claims: what the stages after auth read (the rate-limit key, the cache
+/// key's principal) without depending on auth.
+pub type Claims = Object;
+
 /// A member name: the registered and usual names are static, so reading them allocates nothing.
 type Name = Cow<'static, str>;
 

@@ -41,9 +41,13 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use redis::ConnectionLike;
 
-pub use super::shared_codec::{Corrupt, Record, Value, decode, digest_of, encode, encode_vary};
-use super::shared_codec::{hex, unhex};
-use super::shared_scripts::{PREFIX_CHUNK, PURGE_INDEX, PURGE_PREFIX_CHUNK, READ, STORE};
+pub mod codec;
+pub mod scripts;
+
+pub use codec::{Corrupt, Record, Value, decode, digest_of, encode, encode_vary};
+use codec::{hex, unhex};
+use scripts::{PREFIX_CHUNK, PURGE_INDEX, PURGE_PREFIX_CHUNK, READ, STORE};
+
 use super::store::Store;
 use crate::clock::SharedClock;
 use crate::shared::{RedisClient, StoreError};
@@ -372,26 +376,26 @@ impl Shared {
 
     /// Subscribes the L1 `store` (held weakly) to other processes' purges; each (re)connect
     /// flushes purges queued while Redis was away and clears the L1.
-    pub fn subscribe(self: &Arc<Self>, store: Weak<super::stage::Stage>) {
+    pub fn subscribe(self: &Arc<Self>, store: Weak<Store>) {
         let (me, st) = (Arc::downgrade(self), store.clone());
         let handler = Arc::new(move |payload: &[u8]| {
-            let (Some(me), Some(stage)) = (me.upgrade(), st.upgrade()) else {
+            let (Some(me), Some(store)) = (me.upgrade(), st.upgrade()) else {
                 return;
             };
             if let Some(p) = Purge::parse(payload) {
                 me.bump();
-                p.apply(&stage.store);
+                p.apply(&store);
                 me.stats.purges_received.fetch_add(1, Ordering::Relaxed);
             }
         });
         let me = Arc::downgrade(self);
         let on_connect = Arc::new(move |_: &RedisClient| {
-            let (Some(me), Some(stage)) = (me.upgrade(), store.upgrade()) else {
+            let (Some(me), Some(store)) = (me.upgrade(), store.upgrade()) else {
                 return;
             };
             let _ = me.flush_pending(true);
             me.bump();
-            stage.store.clear();
+            store.clear();
             me.stats.l1_resets.fetch_add(1, Ordering::Relaxed);
         });
         self.client.subscribe(CHANNEL, handler, Some(on_connect));
@@ -799,52 +803,4 @@ impl Shared {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_names_hold_no_user_material_and_differ_per_variant() {
-        let client = Arc::new(
-            RedisClient::new(
-                crate::shared::RedisSettings::from_url("redis://127.0.0.1:1/0").unwrap(),
-                crate::clock::system(),
-            )
-            .unwrap(),
-        );
-        let s = Shared::new(
-            client,
-            Limits {
-                max_entry_bytes: 1024,
-                max_bytes: None,
-            },
-            crate::clock::system(),
-        );
-        let alice = super::super::key::primary("/me", "", Some("sub=7:\"alice\";"), []);
-        let bob = super::super::key::primary("/me", "", Some("sub=5:\"bob\";"), []);
-        let (ka, kb) = (s.entry_key(&alice), s.entry_key(&bob));
-        assert_ne!(ka, kb);
-        assert!(ka.starts_with("ferrogate:c{cache}:e:"), "{ka}");
-        assert_eq!(ka.len(), "ferrogate:c{cache}:e:".len() + 64);
-        assert!(!ka.contains("alice") && !ka.contains("/me"));
-        let (pi, member) = s.path_index("/me");
-        assert!(!pi.contains("/me"));
-        assert!(member.starts_with("/me\n"));
-        // A path travels as its digest.
-        let m = Purge::Path("/users/ann@example.com".into()).message();
-        assert!(!String::from_utf8_lossy(&m).contains("ann"));
-        assert_eq!(
-            Purge::parse(&m),
-            Some(Purge::PathDigest(digest_of("/users/ann@example.com")))
-        );
-        for p in [
-            Purge::PathDigest(digest_of("/a")),
-            Purge::Prefix("/".into()),
-            Purge::Tag("t".into()),
-            Purge::All,
-        ] {
-            assert_eq!(Purge::parse(&p.message()), Some(p));
-        }
-        assert_eq!(Purge::parse(b""), None);
-        assert_eq!(Purge::parse(b"z/a"), None);
-    }
-}
+mod tests;

@@ -1,4 +1,4 @@
-//! The Lua scripts of the cache's shared tier (see `shared.rs` for the layout they keep).
+//! The Lua scripts of the cache's shared tier (see `mod.rs` for the layout they keep).
 //!
 //! Every script does a bounded amount of work per call: a prefix purge is run in chunks of
 //! [`PREFIX_CHUNK`] paths, found through a sorted set of paths in lexical order (O(log n +

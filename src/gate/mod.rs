@@ -2,118 +2,31 @@
 //!
 //! Stages, in order: check the path → choose the route ([`Target`]: the router's match or the
 //! framework's resolution; 405 when only the method is wrong) → access → credentials → rate
-//! limits → cache. Each either answers the request or adds to what is forwarded.
+//! limits → cache. Each either answers the request or adds to what is forwarded. Each stage is
+//! its feature's (`auth/stage.rs`, `ratelimit/stage.rs`, `cache/lookup.rs`); this module only
+//! orders them. The gate is built from its config in `build.rs`.
 
 use std::sync::Arc;
 
 use crate::auth::jwks::Fetcher;
 use crate::auth::revocation::Revocations;
-use crate::auth::stage::{
-    Blocking, InPlace, Mode as AuthMode, Slots as AuthSlots, Stage as AuthStage,
-};
-use crate::auth::verifier::Verified;
-use crate::cache::stage::{
-    Outcome as CacheOutcome, Slots as CacheSlots, Stage as CacheStage, Ticket as CacheTicket,
-};
+use crate::auth::stage::Stage as AuthStage;
+use crate::blocking::{Blocking, InPlace};
+use crate::cache::lookup::Outcome as CacheOutcome;
+use crate::cache::stage::Stage as CacheStage;
 use crate::clock::SharedClock;
-use crate::config::{ConfigError, GateConfig, Issues, Unmatched};
-use crate::http::Header;
+use crate::config::Unmatched;
 use crate::policy::{Access, Policy};
-use crate::problem::{self, Problem};
-use crate::ratelimit::{RouteLimits, Stage, StageBuilder, Verdict};
+use crate::problem::Problem;
+use crate::ratelimit::{RouteLimits, Stage, Verdict};
 use crate::router::{EmptySegments, Lookup, PathError, RouteId, Router, check_decoded};
 use crate::shared::RedisClient;
-use crate::shared::RedisSettings;
 
+// The gate's interface is `check(&Request) -> Decision`: its types are named here too.
+pub use crate::decision::{Decision, Forward, Matched};
 pub use crate::dispatch::{NoResolver, ResolveFailed, Resolver, Target};
-
-/// The values of the headers named by [`Gate::header_keys`], by position. A slice of them does;
-/// the Python binding reads each from the WSGI environ only when a stage asks for it, so a route
-/// that caches nothing never looks up the cache's fourteen keyed headers.
-pub trait HeaderSource: std::fmt::Debug {
-    fn header(&self, slot: usize) -> Option<&str>;
-}
-
-impl HeaderSource for [Option<&str>] {
-    fn header(&self, slot: usize) -> Option<&str> {
-        self.get(slot).copied().flatten()
-    }
-}
-
-impl<const N: usize> HeaderSource for [Option<&str>; N] {
-    fn header(&self, slot: usize) -> Option<&str> {
-        self.as_slice().header(slot)
-    }
-}
-
-impl HeaderSource for Vec<Option<&str>> {
-    fn header(&self, slot: usize) -> Option<&str> {
-        self.as_slice().header(slot)
-    }
-}
-
-/// What the gate reads of a request. Strings borrow from the caller (the WSGI environ).
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    pub method: &'a str,
-    /// The path as the framework behind will read it: WSGI `PATH_INFO`, already decoded once.
-    pub path: &'a str,
-    pub query: &'a str,
-    pub remote_addr: Option<&'a str>,
-    /// Values of the headers named by [`Gate::header_keys`], by position.
-    pub headers: &'a (dyn HeaderSource + 'a),
-}
-
-/// A response the gate sends itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<Header>,
-    pub body: std::sync::Arc<[u8]>,
-}
-
-impl Response {
-    fn problem(p: &Problem, mut headers: Vec<Header>) -> Self {
-        headers.insert(0, ("content-type", problem::CONTENT_TYPE.to_owned()));
-        Self {
-            status: p.status,
-            headers,
-            body: p.to_body().into(),
-        }
-    }
-}
-
-/// The route a request matched.
-#[derive(Debug)]
-pub struct Matched<'s> {
-    pub id: RouteId,
-    pub pattern: &'s str,
-    pub name: Option<&'s str>,
-    pub params: matchit::Params<'s, 's>,
-}
-
-/// A request the app should handle, with what the gate learned about it.
-#[derive(Debug)]
-pub struct Forward<'s> {
-    pub route: Option<Matched<'s>>,
-    /// Headers to add to the app's response (rate-limit state, cache status).
-    pub headers: Vec<Header>,
-    /// A dry-run limit that would have refused this request (its name), for logs and metrics.
-    pub dry_run_refused: Option<&'s str>,
-    /// The verified token, when the route looked for one and the request had it.
-    pub claims: Option<Arc<Verified>>,
-    /// What to do with the app's response (store it, or invalidate the path after an unsafe request).
-    pub cache: Option<CacheTicket>,
-}
-
-#[derive(Debug)]
-// Forward is the common, hot case: boxing it to shrink the rare Respond would cost an allocation
-// on every forwarded request.
-#[allow(clippy::large_enum_variant)]
-pub enum Decision<'s> {
-    Respond(Response),
-    Forward(Forward<'s>),
-}
+pub use crate::request::{HeaderSource, Request};
+pub use crate::response::Response;
 
 #[derive(Debug)]
 struct RouteEntry {
@@ -199,198 +112,6 @@ pub enum Explanation {
 }
 
 impl Gate {
-    /// Builds a gate from a validated config; route conflicts are config errors.
-    pub fn new(config: &GateConfig) -> Result<Self, ConfigError> {
-        Self::with_clock(config, crate::clock::system())
-    }
-
-    /// A gate whose time-dependent stages (rate limits, token expiry) read `clock`; tests pass a
-    /// `ManualClock`.
-    pub fn with_clock(config: &GateConfig, clock: SharedClock) -> Result<Self, ConfigError> {
-        let mut issues = Issues::default();
-        let gate = Self::build(
-            config,
-            &GateOptions {
-                clock,
-                fetcher: None,
-            },
-            &mut issues,
-        );
-        issues.finish(gate)
-    }
-
-    /// Validates and builds in one round, so shape problems and route conflicts are reported
-    /// together.
-    pub fn from_value(v: &serde_json::Value) -> Result<Self, ConfigError> {
-        Self::from_value_with(v, &GateOptions::default())
-    }
-
-    /// [`Gate::from_value`] with a clock and an HTTP fetcher.
-    pub fn from_value_with(
-        v: &serde_json::Value,
-        options: &GateOptions,
-    ) -> Result<Self, ConfigError> {
-        let mut issues = Issues::default();
-        let config = GateConfig::parse(v, &mut issues);
-        let gate = Self::build(&config, options, &mut issues);
-        issues.finish(gate)
-    }
-
-    fn build(config: &GateConfig, options: &GateOptions, issues: &mut Issues) -> Self {
-        let clock = options.clock.clone();
-        let mut header_keys = Vec::new();
-        let redis = config.redis.as_ref().and_then(|s| {
-            RedisClient::new(s.clone(), clock.clone())
-                .map_err(|e| issues.push("redis.url", e))
-                .ok()
-                .map(Arc::new)
-        });
-        let auth = config.jwt.as_ref().and_then(|jwt| {
-            let settings = crate::auth::settings::parse(
-                jwt,
-                "jwt",
-                &clock,
-                options.fetcher.as_ref(),
-                crate::auth::settings::Defaults::Gate,
-                issues,
-            )?;
-            let revocations = settings.revocation.and_then(|r| match &redis {
-                Some(client) => Some(Revocations::new(
-                    r,
-                    settings.verifier.validation().leeway,
-                    settings.verifier.validation().issuers.clone(),
-                    client.clone(),
-                    clock.clone(),
-                )),
-                None => {
-                    issues.push(
-                        "jwt.revocation",
-                        "needs a [redis] section: the revocation list is shared through Redis",
-                    );
-                    None
-                }
-            });
-            Some(AuthStage {
-                verifier: settings.verifier,
-                realm: settings.realm,
-                slots: AuthSlots {
-                    authorization: header_slot(&mut header_keys, "authorization"),
-                    cookie: header_slot(&mut header_keys, "cookie"),
-                },
-                revocations,
-            })
-        });
-        if config.jwt.is_none() {
-            auth_needs_jwt(config, issues);
-        }
-        let default_policy = Policy::from_defaults(&config.defaults);
-        token_keys_need_auth(config, &default_policy, "defaults", issues);
-        let mut limits = StageBuilder::new(&config.rate_limit, clock.clone(), redis.clone())
-            .with_host_file(host_file(&config.rate_limit, issues));
-        let default_limits = limits.bind(
-            &default_policy.limit,
-            "default",
-            ("default", "defaults"),
-            &mut header_keys,
-            issues,
-        );
-        let (router, entries) = Self::route_table(
-            config,
-            &default_policy,
-            &mut limits,
-            &mut header_keys,
-            issues,
-        );
-        let rate_limit = limits.finish(&mut header_keys);
-        let cache = Self::cache_stage(
-            config,
-            &default_policy,
-            &mut header_keys,
-            &clock,
-            redis.as_ref(),
-            issues,
-        );
-        // Last, and only for a gate that will be used: subscribing starts a thread, and the
-        // first load is waited for.
-        if let (true, Some(r)) = (
-            issues.is_empty(),
-            auth.as_ref().and_then(|a| a.revocations.as_ref()),
-        ) {
-            r.start();
-        }
-        Self {
-            dispatch_routes: config.routes.iter().any(|r| r.path.is_none()),
-            empty_segments: config.paths.empty_segments,
-            router,
-            routes: entries,
-            default_policy,
-            default_limits,
-            rate_limit,
-            auth,
-            cache,
-            unmatched: config.unmatched,
-            header_keys,
-            redis,
-        }
-    }
-
-    /// The router (patterns and aliases -> route index) and the routes, in config order.
-    fn route_table(
-        config: &GateConfig,
-        default_policy: &Policy,
-        limits: &mut StageBuilder,
-        header_keys: &mut Vec<String>,
-        issues: &mut Issues,
-    ) -> (Router<RouteId>, Vec<RouteEntry>) {
-        let mut router = Router::new();
-        let mut entries = Vec::with_capacity(config.routes.len());
-        for (id, spec) in config.routes.iter().enumerate() {
-            let methods: Vec<&str> = spec.methods.iter().map(String::as_str).collect();
-            let policy = spec.policy.resolve(default_policy);
-            let label = spec
-                .name
-                .as_deref()
-                .or(spec.path.as_deref())
-                .unwrap_or(&spec.key);
-            if let Some(path) = &spec.path {
-                if let Err(e) = router.insert(path, &methods, id) {
-                    issues.push(format!("{}.path", spec.key), e.to_string());
-                }
-            }
-            for (i, alias) in spec.aliases.iter().enumerate() {
-                if let Err(e) = router.insert(alias, &methods, id) {
-                    issues.push(format!("{}.aliases[{i}]", spec.key), e.to_string());
-                }
-            }
-            token_keys_need_auth(config, &policy, &spec.key, issues);
-            // What the route is: its pattern, methods and label. Two routes never share all
-            // three (the router refuses a pattern and method twice; routes without a pattern
-            // are told apart by name), and they stay the same across deploys.
-            let mut sorted = methods.clone();
-            sorted.sort_unstable();
-            let identity = format!(
-                "{}\n{}\n{label}",
-                spec.path.as_deref().unwrap_or(""),
-                sorted.join(",")
-            );
-            entries.push(RouteEntry {
-                name: spec.name.clone(),
-                params: spec.params.clone(),
-                confirm_refusals: spec.confirm_refusals,
-                pattern: spec.path.clone(),
-                limits: limits.bind(
-                    &policy.limit,
-                    label,
-                    (&identity, &spec.key),
-                    header_keys,
-                    issues,
-                ),
-                policy,
-            });
-        }
-        (router, entries)
-    }
-
     /// Counters summed over the Redis-backed rate limits.
     #[must_use]
     pub fn redis_rate_limit_totals(&self) -> crate::ratelimit::stage::RedisTotals {
@@ -412,87 +133,6 @@ impl Gate {
             .as_ref()
             .and_then(|c| c.shared.as_ref().map(|s| s.client().clone()));
         self.redis.iter().cloned().chain(cache).collect()
-    }
-
-    /// The cache stage, when the config has a `[cache]` section or a route caches.
-    fn cache_stage(
-        config: &GateConfig,
-        default_policy: &Policy,
-        header_keys: &mut Vec<String>,
-        clock: &SharedClock,
-        redis: Option<&Arc<RedisClient>>,
-        issues: &mut Issues,
-    ) -> Option<Arc<CacheStage>> {
-        let route_policies: Vec<crate::cache::settings::CachePolicy> = config
-            .routes
-            .iter()
-            .map(|r| r.policy.resolve(default_policy).cache)
-            .chain(std::iter::once(default_policy.cache.clone()))
-            .collect();
-        if config.cache.is_none() && !route_policies.iter().any(|p| p.enabled) {
-            return None;
-        }
-        let settings = config.cache.clone().unwrap_or_default();
-        let mut vary_names: Vec<String> = settings.vary.clone();
-        for p in &route_policies {
-            for v in &p.vary {
-                if !vary_names.contains(v) {
-                    vary_names.push(v.clone());
-                }
-            }
-        }
-        let slots = CacheSlots {
-            script_name: header_slot(header_keys, crate::http::SCRIPT_NAME),
-            authorization: header_slot(header_keys, "authorization"),
-            cookie: header_slot(header_keys, "cookie"),
-            cache_control: header_slot(header_keys, "cache-control"),
-            if_none_match: header_slot(header_keys, "if-none-match"),
-            vary: vary_names
-                .into_iter()
-                .map(|n| {
-                    let slot = header_slot(header_keys, &n);
-                    (n, slot)
-                })
-                .collect(),
-            keyed: crate::cache::stage::KEYED
-                .iter()
-                .map(|h| (*h, header_slot(header_keys, h)))
-                .collect(),
-        };
-        if settings.shared {
-            // The tier gets a client of its own (pool, breaker) even on the limits' server: a
-            // cache that fails (a full Redis, a slow purge) must not open the breaker that
-            // decides whether limits and revocation checks fail open or closed.
-            let own = match (&settings.shared_url, &config.redis) {
-                (Some(url), base) => RedisSettings::with_url(base.as_ref(), url)
-                    .map_err(|e| issues.push("cache.shared", e))
-                    .ok(),
-                (None, Some(base)) => Some(base.clone()),
-                (None, None) => {
-                    if redis.is_none() {
-                        issues.push(
-                            "cache.shared",
-                            "\"redis\" needs a [redis] section (url = \"redis://...\")",
-                        );
-                    }
-                    None
-                }
-            };
-            if let Some(own) = own {
-                match RedisClient::new(own, clock.clone()) {
-                    Ok(client) => {
-                        return Some(CacheStage::with_shared(
-                            settings,
-                            slots,
-                            clock.clone(),
-                            Arc::new(client),
-                        ));
-                    }
-                    Err(e) => issues.push("cache.shared", e),
-                }
-            }
-        }
-        Some(Arc::new(CacheStage::new(settings, slots, clock.clone())))
     }
 
     /// The cache stage (store and settings), `None` without caching.
@@ -810,7 +450,6 @@ impl Gate {
     }
 }
 
-/// The slot of a request header in [`Request::headers`], adding it if new.
 /// `unmatched = "forward"`: a request no route takes goes to the app unchecked.
 fn unmatched_forward<'g>() -> Decision<'g> {
     Decision::Forward(Forward {
@@ -820,51 +459,6 @@ fn unmatched_forward<'g>() -> Decision<'g> {
         claims: None,
         cache: None,
     })
-}
-
-/// Without `[jwt]`, every route (and the defaults) asking for auth is a config error.
-fn auth_needs_jwt(config: &GateConfig, issues: &mut Issues) {
-    let needs = |p: &crate::policy::PolicyOverride| {
-        p.auth.as_ref().is_some_and(|a| a.mode != AuthMode::None)
-    };
-    if needs(&config.defaults) {
-        issues.push(
-            "defaults.auth",
-            "needs a [jwt] section to verify tokens with",
-        );
-    }
-    for spec in config.routes.iter().filter(|r| needs(&r.policy)) {
-        issues.push(
-            format!("{}.auth", spec.key),
-            "needs a [jwt] section to verify tokens with",
-        );
-    }
-}
-
-/// A limit keyed only by `sub` or claims, on a route that verifies no token, would key every
-/// request on nothing the client proved: refused at start-up rather than silently keyed by
-/// address.
-fn token_keys_need_auth(config: &GateConfig, policy: &Policy, at: &str, issues: &mut Issues) {
-    if policy.exempt || policy.auth.mode != AuthMode::None {
-        return;
-    }
-    if let Some(part) = config.rate_limit.token_only_key(&policy.limit) {
-        issues.push(
-            format!("{at}.limit"),
-            format!(
-                "keyed by {part:?}, which only a verified token supplies, but this route has no \
-                 auth (set auth = \"required\" or \"optional\", or key by \"ip\")"
-            ),
-        );
-    }
-}
-
-fn header_slot(keys: &mut Vec<String>, name: &str) -> usize {
-    if let Some(i) = keys.iter().position(|k| k == name) {
-        return i;
-    }
-    keys.push(name.to_owned());
-    keys.len() - 1
 }
 
 /// A route index the gate does not have: a bug in the caller, answered 500, never forwarded.
@@ -885,25 +479,7 @@ fn method_not_allowed(method: &str, allow: &[&'static str]) -> Response {
     Response::problem(&p, vec![("allow", allow_header)])
 }
 
-/// The file of `storage = "host"`, checked usable now; a path it cannot use is a config problem.
-fn host_file(
-    settings: &crate::ratelimit::Settings,
-    issues: &mut Issues,
-) -> Option<Arc<crate::ratelimit::host_file::HostFile>> {
-    use crate::ratelimit::config::Storage;
-    use crate::ratelimit::host_file::{DEFAULT_MAP_BYTES, HostFile, default_path};
-    if settings.storage != Storage::Host {
-        return None;
-    }
-    let (path, key) = match &settings.host_path {
-        Some(p) => (std::path::PathBuf::from(p), "rate_limit.host_path"),
-        None => (default_path(), "rate_limit.storage"),
-    };
-    HostFile::open(&path, DEFAULT_MAP_BYTES)
-        .map_err(|e| issues.push(key, e.to_string()))
-        .ok()
-}
+mod build;
 
 #[cfg(test)]
-#[path = "gate_tests.rs"]
 mod tests;

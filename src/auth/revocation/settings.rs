@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::{Issues, join, show};
+use crate::issues::{Issues, join, show};
 
 /// What a request gets when the local copy cannot be trusted (`check = "local"`: the subscriber
 /// is disconnected, so messages may have been missed) or Redis does not answer (`"always"`).
