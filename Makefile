@@ -63,8 +63,17 @@ rust-test: redis-bin
 redis-bin:
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
-py-test: $(BUILT) redis-bin
-	$(PY) -m pytest -q -m "not bench" -p no:cacheprovider
+# The lowest supported Django and Flask/werkzeug, each in a directory of its own (no deps: the
+# rest comes from the venv), for the tests that check the compat code and the rule reading on them.
+LOWEST := $(VENV)/lowest
+$(LOWEST)/.stamp: $(VENV)/.deps
+	$(PY) -m pip install -q --no-deps --target $(LOWEST)/django "django==4.2.*"
+	$(PY) -m pip install -q --no-deps --target $(LOWEST)/flask "flask==2.3.*" "werkzeug==2.3.*"
+	touch $@
+
+py-test: $(BUILT) redis-bin $(LOWEST)/.stamp
+	FERROGATE_DJANGO_LOWEST=$(CURDIR)/$(LOWEST)/django FERROGATE_FLASK_LOWEST=$(CURDIR)/$(LOWEST)/flask \
+		$(PY) -m pytest -q -m "not bench" -p no:cacheprovider
 
 # The docs' code blocks run in py-test (tests/test_docs_examples.py); the wheel is built before it
 # so that tests/test_wheel.py installs this run's wheel instead of building its own.
