@@ -31,7 +31,8 @@
 //! its whole burst back), so pruning it changes no decision. Each shard prunes such entries
 //! (a) before its table would grow, (b) every 65 536 operations on it, shrinking the table when
 //! it is mostly empty, and (c) on [`Limiter::prune`]. When a shard holds its share of `max_keys`
-//! live entries and a new key arrives, it drops the eighth of its entries with the lowest TAT:
+//! live entries and a new key arrives, it drops its idle entries and, if they are fewer than an
+//! eighth, the eighth of its entries with the lowest TAT (so the scan comes once per eighth):
 //! those are the keys closest to having their whole burst back, so they lose the least state; a
 //! throttled client (TAT far ahead) is the last to be dropped, so flooding distinct keys does not
 //! reset the flooder's own throttled key.
@@ -326,7 +327,9 @@ fn make_room(st: &mut ShardState, now: u64, full: bool) -> usize {
     let before = st.tats.len();
     if full {
         st.tats.retain(|_, tat| *tat > now);
-        if st.tats.len() == before {
+        // At least an eighth goes: freeing the odd idle entry would leave the next new key to
+        // scan the shard again.
+        if before - st.tats.len() < before / 8 {
             evict_lowest_eighth(st);
         }
     } else if before >= st.tats.capacity() {
@@ -494,6 +497,18 @@ mod tests {
         }
         assert!(!l.hit_hashed(victim, 1, 0).allowed);
         assert!(l.len() <= 1024);
+    }
+
+    #[test]
+    fn a_full_limiter_frees_an_eighth_even_when_one_key_is_idle() {
+        let l = Limiter::new(&parse_quotas("1/second").unwrap(), 1024).unwrap();
+        l.hit_hashed(l.hash_key(b"early"), 1, 0);
+        for i in 0..1023u32 {
+            l.hit_hashed(l.hash_key(&i.to_le_bytes()), 1, S / 2);
+        }
+        assert_eq!(l.len(), 1024);
+        l.hit_hashed(l.hash_key(b"new"), 1, S + S / 10);
+        assert!(l.len() <= 1024 - 1024 / 8 + 1, "{}", l.len());
     }
 
     #[test]
