@@ -388,3 +388,205 @@ pub fn b64url(s: &str) -> Option<Vec<u8>> {
         .decode(s)
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{self as sig, KeyPair as _};
+    use serde_json::json;
+
+    use super::*;
+    use crate::auth::encode::encode;
+
+    fn pem_of(label: &str, der: &[u8]) -> String {
+        pem::encode(&pem::Pem::new(label, der.to_vec()))
+    }
+
+    /// A fresh key pair of `alg`'s family: (private PKCS#8 PEM, public SPKI PEM).
+    fn pair(alg: Algorithm) -> (String, String) {
+        let rng = SystemRandom::new();
+        let (private, public): (Vec<u8>, Vec<u8>) = match alg.family() {
+            Family::Rsa => {
+                let k =
+                    aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+                let pkcs8 =
+                    aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&k)
+                        .unwrap();
+                let spki = k.public_key().as_der().unwrap();
+                (pkcs8.as_ref().to_vec(), spki.as_ref().to_vec())
+            }
+            Family::Ed25519 => {
+                let doc = sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+                let k = sig::Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+                let spki = k.public_key().as_der().unwrap();
+                (doc.as_ref().to_vec(), spki.as_ref().to_vec())
+            }
+            f => {
+                let signing = match f {
+                    Family::EcP256 => &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    Family::EcP384 => &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+                    _ => &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+                };
+                let doc = sig::EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
+                let k = sig::EcdsaKeyPair::from_pkcs8(signing, doc.as_ref()).unwrap();
+                let spki = k.public_key().as_der().unwrap();
+                (doc.as_ref().to_vec(), spki.as_ref().to_vec())
+            }
+        };
+        (
+            pem_of("PRIVATE KEY", &private),
+            pem_of("PUBLIC KEY", &public),
+        )
+    }
+
+    fn split(token: &str) -> (&[u8], Vec<u8>) {
+        let at = token.rfind('.').unwrap();
+        (&token.as_bytes()[..at], b64url(&token[at + 1..]).unwrap())
+    }
+
+    #[test]
+    fn every_algorithm_signs_and_verifies_through_the_loaded_keys() {
+        for alg in Algorithm::ALL
+            .into_iter()
+            .filter(|a| a.family() != Family::Hmac)
+        {
+            let (private, public) = pair(alg);
+            let key = Key::from_pem(&public, None).unwrap();
+            assert_eq!(key.family(), alg.family(), "{alg}");
+            assert_eq!(
+                matches!(key.material, Material::P521(_)),
+                alg == Algorithm::ES512
+            );
+            let token = encode(
+                json!({"sub": "a"}).as_object().unwrap(),
+                private.as_bytes(),
+                alg,
+                &Map::new(),
+            )
+            .unwrap();
+            let (message, signature) = split(&token);
+            assert!(key.verify(alg, message, &signature), "{alg}");
+            let mut forged = signature.clone();
+            forged[3] ^= 1;
+            assert!(!key.verify(alg, message, &forged), "{alg} forged");
+            let other = Algorithm::ALL
+                .into_iter()
+                .find(|a| a.family() != alg.family())
+                .unwrap();
+            assert!(
+                !key.verify(other, message, &signature),
+                "{alg} under {other}"
+            );
+        }
+        let key = Key::hmac(b"0123456789abcdef0123456789abcdef", None).unwrap();
+        let token = encode(
+            json!({"sub": "a"}).as_object().unwrap(),
+            b"0123456789abcdef0123456789abcdef",
+            Algorithm::HS384,
+            &Map::new(),
+        )
+        .unwrap();
+        let (message, signature) = split(&token);
+        assert!(key.verify(Algorithm::HS384, message, &signature));
+        assert!(!key.verify(Algorithm::HS256, message, &signature));
+    }
+
+    #[test]
+    fn jwk_components_load_as_their_pem_does() {
+        let (private, public) = pair(Algorithm::ES256);
+        let block = pem::parse(&public).unwrap();
+        let point = &block.contents()[block.contents().len() - 65..];
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..]), "kid": "k1"});
+        let key = Key::from_jwk(jwk.as_object().unwrap()).unwrap();
+        let token = encode(
+            json!({}).as_object().unwrap(),
+            private.as_bytes(),
+            Algorithm::ES256,
+            &Map::new(),
+        )
+        .unwrap();
+        let (message, signature) = split(&token);
+        assert!(key.verify(Algorithm::ES256, message, &signature));
+        let wrong_curve =
+            json!({"kty": "EC", "crv": "P-384", "x": b64(&point[1..33]), "y": b64(&point[33..])});
+        assert!(Key::from_jwk(wrong_curve.as_object().unwrap()).is_err());
+        let off_curve =
+            json!({"kty": "EC", "crv": "P-256", "x": b64(&[7; 32]), "y": b64(&[9; 32])});
+        assert!(Key::from_jwk(off_curve.as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn bad_pem_is_an_error_never_a_panic() {
+        let (private, public) = pair(Algorithm::EdDSA);
+        let cases = [
+            String::new(),
+            "-----BEGIN PUBLIC KEY-----\n".into(),
+            "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n".into(),
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(),
+            "-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n".into(),
+            public.replace("PUBLIC KEY", "CERTIFICATE"),
+            public.replace("PUBLIC KEY", "OPENSSH KEY"),
+            private.clone(),
+            public[..public.len() / 2].to_owned(),
+        ];
+        for case in cases {
+            assert!(Key::from_pem(&case, None).is_err(), "{case:?}");
+        }
+        assert!(Key::from_pem(&public, None).is_ok());
+    }
+
+    #[test]
+    fn small_rsa_keys_are_refused_with_their_size() {
+        let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let n = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(k.public_key()).n;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        // 1024 bits of the modulus, with a leading zero octet as some JWK Sets carry.
+        let mut short = vec![0u8];
+        short.extend_from_slice(&n[..128]);
+        let jwk = json!({"kty": "RSA", "n": b64(&short), "e": "AQAB"});
+        let err = Key::from_jwk(jwk.as_object().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("this one has 1024"), "{err}");
+        let mut padded = vec![0u8];
+        padded.extend_from_slice(&n);
+        let jwk = json!({"kty": "RSA", "n": b64(&padded), "e": "AQAB"});
+        assert_eq!(
+            Key::from_jwk(jwk.as_object().unwrap()).unwrap().family(),
+            Family::Rsa
+        );
+    }
+
+    #[test]
+    fn base64url_is_strict() {
+        assert_eq!(b64url("AQAB").unwrap(), vec![1, 0, 1]);
+        assert!(b64url("AQAB=").is_none(), "padding");
+        assert!(b64url("AQ+B").is_none(), "standard alphabet");
+        assert!(b64url("AR").is_none(), "non-canonical trailing bits");
+        assert_eq!(b64url("AQ").unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn pem_secrets_are_not_hmac_keys() {
+        assert!(
+            Key::hmac(
+                b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+                None
+            )
+            .is_err()
+        );
+        assert!(Key::hmac(b"", None).is_err());
+        assert!(
+            Key::hmac(b"secret", None)
+                .unwrap()
+                .accepts(Algorithm::HS384)
+        );
+        assert!(
+            !Key::hmac(b"secret", None)
+                .unwrap()
+                .accepts(Algorithm::RS256)
+        );
+    }
+}

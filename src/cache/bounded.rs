@@ -1,4 +1,4 @@
-//! A bounded map with per-entry deadlines on moka: the verified-token caches and `@cached`.
+//! A bounded map with per-entry deadlines on moka: the verified-token caches.
 //!
 //! moka does the concurrent part (lock-free reads, `TinyLFU` admission and eviction by weight,
 //! expiry). Deadlines are nanoseconds on the caller's clock, which tests move by hand and moka
@@ -170,7 +170,11 @@ mod tests {
         c.insert("a".into(), 1, 100 * S, 1, 0);
         c.insert("z".into(), 26, 200 * S, 2, 0);
         assert_eq!(c.live_weight(99 * S), 3);
-        assert_eq!(c.live_weight(100 * S), 2, "an expired entry no longer counts");
+        assert_eq!(
+            c.live_weight(100 * S),
+            2,
+            "an expired entry no longer counts"
+        );
         assert!(c.remove("z"));
         assert_eq!(c.get("a", 99 * S), Some(1));
         assert_eq!(c.get("a", 100 * S), None);

@@ -19,25 +19,28 @@ fn entry(clock: &ManualClock, path: &str, tags: &[&str], ttl_s: u64) -> Entry {
     }
 }
 
-/// The indexes list exactly the keys moka holds, and moka holds at most `max_bytes`.
+/// Walks both queues: links agree both ways, every node is in the map and in exactly one
+/// queue, and the byte counts add up.
 fn check(store: &Store) {
-    let (bytes, entries) = store.usage();
-    assert!(
-        bytes <= store.max_bytes,
-        "{bytes} bytes in a {} store",
-        store.max_bytes
-    );
-    let ix = store.tracked.lock();
-    let indexed: usize = ix.by_path.values().map(Members::len).sum();
-    assert_eq!(indexed as u64, entries, "index members vs entries");
-    assert_eq!(ix.current.len() as u64, entries);
-    for (key, e) in ix.current.iter() {
-        let held = store
-            .cache
-            .get(key.as_str())
-            .expect("an indexed key is stored");
-        assert!(Arc::ptr_eq(&held, e), "the index names the stored value");
+    let inner = lock(&store.inner);
+    let mut seen = 0;
+    for (main, q) in [(false, inner.small), (true, inner.main)] {
+        let (mut i, mut prev, mut bytes) = (q.head, NIL, 0);
+        while i != NIL {
+            let n = inner.node(i);
+            assert_eq!(n.prev, prev);
+            assert_eq!(n.main, main);
+            assert_eq!(inner.map.get(&n.key), Some(&i));
+            bytes += u64::from(n.weight);
+            seen += 1;
+            (prev, i) = (i, n.next);
+        }
+        assert_eq!(q.tail, prev);
+        assert_eq!(q.bytes, bytes);
     }
+    assert_eq!(seen, inner.map.len());
+    assert_eq!(seen + inner.free.len(), inner.nodes.len());
+    assert!(inner.bytes() <= store.max_bytes);
 }
 
 fn sized(clock: &ManualClock, path: &str, body: usize) -> Entry {
@@ -75,6 +78,51 @@ fn a_scan_of_one_off_keys_leaves_the_entries_that_are_hit() {
 }
 
 #[test]
+fn a_key_evicted_unused_and_stored_again_goes_to_the_main_queue() {
+    let clock = Arc::new(ManualClock::from_secs(1000));
+    let store = Store::new(20_000, Duration::from_secs(60), clock.clone());
+    store.insert("a", vec![], "a".into(), sized(&clock, "/a", 500));
+    // Room for about thirty: "a" is evicted and the ghost, as long as the store, still
+    // remembers it.
+    for i in 0..40 {
+        let k = format!("s{i}");
+        store.insert(&k, vec![], k.clone(), sized(&clock, "/s", 500));
+    }
+    assert!(store.get("a").is_none(), "unused, it left with the scan");
+    store.insert("a", vec![], "a".into(), sized(&clock, "/a", 500));
+    {
+        let inner = lock(&store.inner);
+        assert!(inner.node(*inner.map.get("a").unwrap()).main);
+    }
+    // In the main queue it outlives another scan through the small one, unused.
+    for i in 0..100 {
+        let k = format!("t{i}");
+        store.insert(&k, vec![], k.clone(), sized(&clock, "/s", 500));
+    }
+    assert!(store.get("a").is_some());
+    check(&store);
+}
+
+#[test]
+fn entries_over_a_tenth_of_the_store_still_get_in() {
+    let clock = Arc::new(ManualClock::from_secs(1000));
+    // About four 930-byte entries fit; the small queue's tenth is less than one.
+    let store = Store::new(4_000, Duration::from_secs(60), clock.clone());
+    for k in ["h1", "h2", "h3", "h4", "x"] {
+        store.insert(k, vec![], k.into(), sized(&clock, "/a", 800));
+        assert!(store.get(k).is_some());
+    }
+    // Everything that was hit is in the main queue; each new key must still be stored, and
+    // last long enough to be hit.
+    for i in 0..20 {
+        let k = format!("new{i}");
+        store.insert(&k, vec![], k.clone(), sized(&clock, "/a", 800));
+        assert!(store.get(&k).is_some(), "{k} was evicted by its own insert");
+        check(&store);
+    }
+}
+
+#[test]
 fn an_entry_larger_than_the_store_is_not_kept_but_replaces_the_old_value() {
     let clock = Arc::new(ManualClock::from_secs(1000));
     let store = Store::new(4_000, Duration::from_secs(60), clock.clone());
@@ -87,56 +135,27 @@ fn an_entry_larger_than_the_store_is_not_kept_but_replaces_the_old_value() {
 }
 
 #[test]
-fn moka_expires_entries_in_real_time_and_the_listener_unindexes_them() {
-    let clock: Arc<dyn crate::clock::Clock> = crate::clock::system();
+fn expired_entries_leave_from_the_queue_heads_as_others_are_stored() {
+    let clock = Arc::new(ManualClock::from_secs(1000));
     let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
-    let now = clock.now_nanos();
     for i in 0..10 {
         let k = format!("old{i}");
-        let mut e = entry(&ManualClock::new(now), "/old", &["t"], 60);
-        e.fresh_until = now + 50_000_000;
-        e.stale_until = now + 50_000_000;
-        store.insert(&k, vec![], k.clone(), e);
+        store.insert(&k, vec![], k.clone(), entry(&clock, "/old", &[], 1));
     }
-    store.insert(
-        "new",
-        vec![],
-        "new".into(),
-        entry(&ManualClock::new(now), "/new", &[], 60),
-    );
-    // moka's timer wheel turns about once a second.
-    let start = std::time::Instant::now();
-    while store.usage().1 > 1 {
-        assert!(start.elapsed() < Duration::from_secs(10), "never expired");
-        std::thread::sleep(Duration::from_millis(100));
+    clock.advance_nanos(2_000_000_000);
+    for i in 0..5 {
+        let k = format!("new{i}");
+        store.insert(&k, vec![], k.clone(), entry(&clock, "/new", &[], 60));
     }
+    assert_eq!(store.usage().1, 5, "two expired entries go per insert");
     assert!(!store.has_path("/old"));
-    assert_eq!(store.purge_tag("t"), 0);
     assert_eq!(store.stats.evictions.load(Ordering::Relaxed), 10);
-    check(&store);
-}
-
-#[test]
-fn capacity_is_weighted_by_bytes() {
-    let clock = Arc::new(ManualClock::from_secs(1000));
-    let store = Store::new(100_000, Duration::from_secs(60), clock.clone());
-    for i in 0..1_000 {
-        let k = format!("k{i}");
-        store.insert(&k, vec![], k.clone(), sized(&clock, "/a", 1_000));
-    }
-    let (bytes, entries) = store.usage();
-    assert!(bytes <= 100_000);
-    // Each entry weighs its body plus its path, headers and bookkeeping (about 1.1 kB here).
-    assert!(
-        (60..=92).contains(&entries),
-        "{entries} entries of about 1.1 kB in 100 kB"
-    );
     check(&store);
 }
 
 proptest::proptest! {
     #[test]
-    fn the_indexes_follow_the_store(ops in proptest::collection::vec((0u8..5, 0u16..40, 0usize..3_000), 1..400)) {
+    fn the_queues_stay_consistent(ops in proptest::collection::vec((0u8..5, 0u16..40, 0usize..3_000), 1..400)) {
         let clock = Arc::new(ManualClock::from_secs(1000));
         let store = Store::new(16_000, Duration::from_secs(60), clock.clone());
         for (op, k, size) in ops {
@@ -156,6 +175,9 @@ proptest::proptest! {
                 _ => clock.advance_nanos(700_000_000),
             }
             check(&store);
+            let inner = lock(&store.inner);
+            let indexed: usize = inner.indexes.by_path.values().map(Members::len).sum();
+            proptest::prop_assert_eq!(indexed, inner.map.len());
         }
     }
 }

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::Error;
 use super::release_if;
-use crate::cache::bounded::Bounded;
+use crate::cache::clock_map::ClockMap;
 use crate::cache::shared::Purge;
 use crate::cache::stage::{Stage, Ticket};
 use crate::cache::store::{Entry, Lookup, Store};
@@ -285,7 +285,7 @@ pub struct PyCachedFunction {
     func: Py<PyAny>,
     key_func: Option<Py<PyAny>>,
     /// Buckets of entries by Python hash, weighed by their length: colliding keys share one.
-    cache: Bounded<isize, Arc<Vec<MemoEntry>>>,
+    cache: ClockMap<isize, Arc<Vec<MemoEntry>>>,
     ttl_nanos: Option<u64>,
     maxsize: u64,
     clock: SharedClock,
@@ -383,7 +383,7 @@ impl PyCachedFunction {
         Ok(Self {
             func,
             key_func: key,
-            cache: Bounded::new(maxsize),
+            cache: ClockMap::new(maxsize),
             ttl_nanos,
             maxsize,
             clock: system(),
