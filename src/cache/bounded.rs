@@ -151,66 +151,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn a_hot_entry_survives_a_scan_of_one_off_keys() {
-        let c: Bounded<u64, u64> = Bounded::new(100);
-        c.insert(0, 0, u64::MAX, 1, 0);
-        for k in 1..10_000 {
-            assert_eq!(c.get(&0, 1), Some(0), "hot entry lost before key {k}");
-            c.insert(k, k, u64::MAX, 1, 1);
-        }
-        assert!(c.weight() <= 100);
-    }
-
-    const S: u64 = 1_000_000_000;
-
-    #[test]
-    fn entries_are_not_returned_past_their_deadline() {
-        let c: Bounded<String, u32> = Bounded::new(10);
-        c.insert("a".into(), 1, 100 * S, 1, 0);
-        c.insert("z".into(), 26, 200 * S, 2, 0);
-        assert_eq!(c.live_weight(99 * S), 3);
-        assert_eq!(
-            c.live_weight(100 * S),
-            2,
-            "an expired entry no longer counts"
-        );
-        assert!(c.remove("z"));
-        assert_eq!(c.get("a", 99 * S), Some(1));
-        assert_eq!(c.get("a", 100 * S), None);
-        assert!(c.is_empty(), "an expired entry leaves on lookup");
-        c.insert("b".into(), 2, 50 * S, 1, 50 * S);
-        assert!(
-            c.is_empty(),
-            "an entry already past its deadline is not stored"
-        );
-    }
-
-    #[test]
-    fn weights_bound_the_map_and_an_oversize_entry_replaces_nothing_but_its_key() {
-        let c: Bounded<u32, u32> = Bounded::new(10);
-        c.insert(1, 1, u64::MAX, 4, 0);
-        c.insert(2, 2, u64::MAX, 4, 0);
-        c.insert(3, 3, u64::MAX, 4, 0);
-        assert!(c.weight() <= 10);
-        c.insert(3, 30, u64::MAX, 11, 0);
-        assert_eq!(
-            c.get(&3, 0),
-            None,
-            "the old value goes with an oversize replacement"
-        );
-        assert!(c.weight() <= 10);
-    }
-
-    #[test]
-    fn a_small_map_keeps_at_most_its_capacity() {
-        let c: Bounded<u32, u32> = Bounded::new(2);
-        c.insert(1, 1, u64::MAX, 1, 0);
-        c.insert(2, 2, u64::MAX, 1, 0);
-        assert_eq!((c.get(&1, 0), c.get(&2, 0)), (Some(1), Some(2)));
-        c.insert(3, 3, u64::MAX, 1, 0);
-        assert!(c.len() <= 2);
-    }
+    super::super::map_contract::map_contract!(Bounded);
 
     #[test]
     fn moka_frees_in_real_time_what_the_deadline_says() {

@@ -8,6 +8,8 @@ pub mod bounded;
 pub mod clock_map;
 mod headers;
 pub mod key;
+#[cfg(test)]
+mod map_contract;
 pub mod rules;
 pub mod settings;
 pub mod sharded;
