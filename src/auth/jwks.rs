@@ -351,3 +351,73 @@ impl KeySource for Jwks {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl Fetcher for Counting {
+        fn get(&self, _: &str, _: Duration) -> Result<(Vec<u8>, Option<String>), String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let jwks = json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "a"}]});
+            Ok((
+                jwks.to_string().into_bytes(),
+                Some(r#"public, max-age="600""#.into()),
+            ))
+        }
+    }
+
+    #[test]
+    fn unknown_kids_refetch_once_per_cooldown_on_the_sources_clock() {
+        let clock = Arc::new(ManualClock::from_secs(1_000));
+        let fetcher = Arc::new(Counting::default());
+        let jwks = Jwks::new(
+            Location::Url("https://idp/jwks".into()),
+            fetcher.clone(),
+            clock.clone(),
+            JwksTiming::default(),
+        );
+        assert_eq!(fetcher.0.load(Ordering::SeqCst), 1, "the first fetch");
+        assert!(jwks.refresh_for_unknown_kid().is_some());
+        for _ in 0..100 {
+            assert!(jwks.refresh_for_unknown_kid().is_none());
+        }
+        assert_eq!(fetcher.0.load(Ordering::SeqCst), 2);
+        clock.advance_nanos(59_999_999_999);
+        assert!(jwks.refresh_for_unknown_kid().is_none());
+        clock.advance_nanos(1);
+        assert!(
+            jwks.refresh_for_unknown_kid().is_some(),
+            "the cooldown is over"
+        );
+        assert_eq!(fetcher.0.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_lifetime_comes_from_cache_control_quoted_or_not() {
+        let jwks = Jwks::new(
+            Location::Url("https://idp/jwks".into()),
+            Arc::new(Counting::default()),
+            Arc::new(ManualClock::from_secs(1_000)),
+            JwksTiming::default(),
+        );
+        let ttl = |cc: &str| jwks.0.ttl(Some(cc)).as_secs();
+        assert_eq!(ttl(r#"public, max-age="600""#), 600);
+        assert_eq!(ttl("max-age=7200, must-revalidate"), 7200);
+        assert_eq!(ttl("max-age=5"), 60, "clamped to min_ttl");
+        assert_eq!(
+            ttl(r#"no-cache="x, max-age=9000""#),
+            300,
+            "inside a quoted value"
+        );
+        assert_eq!(ttl(r#"max-age="9000"#), 300, "unreadable: the default");
+    }
+}

@@ -493,6 +493,44 @@ mod tests {
     }
 
     #[test]
+    fn a_sec1_ec_private_key_signs_too() {
+        let (pkcs8, public) = pair(Algorithm::ES384);
+        let der = pem::parse(&pkcs8).unwrap();
+        let k =
+            sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, der.contents())
+                .unwrap();
+        let sec1 =
+            aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::EcPrivateKeyRfc5915Der>::as_der(
+                &k.private_key(),
+            )
+            .unwrap();
+        let sec1 = pem_of("EC PRIVATE KEY", sec1.as_ref());
+        let token = encode(
+            json!({}).as_object().unwrap(),
+            sec1.as_bytes(),
+            Algorithm::ES384,
+            &Map::new(),
+        )
+        .unwrap();
+        let (message, signature) = split(&token);
+        assert!(Key::from_pem(&public, None).unwrap().verify(
+            Algorithm::ES384,
+            message,
+            &signature
+        ));
+        assert!(
+            encode(
+                json!({}).as_object().unwrap(),
+                sec1.as_bytes(),
+                Algorithm::ES256,
+                &Map::new()
+            )
+            .is_err(),
+            "a P-384 key does not sign ES256"
+        );
+    }
+
+    #[test]
     fn jwk_components_load_as_their_pem_does() {
         let (private, public) = pair(Algorithm::ES256);
         let block = pem::parse(&public).unwrap();

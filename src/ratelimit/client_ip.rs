@@ -255,6 +255,14 @@ mod tests {
                 .unwrap()
                 .contains(ip("10.0.0.1"))
         );
+        let mapped = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains(ip("10.1.2.3")) && !mapped.contains(ip("11.0.0.1")));
+        assert_eq!(mapped, Cidr::parse("10.0.0.0/8").unwrap());
+        assert!(
+            Cidr::parse(" 10.1.2.3/8 ")
+                .unwrap()
+                .contains(ip("10.200.0.1"))
+        );
         for bad in ["10.0.0.0/33", "10.0.0/8", "x", "::/129", "1.2.3.4/-1", ""] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
