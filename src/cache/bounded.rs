@@ -16,7 +16,7 @@ use moka::sync::Cache;
 use super::sharded::Hasher;
 
 /// A bounded map; see the module docs. `weight` is what an entry counts against `capacity`
-/// (1 for the token caches, the bucket's length for `@cached`).
+/// (1 for the token caches).
 pub struct Bounded<K, V> {
     cache: Cache<K, Slot<V>, Hasher>,
     capacity: u64,
