@@ -1,87 +1,70 @@
-//! A small bounded map with per-entry deadlines: the verified-token caches and `@cached`.
+//! A bounded map with per-entry deadlines on moka: the verified-token caches.
 //!
-//! Second-chance (CLOCK) eviction behind a few mutexes. A hit takes one uncontended lock, one
-//! probe and a flag store, where moka (which this replaced) also records the access in a channel
-//! and runs its maintenance: about 600 instructions across several dozen cold cache lines on
-//! every authenticated request. These caches need no more than CLOCK gives: an entry hit at
-//! least once per sweep of the hand (a sweep takes about `capacity` new entries) is never
-//! evicted, however many one-off entries pass through; each insert evicts only what it needs;
-//! nothing runs in the background.
-//!
-//! Deadlines are nanoseconds on the caller's clock (tests advance a manual one). An entry past
-//! its deadline is never returned; it leaves on lookup or when the hand reaches it.
+//! moka does the concurrent part (lock-free reads, `TinyLFU` admission and eviction by weight,
+//! expiry). Deadlines are nanoseconds on the caller's clock, which tests move by hand and moka
+//! cannot read: each entry carries its deadline and a read past it returns nothing, exactly, on
+//! whatever clock the caller uses; moka's own per-entry expiry ([`Expiry`]) is set to the same
+//! remaining time, so memory is given back in real time without a sweep of ours.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::sync::Cache;
 
 use crate::sharded::Hasher;
 
-/// Capacities from this weight up are split across [`SHARDS`] locks; below it one lock holds
-/// everything, so a small cache (a `maxsize=2` memo) keeps exactly what a single CLOCK would.
-const SPLIT_AT: u64 = 4096;
-const SHARDS: usize = 16;
-
 /// A bounded map; see the module docs. `weight` is what an entry counts against `capacity`
-/// (1 for the token caches, the bucket's length for `@cached`).
+/// (1 for the token caches).
 pub struct Bounded<K, V> {
-    shards: Box<[Mutex<Shard<K, V>>]>,
-    /// Picks the shard; each shard's table hashes with its own seed, so the two are independent.
-    pick: Hasher,
-}
-
-struct Shard<K, V> {
-    index: HashMap<K, usize, Hasher>,
-    slots: Vec<Slot<K, V>>,
-    hand: usize,
-    weight: u64,
+    cache: Cache<K, Slot<V>, Hasher>,
     capacity: u64,
 }
 
-struct Slot<K, V> {
-    key: K,
+#[derive(Clone)]
+struct Slot<V> {
     value: V,
+    /// On the caller's clock.
     deadline: u64,
-    weight: u64,
-    referenced: bool,
+    /// How long it had to live when stored: moka's expiry, in real time.
+    ttl: u64,
+    weight: u32,
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
+struct UntilDeadline;
+
+impl<K, V> Expiry<K, Slot<V>> for UntilDeadline {
+    fn expire_after_create(&self, _: &K, slot: &Slot<V>, _: Instant) -> Option<Duration> {
+        Some(Duration::from_nanos(slot.ttl))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &K,
+        slot: &Slot<V>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(Duration::from_nanos(slot.ttl))
+    }
+}
+
+impl<K, V> Bounded<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     /// A map holding at most `capacity` weight (at least 1).
     #[must_use]
     pub fn new(capacity: u64) -> Self {
         let capacity = capacity.max(1);
-        let n = if capacity >= SPLIT_AT { SHARDS } else { 1 };
-        let per = capacity.div_ceil(n as u64);
-        let shards = (0..n)
-            .map(|_| {
-                Mutex::new(Shard {
-                    index: HashMap::with_hasher(Hasher::default()),
-                    slots: Vec::new(),
-                    hand: 0,
-                    weight: 0,
-                    capacity: per,
-                })
-            })
-            .collect();
-        Self {
-            shards,
-            pick: Hasher::default(),
-        }
-    }
-
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> MutexGuard<'_, Shard<K, V>> {
-        let i = if self.shards.len() == 1 {
-            0
-        } else {
-            usize::try_from(self.pick.hash_one(key) >> 60).unwrap_or(0) % self.shards.len()
-        };
-        // A panic while holding the lock cannot leave a shard half-edited in a way that
-        // matters more than losing entries: carry on with what is there.
-        self.shards[i]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let cache = Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|_: &K, s: &Slot<V>| s.weight)
+            .expire_after(UntilDeadline)
+            .build_with_hasher(Hasher::default());
+        Self { cache, capacity }
     }
 
     /// The value for `key` if it is there and `now` is before its deadline.
@@ -90,47 +73,30 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut s = self.shard(key);
-        let i = *s.index.get(key)?;
-        if s.slots[i].deadline <= now {
-            let gone = s.remove_slot(i);
-            drop(s);
-            drop(gone);
+        let slot = self.cache.get(key)?;
+        if slot.deadline <= now {
+            self.cache.invalidate(key);
             return None;
         }
-        let slot = &mut s.slots[i];
-        slot.referenced = true;
-        Some(slot.value.clone())
+        Some(slot.value)
     }
 
-    /// Stores `value` under `key` until `deadline`, evicting as needed. An entry heavier than a
-    /// shard's whole capacity is not stored (and any older value for the key goes).
+    /// Stores `value` under `key` until `deadline`. An entry heavier than the whole capacity, or
+    /// already past its deadline, is not stored (and any older value for the key goes).
     pub fn insert(&self, key: K, value: V, deadline: u64, weight: u64, now: u64) {
-        // What leaves is dropped after the lock is released: dropping a Python object can run
-        // code that uses this same map.
-        let mut gone = Vec::new();
-        let mut s = self.shard(&key);
-        if let Some(&i) = s.index.get(&key) {
-            gone.push(s.remove_slot(i));
-        }
-        if weight > s.capacity || deadline <= now {
-            drop(s);
-            drop(gone);
+        if weight > self.capacity || deadline <= now {
+            // Dropped outside any lock of ours: dropping a Python object can run code that uses
+            // this same map.
+            drop(self.cache.remove(&key));
             return;
         }
-        s.make_room(weight, now, &mut gone);
-        let i = s.slots.len();
-        s.index.insert(key.clone(), i);
-        s.slots.push(Slot {
-            key,
+        let slot = Slot {
             value,
             deadline,
-            weight,
-            referenced: false,
-        });
-        s.weight += weight;
-        drop(s);
-        drop(gone);
+            ttl: deadline - now,
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+        };
+        self.cache.insert(key, slot);
     }
 
     /// Removes `key`; whether it was there.
@@ -139,59 +105,39 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut s = self.shard(key);
-        let i = s.index.get(key).copied();
-        let gone = i.map(|i| s.remove_slot(i));
-        drop(s);
-        gone.is_some()
+        self.cache.remove(key).is_some()
     }
 
     /// Removes everything.
     pub fn clear(&self) {
-        for m in &*self.shards {
-            let mut s = m.lock().unwrap_or_else(PoisonError::into_inner);
-            s.index.clear();
-            let gone = std::mem::take(&mut s.slots);
-            s.hand = 0;
-            s.weight = 0;
-            drop(s);
-            drop(gone);
-        }
+        self.cache.invalidate_all();
+        self.cache.run_pending_tasks();
     }
 
-    /// The total weight held (expired entries not yet reached included).
+    /// The total weight held, once moka has applied its pending evictions (introspection).
     #[must_use]
     pub fn weight(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).weight)
-            .sum()
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
     }
 
     /// The weight of the entries still before their deadline at `now` (what `cache_info`
     /// reports; it looks at every entry, so it is for introspection, not requests).
     #[must_use]
     pub fn live_weight(&self, now: u64) -> u64 {
-        self.shards
+        self.cache.run_pending_tasks();
+        self.cache
             .iter()
-            .map(|m| {
-                let s = m.lock().unwrap_or_else(PoisonError::into_inner);
-                s.slots
-                    .iter()
-                    .filter(|x| x.deadline > now)
-                    .map(|x| x.weight)
-                    .sum::<u64>()
-            })
+            .filter(|(_, s)| s.deadline > now)
+            .map(|(_, s)| u64::from(s.weight))
             .sum()
     }
 
-    /// How many entries are held (expired entries not yet reached included).
+    /// How many entries are held, once moka has applied its pending evictions.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).slots.len())
-            .sum()
+        self.cache.run_pending_tasks();
+        usize::try_from(self.cache.entry_count()).unwrap_or(usize::MAX)
     }
 
     #[must_use]
@@ -200,150 +146,46 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     }
 }
 
-impl<K: Hash + Eq, V> Shard<K, V> {
-    /// Takes slot `i` out; the last slot moves into its place (its index entry follows).
-    fn remove_slot(&mut self, i: usize) -> V {
-        let gone = self.slots.swap_remove(i);
-        self.index.remove(&gone.key);
-        self.weight -= gone.weight;
-        if let Some(moved) = self.slots.get(i) {
-            if let Some(at) = self.index.get_mut(&moved.key) {
-                *at = i;
-            }
-        }
-        // The moved slot now sits under the hand's old position or behind it; either way the
-        // sweep stays fair enough for a second-chance policy.
-        if self.hand > self.slots.len() {
-            self.hand = 0;
-        }
-        gone.value
-    }
-
-    /// Second chance: the hand clears referenced flags and evicts the first entry without one
-    /// (or past its deadline) until `weight` more fits. Ends within two sweeps.
-    fn make_room(&mut self, weight: u64, now: u64, gone: &mut Vec<V>) {
-        while self.weight + weight > self.capacity && !self.slots.is_empty() {
-            if self.hand >= self.slots.len() {
-                self.hand = 0;
-            }
-            let slot = &mut self.slots[self.hand];
-            if slot.referenced && slot.deadline > now {
-                slot.referenced = false;
-                self.hand += 1;
-            } else {
-                gone.push(self.remove_slot(self.hand));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn a_hot_entry_survives_a_scan_of_one_off_keys() {
-        let c: Bounded<u64, u64> = Bounded::new(100);
-        c.insert(0, 0, u64::MAX, 1, 0);
-        for k in 1..10_000 {
-            assert_eq!(c.get(&0, 1), Some(0), "hot entry lost before key {k}");
-            c.insert(k, k, u64::MAX, 1, 1);
-            assert!(c.weight() <= 100);
-        }
-    }
+    super::super::map_contract::map_contract!(Bounded);
 
     #[test]
-    fn entries_are_not_returned_past_their_deadline() {
-        let c: Bounded<String, u32> = Bounded::new(10);
-        c.insert("a".into(), 1, 100, 1, 0);
-        c.insert("z".into(), 26, 200, 2, 0);
-        assert_eq!(c.live_weight(99), 3);
-        assert_eq!(c.live_weight(100), 2, "an expired entry no longer counts");
-        assert_eq!(
-            c.weight(),
-            3,
-            "though it is held until something reaches it"
-        );
-        assert!(c.remove("z"));
-        assert_eq!(c.get("a", 99), Some(1));
-        assert_eq!(c.get("a", 100), None);
-        assert!(c.is_empty(), "an expired entry leaves on lookup");
-        c.insert("b".into(), 2, 50, 1, 50);
-        assert!(
-            c.is_empty(),
-            "an entry already past its deadline is not stored"
-        );
-    }
-
-    #[test]
-    fn weights_bound_the_map_and_an_oversize_entry_replaces_nothing_but_its_key() {
+    fn moka_frees_in_real_time_what_the_deadline_says() {
         let c: Bounded<u32, u32> = Bounded::new(10);
-        c.insert(1, 1, u64::MAX, 4, 0);
-        c.insert(2, 2, u64::MAX, 4, 0);
-        c.insert(3, 3, u64::MAX, 4, 0);
-        assert!(c.weight() <= 10);
-        assert_eq!(c.get(&3, 0), Some(3));
-        c.insert(3, 30, u64::MAX, 11, 0);
-        assert_eq!(
-            c.get(&3, 0),
-            None,
-            "the old value goes with an oversize replacement"
-        );
-        assert!(c.weight() <= 10);
-    }
-
-    #[test]
-    fn a_small_map_keeps_exactly_its_capacity() {
-        let c: Bounded<u32, u32> = Bounded::new(2);
-        c.insert(1, 1, u64::MAX, 1, 0);
-        c.insert(2, 2, u64::MAX, 1, 0);
-        assert_eq!((c.get(&1, 0), c.get(&2, 0)), (Some(1), Some(2)));
-        c.insert(3, 3, u64::MAX, 1, 0);
-        assert_eq!(c.len(), 2);
-        assert_eq!(c.get(&3, 0), Some(3));
-    }
-
-    #[test]
-    fn large_maps_split_and_stay_bounded() {
-        let c: Bounded<u64, u64> = Bounded::new(5000);
-        assert_eq!(c.shards.len(), SHARDS);
-        for k in 0..50_000 {
-            c.insert(k, k, u64::MAX, 1, 0);
+        c.insert(1, 1, 50_000_000, 1, 0);
+        assert_eq!(c.len(), 1);
+        // moka's timer wheel turns about once a second.
+        let start = Instant::now();
+        while !c.is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never freed");
+            std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(c.weight() <= 5000 + SHARDS as u64);
-        c.clear();
-        assert!(c.is_empty());
-        assert_eq!(c.weight(), 0);
     }
 
     proptest! {
-        /// Random inserts, hits, removals and clock moves: the index and the slots always agree,
-        /// the weight is the sum of the slots' and within capacity, and no expired value is
-        /// returned.
+        /// Random inserts, hits, removals and clock moves: no expired value is returned, the
+        /// weight stays within capacity once pending work is applied.
         #[test]
-        fn index_slots_and_weight_agree(ops in proptest::collection::vec((0u8..4, 0u16..40, 1u64..4), 1..400)) {
+        fn no_expired_value_and_bounded_weight(ops in proptest::collection::vec((0u8..4, 0u16..40, 1u64..4), 1..200)) {
             let c: Bounded<u16, u64> = Bounded::new(12);
             let mut now = 0u64;
             for (op, key, w) in ops {
                 match op {
-                    0 => c.insert(key, now + w * 10, now + w * 10, w, now),
+                    0 => c.insert(key, now + w * 10 * S, now + w * 10 * S, w, now),
                     1 => {
                         if let Some(v) = c.get(&key, now) {
                             prop_assert!(v > now, "expired value returned");
                         }
                     }
                     2 => { c.remove(&key); }
-                    _ => now += 7,
+                    _ => now += 7 * S,
                 }
-                let s = c.shards[0].lock().unwrap();
-                prop_assert_eq!(s.index.len(), s.slots.len());
-                for (i, slot) in s.slots.iter().enumerate() {
-                    prop_assert_eq!(s.index.get(&slot.key), Some(&i));
-                }
-                prop_assert_eq!(s.weight, s.slots.iter().map(|x| x.weight).sum::<u64>());
-                prop_assert!(s.weight <= 12);
             }
+            prop_assert!(c.weight() <= 12);
         }
     }
 }

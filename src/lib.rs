@@ -15,6 +15,7 @@ pub mod blocking;
 pub mod bounded;
 pub mod cache;
 pub mod clock;
+pub mod clock_map;
 pub mod config;
 pub mod decision;
 pub mod dispatch;
@@ -22,6 +23,8 @@ pub mod gate;
 pub mod http;
 pub mod issues;
 pub mod json;
+#[cfg(test)]
+mod map_contract;
 pub mod policy;
 pub mod problem;
 pub mod ratelimit;

@@ -37,6 +37,7 @@ RUST_LAYERS: dict[str, tuple[int, str]] = {
     "issues": (1, "vocabulary"),
     "blocking": (1, "vocabulary"),
     "bounded": (1, "vocabulary"),
+    "clock_map": (1, "vocabulary"),
     "sharded": (1, "vocabulary"),
     "shared": (2, "shared"),
     "router": (3, "router"),

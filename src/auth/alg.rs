@@ -105,16 +105,28 @@ impl Algorithm {
         self.family() != Family::Hmac
     }
 
-    pub(crate) fn hmac(self) -> Option<aws_lc_rs::hmac::Algorithm> {
-        match self {
-            Algorithm::HS256 => Some(aws_lc_rs::hmac::HMAC_SHA256),
-            Algorithm::HS384 => Some(aws_lc_rs::hmac::HMAC_SHA384),
-            Algorithm::HS512 => Some(aws_lc_rs::hmac::HMAC_SHA512),
-            _ => None,
-        }
+    /// The same algorithm in jsonwebtoken, which verifies and signs all of them but ES512.
+    pub(crate) fn crate_alg(self) -> Option<jsonwebtoken::Algorithm> {
+        use jsonwebtoken::Algorithm as J;
+        Some(match self {
+            Algorithm::HS256 => J::HS256,
+            Algorithm::HS384 => J::HS384,
+            Algorithm::HS512 => J::HS512,
+            Algorithm::RS256 => J::RS256,
+            Algorithm::RS384 => J::RS384,
+            Algorithm::RS512 => J::RS512,
+            Algorithm::PS256 => J::PS256,
+            Algorithm::PS384 => J::PS384,
+            Algorithm::PS512 => J::PS512,
+            Algorithm::ES256 => J::ES256,
+            Algorithm::ES384 => J::ES384,
+            Algorithm::EdDSA => J::EdDSA,
+            Algorithm::ES512 => return None,
+        })
     }
 
-    /// The verification algorithm for public-key families. RSA keys must have at least 2048 bits.
+    /// The aws-lc-rs verification algorithm of a public-key family: what validates a key once at
+    /// load, and what checks ES512. RSA keys must have at least 2048 bits.
     pub(crate) fn verification(self) -> Option<&'static dyn signature::VerificationAlgorithm> {
         Some(match self {
             Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -128,6 +140,18 @@ impl Algorithm {
             Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
             Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
             Algorithm::EdDSA => &signature::ED25519,
+            _ => return None,
+        })
+    }
+}
+
+impl Family {
+    /// An aws-lc-rs algorithm that parses keys of this family (and only this curve, for EC).
+    pub(crate) fn probe(self) -> Option<&'static dyn signature::VerificationAlgorithm> {
+        Some(match self {
+            Family::EcP256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Family::EcP384 => &signature::ECDSA_P384_SHA384_FIXED,
+            Family::EcP521 => &signature::ECDSA_P521_SHA512_FIXED,
             _ => return None,
         })
     }

@@ -4,7 +4,8 @@
 //! - fetched once at start, then refreshed in the background before the keys expire (after
 //!   `Cache-Control: max-age`, clamped to `[min_ttl, max_ttl]`);
 //! - single-flight: one fetch at a time, concurrent callers share its result;
-//! - a token with an unknown `kid` triggers at most one refetch per `kid_cooldown`;
+//! - a token with an unknown `kid` triggers at most one refetch per `kid_cooldown` (a governor
+//!   limiter of one cell per cooldown, on the source's clock);
 //! - a failed refresh keeps the keys we have (stale-if-error) and retries after `retry_after`.
 //!
 //! The HTTP request itself is a [`Fetcher`]: the Python layer supplies one (urllib, so https and
@@ -14,6 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use serde_json::Value;
 
 use super::error::KeyError;
@@ -65,8 +71,7 @@ struct State {
     jwks_url: Option<String>,
     /// Nanoseconds (clock time) at which to refresh.
     refresh_at: u64,
-    /// Earliest time a fetch may be tried again after a failure or a kid-triggered fetch.
-    next_kid_fetch: u64,
+    /// Earliest time a fetch may be tried again after a failure.
     next_retry: u64,
     last_error: Option<String>,
     fetches: u64,
@@ -78,11 +83,27 @@ struct Inner {
     fetcher: Arc<dyn Fetcher>,
     clock: SharedClock,
     timing: JwksTiming,
+    /// One unknown-`kid` refetch per `kid_cooldown`; `None` when the cooldown is zero.
+    kid_fetches: Option<KidLimiter>,
     state: RwLock<State>,
     fetching: Mutex<bool>,
     done: Condvar,
     version: AtomicU64,
 }
+
+/// governor reads time through this view of the source's clock, so tests move both at once.
+#[derive(Debug, Clone)]
+struct ClockView(SharedClock);
+
+impl GovernorClock for ClockView {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.0.now_nanos())
+    }
+}
+
+type KidLimiter = RateLimiter<NotKeyed, InMemoryState, ClockView, NoOpMiddleware<Nanos>>;
 
 /// A JWKS-backed [`KeySource`].
 #[derive(Debug, Clone)]
@@ -102,10 +123,13 @@ impl Jwks {
         clock: SharedClock,
         timing: JwksTiming,
     ) -> Self {
+        let kid_fetches = Quota::with_period(timing.kid_cooldown)
+            .map(|q| RateLimiter::direct_with_clock(q, ClockView(clock.clone())));
         let jwks = Jwks(Arc::new(Inner {
             location,
             fetcher,
             clock,
+            kid_fetches,
             timing,
             state: RwLock::new(State::default()),
             fetching: Mutex::new(false),
@@ -258,15 +282,16 @@ impl Inner {
 
     fn ttl(&self, cache_control: Option<&str>) -> Duration {
         let t = &self.timing;
-        let max_age = cache_control.and_then(|cc| {
-            cc.split(',').find_map(|d| {
-                let d = d.trim();
-                let v = d
-                    .strip_prefix("max-age=")
-                    .or_else(|| d.strip_prefix("s-maxage="))?;
-                v.trim_matches('"').parse::<u64>().ok()
-            })
-        });
+        // A malformed header is no header: the default lifetime applies.
+        let max_age = cache_control
+            .and_then(|cc| parse_net::cache::parse(cc.as_bytes(), &parse_net::Limits::DEFAULT).ok())
+            .and_then(|list| {
+                list.iter().find_map(|d| {
+                    let named = d.name.eq_ignore_ascii_case(b"max-age")
+                        || d.name.eq_ignore_ascii_case(b"s-maxage");
+                    d.value.filter(|_| named)?.as_str()?.parse::<u64>().ok()
+                })
+            });
         max_age.map_or(t.default_ttl, |s| {
             Duration::from_secs(s).clamp(t.min_ttl, t.max_ttl)
         })
@@ -308,12 +333,11 @@ impl KeySource for Jwks {
 
     fn refresh_for_unknown_kid(&self) -> Option<Arc<Vec<Key>>> {
         let now = self.0.clock.now_nanos();
-        {
-            let mut st = self.0.write();
-            if now < st.next_kid_fetch || now < st.next_retry {
-                return None;
-            }
-            st.next_kid_fetch = now.saturating_add(nanos(self.0.timing.kid_cooldown));
+        if now < self.0.read().next_retry {
+            return None;
+        }
+        if let Some(limiter) = &self.0.kid_fetches {
+            limiter.check().ok()?;
         }
         self.0.fetch_single_flight();
         Some(self.0.read().keys.clone())
@@ -325,5 +349,75 @@ impl KeySource for Jwks {
 
     fn may_fetch(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl Fetcher for Counting {
+        fn get(&self, _: &str, _: Duration) -> Result<(Vec<u8>, Option<String>), String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let jwks = json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "a"}]});
+            Ok((
+                jwks.to_string().into_bytes(),
+                Some(r#"public, max-age="600""#.into()),
+            ))
+        }
+    }
+
+    #[test]
+    fn unknown_kids_refetch_once_per_cooldown_on_the_sources_clock() {
+        let clock = Arc::new(ManualClock::from_secs(1_000));
+        let fetcher = Arc::new(Counting::default());
+        let jwks = Jwks::new(
+            Location::Url("https://idp/jwks".into()),
+            fetcher.clone(),
+            clock.clone(),
+            JwksTiming::default(),
+        );
+        assert_eq!(fetcher.0.load(Ordering::SeqCst), 1, "the first fetch");
+        assert!(jwks.refresh_for_unknown_kid().is_some());
+        for _ in 0..100 {
+            assert!(jwks.refresh_for_unknown_kid().is_none());
+        }
+        assert_eq!(fetcher.0.load(Ordering::SeqCst), 2);
+        clock.advance_nanos(59_999_999_999);
+        assert!(jwks.refresh_for_unknown_kid().is_none());
+        clock.advance_nanos(1);
+        assert!(
+            jwks.refresh_for_unknown_kid().is_some(),
+            "the cooldown is over"
+        );
+        assert_eq!(fetcher.0.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_lifetime_comes_from_cache_control_quoted_or_not() {
+        let jwks = Jwks::new(
+            Location::Url("https://idp/jwks".into()),
+            Arc::new(Counting::default()),
+            Arc::new(ManualClock::from_secs(1_000)),
+            JwksTiming::default(),
+        );
+        let ttl = |cc: &str| jwks.0.ttl(Some(cc)).as_secs();
+        assert_eq!(ttl(r#"public, max-age="600""#), 600);
+        assert_eq!(ttl("max-age=7200, must-revalidate"), 7200);
+        assert_eq!(ttl("max-age=5"), 60, "clamped to min_ttl");
+        assert_eq!(
+            ttl(r#"no-cache="x, max-age=9000""#),
+            300,
+            "inside a quoted value"
+        );
+        assert_eq!(ttl(r#"max-age="9000"#), 300, "unreadable: the default");
     }
 }

@@ -3,8 +3,8 @@
 //! Why not `jsonwebtoken::Validation`: it ignores `crit`, accepts a non-string `iss` and a
 //! malformed `aud`, lets a missing `aud` pass when one is configured, accepts a token at exactly
 //! `exp`, rounds fractional `exp`, defaults to 60 s of leeway with `nbf` unchecked, can overflow on
-//! a large leeway and has no ES512. Signatures are checked with aws-lc-rs directly, on keys parsed
-//! once (`jsonwebtoken::crypto::verify` rebuilds its verifier on every call).
+//! a large leeway and has no ES512. Signatures are checked by jsonwebtoken on the keys it loaded
+//! (ES512 on aws-lc-rs, see [`super::keys::Material`]); everything else in a token is read here.
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -16,34 +16,44 @@ pub struct CacheControl {
 }
 
 impl CacheControl {
-    /// Parses one or more `Cache-Control` header values (comma-separated directives,
-    /// case-insensitive names, optional quoted values). Unknown directives are ignored; a
-    /// malformed delta-seconds makes that directive absent, except for `max-age` and `s-maxage`,
-    /// where it makes the response stale (RFC 9111 §4.2.1 asks for the conservative reading).
+    /// Parses one or more `Cache-Control` header values: RFC 9110 lists of `name[=value]`, where
+    /// a value may be a quoted string holding commas (`private="Set-Cookie, Authorization"`);
+    /// parse-net reads that syntax, the meaning is ours. Names are case-insensitive; unknown
+    /// directives are ignored; a malformed delta-seconds makes that directive absent, except for
+    /// `max-age` and `s-maxage`, where it makes the response stale (RFC 9111 §4.2.1 asks for the
+    /// conservative reading). A value that is not a list at all (an unterminated quote, a stray
+    /// `;`) reads as `no-store`: what a cache cannot read, it must not share.
     #[must_use]
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
         let mut cc = CacheControl::default();
         for value in values {
-            for directive in value.split(',') {
-                let directive = directive.trim();
-                if directive.is_empty() {
-                    continue;
-                }
-                let (name, arg) = match directive.split_once('=') {
-                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
-                    None => (directive, None),
-                };
-                let seconds = || arg.and_then(|a| a.parse::<u64>().ok());
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => cc.no_store = true,
-                    "no-cache" => cc.no_cache = true,
-                    "private" => cc.private = true,
-                    "public" => cc.public = true,
-                    "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
-                    "max-age" => cc.max_age = Some(seconds().unwrap_or(0)),
-                    "s-maxage" => cc.s_maxage = Some(seconds().unwrap_or(0)),
-                    "stale-while-revalidate" => cc.stale_while_revalidate = seconds(),
-                    _ => {}
+            let Ok(list) = parse_net::cache::parse(value.as_bytes(), &parse_net::Limits::DEFAULT)
+            else {
+                cc.no_store = true;
+                continue;
+            };
+            for directive in list.iter() {
+                let arg = directive.value;
+                let seconds = || arg.and_then(|a| a.as_str()?.parse::<u64>().ok());
+                let name = directive.name;
+                let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+                if is("no-store") {
+                    cc.no_store = true;
+                } else if is("no-cache") {
+                    // A qualified no-cache (`no-cache="Set-Cookie"`) is read as the whole one.
+                    cc.no_cache = true;
+                } else if is("private") {
+                    cc.private = true;
+                } else if is("public") {
+                    cc.public = true;
+                } else if is("must-revalidate") || is("proxy-revalidate") {
+                    cc.must_revalidate = true;
+                } else if is("max-age") {
+                    cc.max_age = Some(seconds().unwrap_or(0));
+                } else if is("s-maxage") {
+                    cc.s_maxage = Some(seconds().unwrap_or(0));
+                } else if is("stale-while-revalidate") {
+                    cc.stale_while_revalidate = seconds();
                 }
             }
         }
@@ -120,6 +130,32 @@ mod tests {
         assert_eq!(cc.max_age, Some(0));
         assert!(cc.no_store && cc.private);
         assert_eq!(freshness(&CacheControl::default(), 5), 5);
+    }
+
+    #[test]
+    fn quoted_values_keep_their_commas() {
+        let cc = CacheControl::parse([r#"private="Set-Cookie, max-age=600", s-maxage=5"#]);
+        assert!(cc.private);
+        assert_eq!(
+            cc.max_age, None,
+            "max-age inside a quoted value is not a directive"
+        );
+        assert_eq!(cc.s_maxage, Some(5));
+        let cc = CacheControl::parse([r#"no-cache="a,b", public"#]);
+        assert!(cc.no_cache && cc.public);
+    }
+
+    #[test]
+    fn an_unreadable_value_is_no_store() {
+        for bad in [
+            r#"private="unterminated, max-age=60"#,
+            "max-age=60; public",
+            "a b",
+        ] {
+            let cc = CacheControl::parse(["public", bad]);
+            assert!(cc.no_store, "{bad}");
+        }
+        assert!(!CacheControl::parse(["", " , ,public"]).no_store);
     }
 
     #[test]

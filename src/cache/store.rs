@@ -422,10 +422,10 @@ impl Inner {
 
 /// The store: a byte-bounded S3-FIFO cache with per-entry expiry on our clock.
 ///
-/// It replaced moka here: moka's insert goes through a channel, an epoch-reclaimed hash table,
-/// a per-key lock (for the eviction listener the purge indexes need) and a maintenance pass, which
-/// together were most of a stored miss's instructions and a sizeable share of the cache lines a
-/// request touches. Behind one lock, the queues and the indexes stay exact with none of that.
+/// Not moka, by measurement (docs/dependencies.md): on moka (weigher, `Expiry`, and the eviction
+/// listener the purge indexes need) a `put` took 4.5 µs against 2.0 µs here, 3.6 µs even without
+/// the listener, and a Flask request through the whole stack went from 1.38 to 1.45-1.50x bare in
+/// alternating blocks. Behind one lock, the queues and the indexes stay exact with none of that.
 pub struct Store {
     inner: Mutex<Inner>,
     hasher: Hasher,

@@ -9,8 +9,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::errors::Error;
-use crate::bounded::Bounded;
 use crate::clock::{SharedClock, system};
+use crate::clock_map::ClockMap;
 use crate::issues::ConfigError;
 
 /// One memoized call: the Python key (compared with `==` on a hash match), the value, the deadline.
@@ -28,7 +28,7 @@ pub struct PyCachedFunction {
     func: Py<PyAny>,
     key_func: Option<Py<PyAny>>,
     /// Buckets of entries by Python hash, weighed by their length: colliding keys share one.
-    cache: Bounded<isize, Arc<Vec<MemoEntry>>>,
+    cache: ClockMap<isize, Arc<Vec<MemoEntry>>>,
     ttl_nanos: Option<u64>,
     maxsize: u64,
     clock: SharedClock,
@@ -126,7 +126,7 @@ impl PyCachedFunction {
         Ok(Self {
             func,
             key_func: key,
-            cache: Bounded::new(maxsize),
+            cache: ClockMap::new(maxsize),
             ttl_nanos,
             maxsize,
             clock: system(),

@@ -16,16 +16,17 @@
 //! gets a whole /64, so keying by /128 would let one host rotate through 2^64 keys).
 //! IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) are IPv4.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 
 use super::error::RateLimitError;
 
 /// An address block, e.g. `10.0.0.0/8` or `2001:db8::/32`; a bare address is a /32 or /128.
+/// ipnet parses it; an IPv4-mapped IPv6 block (`::ffff:10.0.0.0/104`) is the IPv4 block it
+/// maps, since addresses are compared in their canonical form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     pub fn parse(text: &str) -> Result<Self, RateLimitError> {
@@ -33,63 +34,41 @@ impl Cidr {
             cidr: text.to_owned(),
             reason: reason.to_owned(),
         };
-        let (addr, prefix) = match text.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text.trim(), None),
+        let t = text.trim();
+        let net = match t.parse::<IpNet>() {
+            Ok(net) => net,
+            Err(_) => match (t.parse::<IpAddr>(), t.split_once('/')) {
+                (Ok(ip), _) => IpNet::from(ip),
+                (Err(_), Some((addr, _))) if addr.parse::<IpAddr>().is_ok() => {
+                    let max = if addr.contains(':') { 128 } else { 32 };
+                    return Err(err(&format!("the prefix length must be 0 to {max}")));
+                }
+                _ => return Err(err("not an IPv4 or IPv6 address")),
+            },
         };
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| err("not an IPv4 or IPv6 address"))?;
-        let ip = ip.to_canonical();
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| err(&format!("the prefix length must be 0 to {max}")))?,
+        let net = match net {
+            IpNet::V6(v6) => match (v6.addr().to_ipv4_mapped(), v6.prefix_len().checked_sub(96)) {
+                (Some(v4), Some(len)) => {
+                    IpNet::new(IpAddr::V4(v4), len).map_err(|_| err("bad prefix"))?
+                }
+                _ => net,
+            },
+            IpNet::V4(_) => net,
         };
-        Ok(Self {
-            net: mask(ip, prefix),
-            prefix,
-        })
+        Ok(Self(net.trunc()))
     }
 
     #[must_use]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip) {
-            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-                mask(ip, self.prefix) == self.net
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
 /// Keeps the first `prefix` bits of `ip`.
 #[must_use]
 pub fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix.min(32)))
-            };
-            IpAddr::V4(Ipv4Addr::from(bits & m))
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix.min(128)))
-            };
-            IpAddr::V6(Ipv6Addr::from(bits & m))
-        }
-    }
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    IpNet::new(ip, prefix.min(max)).map_or(ip, |n| n.network())
 }
 
 /// Which proxies may speak for the client.
@@ -275,6 +254,14 @@ mod tests {
             Cidr::parse("::ffff:10.0.0.1")
                 .unwrap()
                 .contains(ip("10.0.0.1"))
+        );
+        let mapped = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains(ip("10.1.2.3")) && !mapped.contains(ip("11.0.0.1")));
+        assert_eq!(mapped, Cidr::parse("10.0.0.0/8").unwrap());
+        assert!(
+            Cidr::parse(" 10.1.2.3/8 ")
+                .unwrap()
+                .contains(ip("10.200.0.1"))
         );
         for bad in ["10.0.0.0/33", "10.0.0/8", "x", "::/129", "1.2.3.4/-1", ""] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");

@@ -18,6 +18,9 @@
 //!    called. We store a 64-bit keyed `SipHash` of the key and the TAT: 16 bytes per entry plus
 //!    hashbrown's control byte, and we prune idle entries before the table grows.
 //!
+//! `tests/governor_parity.rs` holds the math to governor's: the same single-quota sequences of
+//! requests and costs on manual clocks get the same decisions from both.
+//!
 //! # Keys are hashed
 //!
 //! A key is stored as SipHash-1-3 of its bytes under a per-limiter random key, so the store never
