@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from ferrogate import encode
-from ferrogate.exceptions import GateRefused
+from ferrogate.exceptions import ConfigError, GateRefused, OpaqueLayerWarning
 from ferrogate.flask import FerroGate, werkzeug_to_matchit
-from ferrogate.flask_mounts import is_mounted, overlapping_mount
+from ferrogate.flask_mounts import Mounts
 from flask import Flask, jsonify
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.shared_data import SharedDataMiddleware
@@ -22,6 +22,7 @@ from werkzeug.routing import PathConverter
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 SECRET = "agreement-test-secret-long-enough-for-hs256"
+MODES = pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
 JWT = {"algorithms": ["HS256"], "key": SECRET}
 
 
@@ -282,21 +283,154 @@ def test_shared_data_exports_are_mounts_and_a_missing_file_is_checked_by_flask(t
 
 
 def test_mount_points_are_read_as_the_dispatcher_reads_them() -> None:
-    mounts = ("/metrics", "/a/b", "/")
-    assert is_mounted(mounts, "/metrics")
-    assert is_mounted(mounts, "/metrics/")
-    assert is_mounted(mounts, "/metrics/x/y")
-    assert is_mounted(mounts, "/a/b/c")
-    assert is_mounted(mounts, "/")
-    assert not is_mounted(mounts, "/metricsx")
-    assert not is_mounted(mounts, "/a")
-    assert not is_mounted(mounts, "/x")
-    assert overlapping_mount("/{*page}", mounts) == "/metrics"
-    assert overlapping_mount("/a/{x}", ("/a/b",)) == "/a/b"
-    assert overlapping_mount("/a/c", ("/a/b",)) is None
-    assert overlapping_mount("/metricsx", ("/metrics",)) is None
-    assert overlapping_mount("/about", ("/",)) is None
-    assert overlapping_mount("/about", ("weird",)) == "weird"
+    mounts = Mounts(dispatch=("/metrics", "/a/b", "/"))
+
+    def serves(path: str) -> bool:
+        return mounts.serves({"PATH_INFO": path})
+
+    assert [serves(p) for p in ("/metrics", "/metrics/", "/metrics/x/y", "/a/b/c", "/")] == [True] * 5
+    assert [serves(p) for p in ("/metricsx", "/a", "/x")] == [False] * 3
+    assert mounts.overlapping("/{*page}") == "/metrics"
+    assert Mounts(dispatch=("/a/b",)).overlapping("/a/{x}") == "/a/b"
+    assert Mounts(dispatch=("/a/b",)).overlapping("/a/c") is None
+    assert Mounts(dispatch=("/metrics",)).overlapping("/metricsx") is None
+    assert Mounts(dispatch=("/",)).overlapping("/about") is None
+    assert Mounts(dispatch=("weird",)).overlapping("/about") == "weird"
+
+
+@MODES
+def test_shared_data_at_the_root_serves_its_files_under_the_defaults(tmp_path: Any, fast_path: bool) -> None:
+    (tmp_path / "payroll.csv").write_text("alice,100000")
+    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
+
+    @app.get("/<page>")
+    @gate.exempt
+    def page(page: str) -> Any:
+        return {"page": page}
+
+    app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/": str(tmp_path)})  # type: ignore[method-assign]
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/payroll.csv").status_code == 401
+    assert client.get("/payroll.csv", headers=token()).data == b"alice,100000"
+    # No such file: Flask's exempt view, under its own policy.
+    assert client.get("/about").get_json() == {"page": "about"}
+
+
+@MODES
+def test_shared_data_exports_are_read_in_the_decoded_path(tmp_path: Any, fast_path: bool) -> None:
+    (tmp_path / "x.txt").write_text("secret file")
+    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
+
+    @app.get("/<section>/<path:rest>")
+    @gate.exempt
+    def docs(section: str, rest: str) -> Any:
+        return {"docs": rest}
+
+    app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/données": str(tmp_path)})  # type: ignore[method-assign]
+    gate.init_app(app)
+    client = app.test_client()
+    assert client.get("/données/x.txt").status_code == 401
+    assert client.get("/données/other").get_json() == {"docs": "other"}
+
+
+@MODES
+def test_a_dispatcher_mount_in_wsgi_text_is_compared_with_rules_decoded(fast_path: bool) -> None:
+    metrics, metrics_ran = legacy_app()
+    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
+
+    @app.get("/métrics")
+    @gate.exempt
+    def shadow() -> Any:
+        return {"shadow": True}
+
+    wsgi_key = "/métrics".encode().decode("latin-1")
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {wsgi_key: metrics})  # type: ignore[method-assign]
+    gate.init_app(app)
+    assert app.test_client().get("/m%C3%A9trics").status_code == 401
+    assert metrics_ran == []
+
+
+def test_flask_mounted_under_a_prefix_inside_the_gate_is_a_start_up_error() -> None:
+    legacy, _ = legacy_app()
+    app, gate, _ = new_app()
+    app.wsgi_app = DispatcherMiddleware(legacy, {"/api": app.wsgi_app})  # type: ignore[method-assign]
+    with pytest.raises(ConfigError, match="mounted at '/api'"):
+        gate.init_app(app)
+
+
+@MODES
+def test_mounts_behind_a_layer_keeping_its_app_in_another_attribute_are_found(fast_path: bool) -> None:
+    metrics, metrics_ran = legacy_app()
+    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
+
+    @app.get("/<path:page>")
+    @gate.exempt
+    def spa(page: str) -> Any:
+        return {"page": page}
+
+    class RequestId:  # as WhiteNoise keeps it
+        def __init__(self, application: Any) -> None:
+            self.application = application
+
+        def __call__(self, environ: Any, start_response: Any) -> Any:
+            return self.application(environ, start_response)
+
+    app.wsgi_app = RequestId(DispatcherMiddleware(app.wsgi_app, {"/metrics": metrics}))  # type: ignore[method-assign]
+    gate.init_app(app)
+    assert app.test_client().get("/metrics").status_code == 401
+    assert metrics_ran == []
+
+
+def test_a_layer_the_gate_cannot_see_inside_is_a_warning() -> None:
+    metrics, _ = legacy_app()
+    app, gate, _ = new_app()
+    inner = DispatcherMiddleware(app.wsgi_app, {"/metrics": metrics})
+
+    def request_id(environ: Any, start_response: Any) -> Any:
+        return inner(environ, start_response)
+
+    app.wsgi_app = request_id  # type: ignore[method-assign]
+    with pytest.warns(OpaqueLayerWarning, match="request_id"):
+        gate.init_app(app)
+
+
+@MODES
+def test_a_mount_added_after_init_app_is_read_at_the_first_request(fast_path: bool) -> None:
+    metrics, metrics_ran = legacy_app()
+    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
+
+    @app.get("/<path:page>")
+    @gate.exempt
+    def spa(page: str) -> Any:
+        return {"page": page}
+
+    dispatcher = DispatcherMiddleware(app.wsgi_app, {})
+    app.wsgi_app = dispatcher  # type: ignore[method-assign]
+    gate.init_app(app)
+    dispatcher.mounts["/metrics"] = metrics
+    assert app.test_client().get("/metrics").status_code == 401
+    assert metrics_ran == []
+
+
+def test_a_policy_set_after_init_app_is_enforced_and_after_serving_refused() -> None:
+    from flask import Blueprint
+
+    app, gate, _ = new_app()
+    admin = Blueprint("admin", __name__, url_prefix="/admin")
+
+    @admin.get("/users")
+    def users() -> Any:
+        return {"users": ["ann"]}
+
+    app.register_blueprint(admin)
+    gate.init_app(app)
+    gate.auth(scopes=["admin"])(admin)
+    client = app.test_client()
+    assert client.get("/admin/users").status_code == 401
+    with pytest.raises(RuntimeError, match="first request"):
+        gate.exempt(admin)
+    assert client.get("/admin/users").status_code == 401
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])

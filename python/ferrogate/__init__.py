@@ -31,6 +31,7 @@ from ferrogate.exceptions import (
     InvalidSignatureError,
     InvalidTokenError,
     MissingRequiredClaimError,
+    OpaqueLayerWarning,
     RevokedTokenError,
     StoreUnavailableError,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "InvalidTokenError",
     "JWTVerifier",
     "MissingRequiredClaimError",
+    "OpaqueLayerWarning",
     "RateLimitResult",
     "RateLimiter",
     "ResponseCache",

@@ -139,6 +139,11 @@ class StoreUnavailableError(FerroGateError, ConnectionError):
     """
 
 
+class OpaqueLayerWarning(RuntimeWarning):
+    """A WSGI layer wrapped around ``app.wsgi_app`` before ``init_app`` that ferrogate cannot see
+    inside: paths it answers itself get the policy of the Flask rule that matches them."""
+
+
 class InMemoryRateLimitWarning(RuntimeWarning):
     """In-memory rate limits under a server with several worker processes: each counts alone.
     ``storage = "host"`` shares one count between the host's workers."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
@@ -49,7 +50,7 @@ from ferrogate._adapter import (
     validate_fragment,
 )
 from ferrogate._native import CacheTicket, Decision, ResponseCache, WsgiGate
-from ferrogate.exceptions import ConfigError, GateRefused
+from ferrogate.exceptions import ConfigError, GateRefused, OpaqueLayerWarning
 from ferrogate.flask_identity import (
     create_access_token,
     create_refresh_token,
@@ -60,7 +61,7 @@ from ferrogate.flask_identity import (
     get_identity,
     verify_refresh_token,
 )
-from ferrogate.flask_mounts import is_mounted, mounts_inside, overlapping_mount
+from ferrogate.flask_mounts import Mounts, mounts_inside
 from ferrogate.flask_refusals import has_refusal_handler, refusal
 from ferrogate.gate import load_config_file
 from ferrogate.tokens import TokenIssuer
@@ -237,12 +238,13 @@ class _AppState:
         self.lock = threading.Lock()
         self.compiled: Compiled | None = None
         self.rule_count = -1
+        self.generation = -1
         self.defer_refusals = False
         self.serving = False
         #: What the gate wraps (``app.wsgi_app`` at ``init_app``), and the mount points of the
         #: dispatchers in it, which take paths away from Flask.
         self.inner: Any = None
-        self.mounts: tuple[str, ...] = ()
+        self.mounts = Mounts()
         self._issuer: TokenIssuer | None = None
 
     def setting(self, key: str) -> Any:
@@ -301,19 +303,27 @@ class _AppState:
         return issuer
 
     def current(self) -> Compiled:
-        """The compiled gate, recompiled when rules were added since."""
+        """The compiled gate, recompiled when rules were added or policies set since."""
         compiled = self.compiled
-        if compiled is None or _rule_count(self.app) != self.rule_count:
+        if compiled is None or self._stale():
             with self.lock:
-                if self.compiled is None or _rule_count(self.app) != self.rule_count:
+                if self.compiled is None or self._stale():
                     self.rule_count = _rule_count(self.app)
+                    self.generation = self.ext.generation
                     self.compiled = self._compile()
                 compiled = self.compiled
         return compiled
 
+    def _stale(self) -> bool:
+        return self.ext.generation != self.generation or _rule_count(self.app) != self.rule_count
+
     def for_request(self) -> Compiled:
-        """``current()``, plus the one look at the app's error handlers: Flask allows no set-up after
-        the first request, so what is registered then is final."""
+        """``current()``, plus the one look at the app's error handlers and the WSGI layers inside
+        the gate: Flask allows no set-up after the first request, so what is there then is final."""
+        if not self.serving:
+            with self.lock:
+                if mounts_inside(self.inner, self.app).signature != self.mounts.signature:
+                    self.compiled = None  # a mount added since init_app
         compiled = self.current()
         if not self.serving:
             self.defer_refusals = has_refusal_handler(self.app)
@@ -323,8 +333,8 @@ class _AppState:
     def resolve(self, compiled: Compiled, environ: Mapping[str, Any]) -> Hashable | None:
         """The rule werkzeug would dispatch ``environ`` to (its key), before Flask runs: asked by the
         gate for a path its router does not match while some rules are dispatch-only."""
-        if self.mounts and is_mounted(self.mounts, environ.get("PATH_INFO", "")):
-            return None  # a WSGI app mounted beside Flask answers it: the defaults apply
+        if self.mounts and self.mounts.serves(environ):
+            return None  # a WSGI layer beside Flask answers it: the defaults apply
         app = self.app
         try:
             adapter = app.create_url_adapter(app.request_class(cast(Any, environ)))
@@ -361,7 +371,16 @@ class _AppState:
         return config
 
     def _compile(self) -> Compiled:
-        self.mounts = mounts_inside(self.inner, type(self.app).wsgi_app.__get__(self.app))
+        self.mounts = mounts_inside(self.inner, self.app)
+        if self.mounts.opaque:
+            warnings.warn(
+                f"ferrogate cannot see inside the WSGI layer {self.mounts.opaque[0]} wrapped around "
+                f"app.wsgi_app before init_app (it keeps the app it wraps in none of .app, .wsgi_app, "
+                ".application, .wsgi): paths it answers itself get the policy of the Flask rule that "
+                "matches them. Wrap it after init_app, or keep the wrapped app in .app",
+                OpaqueLayerWarning,
+                stacklevel=2,
+            )
         return compile_routes(
             self.base_config(),
             self._candidates(),
@@ -379,11 +398,7 @@ class _AppState:
             if pattern is not None and self.mounts:
                 aliases_of = slash_aliases(rule, pattern)
                 mount = next(
-                    (
-                        m
-                        for p in (pattern, *aliases_of)
-                        if (m := overlapping_mount(p, self.mounts)) is not None
-                    ),
+                    (m for p in (pattern, *aliases_of) if (m := self.mounts.overlapping(p)) is not None),
                     None,
                 )
                 if mount is not None:
@@ -494,6 +509,9 @@ class FerroGate:
         self._blueprint_callables: dict[str, list[CallableKey]] = {}
         #: Named limits defined by ``@gate.limit(quota, shared=name)``.
         self.named_limits: dict[str, dict[str, Any]] = {}
+        #: Bumped by every policy decorator, so an app compiled before one recompiles.
+        self.generation = 0
+        self._states: list[_AppState] = []
         #: The ``@gate.user_loader`` callback.
         self.user_loader_callback: Callable[[str, Mapping[str, Any]], Any] | None = None
         if app is not None:
@@ -507,6 +525,7 @@ class FerroGate:
         state = _AppState(self, app)
         app.extensions["ferrogate"] = state
         state.inner = app.wsgi_app
+        self._states.append(state)
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._confirmer(state))
         from ferrogate.flask_cli import ferrogate_cli
@@ -547,6 +566,7 @@ class FerroGate:
 
         def decorate(target: F) -> F:
             validate_fragment(fragment, _describe(target))
+            self._policies_changed(target)
             if isinstance(target, Blueprint):
                 self._blueprint_policies.setdefault(target.name, {}).update(fragment)
                 return target
@@ -651,6 +671,7 @@ class FerroGate:
 
         def decorate(target: F) -> F:
             check_limit(entry, definition, shared, _describe(target), self.named_limits, "@gate.limit")
+            self._policies_changed(target)
             if isinstance(target, Blueprint):
                 holder = self._blueprint_policies.setdefault(target.name, {})
                 holder["limit"] = [*holder.get("limit", []), entry]
@@ -660,6 +681,17 @@ class FerroGate:
             return add_limit(target, entry, callable_key)
 
         return decorate
+
+    def _policies_changed(self, target: Any) -> None:
+        """A policy set after ``init_app`` recompiles the app's table on its next use; after the
+        first request (the native gate is built by then) it is refused rather than ignored."""
+        serving = [s.app.name for s in self._states if s.serving and _registered(s.app, target)]
+        if serving:
+            raise RuntimeError(
+                f"{_describe(target)}: ferrogate policies cannot change once the app "
+                f"({', '.join(map(repr, serving))}) has handled its first request"
+            )
+        self.generation += 1
 
     def callables_for(self, endpoint: str, view: Callable[..., Any] | None) -> list[CallableKey]:
         """The Python key functions of the limits in force for an endpoint."""
@@ -767,6 +799,13 @@ def _store_flask_response(ticket: CacheTicket, response: Response) -> None:
         del response.headers[name]
     for k, v in add:
         response.headers.add(k, v)
+
+
+def _registered(app: Flask, target: Any) -> bool:
+    """Whether a view or blueprint is part of ``app`` already."""
+    if isinstance(target, Blueprint):
+        return app.blueprints.get(target.name) is target
+    return any(view is target for view in app.view_functions.values())
 
 
 def _rule_count(app: Flask) -> int:
