@@ -66,14 +66,11 @@ def silent() -> Iterator[Silent]:
     s.close()
 
 
-def test_a_new_connection_to_a_silent_server_waits_for_one_reply(silent: Silent) -> None:
+def ping_silent(url: str, silent: Silent) -> list[bytes]:
+    """Pings a gate whose Redis is ``url`` on the silent server; what the server was sent."""
     gate = Gate(
         {
-            "redis": {
-                "url": f"redis://127.0.0.1:{silent.port}/0",
-                "connect_timeout_ms": 300,
-                "timeout_ms": 300,
-            },
+            "redis": {"url": url, "connect_timeout_ms": 300, "timeout_ms": 300},
             "rate_limit": {"storage": "redis"},
             "routes": [{"path": "/a", "limit": "1/hour"}],
         }
@@ -81,7 +78,11 @@ def test_a_new_connection_to_a_silent_server_waits_for_one_reply(silent: Silent)
     with pytest.raises(StoreUnavailableError):
         gate.ping_redis()
     with silent.lock:
-        sent = b"".join(silent.received)
+        return list(silent.received)
+
+
+def test_a_new_connection_to_a_silent_server_waits_for_one_reply(silent: Silent) -> None:
+    sent = b"".join(ping_silent(f"redis://127.0.0.1:{silent.port}/0", silent))
     # The PING is the only request that waited for an answer: no handshake before it.
     assert b"SETINFO" not in sent, sent
     assert sent.count(b"PING") == 1, sent
@@ -90,21 +91,7 @@ def test_a_new_connection_to_a_silent_server_waits_for_one_reply(silent: Silent)
 def test_auth_and_select_are_one_wait_on_a_silent_server(silent: Silent) -> None:
     # With a password and a database the handshake asks two things; they go out together and a
     # silent server costs the one wait for their replies, after which nothing else is sent.
-    gate = Gate(
-        {
-            "redis": {
-                "url": f"redis://:secret@127.0.0.1:{silent.port}/3",
-                "connect_timeout_ms": 300,
-                "timeout_ms": 300,
-            },
-            "rate_limit": {"storage": "redis"},
-            "routes": [{"path": "/a", "limit": "1/hour"}],
-        }
-    )
-    with pytest.raises(StoreUnavailableError):
-        gate.ping_redis()
-    with silent.lock:
-        chunks = list(silent.received)
+    chunks = ping_silent(f"redis://:secret@127.0.0.1:{silent.port}/3", silent)
     sent = b"".join(chunks)
     assert sent.count(b"AUTH") == 1, sent
     assert sent.count(b"SELECT") == 1, sent

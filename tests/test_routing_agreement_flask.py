@@ -53,6 +53,19 @@ def new_app(
     return app, FerroGate(), []
 
 
+def spa_app(fast_path: bool) -> tuple[Flask, FerroGate]:
+    """Defaults needing a token, and an exempt catch-all (a single-page app's) that matches every
+    path a WSGI app mounted beside it serves."""
+    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
+
+    @app.get("/<path:page>")
+    @gate.exempt
+    def spa(page: str) -> Any:
+        return {"page": page}
+
+    return app, gate
+
+
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
 def test_double_slash_never_reaches_a_protected_view_under_an_open_policy(fast_path: bool) -> None:
     app, gate, ran = new_app(fast_path=fast_path)
@@ -362,12 +375,7 @@ def test_flask_mounted_under_a_prefix_inside_the_gate_is_a_start_up_error() -> N
 @MODES
 def test_mounts_behind_a_layer_keeping_its_app_in_another_attribute_are_found(fast_path: bool) -> None:
     metrics, metrics_ran = legacy_app()
-    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
-
-    @app.get("/<path:page>")
-    @gate.exempt
-    def spa(page: str) -> Any:
-        return {"page": page}
+    app, gate = spa_app(fast_path)
 
     class RequestId:  # as WhiteNoise keeps it
         def __init__(self, application: Any) -> None:
@@ -398,13 +406,7 @@ def test_a_layer_the_gate_cannot_see_inside_is_a_warning() -> None:
 @MODES
 def test_a_mount_added_after_init_app_is_read_at_the_first_request(fast_path: bool) -> None:
     metrics, metrics_ran = legacy_app()
-    app, gate, _ = new_app(fast_path=fast_path, FERROGATE_DEFAULTS={"auth": "required"})
-
-    @app.get("/<path:page>")
-    @gate.exempt
-    def spa(page: str) -> Any:
-        return {"page": page}
-
+    app, gate = spa_app(fast_path)
     dispatcher = DispatcherMiddleware(app.wsgi_app, {})
     app.wsgi_app = dispatcher  # type: ignore[method-assign]
     gate.init_app(app)
