@@ -144,3 +144,12 @@ def test_a_parameter_the_converter_refuses_never_counts_under_its_route(fast_pat
         status, body, rl = get("/items/7/")
         assert body == {"pk": 7}
         assert rl.startswith('"by-pk";r=2')
+
+
+@pytest.mark.parametrize("route", ["\x00/<x>", "a/../<x>", "a/./b"])
+def test_a_route_the_router_cannot_hold_is_checked_at_dispatch(route: str) -> None:
+    from ferrogate.django.urls import route_to_matchit
+
+    pattern, reason = route_to_matchit(route)
+    assert pattern is None
+    assert reason in ("a control character in the route", "a '.' or '..' segment in the route")

@@ -471,3 +471,20 @@ def test_parameter_shapes_read_each_spelling_as_werkzeug_does(path: str, expecte
     assert r.json == expected
     policy = '"by_id";q=3;w=60' if "id" in expected else '"catch";q=100;w=60'
     assert r.headers.getlist("RateLimit-Policy") == [policy]
+
+
+@pytest.mark.parametrize("rule", ["/\x00/<x>", "/a\x7f/b", "/a/../<x>", "/a/./b"])
+def test_a_rule_the_router_cannot_hold_is_checked_at_dispatch(rule: str) -> None:
+    # The gate's router refuses control characters and dot segments in a pattern; such a rule
+    # must go to the dispatch-time fallback, not fail init_app.
+    app = Flask(__name__)
+    app.add_url_rule(rule, "odd", lambda **kw: "")
+    app.add_url_rule("/ok", "ok", lambda: {"ok": True})
+    gate = FerroGate(app)
+    report = {r.rule: r for r in gate.routes(app)}
+    assert report[rule].pattern is None
+    assert report[rule].fallback_reason in (
+        "a control character in the rule",
+        "a '.' or '..' segment in the rule",
+    )
+    assert app.test_client().get("/ok").json == {"ok": True}

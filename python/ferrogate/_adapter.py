@@ -134,8 +134,9 @@ def matchit_pattern(
     """The segment rules both route compilers share: ``(pattern, None)`` for the segments of a
     route after its leading ``/`` (text, a whole-segment :class:`Var`, or None for a segment where
     a variable shares the segment with text), else ``(None, reason)``. A variable whose converter
-    spans ``/`` must be last and becomes a catch-all; text may not hold matchit's ``{}*``; an
-    empty segment other than the last (``//``) is refused unless ``inner_empty``."""
+    spans ``/`` must be last and becomes a catch-all; text may not hold matchit's ``{}*``, a
+    control character or be a dot segment; an empty segment other than the last (``//``) is
+    refused unless ``inner_empty``."""
     out: list[str] = []
     last = len(segments) - 1
     for i, seg in enumerate(segments):
@@ -153,6 +154,12 @@ def matchit_pattern(
             return None, f"an empty segment ('//') in the {noun}"
         if any(c in seg for c in "{}*"):
             return None, f"literal braces or '*' in the {noun}"
+        # The gate's router refuses these patterns (the gate answers such request paths 400
+        # before routing), so the route is left to the framework rather than failing the build.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in seg):
+            return None, f"a control character in the {noun}"
+        if seg in (".", ".."):
+            return None, f"a '.' or '..' segment in the {noun}"
         out.append(seg)
     return "/" + "/".join(out), None
 
