@@ -153,3 +153,42 @@ def test_a_route_the_router_cannot_hold_is_checked_at_dispatch(route: str) -> No
     pattern, reason = route_to_matchit(route)
     assert pattern is None
     assert reason in ("a control character in the route", "a '.' or '..' segment in the route")
+
+
+def test_a_converter_whose_regex_spans_a_slash_is_never_one_segment() -> None:
+    # "[0-9]{4}/[0-9]{2}" matches "2024/05": compiled as one segment, the gate's router would give
+    # /archive/2024/05/ to `post` and refuse Django's open `month` view under post's limit.
+    import span_urls
+
+    with override_settings(ROOT_URLCONF="span_urls", MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        span_urls.RAN.clear()
+        reports = {r.endpoint: r for r in state.compiled().reports}
+        assert reports["month"].pattern is None
+        client = Client()
+        assert [client.get("/archive/2024/05/").status_code for _ in range(3)] == [200, 200, 200]
+        assert span_urls.RAN == ["month"] * 3
+    state.reset()
+
+
+@pytest.mark.parametrize(
+    ("regex", "spans"),
+    [
+        ("[^/]+", False),
+        ("[0-9]+", False),
+        ("[-a-zA-Z0-9_]+", False),
+        (r"[^/\d]+", False),
+        ("[0-9]{4}/[0-9]{2}", True),
+        (".+", True),
+        (r"[\S]+", True),
+        (r"\W+", True),
+        ("[^a]+", True),
+        ("[!-0]+", True),
+        ("a|/", True),
+        ("(", True),  # unreadable: treated as spanning
+    ],
+)
+def test_whether_a_converter_spans_a_slash_is_read_from_its_regex(regex: str, spans: bool) -> None:
+    from ferrogate.django.urls import regex_may_match_slash
+
+    assert regex_may_match_slash(regex) is spans

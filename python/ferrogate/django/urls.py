@@ -70,20 +70,83 @@ def param_shapes(path_route: str) -> dict[str, str]:
     return out
 
 
-#: Strings a converter that spans segments matches one of; tried by behaviour, not by name.
-_SLASH_PROBES = ("a/b", "/", "a/", "/a", "a//b")
-
-
 def _spans_slash(converter: str) -> bool:
     """Whether a registered path converter's regex can match across '/' (``path`` and any custom
-    converter whose regex matches '/', such as ``[\\S]+``)."""
+    converter whose regex matches '/', such as ``[\\S]+`` or ``[0-9]{4}/[0-9]{2}``)."""
     from django.urls.converters import get_converters
 
     found = get_converters().get(converter)
     if found is None:
         return True  # Unknown here: Django refuses it at import; never assume it stays in a segment.
-    regex = re.compile(found.regex)
-    return any(regex.fullmatch(probe) for probe in _SLASH_PROBES)
+    return regex_may_match_slash(found.regex)
+
+
+def regex_may_match_slash(regex: str) -> bool:
+    """Whether some string the regex matches contains '/', read from its parse tree: a literal
+    '/', '.', a class or category that holds '/' (``\\S``, ``\\W``, ``[^a]``). Anything this does
+    not understand counts as matching '/': the cost of a wrong yes is a dispatch-time check, of
+    a wrong no a route the gate matches one segment at a time while Django spans several."""
+    try:
+        # Private (CPython's own parser), hence the blanket fallback below.
+        from re import _parser  # type: ignore[attr-defined]
+
+        return _tree_may_match_slash(_parser.parse(regex))
+    except Exception:
+        return True
+
+
+_SLASH = ord("/")
+
+
+def _tree_may_match_slash(items: Any) -> bool:
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    for op, av in items:
+        if op is c.LITERAL:
+            if av == _SLASH:
+                return True
+        elif op is c.NOT_LITERAL or op is c.ANY:
+            if op is c.ANY or av != _SLASH:
+                return True
+        elif op is c.IN:
+            if _class_holds_slash(av, c):
+                return True
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            if av[1] > 0 and _tree_may_match_slash(av[2]):
+                return True
+        elif op is c.SUBPATTERN or op is c.ATOMIC_GROUP:
+            if _tree_may_match_slash(av[-1]):
+                return True
+        elif op is c.BRANCH:
+            if any(_tree_may_match_slash(branch) for branch in av[1]):
+                return True
+        elif op is c.GROUPREF_EXISTS:
+            if any(b is not None and _tree_may_match_slash(b) for b in av[1:]):
+                return True
+        elif op in (c.AT, c.ASSERT, c.ASSERT_NOT, c.GROUPREF):
+            # Consume nothing of their own (a back-reference repeats what its group matched).
+            continue
+        else:
+            return True
+    return False
+
+
+def _class_holds_slash(items: Any, c: Any) -> bool:
+    negated = False
+    holds = False
+    for op, av in items:
+        if op is c.NEGATE:
+            negated = True
+        elif op is c.LITERAL:
+            holds = holds or av == _SLASH
+        elif op is c.RANGE:
+            holds = holds or av[0] <= _SLASH <= av[1]
+        elif op is c.CATEGORY:
+            # '/' is no digit, space, word character or line break: only the negated ones hold it.
+            holds = holds or "NOT" in str(av)
+        else:
+            return True
+    return holds != negated
 
 
 # A named group over a character class, \d or \w, with a quantifier; whether it can match "/" is
