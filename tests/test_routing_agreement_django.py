@@ -192,3 +192,17 @@ def test_whether_a_converter_spans_a_slash_is_read_from_its_regex(regex: str, sp
     from ferrogate.django.urls import regex_may_match_slash
 
     assert regex_may_match_slash(regex) is spans
+
+
+def test_a_catch_all_before_its_root_never_counts_the_root() -> None:
+    # `docs/<path:page>` never matches "/docs/" in Django: `docs/` is no order conflict and
+    # stays on the router, where its exact pattern takes the root from the catch-all.
+    with override_settings(ROOT_URLCONF="catchall_root_urls", MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        reports = {r.endpoint: r for r in state.compiled().reports}
+        assert reports["docs-index"].pattern == "/docs/"
+        client = Client()
+        for _ in range(3):
+            assert client.get("/docs/").json() == {"view": "docs_index"}
+        assert [client.get("/docs/guide").status_code for _ in range(3)] == [200, 200, 429]
+    state.reset()

@@ -247,7 +247,10 @@ def _order_conflicts(found: list[Candidate]) -> None:
     for i, earlier in enumerate(fast):
         for later in fast[i + 1 :]:
             a, b = earlier.pattern or "", later.pattern or ""
-            if id(later) not in moved and a != b and patterns_overlap(a, b) and prefers_second(a, b):
+            # As Django reads them: `<path:p>` never matches an empty value, so `docs/<path:p>`
+            # leaves `docs/` to the later route (which then claims the root in the router too).
+            overlap = patterns_overlap(a, b, catch_all_root=False)
+            if id(later) not in moved and a != b and overlap and prefers_second(a, b):
                 later.reason = f"an earlier route ({earlier.rule}) matches its paths first in URLconf order"
                 moved[id(later)] = later
     for c in moved.values():
