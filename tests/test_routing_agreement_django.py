@@ -206,3 +206,29 @@ def test_a_catch_all_before_its_root_never_counts_the_root() -> None:
             assert client.get("/docs/").json() == {"view": "docs_index"}
         assert [client.get("/docs/guide").status_code for _ in range(3)] == [200, 200, 429]
     state.reset()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fast_path", [False, True], ids=["middleware", "wsgi-fast-path"])
+def test_an_int_too_long_for_python_never_counts_under_the_int_route(fast_path: bool) -> None:
+    # Django's int converter is int(value), which raises past sys.get_int_max_str_digits():
+    # Django runs `pair`, and `item`'s limit must neither refuse it nor be spent by it.
+    import long_int_urls
+
+    with override_settings(ROOT_URLCONF="long_int_urls", MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        long_int_urls.RAN.clear()
+        if fast_path:
+            from ferrogate.django.wsgi import get_wsgi_application
+            from werkzeug.test import Client as WsgiClient
+
+            client: object = WsgiClient(get_wsgi_application())
+        else:
+            client = Client()
+        long_id = "1" * 5000
+        codes = [client.get(f"/items/{long_id}/").status_code for _ in range(3)]  # type: ignore[attr-defined]
+        assert codes == [200, 200, 200]
+        assert long_int_urls.RAN == ["pair"] * 3
+        assert client.get("/items/5/").status_code == 200  # type: ignore[attr-defined]
+        assert long_int_urls.RAN[-1] == "item"
+    state.reset()

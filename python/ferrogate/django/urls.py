@@ -10,6 +10,7 @@ segment with other text) falls back to ``process_view``, keyed by the resolved r
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Hashable, Iterable
 from typing import Any
 
@@ -26,7 +27,7 @@ from ferrogate._adapter import (
     prefers_second,
 )
 
-__all__ = ["candidates", "fallback_key", "regex_to_matchit", "route_to_matchit"]
+__all__ = ["candidates", "fallback_key", "outruns_int", "regex_to_matchit", "route_to_matchit"]
 
 _PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 
@@ -53,6 +54,17 @@ _SHAPES = {
     "uuid": ("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "uuid_lower"),
     "slug": ("[-a-zA-Z0-9_]+", "slug"),
 }
+
+
+def outruns_int(path: str) -> bool:
+    """Whether a segment of ``path`` is ASCII digits too long for ``int()`` (past
+    ``sys.get_int_max_str_digits()``). Django's ``int`` converter then raises and Django tries
+    the next pattern, while the gate's ``digits`` shape (checked natively, with no length bound)
+    would admit the value under the ``int`` route and count its limits."""
+    bound = sys.get_int_max_str_digits()
+    if not bound or len(path) <= bound:
+        return False
+    return any(len(seg) > bound and seg.isascii() and seg.isdigit() for seg in path.split("/"))
 
 
 def param_shapes(path_route: str) -> dict[str, str]:
