@@ -533,3 +533,19 @@ def test_catch_alls_cover_their_root_only_in_the_gates_router() -> None:
     assert patterns_overlap("/docs/{*p}", "/docs/{x}", catch_all_root=False)
     assert patterns_overlap("/docs/{*p}", "/docs//x", catch_all_root=False)
     assert patterns_overlap("/{*rest}", "/docs/", catch_all_root=False)
+
+
+def test_a_root_is_never_aliased_to_a_catch_all_that_left_the_router() -> None:
+    # /a/b/ is `a_rest`'s in werkzeug; a_rest's own root (/a/) is a dispatch-only rule's, so
+    # a_rest goes to dispatch, and /a/b/{*p} must not count /a/b/ on the strength of an alias
+    # given to a route the router no longer has.
+    app, gate, _ = new_app()
+    app.add_url_rule("/a/b/<path:p>", "ab", gate.limit("1/minute")(lambda p: {"v": "ab"}))
+    app.add_url_rule("/a/<path:rest>", "a_rest", lambda rest: {"v": "a_rest"})
+    app.add_url_rule("/a/", "a_index", gate.limit("9/minute", key=lambda: "all")(lambda: {"v": "a"}))
+    gate.init_app(app)
+    c = app.test_client()
+    assert [c.get("/a/b/").json for _ in range(2)] == [{"v": "a_rest"}] * 2
+    assert c.get("/a/b/x").status_code == 200
+    report = {r.rule: r for r in gate.routes(app)}
+    assert report["/a/<path:rest>"].pattern is None

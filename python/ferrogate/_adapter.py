@@ -485,36 +485,56 @@ def release_roots(candidates: list[Candidate], shapes: Mapping[int, str | None])
       route with parameter shapes then sends it to the framework's resolver: the alias has no
       parameter to admit). Several: which one the framework picks is its own order, so the
       catch-all goes to dispatch."""
+    # Moves first, to a fixed point (a catch-all sent to dispatch may take another one's root),
+    # then aliases: an alias given to a route that later left the router would claim nothing.
+    while True:
+        moved = False
+        for c in candidates:
+            taken = _root_taken(c, candidates, shapes)
+            if taken is None:
+                continue
+            root, blocker, takers = taken
+            # A root with a parameter in it stays out of other routes' aliases: matchit refuses
+            # two names for one parameter position, and the resolver is the safe place for it.
+            if blocker is None and len(takers) == 1 and "{" not in root:
+                continue
+            why = blocker.rule if blocker is not None else ", ".join(o.rule for o in takers)
+            c.pattern, c.reason = None, f"its root {root} is another route's in the framework ({why})"
+            moved = True
+        if not moved:
+            break
     for c in candidates:
-        if c.pattern is None or not c.pattern.endswith("}") or "/{*" not in c.pattern:
-            continue
-        root = c.pattern[: c.pattern.rindex("{*")]
-        fast = [o for o in candidates if o is not c and o.pattern is not None and _methods_meet(o, c)]
-        if any(root in patterns_of(o) for o in fast):
-            continue  # An explicit route holds the root, as in the framework.
-        blocker = next(
-            (
-                o
-                for o in candidates
-                if o.pattern is None
-                and _methods_meet(o, c)
-                and (shape := shapes.get(id(o))) is not None
-                and patterns_overlap(shape, root, catch_all_root=False)
-            ),
-            None,
-        )
-        takers = [
-            o for o in fast if any(patterns_overlap(p, root, catch_all_root=False) for p in patterns_of(o))
-        ]
-        # A root with a parameter in it stays out of other routes' aliases: matchit refuses two
-        # names for one parameter position, and the resolver is the safe place for a rare shape.
-        if blocker is None and len(takers) == 1 and "{" not in root:
-            takers[0].aliases.append(root)
-            continue
-        if blocker is None and not takers:
-            continue
-        why = blocker.rule if blocker is not None else ", ".join(o.rule for o in takers)
-        c.pattern, c.reason = None, f"its root {root} is another route's in the framework ({why})"
+        taken = _root_taken(c, candidates, shapes)
+        if taken is not None:
+            taken[2][0].aliases.append(taken[0])
+
+
+def _root_taken(
+    c: Candidate, candidates: list[Candidate], shapes: Mapping[int, str | None]
+) -> tuple[str, Candidate | None, list[Candidate]] | None:
+    """For a fast catch-all whose root the framework may give another route that the router does
+    not: ``(root, a dispatch-only route that may take it, the fast routes that may)``."""
+    if c.pattern is None or not c.pattern.endswith("}") or "/{*" not in c.pattern:
+        return None
+    root = c.pattern[: c.pattern.rindex("{*")]
+    fast = [o for o in candidates if o is not c and o.pattern is not None and _methods_meet(o, c)]
+    if any(root in patterns_of(o) for o in fast):
+        return None  # A route holds the root explicitly, as in the framework.
+    blocker = next(
+        (
+            o
+            for o in candidates
+            if o.pattern is None
+            and _methods_meet(o, c)
+            and (shape := shapes.get(id(o))) is not None
+            and patterns_overlap(shape, root, catch_all_root=False)
+        ),
+        None,
+    )
+    takers = [o for o in fast if any(patterns_overlap(p, root, catch_all_root=False) for p in patterns_of(o))]
+    if blocker is None and not takers:
+        return None
+    return root, blocker, takers
 
 
 def switched_off(
