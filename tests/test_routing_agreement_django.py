@@ -144,3 +144,91 @@ def test_a_parameter_the_converter_refuses_never_counts_under_its_route(fast_pat
         status, body, rl = get("/items/7/")
         assert body == {"pk": 7}
         assert rl.startswith('"by-pk";r=2')
+
+
+@pytest.mark.parametrize("route", ["\x00/<x>", "a/../<x>", "a/./b"])
+def test_a_route_the_router_cannot_hold_is_checked_at_dispatch(route: str) -> None:
+    from ferrogate.django.urls import route_to_matchit
+
+    pattern, reason = route_to_matchit(route)
+    assert pattern is None
+    assert reason in ("a control character in the route", "a '.' or '..' segment in the route")
+
+
+def test_a_converter_whose_regex_spans_a_slash_is_never_one_segment() -> None:
+    # "[0-9]{4}/[0-9]{2}" matches "2024/05": compiled as one segment, the gate's router would give
+    # /archive/2024/05/ to `post` and refuse Django's open `month` view under post's limit.
+    import span_urls
+
+    with override_settings(ROOT_URLCONF="span_urls", MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        span_urls.RAN.clear()
+        reports = {r.endpoint: r for r in state.compiled().reports}
+        assert reports["month"].pattern is None
+        client = Client()
+        assert [client.get("/archive/2024/05/").status_code for _ in range(3)] == [200, 200, 200]
+        assert span_urls.RAN == ["month"] * 3
+    state.reset()
+
+
+@pytest.mark.parametrize(
+    ("regex", "spans"),
+    [
+        ("[^/]+", False),
+        ("[0-9]+", False),
+        ("[-a-zA-Z0-9_]+", False),
+        (r"[^/\d]+", False),
+        ("[0-9]{4}/[0-9]{2}", True),
+        (".+", True),
+        (r"[\S]+", True),
+        (r"\W+", True),
+        ("[^a]+", True),
+        ("[!-0]+", True),
+        ("a|/", True),
+        ("(", True),  # unreadable: treated as spanning
+    ],
+)
+def test_whether_a_converter_spans_a_slash_is_read_from_its_regex(regex: str, spans: bool) -> None:
+    from ferrogate.django.urls import regex_may_match_slash
+
+    assert regex_may_match_slash(regex) is spans
+
+
+def test_a_catch_all_before_its_root_never_counts_the_root() -> None:
+    # `docs/<path:page>` never matches "/docs/" in Django: `docs/` is no order conflict and
+    # stays on the router, where its exact pattern takes the root from the catch-all.
+    with override_settings(ROOT_URLCONF="catchall_root_urls", MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        reports = {r.endpoint: r for r in state.compiled().reports}
+        assert reports["docs-index"].pattern == "/docs/"
+        client = Client()
+        for _ in range(3):
+            assert client.get("/docs/").json() == {"view": "docs_index"}
+        assert [client.get("/docs/guide").status_code for _ in range(3)] == [200, 200, 429]
+    state.reset()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fast_path", [False, True], ids=["middleware", "wsgi-fast-path"])
+def test_an_int_too_long_for_python_never_counts_under_the_int_route(fast_path: bool) -> None:
+    # Django's int converter is int(value), which raises past sys.get_int_max_str_digits():
+    # Django runs `pair`, and `item`'s limit must neither refuse it nor be spent by it.
+    import long_int_urls
+
+    with override_settings(ROOT_URLCONF="long_int_urls", MIDDLEWARE=["ferrogate.django.GateMiddleware"]):
+        state.reset()
+        long_int_urls.RAN.clear()
+        if fast_path:
+            from ferrogate.django.wsgi import get_wsgi_application
+            from werkzeug.test import Client as WsgiClient
+
+            client: object = WsgiClient(get_wsgi_application())
+        else:
+            client = Client()
+        long_id = "1" * 5000
+        codes = [client.get(f"/items/{long_id}/").status_code for _ in range(3)]  # type: ignore[attr-defined]
+        assert codes == [200, 200, 200]
+        assert long_int_urls.RAN == ["pair"] * 3
+        assert client.get("/items/5/").status_code == 200  # type: ignore[attr-defined]
+        assert long_int_urls.RAN[-1] == "item"
+    state.reset()

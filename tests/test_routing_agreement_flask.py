@@ -607,3 +607,81 @@ def test_parameter_shapes_read_each_spelling_as_werkzeug_does(path: str, expecte
     assert r.json == expected
     policy = '"by_id";q=3;w=60' if "id" in expected else '"catch";q=100;w=60'
     assert r.headers.getlist("RateLimit-Policy") == [policy]
+
+
+@pytest.mark.parametrize("rule", ["/\x00/<x>", "/a\x7f/b", "/a/../<x>", "/a/./b"])
+def test_a_rule_the_router_cannot_hold_is_checked_at_dispatch(rule: str) -> None:
+    # The gate's router refuses control characters and dot segments in a pattern; such a rule
+    # must go to the dispatch-time fallback, not fail init_app.
+    app = Flask(__name__)
+    app.add_url_rule(rule, "odd", lambda **kw: "")
+    app.add_url_rule("/ok", "ok", lambda: {"ok": True})
+    gate = FerroGate(app)
+    report = {r.rule: r for r in gate.routes(app)}
+    assert report[rule].pattern is None
+    assert report[rule].fallback_reason in (
+        "a control character in the rule",
+        "a '.' or '..' segment in the rule",
+    )
+    assert app.test_client().get("/ok").json == {"ok": True}
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_a_dispatch_only_root_is_never_counted_under_the_catch_all(fast_path: bool) -> None:
+    # werkzeug's `path` converter never matches an empty value: /docs/ is the index's. The index
+    # is dispatch-only (a Python-keyed limit), so the router's catch-all would take its root.
+    app, gate, _ = new_app(fast_path=fast_path)
+    app.add_url_rule("/docs/<path:page>", "docs_page", gate.limit("2/minute")(lambda page: {"v": "page"}))
+    index = gate.limit("100/minute", key=lambda: "everyone")(lambda: {"v": "index"})
+    app.add_url_rule("/docs/", "docs_index", index)
+    gate.init_app(app)
+    c = app.test_client()
+    for _ in range(3):
+        assert c.get("/docs/").json == {"v": "index"}
+    assert [c.get("/docs/guide").status_code for _ in range(3)] == [200, 200, 429]
+    report = {r.rule: r for r in gate.routes(app)}
+    assert report["/docs/<path:page>"].pattern is None
+    assert "/docs/" in (report["/docs/<path:page>"].fallback_reason or "")
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "hook-mode"])
+def test_a_catch_alls_root_goes_to_the_route_werkzeug_gives_it(fast_path: bool) -> None:
+    # /docs/ is `section`'s in werkzeug (docs_page needs a non-empty rest): the router claims it
+    # for `section` too, and the catch-all stays on the fast path.
+    app, gate, _ = new_app(fast_path=fast_path)
+    app.add_url_rule("/docs/<path:page>", "docs_page", gate.limit("2/minute")(lambda page: {"v": "page"}))
+    app.add_url_rule("/<section>/", "section", lambda section: {"v": section})
+    gate.init_app(app)
+    c = app.test_client()
+    for _ in range(3):
+        assert c.get("/docs/").json == {"v": "docs"}
+    assert [c.get("/docs/guide").status_code for _ in range(3)] == [200, 200, 429]
+    report = {r.rule: r for r in gate.routes(app)}
+    assert report["/docs/<path:page>"].pattern == "/docs/{*page}"
+
+
+def test_catch_alls_cover_their_root_only_in_the_gates_router() -> None:
+    from ferrogate._adapter import patterns_overlap
+
+    assert patterns_overlap("/docs/{*p}", "/docs/")
+    assert not patterns_overlap("/docs/{*p}", "/docs/", catch_all_root=False)
+    assert not patterns_overlap("/docs/", "/docs/{*p}", catch_all_root=False)
+    assert patterns_overlap("/docs/{*p}", "/docs/{x}", catch_all_root=False)
+    assert patterns_overlap("/docs/{*p}", "/docs//x", catch_all_root=False)
+    assert patterns_overlap("/{*rest}", "/docs/", catch_all_root=False)
+
+
+def test_a_root_is_never_aliased_to_a_catch_all_that_left_the_router() -> None:
+    # /a/b/ is `a_rest`'s in werkzeug; a_rest's own root (/a/) is a dispatch-only rule's, so
+    # a_rest goes to dispatch, and /a/b/{*p} must not count /a/b/ on the strength of an alias
+    # given to a route the router no longer has.
+    app, gate, _ = new_app()
+    app.add_url_rule("/a/b/<path:p>", "ab", gate.limit("1/minute")(lambda p: {"v": "ab"}))
+    app.add_url_rule("/a/<path:rest>", "a_rest", lambda rest: {"v": "a_rest"})
+    app.add_url_rule("/a/", "a_index", gate.limit("9/minute", key=lambda: "all")(lambda: {"v": "a"}))
+    gate.init_app(app)
+    c = app.test_client()
+    assert [c.get("/a/b/").json for _ in range(2)] == [{"v": "a_rest"}] * 2
+    assert c.get("/a/b/x").status_code == 200
+    report = {r.rule: r for r in gate.routes(app)}
+    assert report["/a/<path:rest>"].pattern is None

@@ -134,8 +134,9 @@ def matchit_pattern(
     """The segment rules both route compilers share: ``(pattern, None)`` for the segments of a
     route after its leading ``/`` (text, a whole-segment :class:`Var`, or None for a segment where
     a variable shares the segment with text), else ``(None, reason)``. A variable whose converter
-    spans ``/`` must be last and becomes a catch-all; text may not hold matchit's ``{}*``; an
-    empty segment other than the last (``//``) is refused unless ``inner_empty``."""
+    spans ``/`` must be last and becomes a catch-all; text may not hold matchit's ``{}*``, a
+    control character or be a dot segment; an empty segment other than the last (``//``) is
+    refused unless ``inner_empty``."""
     out: list[str] = []
     last = len(segments) - 1
     for i, seg in enumerate(segments):
@@ -153,6 +154,12 @@ def matchit_pattern(
             return None, f"an empty segment ('//') in the {noun}"
         if any(c in seg for c in "{}*"):
             return None, f"literal braces or '*' in the {noun}"
+        # The gate's router refuses these patterns (the gate answers such request paths 400
+        # before routing), so the route is left to the framework rather than failing the build.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in seg):
+            return None, f"a control character in the {noun}"
+        if seg in (".", ".."):
+            return None, f"a '.' or '..' segment in the {noun}"
         out.append(seg)
     return "/" + "/".join(out), None
 
@@ -402,12 +409,18 @@ def _rank(segment: str) -> int:
     return 1 if segment.startswith("{") else 0
 
 
-def patterns_overlap(a: str, b: str) -> bool:
+def patterns_overlap(a: str, b: str, *, catch_all_root: bool = True) -> bool:
     """Whether some path matches both matchit patterns (whole-segment parameters, a catch-all
-    last; a parameter never matches an empty segment, a catch-all also covers its root)."""
+    last; a parameter never matches an empty segment). ``catch_all_root``: a catch-all also
+    covers its root (``/docs/`` for ``/docs/{*p}``), as in the gate's router; False for the
+    framework's routes, whose ``path`` converters (werkzeug's, Django's) never match an empty value."""
     sa, sb = a.split("/")[1:], b.split("/")[1:]
-    for x, y in zip(sa, sb, strict=False):
+    for i, (x, y) in enumerate(zip(sa, sb, strict=False)):
         if _rank(x) == 2 or _rank(y) == 2:
+            if not catch_all_root:
+                rest = sb if _rank(x) == 2 else sa
+                if rest[i] == "" and i == len(rest) - 1:
+                    return False
             return True
         if _rank(x) == 1 or _rank(y) == 1:
             if x == "" or y == "":
@@ -448,8 +461,80 @@ def mark_uncertain(candidates: list[Candidate], shapes: Mapping[int, str | None]
         c.confirm_refusals = c.pattern is not None and (
             c.narrowed
             or unknown
-            or any(patterns_overlap(p, d) for p in patterns_of(c) for d in dispatch if d is not None)
+            or any(
+                patterns_overlap(p, d, catch_all_root=False)
+                for p in patterns_of(c)
+                for d in dispatch
+                if d is not None
+            )
         )
+
+
+def release_roots(candidates: list[Candidate], shapes: Mapping[int, str | None]) -> None:
+    """The gate's router gives a catch-all's root (``/docs/`` for ``/docs/{*p}``) to the catch-all
+    unless a route claims that exact pattern, while the framework never does: its ``path``
+    converter takes no empty value, so another route (``/{section}/``, an enclosing catch-all, a
+    dispatch-only rule) gets the root, and the catch-all's limits would be counted for it.
+
+    - A dispatch-only route that may take the root: the catch-all goes to dispatch too. No
+      early decision under it can then count anything, and the cost (a resolve per request)
+      falls only on the subtree of such a catch-all. ``confirm_refusals`` would not do: forwards
+      count limits too. The root cannot be claimed for the dispatch-only route, which has no path.
+    - Exactly one fast route that takes the root with another pattern: the root becomes its
+      alias, so the router claims it for the route the framework picks, on the fast path (a
+      route with parameter shapes then sends it to the framework's resolver: the alias has no
+      parameter to admit). Several: which one the framework picks is its own order, so the
+      catch-all goes to dispatch."""
+    # Moves first, to a fixed point (a catch-all sent to dispatch may take another one's root),
+    # then aliases: an alias given to a route that later left the router would claim nothing.
+    while True:
+        moved = False
+        for c in candidates:
+            taken = _root_taken(c, candidates, shapes)
+            if taken is None:
+                continue
+            root, blocker, takers = taken
+            # A root with a parameter in it stays out of other routes' aliases: matchit refuses
+            # two names for one parameter position, and the resolver is the safe place for it.
+            if blocker is None and len(takers) == 1 and "{" not in root:
+                continue
+            why = blocker.rule if blocker is not None else ", ".join(o.rule for o in takers)
+            c.pattern, c.reason = None, f"its root {root} is another route's in the framework ({why})"
+            moved = True
+        if not moved:
+            break
+    for c in candidates:
+        taken = _root_taken(c, candidates, shapes)
+        if taken is not None:
+            taken[2][0].aliases.append(taken[0])
+
+
+def _root_taken(
+    c: Candidate, candidates: list[Candidate], shapes: Mapping[int, str | None]
+) -> tuple[str, Candidate | None, list[Candidate]] | None:
+    """For a fast catch-all whose root the framework may give another route that the router does
+    not: ``(root, a dispatch-only route that may take it, the fast routes that may)``."""
+    if c.pattern is None or not c.pattern.endswith("}") or "/{*" not in c.pattern:
+        return None
+    root = c.pattern[: c.pattern.rindex("{*")]
+    fast = [o for o in candidates if o is not c and o.pattern is not None and _methods_meet(o, c)]
+    if any(root in patterns_of(o) for o in fast):
+        return None  # A route holds the root explicitly, as in the framework.
+    blocker = next(
+        (
+            o
+            for o in candidates
+            if o.pattern is None
+            and _methods_meet(o, c)
+            and (shape := shapes.get(id(o))) is not None
+            and patterns_overlap(shape, root, catch_all_root=False)
+        ),
+        None,
+    )
+    takers = [o for o in fast if any(patterns_overlap(p, root, catch_all_root=False) for p in patterns_of(o))]
+    if blocker is None and not takers:
+        return None
+    return root, blocker, takers
 
 
 def switched_off(
@@ -509,6 +594,7 @@ def compile_routes(
             # Every method it answers is claimed by an earlier route: the framework never runs it
             # for a path the router matches, but may still resolve it (a method it alone answers).
             c.pattern, c.reason = None, "another route takes its methods on the same path"
+    release_roots(candidates, shapes)
     mark_uncertain(candidates, shapes)
     for c in candidates:
         index_of.setdefault(c.key, len(routes))

@@ -130,7 +130,7 @@ class GateMiddleware:
         meta = request.META
         d = meta.get("ferrogate.decision")
         if d is None:
-            d = state.compiled().gate.check(meta)
+            d = state.check(meta)
             if not d.forward:
                 return _refusal(d, request)
             _forwarded(d, request)

@@ -18,6 +18,7 @@ from ferrogate.exceptions import ConfigError
 from ferrogate.tokens import TokenIssuer
 
 __all__ = [
+    "check",
     "compiled",
     "connect_signals",
     "count_resets",
@@ -128,6 +129,18 @@ def _candidates() -> list[Any]:
     from ferrogate.django.urls import candidates
 
     return candidates(get_resolver().url_patterns)
+
+
+def check(environ: dict[str, Any]) -> Decision:
+    """The gate's early decision for a request. A path with a segment too long for Django's
+    ``int`` converter is placed by Django's resolver first: the gate's ``digits`` shape has no
+    length bound, so its router would count the request under an ``int`` route Django skips."""
+    from ferrogate.django.urls import outruns_int
+
+    gate = compiled()
+    if outruns_int(environ.get("PATH_INFO", "")):
+        return gate.gate.check_route(environ, gate.early_index(_resolve(gate, environ)))
+    return gate.gate.check(environ)
 
 
 def _resolve(_: Compiled, environ: Mapping[str, Any]) -> Hashable | None:

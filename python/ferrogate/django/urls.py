@@ -10,6 +10,7 @@ segment with other text) falls back to ``process_view``, keyed by the resolved r
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Hashable, Iterable
 from typing import Any
 
@@ -26,7 +27,7 @@ from ferrogate._adapter import (
     prefers_second,
 )
 
-__all__ = ["candidates", "fallback_key", "regex_to_matchit", "route_to_matchit"]
+__all__ = ["candidates", "fallback_key", "outruns_int", "regex_to_matchit", "route_to_matchit"]
 
 _PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 
@@ -55,6 +56,17 @@ _SHAPES = {
 }
 
 
+def outruns_int(path: str) -> bool:
+    """Whether a segment of ``path`` is ASCII digits too long for ``int()`` (past
+    ``sys.get_int_max_str_digits()``). Django's ``int`` converter then raises and Django tries
+    the next pattern, while the gate's ``digits`` shape (checked natively, with no length bound)
+    would admit the value under the ``int`` route and count its limits."""
+    bound = sys.get_int_max_str_digits()
+    if not bound or len(path) <= bound:
+        return False
+    return any(len(seg) > bound and seg.isascii() and seg.isdigit() for seg in path.split("/"))
+
+
 def param_shapes(path_route: str) -> dict[str, str]:
     """The route's parameters whose converter is Django's ``int``, ``uuid`` or ``slug`` (checked
     by regex, so a re-registered converter of the same name is not mistaken for it)."""
@@ -70,20 +82,83 @@ def param_shapes(path_route: str) -> dict[str, str]:
     return out
 
 
-#: Strings a converter that spans segments matches one of; tried by behaviour, not by name.
-_SLASH_PROBES = ("a/b", "/", "a/", "/a", "a//b")
-
-
 def _spans_slash(converter: str) -> bool:
     """Whether a registered path converter's regex can match across '/' (``path`` and any custom
-    converter whose regex matches '/', such as ``[\\S]+``)."""
+    converter whose regex matches '/', such as ``[\\S]+`` or ``[0-9]{4}/[0-9]{2}``)."""
     from django.urls.converters import get_converters
 
     found = get_converters().get(converter)
     if found is None:
         return True  # Unknown here: Django refuses it at import; never assume it stays in a segment.
-    regex = re.compile(found.regex)
-    return any(regex.fullmatch(probe) for probe in _SLASH_PROBES)
+    return regex_may_match_slash(found.regex)
+
+
+def regex_may_match_slash(regex: str) -> bool:
+    """Whether some string the regex matches contains '/', read from its parse tree: a literal
+    '/', '.', a class or category that holds '/' (``\\S``, ``\\W``, ``[^a]``). Anything this does
+    not understand counts as matching '/': the cost of a wrong yes is a dispatch-time check, of
+    a wrong no a route the gate matches one segment at a time while Django spans several."""
+    try:
+        # Private (CPython's own parser), hence the blanket fallback below.
+        from re import _parser  # type: ignore[attr-defined]
+
+        return _tree_may_match_slash(_parser.parse(regex))
+    except Exception:
+        return True
+
+
+_SLASH = ord("/")
+
+
+def _tree_may_match_slash(items: Any) -> bool:
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    for op, av in items:
+        if op is c.LITERAL:
+            if av == _SLASH:
+                return True
+        elif op is c.NOT_LITERAL or op is c.ANY:
+            if op is c.ANY or av != _SLASH:
+                return True
+        elif op is c.IN:
+            if _class_holds_slash(av, c):
+                return True
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            if av[1] > 0 and _tree_may_match_slash(av[2]):
+                return True
+        elif op is c.SUBPATTERN or op is c.ATOMIC_GROUP:
+            if _tree_may_match_slash(av[-1]):
+                return True
+        elif op is c.BRANCH:
+            if any(_tree_may_match_slash(branch) for branch in av[1]):
+                return True
+        elif op is c.GROUPREF_EXISTS:
+            if any(b is not None and _tree_may_match_slash(b) for b in av[1:]):
+                return True
+        elif op in (c.AT, c.ASSERT, c.ASSERT_NOT, c.GROUPREF):
+            # Consume nothing of their own (a back-reference repeats what its group matched).
+            continue
+        else:
+            return True
+    return False
+
+
+def _class_holds_slash(items: Any, c: Any) -> bool:
+    negated = False
+    holds = False
+    for op, av in items:
+        if op is c.NEGATE:
+            negated = True
+        elif op is c.LITERAL:
+            holds = holds or av == _SLASH
+        elif op is c.RANGE:
+            holds = holds or av[0] <= _SLASH <= av[1]
+        elif op is c.CATEGORY:
+            # '/' is no digit, space, word character or line break: only the negated ones hold it.
+            holds = holds or "NOT" in str(av)
+        else:
+            return True
+    return holds != negated
 
 
 # A named group over a character class, \d or \w, with a quantifier; whether it can match "/" is
@@ -184,7 +259,10 @@ def _order_conflicts(found: list[Candidate]) -> None:
     for i, earlier in enumerate(fast):
         for later in fast[i + 1 :]:
             a, b = earlier.pattern or "", later.pattern or ""
-            if id(later) not in moved and a != b and patterns_overlap(a, b) and prefers_second(a, b):
+            # As Django reads them: `<path:p>` never matches an empty value, so `docs/<path:p>`
+            # leaves `docs/` to the later route (which then claims the root in the router too).
+            overlap = patterns_overlap(a, b, catch_all_root=False)
+            if id(later) not in moved and a != b and overlap and prefers_second(a, b):
                 later.reason = f"an earlier route ({earlier.rule}) matches its paths first in URLconf order"
                 moved[id(later)] = later
     for c in moved.values():

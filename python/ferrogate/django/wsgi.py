@@ -29,7 +29,12 @@ class DjangoGateWSGI:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         from ferrogate.django import state
+        from ferrogate.django.urls import outruns_int
 
+        if outruns_int(environ.get("PATH_INFO", "")):
+            # The native gate would match it with its own router (see state.check): GateMiddleware
+            # (required, system check ferrogate.E002) checks it under the route Django resolves.
+            return self.app(environ, start_response)
         gate = state.compiled().gate
         hook = state.on_refused()
         native = self._native
