@@ -197,6 +197,21 @@ def test_hook_mode_gives_the_same_answers() -> None:
     assert r.status_code == 405
 
 
+def test_hook_mode_does_not_walk_the_url_map_once_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ferrogate.flask as ext
+
+    app, _, _ = make_app(FERROGATE_FAST_PATH=False)
+    client = app.test_client()
+    assert client.get("/admin/x").status_code == 403
+    walks: list[int] = []
+    real = ext._rule_count
+    monkeypatch.setattr(ext, "_rule_count", lambda a: walks.append(1) or real(a))
+    for _ in range(3):
+        assert client.get("/admin/x").status_code == 403
+        assert client.get("/items/2").status_code == 200
+    assert walks == []
+
+
 def test_rules_added_after_init_are_compiled() -> None:
     app, gate, _ = make_app()
     client = app.test_client()

@@ -303,8 +303,12 @@ class _AppState:
         return issuer
 
     def current(self) -> Compiled:
-        """The compiled gate, recompiled when rules were added or policies set since."""
+        """The compiled gate, recompiled when rules were added or policies set since. Once the app
+        serves, its set-up is final (Flask refuses new rules, the extension new policies), so
+        hook mode's per-request call does not walk the URL map."""
         compiled = self.compiled
+        if compiled is not None and self.serving:
+            return compiled
         if compiled is None or self._stale():
             with self.lock:
                 if self.compiled is None or self._stale():
@@ -395,21 +399,18 @@ class _AppState:
         for rule in self.app.url_map.iter_rules():
             view = self.app.view_functions.get(rule.endpoint)
             pattern, reason = werkzeug_to_matchit(rule)
+            aliases = slash_aliases(rule, pattern) if pattern is not None else []
             if pattern is not None and self.mounts:
-                aliases_of = slash_aliases(rule, pattern)
                 mount = next(
-                    (m for p in (pattern, *aliases_of) if (m := self.mounts.overlapping(p)) is not None),
+                    (m for p in (pattern, *aliases) if (m := self.mounts.overlapping(p)) is not None),
                     None,
                 )
                 if mount is not None:
-                    pattern, reason = (
-                        None,
-                        f"a WSGI app mounted at {mount!r} inside the gate may take its paths",
-                    )
+                    pattern, aliases = None, []
+                    reason = f"a WSGI app mounted at {mount!r} inside the gate may take its paths"
             methods = sorted(rule.methods or ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
             policy = self.ext.policy_for(rule.endpoint, view)
             callables = self.ext.callables_for(rule.endpoint, view)
-            aliases = slash_aliases(rule, pattern) if pattern is not None else []
             out.append(
                 Candidate(
                     id(rule),
