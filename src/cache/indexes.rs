@@ -5,7 +5,7 @@
 use super::entry::Entry;
 use crate::sharded::{Members, Sharded};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Indexes {
     pub(super) by_path: Sharded<String, Members>,
     pub(super) by_tag: Sharded<String, Members>,
@@ -17,6 +17,16 @@ pub(super) struct Indexes {
 }
 
 impl Indexes {
+    /// Empty indexes, each map split in `tables` (see [`Sharded::with_tables`]).
+    pub(super) fn new(tables: usize) -> Self {
+        Self {
+            by_path: Sharded::with_tables(tables),
+            by_tag: Sharded::with_tables(tables),
+            vary: Sharded::with_tables(tables),
+            primary_of: Sharded::with_tables(tables),
+        }
+    }
+
     /// Forgets `key` (its entry `e` left the store).
     pub(super) fn remove(&mut self, key: &str, e: &Entry) {
         if let Some(set) = self.by_path.get_mut(&e.path) {

@@ -47,7 +47,7 @@ impl Default for Queue {
 
 /// Hashes of keys recently evicted from the small queue without a hit: such a key, stored again,
 /// has proved it comes back and goes straight to the main queue. Bounded by the entries stored.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Ghost {
     /// Keys carry client input, so the hash is seeded (see [`Hasher`]).
     hasher: Hasher,
@@ -56,6 +56,14 @@ struct Ghost {
 }
 
 impl Ghost {
+    fn new(tables: usize) -> Self {
+        Self {
+            hasher: Hasher::default(),
+            order: VecDeque::new(),
+            count: Sharded::with_tables(tables),
+        }
+    }
+
     fn push(&mut self, key: &str, bound: usize) {
         let hash = self.hasher.hash_one(key);
         self.order.push_back(hash);
@@ -99,6 +107,8 @@ pub(super) enum Found {
 pub(super) struct S3Fifo {
     /// The shard's byte budget.
     max: u64,
+    /// How many tables each of its maps is split in.
+    tables: usize,
     map: Sharded<Arc<str>, u32>,
     nodes: Vec<Option<Node>>,
     free: Vec<u32>,
@@ -109,17 +119,19 @@ pub(super) struct S3Fifo {
 }
 
 impl S3Fifo {
-    /// An empty shard holding at most `max` bytes.
-    pub(super) fn new(max: u64) -> Self {
+    /// An empty shard holding at most `max` bytes, its maps split in `tables` each (see
+    /// [`Sharded::with_tables`]).
+    pub(super) fn new(max: u64, tables: usize) -> Self {
         Self {
             max,
-            map: Sharded::default(),
+            tables,
+            map: Sharded::with_tables(tables),
             nodes: Vec::new(),
             free: Vec::new(),
             small: Queue::default(),
             main: Queue::default(),
-            ghost: Ghost::default(),
-            indexes: Indexes::default(),
+            ghost: Ghost::new(tables),
+            indexes: Indexes::new(tables),
         }
     }
 
@@ -184,9 +196,9 @@ impl S3Fifo {
         self.queue_mut(main).bytes -= weight;
     }
 
-    /// The shard's byte budget.
-    pub(super) fn budget(&self) -> u64 {
-        self.max
+    /// The same shard, emptied.
+    pub(super) fn emptied(&self) -> Self {
+        Self::new(self.max, self.tables)
     }
 
     pub(super) fn bytes(&self) -> u64 {
@@ -416,6 +428,14 @@ impl S3Fifo {
 
 #[cfg(test)]
 impl S3Fifo {
+    pub(super) fn budget(&self) -> u64 {
+        self.max
+    }
+
+    pub(super) fn tables(&self) -> usize {
+        self.tables
+    }
+
     /// Whether `key` is stored in the main queue (None: not stored).
     pub(super) fn in_main(&self, key: &str) -> Option<bool> {
         self.map.get(key).map(|&i| self.node(i).main)

@@ -26,6 +26,8 @@ use super::s3fifo::{Found, S3Fifo};
 use crate::clock::SharedClock;
 use crate::sharded::Hasher;
 
+/// Tables per map in the whole store (`crate::sharded`'s split), shared out among the shards.
+const TABLES: usize = 32;
 /// At most this many shards: beyond it, lock contention is no longer what a request waits on,
 /// and every purge by path or tag visits each shard.
 const MAX_SHARDS: usize = 16;
@@ -137,10 +139,14 @@ impl Store {
     fn with_shards(n: usize, max_bytes: u64, default_ttl: Duration, clock: SharedClock) -> Self {
         debug_assert!(n.is_power_of_two());
         let per = max_bytes / n as u64;
+        // The store's maps keep 32 tables in all (see `crate::sharded`): a shard's maps hold a
+        // shard's part of the keys, and more, emptier tables would only spread the lines a
+        // request touches.
+        let tables = (TABLES / n).max(1);
         Self {
             shards: (0..n)
                 .map(|_| Shard {
-                    entries: Mutex::new(S3Fifo::new(per)),
+                    entries: Mutex::new(S3Fifo::new(per, tables)),
                     flights: Flights::default(),
                 })
                 .collect(),
@@ -158,10 +164,17 @@ impl Store {
             // A small store skips the hash.
             return &self.shards[0];
         }
+        &self.shards[self.shard_index(primary)]
+    }
+
+    /// Out of line: a request picks its shard several times (vary record, lookup, flight,
+    /// insert), and one copy of the hash takes fewer of the instruction cache's lines than one
+    /// inlined at each of those.
+    #[inline(never)]
+    fn shard_index(&self, primary: &str) -> usize {
         // The top bits (`len` is a power of two, so they pick uniformly).
         let bits = self.shards.len().trailing_zeros();
-        let i = self.pick.hash_one(primary) >> (64 - bits);
-        &self.shards[usize::try_from(i).unwrap_or(0)]
+        usize::try_from(self.pick.hash_one(primary) >> (64 - bits)).unwrap_or(0)
     }
 
     /// Runs `f` on each shard in turn, holding one shard's lock at a time, and sums.
@@ -320,8 +333,8 @@ impl Store {
     pub fn clear(&self) {
         for s in &self.shards {
             let mut entries = lock(&s.entries);
-            let budget = entries.budget();
-            let old = std::mem::replace(&mut *entries, S3Fifo::new(budget));
+            let empty = entries.emptied();
+            let old = std::mem::replace(&mut *entries, empty);
             // The old entries are freed after the lock is released: requests for this shard
             // need not wait for that.
             drop(entries);

@@ -387,12 +387,16 @@ fn small_stores_are_one_shard_and_large_ones_split_in_equal_budgets() {
     let clock = Arc::new(ManualClock::from_secs(1000));
     let store = |max| Store::new(max, ENTRY, Duration::from_secs(60), clock.clone());
     for max in [2_000, 70_000, 1 << 20, 16 * MIB - 1] {
-        assert_eq!(store(max).shards.len(), 1, "{max}");
+        let small = store(max);
+        assert_eq!(small.shards.len(), 1, "{max}");
+        assert_eq!(lock(&small.shards[0].entries).tables(), 32);
     }
     let big = store(100 * MIB);
     assert_eq!(big.shards.len(), 8);
     for s in &big.shards {
-        assert_eq!(lock(&s.entries).budget(), 100 * MIB / 8);
+        let s = lock(&s.entries);
+        // Equal budgets, and the store's 32 tables a map shared out.
+        assert_eq!((s.budget(), s.tables()), (100 * MIB / 8, 4));
     }
 }
 
