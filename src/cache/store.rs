@@ -28,8 +28,9 @@ use crate::sharded::Hasher;
 
 /// Tables per map in the whole store (`crate::sharded`'s split), shared out among the shards.
 const TABLES: usize = 32;
-/// At most this many shards: beyond it, lock contention is no longer what a request waits on,
-/// and every purge by path or tag visits each shard.
+/// At most this many shards: a purge by path, prefix or tag, and the `has_path` check of every
+/// unsafe request, visit each shard, and with sixteen, two requests already rarely meet on one
+/// lock.
 const MAX_SHARDS: usize = 16;
 /// A shard gets at least this budget, so that one never holds too few entries for S3-FIFO's
 /// small queue (a tenth of it) to tell one-off keys from popular ones.
