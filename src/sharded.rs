@@ -1,9 +1,12 @@
-//! A hash map split in 32 tables by key hash, for the store's maps that grow with what is cached.
+//! A hash map split in tables by key hash (32 unless told), for the store's maps that grow with
+//! what is cached.
 //!
 //! A hashbrown table grows by allocating a table twice the size and moving every entry into it,
 //! in the insert that crosses the load factor. For the store's indexes at about 114 000 paths that
 //! one insert took some 50 ms (mostly the new table's page faults on a VM). Split in 32, each
 //! growth moves a 32nd of the entries: the same total work, in steps that no request notices.
+//! A store split in shards splits each shard's maps in fewer tables ([`Sharded::with_tables`]), so
+//! that the store as a whole still has 32 tables per map.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -19,14 +22,26 @@ pub type Hasher = foldhash::fast::RandomState;
 pub struct Sharded<K, V> {
     /// Picks the table; each table hashes with its own seed, so the two hashes are independent.
     pick: Hasher,
+    /// 64 - log2(tables): the hash's top bits pick the table.
+    shift: u32,
     tables: Box<[HashMap<K, V, Hasher>]>,
 }
 
 impl<K, V> Default for Sharded<K, V> {
     fn default() -> Self {
+        Self::with_tables(SHARDS)
+    }
+}
+
+impl<K, V> Sharded<K, V> {
+    /// A map split in `n` tables (a power of two).
+    #[must_use]
+    pub fn with_tables(n: usize) -> Self {
+        assert!(n.is_power_of_two(), "{n} tables");
         Self {
             pick: Hasher::default(),
-            tables: (0..SHARDS)
+            shift: 64 - n.trailing_zeros(),
+            tables: (0..n)
                 .map(|_| HashMap::with_hasher(Hasher::default()))
                 .collect(),
         }
@@ -46,7 +61,8 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
     fn table<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
         // The top bits: hashbrown uses the low ones for the bucket and the top 7 for its tags,
         // but this hash is from another seed, so any bits are independent of the table's own.
-        (self.pick.hash_one(key) >> 59) as usize
+        // (One table: a shift by 64, which is none of the bits.)
+        usize::try_from(self.pick.hash_one(key).checked_shr(self.shift).unwrap_or(0)).unwrap_or(0)
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
@@ -211,6 +227,23 @@ mod tests {
             m.remove(format!("k{i}").as_str());
         }
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn any_power_of_two_tables_behave_as_one_map() {
+        for n in [1, 2, 4, 32] {
+            let mut m: Sharded<u32, u32> = Sharded::with_tables(n);
+            for i in 0..1_000 {
+                m.insert(i, i);
+            }
+            assert_eq!(m.len(), 1_000);
+            assert!((0..1_000).all(|i| m.get(&i) == Some(&i)));
+            assert_eq!(m.tables.len(), n);
+            assert!(
+                m.tables.iter().all(|t| t.len() > 1_000 / n / 2),
+                "{n}: spread"
+            );
+        }
     }
 
     #[test]

@@ -126,6 +126,10 @@ pub enum StatusStyle {
     XCache,
 }
 
+/// `[cache] max_entry_bytes`'s default; also what a standalone `ResponseCache`'s shards are sized
+/// for.
+pub const MAX_ENTRY_BYTES: usize = 1 << 20;
+
 /// The `[cache]` section.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
@@ -166,7 +170,7 @@ impl Default for CacheSettings {
             ],
             tags_header: "x-cache-tags".into(),
             style: StatusStyle::CacheStatus,
-            max_entry_bytes: 1 << 20,
+            max_entry_bytes: MAX_ENTRY_BYTES,
             coalesce_timeout: Duration::from_secs(5),
             principal_claims: vec!["sub".into()],
             shared: false,

@@ -68,6 +68,7 @@ impl Stage {
     pub fn new(settings: CacheSettings, slots: Slots, clock: SharedClock) -> Self {
         let store = Arc::new(Store::new(
             settings.max_bytes,
+            u64::try_from(settings.max_entry_bytes).unwrap_or(u64::MAX),
             Duration::from_secs(settings.default_ttl),
             clock,
         ));

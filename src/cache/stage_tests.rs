@@ -28,7 +28,7 @@ fn get<'s>(
 fn stale_while_revalidate_serves_stale_only_during_a_revalidation() {
     use crate::clock::ManualClock;
     let clock = Arc::new(ManualClock::from_secs(100));
-    let store = Store::new(1 << 20, Duration::from_secs(60), clock.clone());
+    let store = Store::new(1 << 20, 1 << 20, Duration::from_secs(60), clock.clone());
     let now = crate::clock::Clock::now_nanos(&*clock);
     store.insert(
         "p",

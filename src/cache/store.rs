@@ -1,60 +1,57 @@
 //! The response store: S3-FIFO eviction weighted by stored bytes, per-entry expiry on our clock,
 //! indexes for purging by path, prefix and tag, and single-flight for concurrent misses.
+//!
+//! The store is split into shards, each with its own lock, byte budget, queues, indexes and
+//! flights (`S3Fifo`, `Flights`), so that concurrent requests (free-threaded Python, or
+//! requests that release the GIL) do not queue on one lock. A key's shard is picked by a seeded
+//! hash of its PRIMARY key: all variants of a resource, its vary record and its flight live in
+//! one shard, and every keyed operation takes that one shard's lock. Purges by path, prefix or
+//! tag, `clear` and the totals visit the shards one after the other, never holding two locks.
+//!
+//! The shard count ([`shard_count`]) is the largest power of two up to 16 that leaves every shard
+//! at least 8 MiB and at least eight of the largest entries the cache stores. Below 16 MiB (or
+//! with entries too large for that) the store is one shard and evicts exactly as one S3-FIFO
+//! over the whole budget; the default 64 MiB with 1 MiB entries is 8 shards of 8 MiB. Each
+//! shard holds `max_bytes / shards`: at these sizes a shard holds thousands of typical
+//! responses, so hashing spreads them evenly and eviction is close to the whole store's. An
+//! entry larger than one shard's budget is not kept.
 
-use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use super::entry::Entry;
+use super::s3fifo::{Found, S3Fifo};
 use crate::clock::SharedClock;
-use crate::sharded::{Hasher, Members, Sharded};
+use crate::sharded::Hasher;
 
-type Set<K> = HashSet<K, Hasher>;
+/// Tables per map in the whole store (`crate::sharded`'s split), shared out among the shards.
+const TABLES: usize = 32;
+/// At most this many shards: a purge by path, prefix or tag, and the `has_path` check of every
+/// unsafe request, visit each shard, and with sixteen, two requests already rarely meet on one
+/// lock.
+const MAX_SHARDS: usize = 16;
+/// A shard gets at least this budget, so that one never holds too few entries for S3-FIFO's
+/// small queue (a tenth of it) to tell one-off keys from popular ones.
+const MIN_SHARD_BYTES: u64 = 8 << 20;
+/// A shard holds at least this many of the largest entries: a few large responses then cannot
+/// flush a shard as they could not flush the whole store.
+const LARGEST_PER_SHARD: u64 = 8;
 
-/// One stored response.
-pub struct Entry {
-    pub status: u16,
-    /// Response headers as stored (hop-by-hop, `Set-Cookie` and tag headers removed).
-    pub headers: Vec<(String, String)>,
-    pub body: Arc<[u8]>,
-    pub etag: String,
-    pub path: String,
-    pub tags: Vec<String>,
-    /// Clock nanoseconds.
-    pub stored_at: u64,
-    pub fresh_until: u64,
-    /// Until when a stale entry may be served while one request revalidates.
-    pub stale_until: u64,
+/// How many shards a store of `max_bytes`, storing entries of up to `max_entry_bytes`, is split
+/// into (see the module docs): a power of two, 1 for small stores.
+#[must_use]
+pub fn shard_count(max_bytes: u64, max_entry_bytes: u64) -> usize {
+    let floor = MIN_SHARD_BYTES.max(max_entry_bytes.saturating_mul(LARGEST_PER_SHARD));
+    let mut n = 1;
+    while n < MAX_SHARDS && max_bytes / (2 * n as u64) >= floor {
+        n *= 2;
+    }
+    n
 }
 
-impl std::fmt::Debug for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry")
-            .field("status", &self.status)
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Entry {
-    fn weight(&self) -> u32 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 16)
-            .sum();
-        u32::try_from(self.body.len() + headers + self.path.len() + 128).unwrap_or(u32::MAX)
-    }
-
-    /// Whole seconds since stored (the `Age` header).
-    #[must_use]
-    pub fn age(&self, now: u64) -> u64 {
-        now.saturating_sub(self.stored_at) / 1_000_000_000
-    }
-}
-
-/// Counters, as `ResponseCache.stats()` reports them.
+/// Counters, as `ResponseCache.stats()` reports them: one set for the whole store.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub hits: AtomicU64,
@@ -63,92 +60,10 @@ pub struct Stats {
     pub evictions: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct Indexes {
-    by_path: Sharded<String, Members>,
-    by_tag: Sharded<String, Members>,
-    /// primary key -> the request headers its responses vary on, and how many stored variants
-    /// use it (the record goes when the last one does, so the index stays bounded by the store).
-    vary: Sharded<String, (Vec<String>, usize)>,
-    /// variant key -> its primary key.
-    primary_of: Sharded<String, String>,
-}
-
-impl Indexes {
-    /// Forgets `key` (its entry `e` left the store).
-    fn remove(&mut self, key: &str, e: &Entry) {
-        if let Some(set) = self.by_path.get_mut(&e.path) {
-            set.remove(key);
-            if set.is_empty() {
-                self.by_path.remove(&e.path);
-            }
-        }
-        for tag in &e.tags {
-            if let Some(set) = self.by_tag.get_mut(tag) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.by_tag.remove(tag);
-                }
-            }
-        }
-        if let Some(primary) = self.primary_of.remove(key) {
-            if let Some((_, n)) = self.vary.get_mut(&primary) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.vary.remove(&primary);
-                }
-            }
-        }
-    }
-
-    /// Records `key` (its entry `e` was just stored under `primary`, varying on `vary`).
-    fn add(&mut self, primary: &str, vary: Vec<String>, key: String, e: &Entry) {
-        // A response that varies on nothing, for a resource with no vary record, is stored
-        // under its primary key and needs none: lookups fall back to the primary key (most
-        // resources never vary, and the record costs a miss two map entries).
-        if !(vary.is_empty() && key == primary && !self.vary.contains_key(primary)) {
-            let new_variant = self
-                .primary_of
-                .insert(key.clone(), primary.to_owned())
-                .is_none();
-            match self.vary.get_mut(primary) {
-                Some((names, n)) => {
-                    if *names != vary {
-                        *names = vary;
-                    }
-                    if new_variant {
-                        *n = n.saturating_add(1);
-                    }
-                }
-                None => {
-                    self.vary.insert(primary.to_owned(), (vary, 1));
-                }
-            }
-        }
-        for tag in &e.tags {
-            match self.by_tag.get_mut(tag) {
-                Some(set) => {
-                    set.insert(key.clone());
-                }
-                None => {
-                    self.by_tag.insert(tag.clone(), Members::one(key.clone()));
-                }
-            }
-        }
-        match self.by_path.get_mut(&e.path) {
-            Some(set) => {
-                set.insert(key);
-            }
-            None => {
-                self.by_path.insert(e.path.clone(), Members::one(key));
-            }
-        }
-    }
-}
-
+/// The primary keys whose response one request is fetching from the app.
 #[derive(Debug, Default)]
 struct Flights {
-    keys: Mutex<Set<String>>,
+    keys: Mutex<std::collections::HashSet<String, Hasher>>,
     /// Requests inside `wait_flight`, counted under `keys`' lock: ending a flight nobody waits
     /// for skips the wake-up, a system call on every miss otherwise.
     waiters: AtomicUsize,
@@ -164,274 +79,30 @@ pub enum Lookup {
     Miss,
 }
 
-/// A slot's place in its queue, or `NIL`.
-const NIL: u32 = u32::MAX;
-
-/// One stored key: its entry and its place in the S3-FIFO queues (a doubly linked list through
-/// `Inner::nodes`, so a purge unlinks in O(1) and the queues never hold dead keys).
-struct Node {
-    key: Arc<str>,
-    entry: Arc<Entry>,
-    weight: u32,
-    /// Hits since it was queued or last passed over, saturating at 3.
-    freq: u8,
-    main: bool,
-    prev: u32,
-    next: u32,
+/// One shard: its entries and its flights, under two locks (a flight is checked while no entry
+/// is being touched, and waiting on one holds only the flights' lock). Aligned to two cache
+/// lines, so that threads busy with neighbouring shards do not share a line.
+#[repr(align(128))]
+struct Shard {
+    entries: Mutex<S3Fifo>,
+    flights: Flights,
 }
 
-/// A FIFO queue of nodes: `head` is the oldest (evicted first), `tail` the newest.
-#[derive(Debug, Clone, Copy)]
-struct Queue {
-    head: u32,
-    tail: u32,
-    bytes: u64,
-}
-
-impl Default for Queue {
-    fn default() -> Self {
-        Self {
-            head: NIL,
-            tail: NIL,
-            bytes: 0,
-        }
-    }
-}
-
-/// Hashes of keys recently evicted from the small queue without a hit: such a key, stored again,
-/// has proved it comes back and goes straight to the main queue. Bounded by the entries stored.
-#[derive(Debug, Default)]
-struct Ghost {
-    order: VecDeque<u64>,
-    count: Sharded<u64, u32>,
-}
-
-impl Ghost {
-    fn push(&mut self, hash: u64, bound: usize) {
-        self.order.push_back(hash);
-        match self.count.get_mut(&hash) {
-            Some(n) => *n += 1,
-            None => {
-                self.count.insert(hash, 1);
-            }
-        }
-        while self.order.len() > bound {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            self.forget(old);
-        }
-    }
-
-    fn forget(&mut self, hash: u64) {
-        if let Some(n) = self.count.get_mut(&hash) {
-            *n -= 1;
-            if *n == 0 {
-                self.count.remove(&hash);
-            }
-        }
-    }
-
-    fn contains(&self, hash: u64) -> bool {
-        self.count.contains_key(&hash)
-    }
-}
-
-/// Everything behind the store's one lock: the entries, their queues and the purge indexes, so
-/// an eviction, a purge and an insert each see and leave them consistent.
-#[derive(Default)]
-struct Inner {
-    map: Sharded<Arc<str>, u32>,
-    nodes: Vec<Option<Node>>,
-    free: Vec<u32>,
-    small: Queue,
-    main: Queue,
-    ghost: Ghost,
-    indexes: Indexes,
-}
-
-impl Inner {
-    fn node(&self, i: u32) -> &Node {
-        self.nodes[i as usize]
-            .as_ref()
-            .expect("queued slots hold a node")
-    }
-
-    fn node_mut(&mut self, i: u32) -> &mut Node {
-        self.nodes[i as usize]
-            .as_mut()
-            .expect("queued slots hold a node")
-    }
-
-    fn queue(&self, main: bool) -> &Queue {
-        if main { &self.main } else { &self.small }
-    }
-
-    fn queue_mut(&mut self, main: bool) -> &mut Queue {
-        if main {
-            &mut self.main
-        } else {
-            &mut self.small
-        }
-    }
-
-    fn push_back(&mut self, i: u32, main: bool) {
-        let weight = u64::from(self.node(i).weight);
-        let q = *self.queue_mut(main);
-        {
-            let n = self.node_mut(i);
-            n.main = main;
-            n.prev = q.tail;
-            n.next = NIL;
-        }
-        if q.tail == NIL {
-            self.queue_mut(main).head = i;
-        } else {
-            self.node_mut(q.tail).next = i;
-        }
-        let q = self.queue_mut(main);
-        q.tail = i;
-        q.bytes += weight;
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let (prev, next, main, weight) = {
-            let n = self.node(i);
-            (n.prev, n.next, n.main, u64::from(n.weight))
-        };
-        if prev == NIL {
-            self.queue_mut(main).head = next;
-        } else {
-            self.node_mut(prev).next = next;
-        }
-        if next == NIL {
-            self.queue_mut(main).tail = prev;
-        } else {
-            self.node_mut(next).prev = prev;
-        }
-        self.queue_mut(main).bytes -= weight;
-    }
-
-    fn bytes(&self) -> u64 {
-        self.small.bytes + self.main.bytes
-    }
-
-    /// Entries stored: every slot not on the free list holds one.
-    fn len(&self) -> usize {
-        self.nodes.len() - self.free.len()
-    }
-
-    /// Takes node `i` out of the store: queue, map, indexes. Returns its key.
-    fn remove(&mut self, i: u32) -> Arc<str> {
-        self.unlink(i);
-        let n = self.nodes[i as usize]
-            .take()
-            .expect("queued slots hold a node");
-        self.free.push(i);
-        self.map.remove(&n.key);
-        self.indexes.remove(&n.key, &n.entry);
-        n.key
-    }
-
-    fn place(&mut self, node: Node) -> u32 {
-        if let Some(i) = self.free.pop() {
-            self.nodes[i as usize] = Some(node);
-            i
-        } else {
-            let i = u32::try_from(self.nodes.len()).expect("fewer than 2^32 entries");
-            self.nodes.push(Some(node));
-            i
-        }
-    }
-
-    /// Evicts (S3-FIFO) until the store holds at most `max` bytes; returns how many left.
-    ///
-    /// New keys enter the small queue, a tenth of the store. Leaving it, a key that was hit moves
-    /// to the main queue; one that was not is evicted and remembered in the ghost. The main queue
-    /// gives a key with hits another round (one hit fewer) and evicts the rest. A scan of
-    /// one-off URLs therefore passes through the small queue without evicting the main queue's
-    /// popular entries, which is what `TinyLFU` admission buys moka, for a few queue links.
-    ///
-    /// `keep`, the entry being stored, is not its own victim while anything else can go: with
-    /// entries over a tenth of the store, the small queue may hold only it, and evicting it there
-    /// would freeze the store on whatever the main queue holds.
-    fn evict(&mut self, max: u64, now: u64, hasher: &Hasher, keep: u32) -> u64 {
-        let mut evicted = 0;
-        while self.bytes() > max {
-            let mut from_small = self.small.bytes > max / 10 || self.main.bytes == 0;
-            let mut i = self.queue(!from_small).head;
-            if i == keep {
-                from_small = !from_small;
-                i = self.queue(!from_small).head;
-                if i == NIL {
-                    break; // only `keep` is left, and it fits (larger entries are not stored)
-                }
-            }
-            let (freq, expired) = {
-                let n = self.node(i);
-                (n.freq, now >= n.entry.stale_until)
-            };
-            if freq > 0 && !expired {
-                self.unlink(i);
-                let n = self.node_mut(i);
-                n.freq = if from_small { 0 } else { freq - 1 };
-                self.push_back(i, true);
-                continue;
-            }
-            let key = self.remove(i);
-            evicted += 1;
-            if from_small && !expired {
-                let bound = self.len().max(64);
-                self.ghost.push(hasher.hash_one(&*key), bound);
-            }
-        }
-        evicted
-    }
-
-    /// Drops up to two expired entries from the queues' heads: expired entries go without
-    /// waiting for space to be needed, at a bounded cost per insert. The small queue is looked
-    /// at again last, since most entries enter there and its next head may be expired too.
-    fn expire_heads(&mut self, now: u64) -> u64 {
-        let mut n = 0;
-        for main in [false, true, false] {
-            let i = self.queue(main).head;
-            if i != NIL && now >= self.node(i).entry.stale_until {
-                self.remove(i);
-                n += 1;
-                if n == 2 {
-                    break;
-                }
-            }
-        }
-        n
-    }
-
-    /// Purges `key` (not an eviction). Returns whether it was there.
-    fn purge(&mut self, key: &str) -> bool {
-        let Some(&i) = self.map.get(key) else {
-            return false;
-        };
-        self.remove(i);
-        true
-    }
-
-    fn purge_all(&mut self, keys: &[String]) -> usize {
-        keys.iter().filter(|k| self.purge(k)).count()
-    }
-}
-
-/// The store: a byte-bounded S3-FIFO cache with per-entry expiry on our clock.
+/// The store: a byte-bounded S3-FIFO cache with per-entry expiry on our clock, in shards.
 ///
 /// Not moka, by measurement (docs/dependencies.md): on moka (weigher, `Expiry`, and the eviction
 /// listener the purge indexes need) a `put` took 4.5 µs against 2.0 µs here, 3.6 µs even without
 /// the listener, and a Flask request through the whole stack went from 1.38 to 1.45-1.50x bare in
-/// alternating blocks. Behind one lock, the queues and the indexes stay exact with none of that.
+/// alternating blocks. Behind each shard's lock, the queues and the indexes stay exact with none
+/// of that.
 pub struct Store {
-    inner: Mutex<Inner>,
-    hasher: Hasher,
-    flights: Flights,
+    shards: Box<[Shard]>,
+    /// Picks a primary key's shard. Its own seed: the shard's maps hash with theirs, so the keys
+    /// of one shard still spread over its tables.
+    pick: Hasher,
     pub stats: Arc<Stats>,
     pub clock: SharedClock,
+    /// The whole store's budget; each shard has `max_bytes / shards`.
     pub max_bytes: u64,
     pub default_ttl: Duration,
 }
@@ -440,21 +111,47 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("max_bytes", &self.max_bytes)
+            .field("shards", &self.shards.len())
             .finish_non_exhaustive()
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+// The shards' locks are behind a pointer, where clippy does not look for interior mutability:
+// these methods change the store (a lookup counts a hit and may drop an expired entry).
+#[allow(clippy::must_use_candidate)]
 impl Store {
+    /// A store of `max_bytes` for entries of up to `max_entry_bytes` (which sets how many shards
+    /// it has: [`shard_count`]).
     #[must_use]
-    pub fn new(max_bytes: u64, default_ttl: Duration, clock: SharedClock) -> Self {
+    pub fn new(
+        max_bytes: u64,
+        max_entry_bytes: u64,
+        default_ttl: Duration,
+        clock: SharedClock,
+    ) -> Self {
+        let n = shard_count(max_bytes, max_entry_bytes);
+        Self::with_shards(n, max_bytes, default_ttl, clock)
+    }
+
+    fn with_shards(n: usize, max_bytes: u64, default_ttl: Duration, clock: SharedClock) -> Self {
+        debug_assert!(n.is_power_of_two());
+        let per = max_bytes / n as u64;
+        // The store's maps keep 32 tables in all (see `crate::sharded`): a shard's maps hold a
+        // shard's part of the keys, and more, emptier tables would only spread the lines a
+        // request touches.
+        let tables = (TABLES / n).max(1);
         Self {
-            inner: Mutex::new(Inner::default()),
-            hasher: Hasher::default(),
-            flights: Flights::default(),
+            shards: (0..n)
+                .map(|_| Shard {
+                    entries: Mutex::new(S3Fifo::new(per, tables)),
+                    flights: Flights::default(),
+                })
+                .collect(),
+            pick: Hasher::default(),
             stats: Arc::new(Stats::default()),
             clock,
             max_bytes,
@@ -462,28 +159,50 @@ impl Store {
         }
     }
 
+    /// The shard of the resource whose primary key is `primary`.
+    fn shard(&self, primary: &str) -> &Shard {
+        if self.shards.len() == 1 {
+            // A small store skips the hash.
+            return &self.shards[0];
+        }
+        &self.shards[self.shard_index(primary)]
+    }
+
+    /// Out of line: a request picks its shard several times (vary record, lookup, flight,
+    /// insert), and one copy of the hash takes fewer of the instruction cache's lines than one
+    /// inlined at each of those.
+    #[inline(never)]
+    fn shard_index(&self, primary: &str) -> usize {
+        // The top bits (`len` is a power of two, so they pick uniformly).
+        let bits = self.shards.len().trailing_zeros();
+        usize::try_from(self.pick.hash_one(primary) >> (64 - bits)).unwrap_or(0)
+    }
+
+    /// Runs `f` on each shard in turn, holding one shard's lock at a time, and sums.
+    fn each_shard(&self, mut f: impl FnMut(&mut S3Fifo) -> usize) -> usize {
+        self.shards.iter().map(|s| f(&mut lock(&s.entries))).sum()
+    }
+
     /// The request headers that responses under `primary` vary on. None: no response stored for
     /// it varied, so its entry, if any, is under `primary` itself.
     #[must_use]
     pub fn vary_of(&self, primary: &str) -> Option<Vec<String>> {
-        lock(&self.inner)
-            .indexes
-            .vary
-            .get(primary)
-            .map(|(v, _)| v.clone())
+        lock(&self.shard(primary).entries).vary_of(primary)
     }
 
-    /// Looks a key up (a standalone cache's: its own flight key). See [`Store::lookup_variant`].
+    /// Looks a key up (a standalone cache's: its own primary and flight key). See
+    /// [`Store::lookup_variant`].
     pub fn lookup(&self, key: &str) -> Lookup {
         self.lookup_variant(key, key)
     }
 
-    /// Looks the variant `key` up. A stale entry within stale-while-revalidate is served if a
-    /// revalidation of its resource (the flight on `flight`, its primary key) is already under
-    /// way; otherwise the caller revalidates (a miss).
-    pub fn lookup_variant(&self, key: &str, flight: &str) -> Lookup {
+    /// Looks the variant `key` of the resource `primary` up. A stale entry within
+    /// stale-while-revalidate is served if a revalidation of its resource (the flight on
+    /// `primary`) is already under way; otherwise the caller revalidates (a miss).
+    pub fn lookup_variant(&self, key: &str, primary: &str) -> Lookup {
         let now = self.clock.now_nanos();
-        let Some(e) = self.get_at(key, now) else {
+        let shard = self.shard(primary);
+        let Some(e) = self.get_in(shard, key, now) else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss;
         };
@@ -491,7 +210,7 @@ impl Store {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Fresh(e);
         }
-        if lock(&self.flights.keys).contains(flight) {
+        if lock(&shard.flights.keys).contains(primary) {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Lookup::Stale(e);
         }
@@ -499,61 +218,70 @@ impl Store {
         Lookup::Miss
     }
 
-    /// The entry under `key` unless it is past `stale_until` at `now` (then it is dropped).
-    fn get_at(&self, key: &str, now: u64) -> Option<Arc<Entry>> {
-        let mut inner = lock(&self.inner);
-        let i = *inner.map.get(key)?;
-        let n = inner.node_mut(i);
-        if now >= n.entry.stale_until {
-            inner.remove(i);
-            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
-            return None;
+    /// The entry under `key` in `shard` unless it is past `stale_until` at `now` (then it is
+    /// dropped).
+    fn get_in(&self, shard: &Shard, key: &str, now: u64) -> Option<Arc<Entry>> {
+        let found = lock(&shard.entries).get(key, now);
+        match found {
+            Found::Entry(e) => Some(e),
+            Found::Expired => {
+                self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Found::Absent => None,
         }
-        n.freq = (n.freq + 1).min(3);
-        Some(n.entry.clone())
     }
 
-    /// Claims the right to fetch `key` from the app. `false`: another request holds it.
-    pub fn begin_flight(&self, key: &str) -> bool {
-        lock(&self.flights.keys).insert(key.to_owned())
+    /// The entry under `key` (a standalone cache's key: its own primary), fresh or stale,
+    /// unless it has expired.
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.get_in(self.shard(key), key, self.clock.now_nanos())
+    }
+
+    /// Claims the right to fetch the resource `primary` from the app. `false`: another request
+    /// holds it.
+    pub fn begin_flight(&self, primary: &str) -> bool {
+        lock(&self.shard(primary).flights.keys).insert(primary.to_owned())
     }
 
     /// Releases a flight (stored or not) and wakes its waiters.
-    pub fn end_flight(&self, key: &str) {
+    pub fn end_flight(&self, primary: &str) {
+        let flights = &self.shard(primary).flights;
         let waiting = {
-            let mut keys = lock(&self.flights.keys);
-            keys.remove(key);
-            self.flights.waiters.load(Ordering::Relaxed) > 0
+            let mut keys = lock(&flights.keys);
+            keys.remove(primary);
+            flights.waiters.load(Ordering::Relaxed) > 0
         };
         if waiting {
-            self.flights.done.notify_all();
+            flights.done.notify_all();
         }
     }
 
-    /// Waits (at most `timeout`) for the flight on `key` to end.
-    pub fn wait_flight(&self, key: &str, timeout: Duration) {
+    /// Waits (at most `timeout`) for the flight on `primary` to end.
+    pub fn wait_flight(&self, primary: &str, timeout: Duration) {
+        let flights = &self.shard(primary).flights;
         let deadline = std::time::Instant::now() + timeout;
-        let mut keys = lock(&self.flights.keys);
-        while keys.contains(key) {
+        let mut keys = lock(&flights.keys);
+        while keys.contains(primary) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return;
             }
             // Both changes happen under the lock, so `end_flight` (which reads the count under
             // it) cannot miss a waiter that saw the flight still on.
-            self.flights.waiters.fetch_add(1, Ordering::Relaxed);
-            keys = self
-                .flights
+            flights.waiters.fetch_add(1, Ordering::Relaxed);
+            keys = flights
                 .done
                 .wait_timeout(keys, left)
                 .map_or_else(|p| p.into_inner().0, |(g, _)| g);
-            self.flights.waiters.fetch_sub(1, Ordering::Relaxed);
+            flights.waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Stores an entry under `key` (replacing what was there), records its primary key's vary
-    /// headers and its indexes, and evicts down to `max_bytes`. An entry larger than the whole
-    /// store is not kept, but still replaces the old value.
+    /// Stores an entry under `key`, a variant of the resource `primary` (replacing what was
+    /// there), records the primary's vary headers and the entry's indexes, and evicts down to its
+    /// shard's budget. An entry larger than one shard's budget (`max_bytes / shards`) is not
+    /// kept, but still replaces the old value.
     pub fn insert(
         &self,
         primary: &str,
@@ -564,134 +292,69 @@ impl Store {
         let entry = Arc::new(entry);
         let weight = entry.weight();
         let now = self.clock.now_nanos();
-        let mut guard = lock(&self.inner);
-        let inner = &mut *guard;
-        if u64::from(weight) > self.max_bytes {
-            inner.purge(&key);
-            self.stats.stores.fetch_add(1, Ordering::Relaxed);
-            return entry;
-        }
-        // A replaced value keeps its queue and its hits, and moves to the queue's tail.
-        let old = inner.map.get(key.as_str()).copied();
-        let stored = match old {
-            Some(i) => {
-                let node = inner.node(i);
-                let (k, e) = (node.key.clone(), node.entry.clone());
-                inner.indexes.remove(&k, &e);
-                inner.unlink(i);
-                let n = inner.node_mut(i);
-                n.entry = entry.clone();
-                n.weight = weight;
-                let main = n.main;
-                inner.push_back(i, main);
-                i
-            }
-            None => {
-                let hash = self.hasher.hash_one(key.as_str());
-                let main = inner.ghost.contains(hash);
-                let key: Arc<str> = Arc::from(key.as_str());
-                let i = inner.place(Node {
-                    key: key.clone(),
-                    entry: entry.clone(),
-                    weight,
-                    freq: 0,
-                    main,
-                    prev: NIL,
-                    next: NIL,
-                });
-                inner.map.insert(key, i);
-                inner.push_back(i, main);
-                i
-            }
-        };
-        inner.indexes.add(primary, vary, key, &entry);
-        let gone = inner.evict(self.max_bytes, now, &self.hasher, stored) + inner.expire_heads(now);
-        drop(guard);
+        let shard = self.shard(primary);
+        let gone = lock(&shard.entries).insert(primary, vary, key, &entry, weight, now);
         self.stats.evictions.fetch_add(gone, Ordering::Relaxed);
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
         entry
     }
 
-    /// The entry under `key`, fresh or stale, unless it has expired.
-    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
-        self.get_at(key, self.clock.now_nanos())
-    }
-
     /// Whether anything is stored for `path`.
     #[must_use]
     pub fn has_path(&self, path: &str) -> bool {
-        lock(&self.inner).indexes.by_path.contains_key(path)
+        // A path's entries may be in any shard (one per primary key: query, principal...).
+        self.shards.iter().any(|s| lock(&s.entries).has_path(path))
     }
 
-    /// Removes one key. Returns whether it was there.
-    pub fn purge_key(&self, key: &str) -> bool {
-        lock(&self.inner).purge(key)
+    /// Removes the variant `key` of the resource `primary`. Returns whether it was there.
+    pub fn purge_key(&self, primary: &str, key: &str) -> bool {
+        lock(&self.shard(primary).entries).purge(key)
     }
 
     /// Removes every entry stored for `path` (all queries, principals and variants).
     pub fn purge_path(&self, path: &str) -> usize {
-        let mut inner = lock(&self.inner);
-        let keys: Vec<String> = inner
-            .indexes
-            .by_path
-            .get(path)
-            .map(Members::keys)
-            .unwrap_or_default();
-        inner.purge_all(&keys)
+        self.each_shard(|s| s.purge_path(path))
     }
 
     /// Removes every entry whose path `matches` (a path purge received as a digest).
     pub fn purge_paths_where(&self, matches: impl Fn(&str) -> bool) -> usize {
-        let mut inner = lock(&self.inner);
-        let keys: Vec<String> = inner
-            .indexes
-            .by_path
-            .iter()
-            .filter(|(p, _)| matches(p))
-            .flat_map(|(_, s)| s.keys())
-            .collect();
-        inner.purge_all(&keys)
+        self.each_shard(|s| s.purge_paths_where(&matches))
     }
 
     /// Removes every entry whose path starts with `prefix`.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
-        let mut inner = lock(&self.inner);
-        let keys: Vec<String> = inner
-            .indexes
-            .by_path
-            .iter()
-            .filter(|(p, _)| p.starts_with(prefix))
-            .flat_map(|(_, s)| s.keys())
-            .collect();
-        inner.purge_all(&keys)
+        self.each_shard(|s| s.purge_paths_where(|p| p.starts_with(prefix)))
     }
 
     /// Removes every entry stored with `tag`.
     pub fn purge_tag(&self, tag: &str) -> usize {
-        let mut inner = lock(&self.inner);
-        let keys: Vec<String> = inner
-            .indexes
-            .by_tag
-            .get(tag)
-            .map(Members::keys)
-            .unwrap_or_default();
-        inner.purge_all(&keys)
+        self.each_shard(|s| s.purge_tag(tag))
     }
 
     pub fn clear(&self) {
-        *lock(&self.inner) = Inner::default();
+        for s in &self.shards {
+            let mut entries = lock(&s.entries);
+            let empty = entries.emptied();
+            let old = std::mem::replace(&mut *entries, empty);
+            // The old entries are freed after the lock is released: requests for this shard
+            // need not wait for that.
+            drop(entries);
+            drop(old);
+        }
     }
 
     /// Primary keys with a vary record (bounded by the entries stored).
     #[must_use]
     pub fn primaries(&self) -> usize {
-        lock(&self.inner).indexes.vary.len()
+        self.each_shard(|s| s.primaries())
     }
 
     /// Bytes held (weighted size) and entries.
     pub fn usage(&self) -> (u64, u64) {
-        let inner = lock(&self.inner);
-        (inner.bytes(), inner.len() as u64)
+        self.shards.iter().fold((0, 0), |(bytes, len), s| {
+            let s = lock(&s.entries);
+            (bytes + s.bytes(), len + s.len() as u64)
+        })
     }
 }
 

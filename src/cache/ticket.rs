@@ -331,7 +331,7 @@ impl Ticket {
                 .store
                 .insert(primary, record.vary.clone(), variant_key.clone(), entry);
             if let Err(why) = shared.store(primary, &variant_key, &record, generation.as_ref()) {
-                stage.store.purge_key(&variant_key);
+                stage.store.purge_key(primary, &variant_key);
                 out.push(status_of("fwd=miss", Some(why.as_str())));
                 self.end();
                 return Stored {

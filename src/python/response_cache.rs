@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::Error;
 use super::ticket::headers_vec;
+use crate::cache::settings::MAX_ENTRY_BYTES;
 use crate::cache::shared::Purge;
 use crate::cache::stage::Stage;
 use crate::cache::store::{Entry, Lookup, Store};
@@ -71,7 +72,12 @@ impl PyResponseCache {
             })?;
         let clock: SharedClock = system();
         Ok(Self {
-            backing: Backing::Own(Box::new(Store::new(max_bytes, ttl, clock))),
+            backing: Backing::Own(Box::new(Store::new(
+                max_bytes,
+                MAX_ENTRY_BYTES as u64,
+                ttl,
+                clock,
+            ))),
         })
     }
 
@@ -131,7 +137,9 @@ impl PyResponseCache {
 
     /// Removes one key (standalone cache) — returns whether it was there.
     fn purge(&self, key: &str) -> bool {
-        self.store().purge_key(key)
+        // A key `put` stored is its own primary key (a gate's keys are internal: its entries
+        // are purged by path, prefix or tag).
+        self.store().purge_key(key, key)
     }
 
     /// Removes every entry for `path` (all queries, principals and variants); for a standalone
