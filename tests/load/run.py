@@ -35,8 +35,8 @@ VARIANTS: list[tuple[str, str, str, bool, str | None]] = [
     ("ceiling: gunicorn + a 2-byte WSGI app", "apps:ceiling", "/", False, None),
     ("bare: GET /articles/1", "apps:bare", "/articles/1", False, None),
     ("ferrogate: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False, None),
-    ("ferrogate: GET /me (JWT + limit)", "apps:gated", "/me", True, None),
     ("ferrogate host: GET /articles/1 (limit + cache hit)", "apps:gated", "/articles/1", False, "host"),
+    ("ferrogate: GET /me (JWT + limit)", "apps:gated", "/me", True, None),
     ("ferrogate host: GET /me (JWT + limit)", "apps:gated", "/me", True, "host"),
     ("ferrogate+Redis: GET /articles/1 (cache hit)", "apps:gated", "/articles/1", False, "direct"),
     ("ferrogate+Redis: GET /me (JWT + limit)", "apps:gated", "/me", True, "direct"),
@@ -125,11 +125,12 @@ def main() -> int:
     redis = RedisServer()
     redis.start()
     # Shared machines change speed from minute to minute: every variant runs once per round, and
-    # its median over the rounds is compared with the bare app's.
+    # its median over the rounds is compared with the bare app's. Every other round runs the
+    # variants in reverse, so a drift in the host's speed favours neither of two neighbours.
     runs: dict[str, list[float]] = {name: [] for name, *_ in variants}
     try:
-        for _ in range(args.rounds):
-            for name, target, path, token, store in variants:
+        for r in range(args.rounds):
+            for name, target, path, token, store in variants if r % 2 == 0 else variants[::-1]:
                 env = None
                 if store == "host":
                     env = {"FG_LOAD_HOST": os.path.join(host_dir, "limits.mdb")}
@@ -160,7 +161,12 @@ def main() -> int:
         ("ferrogate: GET /me (JWT + limit)", "ferrogate host: GET /me (JWT + limit)"),
     ]:
         if host in results and memory in results:
-            print(f"host / memory, {memory.split(': ', 1)[1]}: {results[host] / results[memory]:.2f}x")
+            # Paired by round: each round's host run against the memory run beside it.
+            ratios = sorted(h / m for h, m in zip(runs[host], runs[memory], strict=True))
+            print(
+                f"host / memory, {memory.split(': ', 1)[1]}: {statistics.median(ratios):.2f}x"
+                f" (median of {len(ratios)} rounds; {ratios[0]:.2f}-{ratios[-1]:.2f})"
+            )
     return 0
 
 
