@@ -27,6 +27,13 @@ pub struct Sharded<K, V> {
     tables: Box<[HashMap<K, V, Hasher>]>,
 }
 
+/// Which of `2^(64 - shift)` slots (a power of two) `hash` picks: its top `64 - shift` bits.
+/// A shift of 64, one slot, keeps none of them.
+#[must_use]
+pub fn slot(hash: u64, shift: u32) -> usize {
+    usize::try_from(hash.checked_shr(shift).unwrap_or(0)).unwrap_or(0)
+}
+
 impl<K, V> Default for Sharded<K, V> {
     fn default() -> Self {
         Self::with_tables(SHARDS)
@@ -61,8 +68,7 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
     fn table<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
         // The top bits: hashbrown uses the low ones for the bucket and the top 7 for its tags,
         // but this hash is from another seed, so any bits are independent of the table's own.
-        // (One table: a shift by 64, which is none of the bits.)
-        usize::try_from(self.pick.hash_one(key).checked_shr(self.shift).unwrap_or(0)).unwrap_or(0)
+        slot(self.pick.hash_one(key), self.shift)
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>

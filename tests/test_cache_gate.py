@@ -126,6 +126,28 @@ def test_users_never_see_each_others_body(app: App) -> None:
     assert app.calls["me"] == 2
 
 
+def test_across_the_stores_shards_users_stay_apart_and_a_write_reaches_every_query(app: App) -> None:
+    # The default store (64 MiB) is eight shards, picked by each resource's primary key: forty
+    # users' pages and forty queries of one path land in all of them.
+    users = [f"user-{i}" for i in range(40)]
+    for sub in users:
+        r = app.client.get("/me", headers={"Authorization": f"Bearer {token(sub)}"})
+        assert r.get_json()["me"] == sub
+    for sub in reversed(users):
+        r = app.client.get("/me", headers={"Authorization": f"Bearer {token(sub)}"})
+        assert r.headers["Cache-Status"].startswith("ferrogate; hit")
+        assert r.get_json()["me"] == sub  # this user's entry, from whichever shard
+    assert app.calls["me"] == len(users)
+    for q in range(40):
+        assert app.client.get(f"/articles?q={q}").headers["Cache-Status"].endswith("stored")
+    assert app.client.post("/articles").status_code == 201
+    # The write invalidated every stored query of the path, in every shard: none is served stale.
+    for q in range(40):
+        r = app.client.get(f"/articles?q={q}")
+        assert r.headers["Cache-Status"] == "ferrogate; fwd=miss; stored", q
+    assert app.calls["articles"] == 1 + 2 * 40
+
+
 def test_authorization_without_a_principal_bypasses(app: App) -> None:
     app.client.get("/articles")
     r = app.client.get("/articles", headers={"Authorization": "Bearer whatever"})

@@ -173,9 +173,11 @@ impl Store {
     /// inlined at each of those.
     #[inline(never)]
     fn shard_index(&self, primary: &str) -> usize {
-        // The top bits (`len` is a power of two, so they pick uniformly).
-        let bits = self.shards.len().trailing_zeros();
-        usize::try_from(self.pick.hash_one(primary) >> (64 - bits)).unwrap_or(0)
+        // `len` is a power of two: the hash's top bits pick uniformly.
+        crate::sharded::slot(
+            self.pick.hash_one(primary),
+            64 - self.shards.len().trailing_zeros(),
+        )
     }
 
     /// Runs `f` on each shard in turn, holding one shard's lock at a time, and sums.
