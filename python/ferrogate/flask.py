@@ -41,6 +41,7 @@ from ferrogate._adapter import (
     check_limit,
     compile_routes,
     describe,
+    is_refusal,
     limit_entry,
     matchit_pattern,
     merge_named_limits,
@@ -774,7 +775,7 @@ class FerroGate:
                 after_this_request(partial(_finish, d))
             return None
         status, headers, body = refusal_answer(d, request.method, environ, state.on_refused)
-        if state.defer_refusals:
+        if state.defer_refusals and is_refusal(d):
             # The app's handler for its class or status renders it.
             raise _refusal(d)
         # As on the fast path: the gate's own answer (an Exception catch-all never sees it).
