@@ -10,7 +10,7 @@ import pytest
 from ferrogate import ConfigError
 from ferrogate.exceptions import GateRefused, MethodNotAllowed, PermissionDenied
 from ferrogate.flask import FerroGate, current_claims, werkzeug_to_matchit
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request, session
 from flask.views import MethodView
 from werkzeug.routing import Map, Rule
 
@@ -575,6 +575,55 @@ def test_cache_decorator(fast_path: bool) -> None:
     cache = gate.response_cache(app)
     assert cache is not None
     assert cache.purge_prefix("/cached/") == 1
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_the_cache_sees_the_response_flask_sends(fast_path: bool) -> None:
+    """What the cache stores is the response after Flask has finished it: after_request hooks and
+    the session's cookie included. A page that starts a session (a CSRF token bound to it, say)
+    carries Set-Cookie and is never stored, so one anonymous visitor never gets another's token.
+    The checks in Flask's hook (hook mode; in both modes a route with a Python rate-limit key)
+    once stored it before the session was saved."""
+    app = Flask(__name__)
+    app.secret_key = "test-secret-key-long-enough-for-sessions"
+    gate = FerroGate(fast_path=fast_path)
+    calls: collections.Counter[str] = collections.Counter()
+
+    @app.get("/form")
+    @gate.cache(ttl=60)
+    def form() -> Any:
+        calls["form"] += 1
+        return {"csrf": session.setdefault("csrf", f"token-{calls['form']}")}
+
+    @app.get("/keyed")
+    @gate.cache(ttl=60)
+    @gate.limit("100/minute", key=lambda: "everyone")
+    def keyed() -> Any:
+        calls["keyed"] += 1
+        return {"csrf": session.setdefault("csrf", f"token-{calls['keyed']}")}
+
+    @app.get("/hooked")
+    @gate.cache(ttl=60)
+    def hooked() -> Any:
+        calls["hooked"] += 1
+        return {"n": calls["hooked"]}
+
+    @app.after_request
+    def no_store_for_hooked(response: Response) -> Response:
+        if request.path == "/hooked":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    gate.init_app(app)
+    for path in ("/form", "/keyed"):
+        first = app.test_client().get(path)
+        assert "session=" in first.headers["Set-Cookie"]
+        assert "stored" not in first.headers["Cache-Status"]
+        second = app.test_client().get(path)
+        assert second.json == {"csrf": "token-2"}, path
+        assert "session=" in second.headers["Set-Cookie"]
+    app.test_client().get("/hooked")
+    assert app.test_client().get("/hooked").json == {"n": 2}
 
 
 def test_shared_limits_from_decorators_and_config_merge() -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Blueprint, Flask, Response, after_this_request, current_app, g, request
+from flask import Blueprint, Flask, Response, after_this_request, current_app, g, request, request_finished
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import (
     BaseConverter,
@@ -530,6 +530,7 @@ class FerroGate:
         self._states.append(state)
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._confirmer(state))
+        request_finished.connect(_finish_pending, app, weak=False)
         from ferrogate.flask_cli import ferrogate_cli
 
         app.cli.add_command(ferrogate_cli)
@@ -771,7 +772,11 @@ class FerroGate:
         if d.forward:
             d.forward_into(environ)
             g.ferrogate_claims = d.claims
-            if d.cache_ticket is not None or d.headers:
+            if d.cache_ticket is not None:
+                # Stored once Flask has finished the response (after_request hooks, the session's
+                # cookie): the cache must see what the client gets, as the native gate does.
+                environ[_FINISH] = d
+            elif d.headers:
                 after_this_request(partial(_finish, d))
             return None
         status, headers, body = refusal_answer(d, request.method, environ, state.on_refused)
@@ -780,6 +785,18 @@ class FerroGate:
             raise _refusal(d)
         # As on the fast path: the gate's own answer (an Exception catch-all never sees it).
         return Response(body, status=status, headers=list(headers))
+
+
+#: The environ key of a decision whose cache ticket waits for Flask's finished response.
+_FINISH = "ferrogate.finish"
+
+
+def _finish_pending(sender: Flask, response: Response, **_: Any) -> None:
+    """``request_finished``: Flask has run every ``after_request`` hook and saved the session, so
+    the response is the one the client gets; a pending cache ticket is offered it now."""
+    d = request.environ.pop(_FINISH, None)
+    if d is not None:
+        _finish(d, response)
 
 
 def _finish(d: Decision, response: Response) -> Response:
