@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ferrogate import ConfigError
+from ferrogate import ConfigError, encode
 from ferrogate.exceptions import GateRefused, MethodNotAllowed, PermissionDenied
 from ferrogate.flask import FerroGate, current_claims, werkzeug_to_matchit
 from flask import Blueprint, Flask, Response, jsonify, request, session
@@ -45,6 +46,39 @@ def test_rules_that_fall_back(rule: str, reason: str) -> None:
     assert pattern is None
     assert why is not None
     assert reason in why
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_rule_with_a_method_the_router_has_no_table_for_is_checked_at_dispatch(fast_path: bool) -> None:
+    """WebDAV's PROPFIND, a cache's PURGE: werkzeug routes any method token. The gate's router has
+    tables for the standard methods only, so such a rule is checked at dispatch under its own
+    policy (rule 3), rather than failing the app's start-up with a ConfigError."""
+    app = Flask(__name__)
+    app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": "dav-secret-long-enough-for-hs256!!"}
+    gate = FerroGate(app, fast_path=fast_path)
+
+    @app.route("/files/<name>", methods=["PROPFIND", "PURGE"])
+    @gate.auth(scopes=["dav"])
+    def dav(name: str) -> Any:
+        return {"dav": name}
+
+    @app.get("/files/<name>")
+    def read(name: str) -> Any:
+        return {"read": name}
+
+    c = app.test_client()
+    token = encode(
+        {"sub": "ann", "scope": "dav", "exp": time.time() + 60}, "dav-secret-long-enough-for-hs256!!", "HS256"
+    )
+    assert c.get("/files/a").json == {"read": "a"}
+    assert c.open("/files/a", method="PROPFIND").status_code == 401
+    assert c.open("/files/a", method="purge").status_code == 401
+    r = c.open("/files/a", method="PROPFIND", headers={"Authorization": f"Bearer {token}"})
+    assert r.json == {"dav": "a"}
+    assert c.open("/files/a", method="MKCOL").status_code == 405
+    report = {r.endpoint: r for r in gate.routes(app)}
+    assert report["dav"].pattern is None
+    assert "PROPFIND" in str(report["dav"].fallback_reason)
 
 
 class Counter:

@@ -182,6 +182,7 @@ def notify_refused(hook: Callable[[Decision, Any], object], d: Decision, environ
 
 __all__ = [
     "POLICY_ATTR",
+    "ROUTER_METHODS",
     "CallableKey",
     "Candidate",
     "Compiled",
@@ -377,6 +378,10 @@ def claim_methods(candidates: list[Candidate]) -> None:
 
 
 _ALL = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+#: The methods the gate's router has a table of its own for; a route naming any other method
+#: (WebDAV's PROPFIND, a cache's PURGE) cannot be given to the router with its methods.
+ROUTER_METHODS = frozenset(_ALL)
 
 
 def _active(c: Candidate) -> bool:

@@ -28,6 +28,7 @@ from werkzeug.routing import (
 )
 
 from ferrogate._adapter import (
+    ROUTER_METHODS,
     CallableKey,
     Candidate,
     Compiled,
@@ -133,6 +134,9 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
         return None, "host or subdomain matching"
     if getattr(rule, "websocket", False):
         return None, "websocket rule"
+    other = sorted(m for m in rule.methods or () if m not in ROUTER_METHODS)
+    if other:
+        return None, f"method {', '.join(other)} has no table in the gate's router"
     segments: list[list[tuple[bool, str]]] = [[]]
     for is_var, part in rule_parts(rule):
         if is_var:
