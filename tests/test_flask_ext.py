@@ -617,7 +617,7 @@ def test_the_cache_sees_the_response_flask_sends(fast_path: bool) -> None:
     the session's cookie included. A page that starts a session (a CSRF token bound to it, say)
     carries Set-Cookie and is never stored, so one anonymous visitor never gets another's token.
     The checks in Flask's hook (hook mode; in both modes a route with a Python rate-limit key)
-    once stored it before the session was saved."""
+    once stored the view's response before the hooks ran and the session was saved."""
     app = Flask(__name__)
     app.secret_key = "test-secret-key-long-enough-for-sessions"
     gate = FerroGate(fast_path=fast_path)
@@ -642,8 +642,16 @@ def test_the_cache_sees_the_response_flask_sends(fast_path: bool) -> None:
         calls["hooked"] += 1
         return {"n": calls["hooked"]}
 
+    @app.get("/plain")
+    @gate.cache(ttl=60)
+    @gate.limit("100/minute", key=lambda: "everyone")
+    def plain() -> Any:
+        calls["plain"] += 1
+        return {"n": calls["plain"]}
+
     @app.after_request
-    def no_store_for_hooked(response: Response) -> Response:
+    def hooks(response: Response) -> Response:
+        response.headers.add("Access-Control-Allow-Origin", "*")
         if request.path == "/hooked":
             response.headers["Cache-Control"] = "no-store"
         return response
@@ -658,6 +666,13 @@ def test_the_cache_sees_the_response_flask_sends(fast_path: bool) -> None:
         assert "session=" in second.headers["Set-Cookie"]
     app.test_client().get("/hooked")
     assert app.test_client().get("/hooked").json == {"n": 2}
+    # A hit answered from Flask's hook passes through the after_request hooks again: what they add
+    # is not in the stored response, or a hit would carry it twice.
+    app.test_client().get("/plain")
+    hit = app.test_client().get("/plain")
+    assert "hit" in hit.headers["Cache-Status"]
+    assert hit.json == {"n": 1}
+    assert hit.headers.getlist("Access-Control-Allow-Origin") == ["*"]
 
 
 def test_shared_limits_from_decorators_and_config_merge() -> None:

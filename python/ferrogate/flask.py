@@ -534,7 +534,7 @@ class FerroGate:
         self._states.append(state)
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._confirmer(state))
-        request_finished.connect(_finish_pending, app, weak=False)
+        request_finished.connect(_store_pending, app, weak=False)
         from ferrogate.flask_cli import ferrogate_cli
 
         app.cli.add_command(ferrogate_cli)
@@ -776,11 +776,7 @@ class FerroGate:
         if d.forward:
             d.forward_into(environ)
             g.ferrogate_claims = d.claims
-            if d.cache_ticket is not None:
-                # Stored once Flask has finished the response (after_request hooks, the session's
-                # cookie): the cache must see what the client gets, as the native gate does.
-                environ[_FINISH] = d
-            elif d.headers:
+            if d.cache_ticket is not None or d.headers:
                 after_this_request(partial(_finish, d))
             return None
         status, headers, body = refusal_answer(d, request.method, environ, state.on_refused)
@@ -791,33 +787,49 @@ class FerroGate:
         return Response(body, status=status, headers=list(headers))
 
 
-#: The environ key of a decision whose cache ticket waits for Flask's finished response.
-_FINISH = "ferrogate.finish"
-
-
-def _finish_pending(sender: Flask, response: Response, **_: Any) -> None:
-    """``request_finished``: Flask has run every ``after_request`` hook and saved the session, so
-    the response is the one the client gets; a pending cache ticket is offered it now."""
-    d = request.environ.pop(_FINISH, None)
-    if d is not None:
-        _finish(d, response)
+#: The environ key of a view's response waiting for Flask to finish it before it is stored.
+_PENDING = "ferrogate.pending_store"
 
 
 def _finish(d: Decision, response: Response) -> Response:
-    """After a check in the hook: the cache ticket and the gate's headers."""
+    """After a check in the hook (the first of the ``after_request`` callbacks): the view's response
+    is held for the cache ticket, then the gate's headers are added."""
     if d.cache_ticket is not None:
-        _store_flask_response(d.cache_ticket, response)
+        _hold_flask_response(d.cache_ticket, response)
     for k, v in d.headers:
         response.headers.add(k, v)
     return response
 
 
-def _store_flask_response(ticket: CacheTicket, response: Response) -> None:
-    """Hook mode: hand a finished Flask response to the cache (streamed ones are not stored)."""
+def _hold_flask_response(ticket: CacheTicket, response: Response) -> None:
+    """The view's response, as the cache stores it (a hit answered from the hook passes through the
+    app's ``after_request`` hooks again, so what they add is not stored); streamed ones are not.
+    It is stored only once Flask has finished the response (:func:`_store_pending`)."""
     streamed = response.is_streamed or response.direct_passthrough
-    add, remove = store_response(
-        ticket, response.status_code, streamed, lambda: (list(response.headers.items()), response.get_data())
+    if not ticket.is_store or streamed:
+        store_response(ticket, response.status_code, streamed, lambda: ([], b""))
+        return
+    request.environ[_PENDING] = (
+        ticket,
+        response.status_code,
+        list(response.headers.items()),
+        response.get_data(),
     )
+
+
+def _store_pending(sender: Flask, response: Response, **_: Any) -> None:
+    """``request_finished``: every ``after_request`` hook has run and the session is saved. When
+    they made the response one the cache must not keep (a session's ``Set-Cookie``, a hook's
+    ``Cache-Control: no-store``), nothing is stored; otherwise the view's response is."""
+    pending = request.environ.pop(_PENDING, None)
+    if pending is None:
+        return
+    ticket, status, headers, body = pending
+    final = list(response.headers.items())
+    if ticket.wants(response.status_code, final):
+        add, remove = ticket.store_changes(status, headers, body)
+    else:
+        add, remove = ticket.store_changes(response.status_code, final, b"")
     for name in remove:
         del response.headers[name]
     for k, v in add:
