@@ -169,3 +169,40 @@ def test_on_refused_must_be_callable() -> None:
 
     with pytest.raises(ConfigError, match="FERROGATE_ON_REFUSED"):
         make_app(True, on_refused="log")
+
+
+@pytest.mark.parametrize("fast_path", MODES)
+def test_a_cache_hit_is_not_a_refusal_for_error_handlers_or_on_refused(fast_path: bool) -> None:
+    """The gate answers a cache hit (200, or 304 to a conditional request) before Flask runs, as it
+    answers a refusal. A hit is no error: an app's ``HTTPException`` handler (the JSON-errors
+    habit) must not replace the stored body with its error document, and ``on_refused`` (refusal
+    metrics) must not count it."""
+    seen: list[int] = []
+    app, gate = make_app(fast_path, on_refused=lambda d, environ: seen.append(d.status))
+    calls: list[int] = []
+
+    @app.get("/items")
+    @gate.cache(ttl=60, public=True)
+    def items() -> Any:
+        calls.append(1)
+        return {"items": [1, 2, 3]}
+
+    @app.errorhandler(HTTPException)
+    def as_json(e: HTTPException) -> Any:
+        return jsonify(error=e.name, code=e.code), e.code or 500
+
+    c = app.test_client()
+    first = c.get("/items")
+    assert first.json == {"items": [1, 2, 3]}
+    hit = c.get("/items")
+    assert hit.status_code == 200
+    assert "hit" in hit.headers["Cache-Status"]
+    assert hit.json == {"items": [1, 2, 3]}
+    assert c.head("/items").data == b""
+    not_modified = c.get("/items", headers={"If-None-Match": hit.headers["ETag"]})
+    assert not_modified.status_code == 304
+    assert calls == [1]
+    assert seen == []
+    # Refusals still go to the handler and the hook.
+    assert c.get("/me").json == {"error": "Unauthorized", "code": 401}
+    assert seen == [401]

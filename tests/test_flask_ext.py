@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ferrogate import ConfigError
+from ferrogate import ConfigError, encode
 from ferrogate.exceptions import GateRefused, MethodNotAllowed, PermissionDenied
 from ferrogate.flask import FerroGate, current_claims, werkzeug_to_matchit
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request, session
 from flask.views import MethodView
 from werkzeug.routing import Map, Rule
 
@@ -45,6 +46,39 @@ def test_rules_that_fall_back(rule: str, reason: str) -> None:
     assert pattern is None
     assert why is not None
     assert reason in why
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_rule_with_a_method_the_router_has_no_table_for_is_checked_at_dispatch(fast_path: bool) -> None:
+    """WebDAV's PROPFIND, a cache's PURGE: werkzeug routes any method token. The gate's router has
+    tables for the standard methods only, so such a rule is checked at dispatch under its own
+    policy (rule 3), rather than failing the app's start-up with a ConfigError."""
+    app = Flask(__name__)
+    app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": "dav-secret-long-enough-for-hs256!!"}
+    gate = FerroGate(app, fast_path=fast_path)
+
+    @app.route("/files/<name>", methods=["PROPFIND", "PURGE"])
+    @gate.auth(scopes=["dav"])
+    def dav(name: str) -> Any:
+        return {"dav": name}
+
+    @app.get("/files/<name>")
+    def read(name: str) -> Any:
+        return {"read": name}
+
+    c = app.test_client()
+    token = encode(
+        {"sub": "ann", "scope": "dav", "exp": time.time() + 60}, "dav-secret-long-enough-for-hs256!!", "HS256"
+    )
+    assert c.get("/files/a").json == {"read": "a"}
+    assert c.open("/files/a", method="PROPFIND").status_code == 401
+    assert c.open("/files/a", method="purge").status_code == 401
+    r = c.open("/files/a", method="PROPFIND", headers={"Authorization": f"Bearer {token}"})
+    assert r.json == {"dav": "a"}
+    assert c.open("/files/a", method="MKCOL").status_code == 405
+    report = {r.endpoint: r for r in gate.routes(app)}
+    assert report["dav"].pattern is None
+    assert "PROPFIND" in str(report["dav"].fallback_reason)
 
 
 class Counter:
@@ -575,6 +609,70 @@ def test_cache_decorator(fast_path: bool) -> None:
     cache = gate.response_cache(app)
     assert cache is not None
     assert cache.purge_prefix("/cached/") == 1
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_the_cache_sees_the_response_flask_sends(fast_path: bool) -> None:
+    """What the cache stores is the response after Flask has finished it: after_request hooks and
+    the session's cookie included. A page that starts a session (a CSRF token bound to it, say)
+    carries Set-Cookie and is never stored, so one anonymous visitor never gets another's token.
+    The checks in Flask's hook (hook mode; in both modes a route with a Python rate-limit key)
+    once stored the view's response before the hooks ran and the session was saved."""
+    app = Flask(__name__)
+    app.secret_key = "test-secret-key-long-enough-for-sessions"
+    gate = FerroGate(fast_path=fast_path)
+    calls: collections.Counter[str] = collections.Counter()
+
+    @app.get("/form")
+    @gate.cache(ttl=60)
+    def form() -> Any:
+        calls["form"] += 1
+        return {"csrf": session.setdefault("csrf", f"token-{calls['form']}")}
+
+    @app.get("/keyed")
+    @gate.cache(ttl=60)
+    @gate.limit("100/minute", key=lambda: "everyone")
+    def keyed() -> Any:
+        calls["keyed"] += 1
+        return {"csrf": session.setdefault("csrf", f"token-{calls['keyed']}")}
+
+    @app.get("/hooked")
+    @gate.cache(ttl=60)
+    def hooked() -> Any:
+        calls["hooked"] += 1
+        return {"n": calls["hooked"]}
+
+    @app.get("/plain")
+    @gate.cache(ttl=60)
+    @gate.limit("100/minute", key=lambda: "everyone")
+    def plain() -> Any:
+        calls["plain"] += 1
+        return {"n": calls["plain"]}
+
+    @app.after_request
+    def hooks(response: Response) -> Response:
+        response.headers.add("Access-Control-Allow-Origin", "*")
+        if request.path == "/hooked":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    gate.init_app(app)
+    for path in ("/form", "/keyed"):
+        first = app.test_client().get(path)
+        assert "session=" in first.headers["Set-Cookie"]
+        assert "stored" not in first.headers["Cache-Status"]
+        second = app.test_client().get(path)
+        assert second.json == {"csrf": "token-2"}, path
+        assert "session=" in second.headers["Set-Cookie"]
+    app.test_client().get("/hooked")
+    assert app.test_client().get("/hooked").json == {"n": 2}
+    # A hit answered from Flask's hook passes through the after_request hooks again: what they add
+    # is not in the stored response, or a hit would carry it twice.
+    app.test_client().get("/plain")
+    hit = app.test_client().get("/plain")
+    assert "hit" in hit.headers["Cache-Status"]
+    assert hit.json == {"n": 1}
+    assert hit.headers.getlist("Access-Control-Allow-Origin") == ["*"]
 
 
 def test_shared_limits_from_decorators_and_config_merge() -> None:

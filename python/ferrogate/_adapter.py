@@ -66,10 +66,16 @@ def refusal_answer(
     d: Decision, method: str | None, environ: Any, hook: Callable[[Decision, Any], object] | None
 ) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
     """A refusal as every adapter answers it: ``on_refused`` told first, then the gate's status,
-    headers and body (none for HEAD)."""
-    if hook is not None:
+    headers and body (none for HEAD). The gate's other answers (a cache hit: 200, or 304 to a
+    conditional request) go out the same way but are no refusal: the hook is not told."""
+    if hook is not None and is_refusal(d):
         notify_refused(hook, d, environ)
     return d.status, d.headers, body_for(method, d.body)
+
+
+def is_refusal(d: Decision) -> bool:
+    """Whether an answer of the gate's is a refusal (4xx, 5xx) rather than a cache hit."""
+    return d.status >= 400
 
 
 def store_response(
@@ -176,6 +182,7 @@ def notify_refused(hook: Callable[[Decision, Any], object], d: Decision, environ
 
 __all__ = [
     "POLICY_ATTR",
+    "ROUTER_METHODS",
     "CallableKey",
     "Candidate",
     "Compiled",
@@ -190,6 +197,7 @@ __all__ = [
     "check_limit",
     "compile_routes",
     "describe",
+    "is_refusal",
     "limit_entry",
     "matchit_pattern",
     "merge_named_limits",
@@ -370,6 +378,10 @@ def claim_methods(candidates: list[Candidate]) -> None:
 
 
 _ALL = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+#: The methods the gate's router has a table of its own for; a route naming any other method
+#: (WebDAV's PROPFIND, a cache's PURGE) cannot be given to the router with its methods.
+ROUTER_METHODS = frozenset(_ALL)
 
 
 def _active(c: Candidate) -> bool:

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Blueprint, Flask, Response, after_this_request, current_app, g, request
+from flask import Blueprint, Flask, Response, after_this_request, current_app, g, request, request_finished
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import (
     BaseConverter,
@@ -28,6 +28,7 @@ from werkzeug.routing import (
 )
 
 from ferrogate._adapter import (
+    ROUTER_METHODS,
     CallableKey,
     Candidate,
     Compiled,
@@ -41,6 +42,7 @@ from ferrogate._adapter import (
     check_limit,
     compile_routes,
     describe,
+    is_refusal,
     limit_entry,
     matchit_pattern,
     merge_named_limits,
@@ -132,6 +134,9 @@ def werkzeug_to_matchit(rule: Rule) -> tuple[str | None, str | None]:
         return None, "host or subdomain matching"
     if getattr(rule, "websocket", False):
         return None, "websocket rule"
+    other = sorted(m for m in rule.methods or () if m not in ROUTER_METHODS)
+    if other:
+        return None, f"method {', '.join(other)} has no table in the gate's router"
     segments: list[list[tuple[bool, str]]] = [[]]
     for is_var, part in rule_parts(rule):
         if is_var:
@@ -529,6 +534,7 @@ class FerroGate:
         self._states.append(state)
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._confirmer(state))
+        request_finished.connect(_store_pending, app, weak=False)
         from ferrogate.flask_cli import ferrogate_cli
 
         app.cli.add_command(ferrogate_cli)
@@ -774,28 +780,56 @@ class FerroGate:
                 after_this_request(partial(_finish, d))
             return None
         status, headers, body = refusal_answer(d, request.method, environ, state.on_refused)
-        if state.defer_refusals:
+        if state.defer_refusals and is_refusal(d):
             # The app's handler for its class or status renders it.
             raise _refusal(d)
         # As on the fast path: the gate's own answer (an Exception catch-all never sees it).
         return Response(body, status=status, headers=list(headers))
 
 
+#: The environ key of a view's response waiting for Flask to finish it before it is stored.
+_PENDING = "ferrogate.pending_store"
+
+
 def _finish(d: Decision, response: Response) -> Response:
-    """After a check in the hook: the cache ticket and the gate's headers."""
+    """After a check in the hook (the first of the ``after_request`` callbacks): the view's response
+    is held for the cache ticket, then the gate's headers are added."""
     if d.cache_ticket is not None:
-        _store_flask_response(d.cache_ticket, response)
+        _hold_flask_response(d.cache_ticket, response)
     for k, v in d.headers:
         response.headers.add(k, v)
     return response
 
 
-def _store_flask_response(ticket: CacheTicket, response: Response) -> None:
-    """Hook mode: hand a finished Flask response to the cache (streamed ones are not stored)."""
+def _hold_flask_response(ticket: CacheTicket, response: Response) -> None:
+    """The view's response, as the cache stores it (a hit answered from the hook passes through the
+    app's ``after_request`` hooks again, so what they add is not stored); streamed ones are not.
+    It is stored only once Flask has finished the response (:func:`_store_pending`)."""
     streamed = response.is_streamed or response.direct_passthrough
-    add, remove = store_response(
-        ticket, response.status_code, streamed, lambda: (list(response.headers.items()), response.get_data())
+    if not ticket.is_store or streamed:
+        store_response(ticket, response.status_code, streamed, lambda: ([], b""))
+        return
+    request.environ[_PENDING] = (
+        ticket,
+        response.status_code,
+        list(response.headers.items()),
+        response.get_data(),
     )
+
+
+def _store_pending(sender: Flask, response: Response, **_: Any) -> None:
+    """``request_finished``: every ``after_request`` hook has run and the session is saved. When
+    they made the response one the cache must not keep (a session's ``Set-Cookie``, a hook's
+    ``Cache-Control: no-store``), nothing is stored; otherwise the view's response is."""
+    pending = request.environ.pop(_PENDING, None)
+    if pending is None:
+        return
+    ticket, status, headers, body = pending
+    final = list(response.headers.items())
+    if ticket.wants(response.status_code, final):
+        add, remove = ticket.store_changes(status, headers, body)
+    else:
+        add, remove = ticket.store_changes(response.status_code, final, b"")
     for name in remove:
         del response.headers[name]
     for k, v in add:

@@ -15,7 +15,7 @@ struct Keys {
 
 /// Wraps a WSGI app with a gate. `defer_refusals`: hand refused requests to the app (with the
 /// decision in `environ["ferrogate.refused"]`) instead of answering them, so a framework can
-/// render them with its own error handlers.
+/// render them with its own error handlers. Cache hits are always answered here.
 #[pyclass(name = "WsgiGate", module = "ferrogate._native", frozen, subclass)]
 pub struct PyWsgiGate {
     #[pyo3(get)]
@@ -29,8 +29,8 @@ pub struct PyWsgiGate {
     /// request itself. None: `app`.
     #[pyo3(get)]
     refusal_app: Option<Py<PyAny>>,
-    /// Called as `on_refused(decision, environ)` for every refusal, before it is answered or
-    /// deferred: for logging and metrics. It cannot change the answer; if it raises, the error is
+    /// Called as `on_refused(decision, environ)` for every refusal (status 400 and up; a cache
+    /// hit is none), before it is answered or deferred: for logging and metrics. It cannot change the answer; if it raises, the error is
     /// logged and the refusal goes out as decided.
     #[pyo3(get)]
     on_refused: Option<Py<PyAny>>,
@@ -189,6 +189,11 @@ impl PyWsgiGate {
     ) -> PyResult<Py<PyAny>> {
         let d = self.gate.get().check(py, environ)?;
         if !d.forward {
+            if d.status < 400 {
+                // A cache hit (200, or 304 to a conditional request): the gate's answer, never
+                // a refusal for the framework's error handlers or for `on_refused`.
+                return self.answer(py, &d, environ, start_response);
+            }
             let Some(hook) = &self.on_refused else {
                 if !self.defer_refusals {
                     return self.answer(py, &d, environ, start_response);
