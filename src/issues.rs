@@ -175,6 +175,23 @@ impl Issues {
         ok.then_some(out)
     }
 
+    /// A list of HTTP methods, each an upper-case token (methods are case-sensitive, RFC 9110
+    /// §9.1: a lower-case entry would never match the request it was meant for).
+    pub fn methods(&mut self, v: &Value, at: &str) -> Option<Vec<String>> {
+        let list = self.strings(v, at)?;
+        let mut good = true;
+        for (i, s) in list.iter().enumerate() {
+            if !crate::http::is_token(s) || s.bytes().any(|b| b.is_ascii_lowercase()) {
+                self.push(
+                    format!("{at}[{i}]"),
+                    format!("not an upper-case HTTP method: {}", show(&Value::from(*s))),
+                );
+                good = false;
+            }
+        }
+        good.then(|| list.into_iter().map(str::to_owned).collect())
+    }
+
     /// One of a fixed set of strings.
     pub fn one_of<'v>(&mut self, v: &'v Value, choices: &[&str], at: &str) -> Option<&'v str> {
         match v {

@@ -44,6 +44,16 @@ def test_auth_decorator_401_403_200() -> None:
     assert r.json()["claims"]["sub"] == "ann"
 
 
+def test_a_cors_preflight_passes_the_gate_without_a_token() -> None:
+    """OPTIONS (a browser's preflight, never with credentials) is not asked for the token; the
+    view (or django-cors-headers before it) answers it. GET still needs one."""
+    c = Client()
+    r = c.options("/notes/", HTTP_ORIGIN="https://app.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET")
+    assert r.status_code == 200
+    assert r.json()["claims"] is None
+    assert c.get("/notes/").status_code == 401
+
+
 def test_optional_auth_in_an_async_view() -> None:
     async def scenario() -> None:
         c = AsyncClient()

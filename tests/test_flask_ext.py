@@ -49,6 +49,34 @@ def test_rules_that_fall_back(rule: str, reason: str) -> None:
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
+def test_flask_answers_a_cors_preflight_to_a_protected_view(fast_path: bool) -> None:
+    """Flask answers OPTIONS itself (the ``Allow`` header) without running the view; a browser's
+    preflight carries no token, and a 401 would fail every cross-origin call. Other methods still
+    need the token, and ``exempt_methods=[]`` asks it of OPTIONS too."""
+    app = Flask(__name__)
+    app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": "cors-secret-long-enough-for-hs256!!"}
+    gate = FerroGate(app, fast_path=fast_path)
+
+    @app.get("/me")
+    @gate.auth()
+    def me() -> Any:
+        return {"me": True}
+
+    @app.get("/strict")
+    @gate.auth(exempt_methods=[])
+    def strict() -> Any:
+        return {"strict": True}
+
+    c = app.test_client()
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    r = c.options("/me", headers=preflight)
+    assert r.status_code == 200
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert c.get("/me").status_code == 401
+    assert c.options("/strict", headers=preflight).status_code == 401
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
 def test_a_rule_with_a_method_the_router_has_no_table_for_is_checked_at_dispatch(fast_path: bool) -> None:
     """WebDAV's PROPFIND, a cache's PURGE: werkzeug routes any method token. The gate's router has
     tables for the standard methods only, so such a rule is checked at dispatch under its own

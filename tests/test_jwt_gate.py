@@ -206,3 +206,55 @@ def test_auth_config_errors() -> None:
     keys = [k for k, _ in exc.value.issues]
     assert "jwt.algorithms[1]" in keys
     assert "jwt.leeway" in keys
+
+
+def test_a_cors_preflight_needs_no_token_but_a_token_sent_must_be_valid() -> None:
+    """A browser's preflight (OPTIONS, never with credentials) is not asked for the token that the
+    route's other methods need: refusing it breaks every cross-origin call. ``exempt_methods = []``
+    asks it of every method; a token that is sent on an exempt method is still checked."""
+    config: dict[str, Any] = {
+        "jwt": {"algorithms": ["HS256"], "key": SECRET},
+        "routes": [
+            {"path": "/me", "auth": "required"},
+            {"path": "/write", "auth": {"scopes": ["articles:write"]}},
+            {"path": "/strict", "auth": {"exempt_methods": []}},
+            {"path": "/custom", "auth": {"exempt_methods": ["OPTIONS", "HEAD"]}},
+        ],
+    }
+    app = Flask(__name__)
+
+    @app.route("/<path:p>", methods=["GET", "OPTIONS"])
+    def anything(p: str) -> Any:
+        return {"method": request.method, "claims": request.environ.get("ferrogate.claims")}
+
+    app.wsgi_app = Gate(config).wsgi(app.wsgi_app)  # type: ignore[method-assign]
+    c = app.test_client()
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    for path in ("/me", "/write", "/custom"):
+        r = c.options(path, headers=preflight)
+        assert r.status_code == 200, path
+        assert r.json == {"method": "OPTIONS", "claims": None}
+        assert c.get(path).status_code == 401, path
+    assert c.options("/strict", headers=preflight).status_code == 401
+    assert c.head("/custom").status_code == 200
+    assert c.head("/me").status_code == 401
+    # Sent anyway: verified, and its claims reach the app; a bad one is refused.
+    r = c.options("/me", headers=bearer(token(sub="ann")))
+    assert r.json["claims"]["sub"] == "ann"
+    assert c.options("/me", headers=bearer("not.a.token")).status_code == 401
+    assert c.options("/write", headers=bearer(token(scope="other"))).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "methods",
+    [["options"], ["OPT IONS"], "OPTIONS", [1]],
+)
+def test_auth_exempt_methods_must_be_upper_case_methods(methods: Any) -> None:
+    with pytest.raises(ConfigError) as e:
+        Gate(
+            {
+                "jwt": {"algorithms": ["HS256"], "key": SECRET},
+                "routes": [{"path": "/me", "auth": {"exempt_methods": methods}}],
+            }
+        )
+    assert "routes[0].auth.exempt_methods" in str(e.value)

@@ -782,9 +782,12 @@ def auth_fragment(
     optional: bool,
     locations: Sequence[str] | None,
     claims: Mapping[str, Any] | None,
+    exempt_methods: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The ``auth`` policy table for decorator arguments."""
     table: dict[str, Any] = {"mode": "optional" if optional else "required"}
+    if exempt_methods is not None:
+        table["exempt_methods"] = list(exempt_methods)
     if scopes is not None:
         if isinstance(scopes, str):
             scopes = scopes.split()

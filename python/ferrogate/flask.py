@@ -592,16 +592,25 @@ class FerroGate:
         optional: bool = False,
         locations: list[str] | None = None,
         claims: dict[str, Any] | None = None,
+        exempt_methods: list[str] | None = None,
     ) -> Callable[[F], F]:
         """Bearer-token auth on a view or blueprint: ``@gate.auth(scopes=["articles:write"])``.
 
         ``optional=True`` lets requests without a token through (a token that is sent must be
         valid). ``locations``: ``"header"`` (default), ``"cookie:<name>"``, ``"query:<name>"``.
-        ``claims``: ``{"email_verified": True, "roles": {"contains": ["admin"]}}``. The verified
-        claims are in :data:`current_claims`.
+        ``claims``: ``{"email_verified": True, "roles": {"contains": ["admin"]}}``.
+        ``exempt_methods``: methods on which the token is optional (default ``["OPTIONS"]``, so
+        CORS preflights, which never carry one, get Flask's own answer; ``[]`` asks it of every
+        method). The verified claims are in :data:`current_claims`.
         """
         return self.policy(
-            **auth_fragment(scopes=scopes, optional=optional, locations=locations, claims=claims)
+            **auth_fragment(
+                scopes=scopes,
+                optional=optional,
+                locations=locations,
+                claims=claims,
+                exempt_methods=exempt_methods,
+            )
         )
 
     def cache(

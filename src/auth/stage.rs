@@ -47,6 +47,11 @@ pub enum ClaimRule {
     Contains(Vec<String>),
 }
 
+/// Methods a required token is not asked of by default: a CORS preflight never carries
+/// credentials (Fetch §4.8), and frameworks answer it without running the view. Flask-JWT-Extended
+/// exempts the same.
+pub const DEFAULT_EXEMPT_METHODS: &[&str] = &["OPTIONS"];
+
 /// A route's auth policy.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AuthPolicy {
@@ -54,6 +59,16 @@ pub struct AuthPolicy {
     pub scopes: Vec<String>,
     pub claims: Vec<(String, ClaimRule)>,
     pub locations: Vec<TokenLocation>,
+    /// Methods on which a required token becomes optional: a request without one passes, a
+    /// token that is sent must still be valid and grant the scopes and claims.
+    pub exempt_methods: Vec<String>,
+}
+
+fn default_exempt_methods() -> Vec<String> {
+    DEFAULT_EXEMPT_METHODS
+        .iter()
+        .map(|&m| m.to_owned())
+        .collect()
 }
 
 impl AuthPolicy {
@@ -71,16 +86,25 @@ impl AuthPolicy {
             return Some(AuthPolicy {
                 mode: mode_of(mode),
                 locations: vec![TokenLocation::Header],
+                exempt_methods: default_exempt_methods(),
                 ..Default::default()
             });
         }
         let map = issues.object(v, at)?;
-        issues.unknown_keys(map, &["mode", "scopes", "claims", "locations"], at);
+        issues.unknown_keys(
+            map,
+            &["mode", "scopes", "claims", "locations", "exempt_methods"],
+            at,
+        );
         let mut p = AuthPolicy {
             mode: Mode::Required,
             locations: vec![TokenLocation::Header],
+            exempt_methods: default_exempt_methods(),
             ..Default::default()
         };
+        if let Some(m) = map.get("exempt_methods") {
+            p.exempt_methods = issues.methods(m, &join(at, "exempt_methods"))?;
+        }
         if let Some(m) = map.get("mode") {
             p.mode = mode_of(issues.one_of(m, MODES, &join(at, "mode"))?);
         }
@@ -124,34 +148,7 @@ impl AuthPolicy {
             }
         }
         if let Some(l) = map.get("locations") {
-            let lat = join(at, "locations");
-            let mut out = Vec::new();
-            for (i, s) in issues.strings(l, &lat)?.into_iter().enumerate() {
-                let loc = if s == "header" {
-                    Some(TokenLocation::Header)
-                } else if let Some(name) = s
-                    .strip_prefix("cookie:")
-                    .filter(|n| crate::http::is_header_name(n))
-                {
-                    Some(TokenLocation::Cookie(name.to_owned()))
-                } else if let Some(name) = s.strip_prefix("query:").filter(|n| !n.is_empty()) {
-                    Some(TokenLocation::Query(name.to_owned()))
-                } else {
-                    issues.push(
-                        format!("{lat}[{i}]"),
-                        format!(
-                            "expected \"header\", \"cookie:<name>\" or \"query:<name>\", got {}",
-                            show(&Value::from(s))
-                        ),
-                    );
-                    None
-                };
-                out.extend(loc);
-            }
-            if out.is_empty() {
-                issues.push(lat, "at least one location is needed");
-            }
-            p.locations = out;
+            p.locations = parse_locations(l, &join(at, "locations"), issues)?;
         }
         Some(p)
     }
@@ -171,8 +168,42 @@ impl AuthPolicy {
         for (name, _) in &self.claims {
             let _ = write!(s, "; claim {name}");
         }
+        if self.mode == Mode::Required && !self.exempt_methods.is_empty() {
+            let _ = write!(s, "; not on {}", self.exempt_methods.join(" "));
+        }
         s
     }
+}
+
+/// `locations = ["header", "cookie:<name>", "query:<name>"]`; at least one.
+fn parse_locations(l: &Value, lat: &str, issues: &mut Issues) -> Option<Vec<TokenLocation>> {
+    let mut out = Vec::new();
+    for (i, s) in issues.strings(l, lat)?.into_iter().enumerate() {
+        let loc = if s == "header" {
+            Some(TokenLocation::Header)
+        } else if let Some(name) = s
+            .strip_prefix("cookie:")
+            .filter(|n| crate::http::is_header_name(n))
+        {
+            Some(TokenLocation::Cookie(name.to_owned()))
+        } else if let Some(name) = s.strip_prefix("query:").filter(|n| !n.is_empty()) {
+            Some(TokenLocation::Query(name.to_owned()))
+        } else {
+            issues.push(
+                format!("{lat}[{i}]"),
+                format!(
+                    "expected \"header\", \"cookie:<name>\" or \"query:<name>\", got {}",
+                    show(&Value::from(s))
+                ),
+            );
+            None
+        };
+        out.extend(loc);
+    }
+    if out.is_empty() {
+        issues.push(lat, "at least one location is needed");
+    }
+    Some(out)
 }
 
 /// Header slots the stage reads.
@@ -211,9 +242,11 @@ impl Stage {
         if policy.mode == Mode::None {
             return Ok(None);
         }
+        let required =
+            policy.mode == Mode::Required && !policy.exempt_methods.iter().any(|m| m == req.method);
         let token = match self.find_token(policy, req) {
             Credentials::One(t) => t,
-            Credentials::None if policy.mode == Mode::Required => {
+            Credentials::None if required => {
                 return Err(self.unauthorized(None, "a bearer token is required"));
             }
             Credentials::None => return Ok(None),

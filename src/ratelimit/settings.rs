@@ -746,20 +746,7 @@ fn parse_options(map: &Map<String, Value>, at: &str, issues: &mut Issues) -> Opt
         ok &= out.on_error.is_some();
     }
     if let Some(m) = map.get("exempt_methods") {
-        let key = join(at, "exempt_methods");
-        out.exempt_methods = issues.strings(m, &key).and_then(|list| {
-            let mut good = true;
-            for (i, s) in list.iter().enumerate() {
-                if !crate::http::is_token(s) || s.bytes().any(|b| b.is_ascii_lowercase()) {
-                    issues.push(
-                        format!("{key}[{i}]"),
-                        format!("not an upper-case HTTP method: {}", show(&Value::from(*s))),
-                    );
-                    good = false;
-                }
-            }
-            good.then(|| list.into_iter().map(str::to_owned).collect())
-        });
+        out.exempt_methods = issues.methods(m, &join(at, "exempt_methods"));
         ok &= out.exempt_methods.is_some();
     }
     if let Some(c) = map.get("exempt_ips") {

@@ -85,10 +85,19 @@ def auth(
     optional: bool = False,
     locations: list[str] | None = None,
     claims: dict[str, Any] | None = None,
+    exempt_methods: list[str] | None = None,
 ) -> Callable[[F], F]:
     """Bearer-token auth on a view: ``@auth(scopes=["articles:write"])``. The verified claims are
     in ``request.jwt_claims``. Arguments as for Flask's ``@gate.auth``."""
-    return policy(**auth_fragment(scopes=scopes, optional=optional, locations=locations, claims=claims))
+    return policy(
+        **auth_fragment(
+            scopes=scopes,
+            optional=optional,
+            locations=locations,
+            claims=claims,
+            exempt_methods=exempt_methods,
+        )
+    )
 
 
 def cache(
