@@ -76,6 +76,8 @@ pub enum NotStored {
     TooLarge,
     /// The framework dispatched to another route than the gate matched.
     RouteMismatch,
+    /// The app called `start_response` again (with `exc_info`: it failed) after giving a status.
+    AppError,
 }
 
 impl NotStored {
@@ -93,6 +95,7 @@ impl NotStored {
             NotStored::ZeroTtl => "ttl-zero",
             NotStored::TooLarge => "too-large",
             NotStored::RouteMismatch => "route-mismatch",
+            NotStored::AppError => "app-error",
         }
     }
 }

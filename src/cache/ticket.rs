@@ -210,10 +210,14 @@ impl Ticket {
     /// The body outgrew [`Ticket::max_body`] while being buffered: it is streamed, not stored.
     /// Returns the headers to send (tags header removed, cache status added).
     pub fn too_large(&self, headers: Vec<(String, String)>) -> Vec<(String, String)> {
+        self.refuse(headers, NotStored::TooLarge)
+    }
+
+    /// The response will not be stored, for a reason the caller found (`why`): ends the ticket
+    /// and returns the headers to send (tags header removed, cache status added).
+    pub fn refuse(&self, headers: Vec<(String, String)>, why: NotStored) -> Vec<(String, String)> {
         let (mut out, _) = self.split_tags(headers);
-        let (k, v) = self
-            .stage
-            .status_header("fwd=miss", Some(NotStored::TooLarge.as_str()));
+        let (k, v) = self.stage.status_header("fwd=miss", Some(why.as_str()));
         out.push((k.to_owned(), v));
         self.end();
         out
