@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -298,3 +299,31 @@ def test_write_from_a_generator_keeps_its_place_in_the_stored_body() -> None:
         body = b"".join(wrapped(environ("/r"), lambda s, h, e=None: seen.append(dict(h)["cache-status"])))
         assert body == b"head;middle;more;tail"
         assert seen[-1].startswith(f"ferrogate; {expected}")
+
+
+def test_an_event_stream_is_never_held_back_or_stored() -> None:
+    """GET /events on a cached route answering ``text/event-stream``: the first event reaches the
+    client while the app is still waiting to send the next (buffering it for the cache held every
+    event back until the stream ended), and the stream is not replayed to the next client."""
+    app = Flask(__name__)
+    later = threading.Event()
+
+    @app.get("/events")
+    def events() -> Any:
+        def gen() -> Iterator[str]:
+            yield "data: first\n\n"
+            later.wait(2)
+            yield "data: later\n\n"
+
+        return Response(gen(), mimetype="text/event-stream")
+
+    gate = Gate({"defaults": {"cache": 60}})
+    headers, body = run(gate, app, environ("/events"))
+    chunks = iter(body)
+    assert next(c for c in chunks if c) == b"data: first\n\n"
+    later.set()
+    assert b"".join(chunks) == b"data: later\n\n"
+    body.close()
+    assert dict(headers)["cache-status"] == "ferrogate; fwd=miss; detail=event-stream"
+    assert gate.cache is not None
+    assert gate.cache.stats()["entries"] == 0

@@ -156,6 +156,12 @@ impl Ticket {
         if values("set-cookie").next().is_some() {
             return Some(NotStored::SetCookie);
         }
+        if values("content-type").any(|v| {
+            let media = v.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("text/event-stream")
+        }) {
+            return Some(NotStored::EventStream);
+        }
         // A declared length over the limit is refused before anything is buffered.
         if values("content-length")
             .next()
