@@ -407,3 +407,31 @@ def test_a_write_to_an_exempt_route_still_invalidates_the_path() -> None:
     after = client.get("/a")
     assert after.json == {"v": 2}
     assert after.headers["Cache-Status"] == "ferrogate; fwd=miss; stored"
+
+
+def test_a_body_made_for_a_session_is_not_stored_when_checked_in_the_hook() -> None:
+    """A cached view with a Python-keyed limit is checked in ``before_request`` (hook mode), whose
+    store ran before Flask saved the session: GET /form from A (the view puts a CSRF token in A's
+    new session), then from B: B must not be served A's token."""
+    import itertools
+
+    from ferrogate.flask import FerroGate
+    from flask import session
+
+    app = Flask(__name__)
+    app.secret_key = "cache-test-session-key"
+    gate = FerroGate(app)
+    tokens = itertools.count()
+
+    @app.get("/form")
+    @gate.cache(ttl=60)
+    @gate.limit("100/minute", key=lambda: request.remote_addr)
+    def form() -> Any:
+        session["csrf"] = f"token-{next(tokens)}"
+        return {"csrf": session["csrf"]}
+
+    a, b = app.test_client(), app.test_client()
+    first = a.get("/form")
+    assert first.json == {"csrf": "token-0"}
+    assert "Set-Cookie" in first.headers
+    assert b.get("/form").json == {"csrf": "token-1"}

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Blueprint, Flask, Response, after_this_request, current_app, g, request
+from flask import Blueprint, Flask, Response, after_this_request, current_app, g, request, session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import (
     BaseConverter,
@@ -791,11 +791,21 @@ def _finish(d: Decision, response: Response) -> Response:
 
 
 def _store_flask_response(ticket: CacheTicket, response: Response) -> None:
-    """Hook mode: hand a finished Flask response to the cache (streamed ones are not stored)."""
+    """Hook mode: hand a finished Flask response to the cache (streamed ones are not stored).
+
+    This runs as an ``after_this_request`` function, before Flask saves the session: a session
+    the view used will add ``Vary: Cookie`` (and ``Set-Cookie`` when changed) only afterwards, so
+    the cache is shown the ``Vary: Cookie`` now and does not store a body made for one session."""
     streamed = response.is_streamed or response.direct_passthrough
-    add, remove = store_response(
-        ticket, response.status_code, streamed, lambda: (list(response.headers.items()), response.get_data())
-    )
+
+    def read() -> tuple[list[tuple[str, str]], bytes]:
+        headers = list(response.headers.items())
+        ctx_session = session._get_current_object()  # type: ignore[attr-defined]
+        if not current_app.session_interface.is_null_session(ctx_session) and ctx_session.accessed:
+            headers.append(("Vary", "Cookie"))
+        return headers, response.get_data()
+
+    add, remove = store_response(ticket, response.status_code, streamed, read)
     for name in remove:
         del response.headers[name]
     for k, v in add:
