@@ -435,3 +435,32 @@ def test_a_body_made_for_a_session_is_not_stored_when_checked_in_the_hook() -> N
     assert first.json == {"csrf": "token-0"}
     assert "Set-Cookie" in first.headers
     assert b.get("/form").json == {"csrf": "token-1"}
+
+
+def test_after_request_hooks_are_seen_when_checked_in_the_hook() -> None:
+    """Hook mode (a Python-keyed limit): the app's ``after_request`` makes the response
+    ``private`` and sets a cookie. GET /f from A, then from B: B is not served A's response."""
+    import itertools
+
+    from ferrogate.flask import FerroGate
+
+    app = Flask(__name__)
+    gate = FerroGate(app)
+    calls = itertools.count()
+
+    @app.get("/f")
+    @gate.cache(ttl=60)
+    @gate.limit("100/minute", key=lambda: request.remote_addr)
+    def f() -> Any:
+        return {"n": next(calls)}
+
+    @app.after_request
+    def personal(response: Response) -> Response:
+        response.headers["Cache-Control"] = "private"
+        response.set_cookie("remember", "user-a")
+        return response
+
+    a, b = app.test_client(), app.test_client()
+    first = a.get("/f")
+    assert first.headers["Cache-Status"] == "ferrogate; fwd=miss; detail=private"
+    assert b.get("/f").json == {"n": 1}

@@ -13,7 +13,6 @@ import threading
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, after_this_request, current_app, g, request, session
@@ -529,6 +528,7 @@ class FerroGate:
         self._states.append(state)
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._confirmer(state))
+        app.after_request(_finish_pending)
         from ferrogate.flask_cli import ferrogate_cli
 
         app.cli.add_command(ferrogate_cli)
@@ -771,7 +771,10 @@ class FerroGate:
             d.forward_into(environ)
             g.ferrogate_claims = d.claims
             if d.cache_ticket is not None or d.headers:
-                after_this_request(partial(_finish, d))
+                # Finished by the app-level `after_request` hook registered in `init_app`: it runs
+                # after the app's own hooks registered later (Flask runs them in reverse), so the
+                # cache sees the `Cache-Control` and `Set-Cookie` they add.
+                g._ferrogate_pending = d
             return None
         status, headers, body = refusal_answer(d, request.method, environ, state.on_refused)
         if state.defer_refusals:
@@ -779,6 +782,12 @@ class FerroGate:
             raise _refusal(d)
         # As on the fast path: the gate's own answer (an Exception catch-all never sees it).
         return Response(body, status=status, headers=list(headers))
+
+
+def _finish_pending(response: Response) -> Response:
+    """The app's ``after_request`` hook: finishes a decision taken in ``before_request``."""
+    d = g.pop("_ferrogate_pending", None)
+    return response if d is None else _finish(d, response)
 
 
 def _finish(d: Decision, response: Response) -> Response:
@@ -793,7 +802,7 @@ def _finish(d: Decision, response: Response) -> Response:
 def _store_flask_response(ticket: CacheTicket, response: Response) -> None:
     """Hook mode: hand a finished Flask response to the cache (streamed ones are not stored).
 
-    This runs as an ``after_this_request`` function, before Flask saves the session: a session
+    This runs in the app's ``after_request`` hook, before Flask saves the session: a session
     the view used will add ``Vary: Cookie`` (and ``Set-Cookie`` when changed) only afterwards, so
     the cache is shown the ``Vary: Cookie`` now and does not store a body made for one session."""
     streamed = response.is_streamed or response.direct_passthrough
