@@ -13,13 +13,20 @@ pub fn push_int(out: &mut String, n: impl itoa::Integer) {
 /// mounted). No header name contains `:`, so it cannot collide with one.
 pub const SCRIPT_NAME: &str = ":script-name";
 
+/// A request fact read like a header but from the environ's `wsgi.url_scheme` (`http` or
+/// `https`, as the server received the request).
+pub const URL_SCHEME: &str = ":url-scheme";
+
 /// The WSGI/CGI environ key of a request header: `x-api-key` → `HTTP_X_API_KEY`.
 /// `content-type` and `content-length` have no `HTTP_` prefix in CGI; [`SCRIPT_NAME`] is
-/// `SCRIPT_NAME`.
+/// `SCRIPT_NAME` and [`URL_SCHEME`] `wsgi.url_scheme`.
 #[must_use]
 pub fn cgi_key(header: &str) -> String {
     if header == SCRIPT_NAME {
         return "SCRIPT_NAME".to_owned();
+    }
+    if header == URL_SCHEME {
+        return "wsgi.url_scheme".to_owned();
     }
     let upper: String = header
         .chars()

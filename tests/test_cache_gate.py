@@ -325,6 +325,21 @@ def test_cache_config_errors() -> None:
     } <= keys
 
 
+def test_partial_and_not_modified_statuses_cannot_be_made_storable() -> None:
+    """A 206 or a 304 answers one request's ``Range`` or ``If-None-Match``: stored, it would be
+    served to every request for the resource, so ``statuses`` refuses them."""
+    for status in (206, 304):
+        with pytest.raises(ConfigError) as exc:
+            Gate(
+                {
+                    "cache": {"statuses": [200, status]},
+                    "routes": [{"path": "/a", "cache": {"ttl": 5, "statuses": [status]}}],
+                }
+            )
+        keys = {k for k, _ in exc.value.issues}
+        assert {"cache.statuses[1]", "routes[0].cache.statuses[0]"} <= keys
+
+
 def test_x_cache_style() -> None:
     gate = Gate({"cache": {"status_header": "x-cache"}, "routes": [{"path": "/a", "cache": 10}]})
     flask_app = Flask(__name__)
@@ -363,3 +378,89 @@ def test_hits_carry_one_content_length_and_304_none(app: App) -> None:
     _, status, headers = run_wsgi_app(app.flask.wsgi_app, env2)
     assert status == "304 Not Modified"
     assert "content-length" not in [k.lower() for k, _ in headers]
+
+
+def test_a_write_to_an_exempt_route_still_invalidates_the_path() -> None:
+    """GET /a (cached by its route), POST /a to a view that is ``exempt`` from the gate, GET /a:
+    the write invalidated the path, whichever route handled it (docs/caching.md)."""
+    from ferrogate.flask import FerroGate
+
+    app = Flask(__name__)
+    gate = FerroGate(app)
+    version = [1]
+
+    @app.get("/a")
+    @gate.cache(ttl=60)
+    def show() -> Any:
+        return {"v": version[0]}
+
+    @app.post("/a")
+    @gate.exempt
+    def change() -> Any:
+        version[0] += 1
+        return {"v": version[0]}, 201
+
+    client = app.test_client()
+    assert client.get("/a").json == {"v": 1}
+    assert client.get("/a").headers["Cache-Status"].startswith("ferrogate; hit")
+    assert client.post("/a").status_code == 201
+    after = client.get("/a")
+    assert after.json == {"v": 2}
+    assert after.headers["Cache-Status"] == "ferrogate; fwd=miss; stored"
+
+
+def test_a_body_made_for_a_session_is_not_stored_when_checked_in_the_hook() -> None:
+    """A cached view with a Python-keyed limit is checked in ``before_request`` (hook mode), whose
+    store ran before Flask saved the session: GET /form from A (the view puts a CSRF token in A's
+    new session), then from B: B must not be served A's token."""
+    import itertools
+
+    from ferrogate.flask import FerroGate
+    from flask import session
+
+    app = Flask(__name__)
+    app.secret_key = "cache-test-session-key"
+    gate = FerroGate(app)
+    tokens = itertools.count()
+
+    @app.get("/form")
+    @gate.cache(ttl=60)
+    @gate.limit("100/minute", key=lambda: request.remote_addr)
+    def form() -> Any:
+        session["csrf"] = f"token-{next(tokens)}"
+        return {"csrf": session["csrf"]}
+
+    a, b = app.test_client(), app.test_client()
+    first = a.get("/form")
+    assert first.json == {"csrf": "token-0"}
+    assert "Set-Cookie" in first.headers
+    assert b.get("/form").json == {"csrf": "token-1"}
+
+
+def test_after_request_hooks_are_seen_when_checked_in_the_hook() -> None:
+    """Hook mode (a Python-keyed limit): the app's ``after_request`` makes the response
+    ``private`` and sets a cookie. GET /f from A, then from B: B is not served A's response."""
+    import itertools
+
+    from ferrogate.flask import FerroGate
+
+    app = Flask(__name__)
+    gate = FerroGate(app)
+    calls = itertools.count()
+
+    @app.get("/f")
+    @gate.cache(ttl=60)
+    @gate.limit("100/minute", key=lambda: request.remote_addr)
+    def f() -> Any:
+        return {"n": next(calls)}
+
+    @app.after_request
+    def personal(response: Response) -> Response:
+        response.headers["Cache-Control"] = "private"
+        response.set_cookie("remember", "user-a")
+        return response
+
+    a, b = app.test_client(), app.test_client()
+    first = a.get("/f")
+    assert first.headers["Cache-Status"] == "ferrogate; fwd=miss; detail=private"
+    assert b.get("/f").json == {"n": 1}

@@ -50,6 +50,27 @@ def test_a_forged_host_cannot_poison_absolute_urls() -> None:
     assert c.get("/links", base_url="http://api.example.com").json == {"self": "http://api.example.com/links"}
 
 
+def test_the_scheme_the_server_received_is_keyed() -> None:
+    """GET http://api.example.com/links, then the same over https (a server answering both, such as
+    uWSGI behind nginx, says so in ``wsgi.url_scheme``, not in a header): the https client is not
+    served links that say http."""
+    app = Flask(__name__)
+
+    @app.get("/links")
+    def links() -> Any:
+        return {"self": url_for("links", _external=True)}
+
+    _, c = client({"routes": [{"path": "/links", "cache": 60}]}, app)
+    c.get("/links", base_url="http://api.example.com")
+    secure = c.get("/links", base_url="https://api.example.com")
+    assert secure.json == {"self": "https://api.example.com/links"}
+    assert (
+        c.get("/links", base_url="https://api.example.com")
+        .headers["Cache-Status"]
+        .startswith("ferrogate; hit")
+    )
+
+
 def test_proxy_fix_prefix_and_proto_are_keyed() -> None:
     app = Flask(__name__)
 

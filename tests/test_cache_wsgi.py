@@ -6,9 +6,11 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from ferrogate import Gate
 from flask import Flask, Response, request
 
@@ -192,3 +194,170 @@ def test_header_names_past_the_process_cap_are_served_by_the_app_never_renamed()
     assert last["x-item-4199"] == "4199"
     assert last["cache-status"] == "ferrogate; fwd=miss; stored"
     assert body == "item 4199"
+
+
+def _failing_app(calls: list[int], cache_control: str | None = None) -> Any:
+    """Announces 200, yields part of its body, fails, and (PEP 3333) gives a 500 with
+    ``exc_info`` and an error page: a server that has sent the 200 re-raises."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        calls.append(1)
+        headers = [("Content-Type", "text/plain")]
+        if cache_control:
+            headers.append(("Cache-Control", cache_control))
+        start_response("200 OK", headers)
+
+        def gen() -> Iterator[bytes]:
+            yield b"partial;"
+            try:
+                raise RuntimeError("the database went away")
+            except RuntimeError:
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+                yield b"error page"
+
+        return gen()
+
+    return app
+
+
+def test_a_response_the_app_replaced_with_exc_info_is_never_stored() -> None:
+    """GET /r twice where the app fails mid-body: the failure is never stored as the 200 first
+    announced (and served to everyone); the client is told the 500."""
+    calls: list[int] = []
+    gate = Gate({"routes": [{"path": "/r", "cache": 60}]})
+    wrapped = gate.wsgi(_failing_app(calls))
+    for _ in range(2):
+        sent: list[tuple[str, dict[str, str], bool]] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            sent.append((status, {k.lower(): v for k, v in headers}, exc_info is not None))  # noqa: B023
+
+        body = b"".join(wrapped(environ("/r"), start_response))
+        status, headers, with_exc = sent[-1]
+        assert status.startswith("500"), sent
+        assert with_exc
+        assert headers["cache-status"] == "ferrogate; fwd=miss; detail=app-error"
+        assert body.endswith(b"error page")
+    assert len(calls) == 2
+    assert gate.cache is not None
+    assert gate.cache.stats()["entries"] == 0
+
+
+def test_a_passed_through_response_hands_later_calls_to_the_server() -> None:
+    """A response that is not stored is streamed: the app's later ``start_response(..., exc_info)``
+    reaches the server, which re-raises it once its headers are out (PEP 3333), and ``write()``
+    data reaches the server's ``write``."""
+    calls: list[int] = []
+    gate = Gate({"routes": [{"path": "/r", "cache": 60}]})
+    wrapped = gate.wsgi(_failing_app(calls, cache_control="no-store"))
+    statuses: list[str] = []
+    out: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is not None and any(out):
+            raise exc_info[1].with_traceback(exc_info[2])
+        statuses.append(status)
+        return out.append
+
+    with pytest.raises(RuntimeError, match="database"):
+        out.extend(wrapped(environ("/r"), start_response))
+    assert statuses == ["200 OK"]
+    assert b"".join(out) == b"partial;"
+
+    def writer(environ: dict[str, Any], start_response: Any) -> Any:
+        def gen() -> Iterator[bytes]:
+            write = start_response("200 OK", [("Cache-Control", "no-store")])
+            yield b"a;"
+            write(b"b;")
+            yield b"c"
+
+        return gen()
+
+    out.clear()
+    out.extend(gate.wsgi(writer)(environ("/r"), start_response))
+    assert b"".join(out) == b"a;b;c"
+
+
+def test_write_from_a_generator_keeps_its_place_in_the_stored_body() -> None:
+    """A generator app that calls ``start_response`` lazily and ``write()`` before its first chunk:
+    the miss sends and the hit serves the whole body, in order."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        def gen() -> Iterator[bytes]:
+            write = start_response("200 OK", [("Content-Type", "text/plain")])
+            write(b"head;")
+            yield b"middle;"
+            write(b"more;")
+            yield b"tail"
+
+        return gen()
+
+    gate = Gate({"routes": [{"path": "/r", "cache": 60}]})
+    wrapped = gate.wsgi(app)
+    seen: list[str] = []
+    for expected in ("fwd=miss; stored", "hit"):
+        body = b"".join(wrapped(environ("/r"), lambda s, h, e=None: seen.append(dict(h)["cache-status"])))
+        assert body == b"head;middle;more;tail"
+        assert seen[-1].startswith(f"ferrogate; {expected}")
+
+
+def test_an_event_stream_is_never_held_back_or_stored() -> None:
+    """GET /events on a cached route answering ``text/event-stream``: the first event reaches the
+    client while the app is still waiting to send the next (buffering it for the cache held every
+    event back until the stream ended), and the stream is not replayed to the next client."""
+    app = Flask(__name__)
+    later = threading.Event()
+
+    @app.get("/events")
+    def events() -> Any:
+        def gen() -> Iterator[str]:
+            yield "data: first\n\n"
+            later.wait(2)
+            yield "data: later\n\n"
+
+        return Response(gen(), mimetype="text/event-stream")
+
+    gate = Gate({"defaults": {"cache": 60}})
+    headers, body = run(gate, app, environ("/events"))
+    chunks = iter(body)
+    assert next(c for c in chunks if c) == b"data: first\n\n"
+    later.set()
+    assert b"".join(chunks) == b"data: later\n\n"
+    body.close()
+    assert dict(headers)["cache-status"] == "ferrogate; fwd=miss; detail=event-stream"
+    assert gate.cache is not None
+    assert gate.cache.stats()["entries"] == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="L1 alone has no purge generations: a miss computed before a write is stored after the "
+    "write's invalidation (the Redis tier refuses it, detail=purged-meanwhile)",
+)
+def test_a_response_computed_before_a_write_is_not_stored_after_its_invalidation() -> None:
+    """GET /doc reads v=1; while it runs, POST /doc writes v=2 and invalidates /doc; the GET then
+    finishes. Its v=1 must not be stored: the next GET must see v=2."""
+    db = {"v": 1}
+    during: list[Any] = []
+
+    def app(env: dict[str, Any], start_response: Any) -> Any:
+        if env["REQUEST_METHOD"] == "POST":
+            db["v"] += 1
+            start_response("204 No Content", [])
+            return [b""]
+        v = db["v"]
+        if during:
+            during.pop()()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"v=%d" % v]
+
+    gate = Gate({"routes": [{"path": "/doc", "methods": ["GET", "POST"], "cache": 60}]})
+    wrapped = gate.wsgi(app)
+
+    def call(env: dict[str, Any]) -> bytes:
+        return b"".join(wrapped(env, lambda s, h, e=None: None))
+
+    assert call(environ("/doc")) == b"v=1"
+    during.append(lambda: call(environ("/doc", "POST")))
+    assert call(environ("/doc", cache_control="no-cache")) == b"v=1"
+    assert call(environ("/doc")) == b"v=2"

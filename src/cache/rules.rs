@@ -76,6 +76,11 @@ pub enum NotStored {
     TooLarge,
     /// The framework dispatched to another route than the gate matched.
     RouteMismatch,
+    /// A `text/event-stream`: live events, never one stored body (buffering it would hold
+    /// every event back until the stream ends).
+    EventStream,
+    /// The app called `start_response` again (with `exc_info`: it failed) after giving a status.
+    AppError,
 }
 
 impl NotStored {
@@ -93,6 +98,8 @@ impl NotStored {
             NotStored::ZeroTtl => "ttl-zero",
             NotStored::TooLarge => "too-large",
             NotStored::RouteMismatch => "route-mismatch",
+            NotStored::EventStream => "event-stream",
+            NotStored::AppError => "app-error",
         }
     }
 }

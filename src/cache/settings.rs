@@ -104,7 +104,9 @@ fn statuses(v: &Value, at: &str, issues: &mut Issues) -> Vec<u16> {
         .enumerate()
         .filter_map(
             |(i, s)| match s.as_u64().and_then(|n| u16::try_from(n).ok()) {
-                Some(n) if (200..600).contains(&n) && n != 206 => Some(n),
+                // A partial content or a not-modified answer is not the resource's representation:
+                // stored, it would be served whole to every request.
+                Some(n) if (200..600).contains(&n) && !matches!(n, 206 | 304) => Some(n),
                 _ => {
                     issues.push(
                         format!("{at}[{i}]"),

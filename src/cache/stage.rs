@@ -34,8 +34,12 @@ pub struct Slots {
 /// `USE_X_FORWARDED_HOST`) turn into hosts, schemes, prefixes, URLs or methods: the classic
 /// cache-poisoning vectors. Keyed rather than refused, a poisoned response is only ever served to
 /// requests that carry the same values, and a proxy that sets them on every request still gets a
-/// working cache.
+/// working cache. The scheme the server received the request on (`wsgi.url_scheme`) is keyed
+/// too, for the same reason as `Host`: a server that answers both `http` and `https` (nginx in
+/// front of uWSGI passes `HTTPS`, not a header) must not serve `https` clients a body whose
+/// absolute URLs say `http`.
 pub const KEYED: &[&str] = &[
+    crate::http::URL_SCHEME,
     "host",
     "x-forwarded-host",
     "x-forwarded-proto",

@@ -156,6 +156,12 @@ impl Ticket {
         if values("set-cookie").next().is_some() {
             return Some(NotStored::SetCookie);
         }
+        if values("content-type").any(|v| {
+            let media = v.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("text/event-stream")
+        }) {
+            return Some(NotStored::EventStream);
+        }
         // A declared length over the limit is refused before anything is buffered.
         if values("content-length")
             .next()
@@ -210,10 +216,14 @@ impl Ticket {
     /// The body outgrew [`Ticket::max_body`] while being buffered: it is streamed, not stored.
     /// Returns the headers to send (tags header removed, cache status added).
     pub fn too_large(&self, headers: Vec<(String, String)>) -> Vec<(String, String)> {
+        self.refuse(headers, NotStored::TooLarge)
+    }
+
+    /// The response will not be stored, for a reason the caller found (`why`): ends the ticket
+    /// and returns the headers to send (tags header removed, cache status added).
+    pub fn refuse(&self, headers: Vec<(String, String)>, why: NotStored) -> Vec<(String, String)> {
         let (mut out, _) = self.split_tags(headers);
-        let (k, v) = self
-            .stage
-            .status_header("fwd=miss", Some(NotStored::TooLarge.as_str()));
+        let (k, v) = self.stage.status_header("fwd=miss", Some(why.as_str()));
         out.push((k.to_owned(), v));
         self.end();
         out

@@ -13,6 +13,7 @@ use crate::auth::revocation::Revocations;
 use crate::auth::stage::Stage as AuthStage;
 use crate::blocking::{Blocking, InPlace};
 use crate::cache::lookup::Outcome as CacheOutcome;
+use crate::cache::settings::CachePolicy;
 use crate::cache::stage::Stage as CacheStage;
 use crate::clock::SharedClock;
 use crate::config::Unmatched;
@@ -357,12 +358,23 @@ impl Gate {
             None => (&self.default_policy, &self.default_limits, None),
         };
         if policy.exempt {
+            // Exempt from every check, but a successful write still invalidates what the cache
+            // holds for its path, whichever route handled it (a GET route may cache it).
+            let cache = match &self.cache {
+                Some(stage) if use_cache => {
+                    match stage.check(&CachePolicy::default(), req, path, None, blocking) {
+                        CacheOutcome::Forward(ticket) => Some(ticket),
+                        CacheOutcome::Respond(_) | CacheOutcome::Pass(_) => None,
+                    }
+                }
+                _ => None,
+            };
             return Decision::Forward(Forward {
                 route,
                 headers: Vec::new(),
                 dry_run_refused: None,
                 claims: None,
-                cache: None,
+                cache,
             });
         }
         if policy.access == Access::Deny {

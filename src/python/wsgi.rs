@@ -7,6 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::decision::{PyDecision, forward_into};
 use super::gate::PyGate;
+use crate::cache::rules::NotStored;
 
 struct Keys {
     refused: Py<PyString>,
@@ -327,7 +328,14 @@ struct CaptureState {
     status: Option<Py<PyAny>>,
     headers: Option<Py<PyAny>>,
     exc_info: Option<Py<PyAny>>,
+    /// `start_response` was called again after a status was given (PEP 3333 allows it with
+    /// `exc_info` while no header was sent: the app failed). Such a response is never stored.
+    replaced: bool,
     written: Vec<u8>,
+    /// The server's `start_response` and `write`, once the response is passed through: later
+    /// calls of the app's go straight to them (the server re-raises `exc_info` once its headers
+    /// are out, and `write` data goes out in order with the iterable's).
+    sent: Option<(Py<PyAny>, Py<PyAny>)>,
 }
 
 impl Capture {
@@ -347,17 +355,65 @@ impl Capture {
         headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        {
+        let py = slf.py();
+        let sent = {
             let mut st = slf.get().lock();
-            st.status = Some(status.clone().unbind());
-            st.headers = Some(headers.clone().unbind());
-            st.exc_info = exc_info.map(|e| e.clone().unbind());
+            match &st.sent {
+                Some((start, _)) => Some(start.clone_ref(py)),
+                None => {
+                    st.replaced |= st.status.is_some();
+                    st.status = Some(status.clone().unbind());
+                    st.headers = Some(headers.clone().unbind());
+                    st.exc_info = exc_info.map(|e| e.clone().unbind());
+                    None
+                }
+            }
+        };
+        if let Some(start) = sent {
+            let start = start.bind(py);
+            return Ok(match exc_info {
+                Some(e) => start.call1((status, headers, e))?,
+                None => start.call1((status, headers))?,
+            }
+            .unbind());
         }
         Ok(slf.getattr("write")?.unbind())
     }
 
-    fn write(&self, data: &[u8]) {
-        self.lock().written.extend_from_slice(data);
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let sent = {
+            let mut st = self.lock();
+            match &st.sent {
+                Some((_, write)) => Some(write.clone_ref(py)),
+                None => {
+                    st.written
+                        .extend_from_slice(data.cast::<PyBytes>()?.as_bytes());
+                    None
+                }
+            }
+        };
+        if let Some(write) = sent {
+            write.bind(py).call1((data,))?;
+        }
+        Ok(())
+    }
+}
+
+/// The status, headers and `exc_info` the app gave last, and whether it gave more than one.
+#[allow(clippy::type_complexity)]
+fn latest<'py>(
+    py: Python<'py>,
+    capture: &Bound<'py, Capture>,
+) -> Option<(Bound<'py, PyAny>, Py<PyAny>, Option<Py<PyAny>>, bool)> {
+    let st = capture.get().lock();
+    match (&st.status, &st.headers) {
+        (Some(s), Some(h)) => Some((
+            s.bind(py).clone(),
+            h.clone_ref(py),
+            st.exc_info.as_ref().map(|e| e.clone_ref(py)),
+            st.replaced,
+        )),
+        _ => None,
     }
 }
 
@@ -475,6 +531,8 @@ impl PyWsgiGate {
 
     /// A GET miss the cache may store, or an unsafe request that may invalidate: the app runs,
     /// and its response goes through the ticket. Only responses the rules allow are buffered.
+    // Buffering a WSGI response in order (start_response, write, chunks, a restart), in one place.
+    #[allow(clippy::too_many_lines)]
     fn serve_with_ticket(
         py: Python<'_>,
         app: &Bound<'_, PyAny>,
@@ -502,72 +560,114 @@ impl PyWsgiGate {
             }
         };
         let outcome = (|| -> PyResult<Option<Py<PyAny>>> {
-            let mut body: Vec<u8> = std::mem::take(&mut capture.get().lock().written);
+            let mut body: Vec<u8> = Vec::new();
             // The app's one chunk when the body is exactly that (the usual case): sent as it is
             // rather than copied into a new bytes object.
             let mut only: Option<Bound<'_, PyBytes>> = None;
             let mut iter = result.try_iter()?;
             // Read until the status is known (a generator app calls start_response lazily).
             let mut exhausted = false;
-            while capture.get().lock().status.is_none() {
+            loop {
+                let known = {
+                    let mut st = capture.get().lock();
+                    // `write` data goes before the chunks the iterable yields after it.
+                    body.append(&mut st.written);
+                    st.status.is_some()
+                };
+                if known {
+                    break;
+                }
                 match iter.next() {
-                    Some(chunk) => take_chunk(chunk?, &mut body, &mut only)?,
+                    Some(chunk) => {
+                        let chunk = chunk?;
+                        // What the app wrote while making this chunk goes before it.
+                        body.append(&mut capture.get().lock().written);
+                        take_chunk(chunk, &mut body, &mut only)?;
+                    }
                     None => {
                         exhausted = true;
                         break;
                     }
                 }
             }
-            let (status, headers, exc_info) = {
-                let st = capture.get().lock();
-                match (&st.status, &st.headers) {
-                    (Some(s), Some(h)) => (
-                        s.clone_ref(py),
-                        h.clone_ref(py),
-                        st.exc_info.as_ref().map(|e| e.clone_ref(py)),
-                    ),
-                    _ => {
-                        return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                            "the WSGI app returned without calling start_response",
-                        ));
-                    }
-                }
+            let Some((status, headers, exc_info, replaced)) = latest(py, &capture) else {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "the WSGI app returned without calling start_response",
+                ));
             };
-            let status = status.into_bound(py);
             let code = status_code(&status);
             let pairs = header_pairs(headers.bind(py))?;
-            let send = |hs: Vec<(String, String)>| -> PyResult<()> {
+            // Calls the server's `start_response`; the app's later calls go straight to it.
+            let send = |status: &Bound<'_, PyAny>,
+                        hs: Vec<(String, String)>,
+                        exc_info: Option<&Py<PyAny>>|
+             -> PyResult<()> {
                 let list = PyList::new(py, hs)?;
                 for h in live_extra(environ, extra).iter() {
                     list.append(h)?;
                 }
-                match &exc_info {
-                    Some(e) => start_response.call1((&status, list, e.bind(py)))?,
-                    None => start_response.call1((&status, list))?,
+                let write = match exc_info {
+                    Some(e) => start_response.call1((status, list, e.bind(py)))?,
+                    None => start_response.call1((status, list))?,
                 };
+                capture.get().lock().sent = Some((start_response.clone().unbind(), write.unbind()));
                 Ok(())
             };
+            let passthrough = |body: &[u8], iter: Bound<'_, pyo3::types::PyIterator>| {
+                let passthrough = py.import("ferrogate.wsgi")?.getattr("_Passthrough")?;
+                let head = PyList::new(py, [PyBytes::new(py, body)])?;
+                PyResult::Ok(Some(passthrough.call1((head, iter, &result))?.unbind()))
+            };
+            if replaced {
+                send(
+                    &status,
+                    t.refuse(pairs, NotStored::AppError),
+                    exc_info.as_ref(),
+                )?;
+                return passthrough(&body, iter);
+            }
             if !t.wants(code, &pairs) {
                 // Not storable: store() only strips the tags header and says why.
-                send(t.store(code, pairs, b"").headers)?;
-                let passthrough = py.import("ferrogate.wsgi")?.getattr("_Passthrough")?;
-                let head = PyList::new(py, [PyBytes::new(py, &body)])?;
-                return Ok(Some(passthrough.call1((head, iter, &result))?.unbind()));
+                send(
+                    &status,
+                    t.store(code, pairs, b"").headers,
+                    exc_info.as_ref(),
+                )?;
+                return passthrough(&body, iter);
             }
             if !exhausted {
-                for chunk in iter.by_ref() {
-                    take_chunk(chunk?, &mut body, &mut only)?;
+                while let Some(chunk) = iter.next() {
+                    let chunk = chunk?;
+                    body.append(&mut capture.get().lock().written);
+                    take_chunk(chunk, &mut body, &mut only)?;
                     // Over the cache's `max_entry_bytes`: it will not be stored, so stream the
                     // rest rather than buffer it.
                     if body.len() > t.max_body() {
-                        send(t.too_large(pairs))?;
-                        let passthrough = py.import("ferrogate.wsgi")?.getattr("_Passthrough")?;
-                        let head = PyList::new(py, [PyBytes::new(py, &body)])?;
-                        return Ok(Some(passthrough.call1((head, iter, &result))?.unbind()));
+                        send(&status, t.too_large(pairs), exc_info.as_ref())?;
+                        return passthrough(&body, iter);
                     }
                 }
             }
+            body.append(&mut capture.get().lock().written);
             close(&result)?;
+            let Some((status, headers, exc_info, replaced)) = latest(py, &capture) else {
+                unreachable!("a status was captured above");
+            };
+            if replaced {
+                // The app failed while its body was read (it gave another status, with
+                // `exc_info`): what it sent is not the response it first announced.
+                let pairs = header_pairs(headers.bind(py))?;
+                send(
+                    &status,
+                    t.refuse(pairs, NotStored::AppError),
+                    exc_info.as_ref(),
+                )?;
+                return Ok(Some(
+                    PyList::new(py, [PyBytes::new(py, &body)])?
+                        .into_any()
+                        .unbind(),
+                ));
+            }
             let changes =
                 super::release_if(py, t.may_block(), || t.store_changes(code, pairs, &body));
             let list = changed_headers(headers.bind(py), changes, extra)?;
