@@ -172,13 +172,14 @@ class _RateThrottle(BaseThrottle):
     subclasses set their own ``scope`` (burst / sustained), and :meth:`get_cache_key` returns None
     for requests the throttle does not apply to.
 
-    Keys: the user's pk when authenticated, else DRF's ``get_ident`` (which honours
-    ``NUM_PROXIES``). When ``FERROGATE["rate_limit"]["storage"]`` is ``"host"`` the counts are in
-    the host-shared file (``host_path``, else the app's default file), shared by every worker on
-    the host; when it is Redis, in Redis (shared by every host). If the store cannot answer,
-    ``on_error`` decides: ``"allow"``, ``"deny"`` (throttled, retry in 1 s) or ``"local"`` (in
-    memory, the rate divided by the workers). ``settings.FERROGATE_RATELIMIT_ENABLED = False``
-    turns every throttle off (tests).
+    Keys: the user's pk when authenticated, else the client's address as the gate's limits read
+    it (:meth:`get_ident`: ``REMOTE_ADDR`` unless ``FERROGATE["client_ip"]`` trusts a proxy, or
+    DRF's reading when ``NUM_PROXIES`` is set). When ``FERROGATE["rate_limit"]["storage"]`` is
+    ``"host"`` the counts are in the host-shared file (``host_path``, else the app's default
+    file), shared by every worker on the host; when it is Redis, in Redis (shared by every host).
+    If the store cannot answer, ``on_error`` decides: ``"allow"``, ``"deny"`` (throttled, retry
+    in 1 s) or ``"local"`` (in memory, the rate divided by the workers).
+    ``settings.FERROGATE_RATELIMIT_ENABLED = False`` turns every throttle off (tests).
     """
 
     scope: str | None = None
@@ -203,6 +204,19 @@ class _RateThrottle(BaseThrottle):
         except KeyError:
             raise ImproperlyConfigured(f"No default throttle rate set for '{scope}' scope") from None
         return None if rate is None else str(rate)
+
+    def get_ident(self, request: Any) -> str:
+        """The client's address, as the gate's own limits key it: ``REMOTE_ADDR`` unless
+        ``FERROGATE["client_ip"]`` trusts the proxy that sent the request, IPv6 by its /64.
+        DRF's own ``get_ident`` reads ``X-Forwarded-For`` whenever ``NUM_PROXIES`` is unset, so
+        a client sending a new address per request would get a new bucket each time; an explicit
+        ``NUM_PROXIES`` is still DRF's to apply."""
+        if api_settings.NUM_PROXIES is not None:
+            return str(super().get_ident(request))
+        from ferrogate.django import state
+
+        ident = state.compiled().gate.client_ip(request.META)
+        return ident if ident is not None else ""
 
     def ident_of(self, request: Any) -> str:
         user = getattr(request, "user", None)

@@ -406,6 +406,23 @@ const TAG_HEADER: u8 = 4;
 const TAG_MISSING: u8 = 5;
 
 impl Stage {
+    /// The forwarding header `client_ip` reads (lower case), when it trusts a proxy.
+    #[must_use]
+    pub fn forwarded_header(&self) -> Option<&'static str> {
+        self.client_ip
+            .reads_header()
+            .then(|| self.client_ip.header.name())
+    }
+
+    /// The client as the limits key it: `REMOTE_ADDR`, or what a trusted proxy's header says,
+    /// masked to `ipv4_prefix` / `ipv6_prefix`. `None` when there is no usable address.
+    #[must_use]
+    pub fn client_key(&self, remote_addr: Option<&str>, forwarded: Option<&str>) -> Option<IpAddr> {
+        self.client_ip
+            .resolve(remote_addr, forwarded)
+            .map(|ip| self.client_ip.key_of(ip))
+    }
+
     /// How many in-memory limiters the gate holds (for the multi-process warning).
     #[must_use]
     pub fn memory_limiters(&self) -> usize {
