@@ -72,3 +72,41 @@ def test_num_proxies_still_applies_drfs_reading(db: Any) -> None:
         assert [c.get("/public/", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code for i in range(3)] == [
             200
         ] * 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="revocation by subject reads only `sub`; simplejwt's tokens name the user in "
+    "FERROGATE_USER_ID_CLAIM (`user_id`), so revoke_subject(user.pk) revokes none of them",
+)
+def test_revoke_subject_reaches_tokens_that_name_the_user_in_user_id(redis_server: Any) -> None:
+    """A simplejwt-style access token (user_id, jti, no sub), accepted by the DRF class under
+    FERROGATE_USER_ID_CLAIM = "user_id", must be refused after ferrogate.django.revoke_subject of
+    that user ("log out everywhere")."""
+    import time
+
+    import ferrogate.django
+    from ferrogate import encode
+
+    config = {
+        **settings.FERROGATE,
+        "jwt": {**settings.FERROGATE["jwt"], "revocation": {"store": "redis"}},
+        "redis": {"url": redis_server.url, "timeout_ms": 200},
+    }
+    with override_settings(
+        ROOT_URLCONF="django_project.urls", FERROGATE=config, FERROGATE_USER_ID_CLAIM="user_id"
+    ):
+        state.reset()
+        now = time.time()
+        claims = {
+            "user_id": 42,
+            "jti": "simplejwt-1",
+            "token_type": "access",
+            "iat": now - 60,
+            "exp": now + 300,
+        }
+        t = encode(claims, settings.JWT_SECRET, "HS256")
+        h = {"HTTP_AUTHORIZATION": f"Bearer {t}"}
+        assert APIClient().get("/drf/notes/", **h).status_code == 200
+        ferrogate.django.revoke_subject("42")
+        assert APIClient().get("/drf/notes/", **h).status_code == 401
