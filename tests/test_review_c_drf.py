@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.test import override_settings
 from ferrogate.django import reset, state
 from rest_framework.test import APIClient
+from test_redis_topologies import tls_server  # noqa: F401 - the TLS redis-server fixture
 
 REST = {
     **settings.REST_FRAMEWORK,
@@ -110,3 +112,35 @@ def test_revoke_subject_reaches_tokens_that_name_the_user_in_user_id(redis_serve
         assert APIClient().get("/drf/notes/", **h).status_code == 200
         ferrogate.django.revoke_subject("42")
         assert APIClient().get("/drf/notes/", **h).status_code == 401
+
+
+def test_drf_throttles_reach_redis_with_the_gates_redis_settings(
+    tls_server: tuple[int, Path],  # noqa: F811 - the fixture imported above
+) -> None:
+    """[redis] with TLS to a private CA: the gate's limits reach Redis, and so must the DRF
+    throttles, which count "where the gate's rate limits do". With only the URL they failed the
+    handshake on every request and fell to on_error: with "local", per-process counts (the
+    quota times the workers); with "deny", every request throttled."""
+    import time
+
+    from ferrogate import encode
+
+    port, d = tls_server
+    config = {
+        **settings.FERROGATE,
+        "redis": {"url": f"rediss://localhost:{port}/0", "tls_ca_file": str(d / "ca.pem")},
+        "rate_limit": {"storage": "redis", "on_error": "deny"},
+    }
+    t = encode({"sub": "tess", "exp": time.time() + 300}, settings.JWT_SECRET, "HS256")
+    from django_project.views import BurstView
+    from ferrogate.drf import GateThrottle
+
+    with override_settings(ROOT_URLCONF="django_project.urls", FERROGATE=config):
+        state.reset()
+        saved, BurstView.throttle_classes = BurstView.throttle_classes, (GateThrottle,)
+        try:
+            c = APIClient()
+            statuses = [c.get("/drf/burst/", HTTP_AUTHORIZATION=f"Bearer {t}").status_code for _ in range(3)]
+        finally:
+            BurstView.throttle_classes = saved
+        assert statuses == [200, 200, 429]

@@ -121,8 +121,9 @@ class RateLimiter:
         prefix: str = "ferrogate:",
         batch: int = 0,
         batch_ttl_ms: int = 1000,
-        timeout_ms: int = 100,
+        timeout_ms: int | None = None,
         path: str | os.PathLike[str] | None = None,
+        redis: dict[str, Any] | None = None,
     ) -> RateLimiter: ...
     def ping(self) -> None: ...
     @property

@@ -12,6 +12,7 @@ names, so ``rest_framework.throttling.`` becomes ``ferrogate.drf.``)::
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -104,7 +105,7 @@ class JWTAuthentication(BaseAuthentication):
 
 
 _PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
-_limiters: dict[tuple[str, str | None, str], RateLimiter] = {}
+_limiters: dict[tuple[str, str | None, str, str], RateLimiter] = {}
 #: ``url`` of :func:`_store` for the host-shared file (``storage = "host"``).
 _HOST = "host"
 
@@ -142,7 +143,14 @@ def _store() -> tuple[str | None, str, str]:
 
 
 def _limiter(rate: str, url: str | None = None, prefix: str = "ferrogate:") -> RateLimiter:
-    key = (rate, url, prefix)
+    redis: dict[str, Any] | None = None
+    if url is not None and url != _HOST:
+        from ferrogate.django import state
+
+        # The gate's [redis] table (TLS files, timeouts, breaker): the throttles reach Redis as
+        # the gate's limits do.
+        redis = dict(state.gate_config().get("redis") or {})
+    key = (rate, url, prefix, json.dumps(redis, sort_keys=True, default=str))
     limiter = _limiters.get(key)
     if limiter is None:
         quota = drf_rate_to_quota(rate)
@@ -151,7 +159,7 @@ def _limiter(rate: str, url: str | None = None, prefix: str = "ferrogate:") -> R
         elif url == _HOST:
             made = RateLimiter(quota, storage="host", name="drf", path=prefix or None)
         else:
-            made = RateLimiter(quota, storage=url, name="drf", prefix=prefix)
+            made = RateLimiter(quota, storage=url, name="drf", prefix=prefix, redis=redis)
         limiter = _limiters.setdefault(key, made)
     return limiter
 
