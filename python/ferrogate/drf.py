@@ -12,6 +12,7 @@ names, so ``rest_framework.throttling.`` becomes ``ferrogate.drf.``)::
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -104,7 +105,7 @@ class JWTAuthentication(BaseAuthentication):
 
 
 _PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
-_limiters: dict[tuple[str, str | None, str], RateLimiter] = {}
+_limiters: dict[tuple[str, str | None, str, str], RateLimiter] = {}
 #: ``url`` of :func:`_store` for the host-shared file (``storage = "host"``).
 _HOST = "host"
 
@@ -142,7 +143,14 @@ def _store() -> tuple[str | None, str, str]:
 
 
 def _limiter(rate: str, url: str | None = None, prefix: str = "ferrogate:") -> RateLimiter:
-    key = (rate, url, prefix)
+    redis: dict[str, Any] | None = None
+    if url is not None and url != _HOST:
+        from ferrogate.django import state
+
+        # The gate's [redis] table (TLS files, timeouts, breaker): the throttles reach Redis as
+        # the gate's limits do.
+        redis = dict(state.gate_config().get("redis") or {})
+    key = (rate, url, prefix, json.dumps(redis, sort_keys=True, default=str))
     limiter = _limiters.get(key)
     if limiter is None:
         quota = drf_rate_to_quota(rate)
@@ -151,7 +159,7 @@ def _limiter(rate: str, url: str | None = None, prefix: str = "ferrogate:") -> R
         elif url == _HOST:
             made = RateLimiter(quota, storage="host", name="drf", path=prefix or None)
         else:
-            made = RateLimiter(quota, storage=url, name="drf", prefix=prefix)
+            made = RateLimiter(quota, storage=url, name="drf", prefix=prefix, redis=redis)
         limiter = _limiters.setdefault(key, made)
     return limiter
 
@@ -172,13 +180,14 @@ class _RateThrottle(BaseThrottle):
     subclasses set their own ``scope`` (burst / sustained), and :meth:`get_cache_key` returns None
     for requests the throttle does not apply to.
 
-    Keys: the user's pk when authenticated, else DRF's ``get_ident`` (which honours
-    ``NUM_PROXIES``). When ``FERROGATE["rate_limit"]["storage"]`` is ``"host"`` the counts are in
-    the host-shared file (``host_path``, else the app's default file), shared by every worker on
-    the host; when it is Redis, in Redis (shared by every host). If the store cannot answer,
-    ``on_error`` decides: ``"allow"``, ``"deny"`` (throttled, retry in 1 s) or ``"local"`` (in
-    memory, the rate divided by the workers). ``settings.FERROGATE_RATELIMIT_ENABLED = False``
-    turns every throttle off (tests).
+    Keys: the user's pk when authenticated, else the client's address as the gate's limits read
+    it (:meth:`get_ident`: ``REMOTE_ADDR`` unless ``FERROGATE["client_ip"]`` trusts a proxy, or
+    DRF's reading when ``NUM_PROXIES`` is set). When ``FERROGATE["rate_limit"]["storage"]`` is
+    ``"host"`` the counts are in the host-shared file (``host_path``, else the app's default
+    file), shared by every worker on the host; when it is Redis, in Redis (shared by every host).
+    If the store cannot answer, ``on_error`` decides: ``"allow"``, ``"deny"`` (throttled, retry
+    in 1 s) or ``"local"`` (in memory, the rate divided by the workers).
+    ``settings.FERROGATE_RATELIMIT_ENABLED = False`` turns every throttle off (tests).
     """
 
     scope: str | None = None
@@ -203,6 +212,19 @@ class _RateThrottle(BaseThrottle):
         except KeyError:
             raise ImproperlyConfigured(f"No default throttle rate set for '{scope}' scope") from None
         return None if rate is None else str(rate)
+
+    def get_ident(self, request: Any) -> str:
+        """The client's address, as the gate's own limits key it: ``REMOTE_ADDR`` unless
+        ``FERROGATE["client_ip"]`` trusts the proxy that sent the request, IPv6 by its /64.
+        DRF's own ``get_ident`` reads ``X-Forwarded-For`` whenever ``NUM_PROXIES`` is unset, so
+        a client sending a new address per request would get a new bucket each time; an explicit
+        ``NUM_PROXIES`` is still DRF's to apply."""
+        if api_settings.NUM_PROXIES is not None:
+            return str(super().get_ident(request))
+        from ferrogate.django import state
+
+        ident = state.compiled().gate.client_ip(request.META)
+        return ident if ident is not None else ""
 
     def ident_of(self, request: Any) -> str:
         user = getattr(request, "user", None)

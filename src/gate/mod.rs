@@ -156,6 +156,23 @@ impl Gate {
             .map(|e| (e.pattern.as_deref(), e.name.as_deref()))
     }
 
+    /// The forwarding header `[client_ip]` reads (lower case), when it trusts a proxy.
+    #[must_use]
+    pub fn forwarded_header(&self) -> Option<&'static str> {
+        self.rate_limit.forwarded_header()
+    }
+
+    /// The client's address as the rate limits key it (see [`crate::ratelimit::client_ip`]):
+    /// what the framework adapters' own throttles key anonymous clients by.
+    #[must_use]
+    pub fn client_key(
+        &self,
+        remote_addr: Option<&str>,
+        forwarded: Option<&str>,
+    ) -> Option<std::net::IpAddr> {
+        self.rate_limit.client_key(remote_addr, forwarded)
+    }
+
     /// How many in-memory rate limiters this gate holds (each counts per process).
     #[must_use]
     pub fn memory_rate_limiters(&self) -> usize {

@@ -386,6 +386,27 @@ impl PyGate {
         Ok(out)
     }
 
+    /// The client's address as the gate's rate limits key it, from a WSGI environ: `REMOTE_ADDR`
+    /// unless `[client_ip]` trusts the proxy that sent it, masked to the configured prefix
+    /// (IPv6 /64 by default). None when the environ has no usable address.
+    fn client_ip(&self, environ: &Bound<'_, PyDict>) -> PyResult<Option<String>> {
+        let read = |key: &str| -> PyResult<Option<String>> {
+            Ok(environ
+                .get_item(key)?
+                .and_then(|v| v.cast_into::<PyString>().ok())
+                .and_then(|s| s.to_str().ok().map(str::to_owned)))
+        };
+        let remote_addr = read("REMOTE_ADDR")?;
+        let forwarded = match self.core.forwarded_header() {
+            Some(name) => read(&crate::http::cgi_key(name))?,
+            None => None,
+        };
+        Ok(self
+            .core
+            .client_key(remote_addr.as_deref(), forwarded.as_deref())
+            .map(|ip| ip.to_string()))
+    }
+
     /// How many rate limiters keep their counts in this process's memory.
     #[getter]
     fn memory_rate_limiters(&self) -> usize {

@@ -92,16 +92,29 @@ fn now_nanos(core: &Limiter, now: Option<f64>) -> PyResult<u64> {
     }
 }
 
+/// `section`: a gate's `[redis]` table (TLS files, timeouts, breaker, pool), so a limiter made
+/// beside a gate (the DRF throttles) reaches Redis as the gate does; `url` and `prefix` win over
+/// its own, and `timeout_ms` does when given.
+#[allow(clippy::too_many_arguments)] // the constructor's Redis options, passed through
 fn redis_limiter(
     url: &str,
     name: &str,
     prefix: &str,
-    timeout_ms: u64,
+    timeout_ms: Option<u64>,
+    section: Option<serde_json::Map<String, serde_json::Value>>,
     quotas: &[Quota],
     options: RedisOptions,
 ) -> PyResult<RedisLimiter> {
     let mut issues = crate::issues::Issues::default();
-    let section = serde_json::json!({"url": url, "prefix": prefix, "timeout_ms": timeout_ms});
+    let mut section = section.unwrap_or_default();
+    section.insert("url".into(), url.into());
+    section.insert("prefix".into(), prefix.into());
+    if let Some(t) = timeout_ms {
+        section.insert("timeout_ms".into(), t.into());
+    } else if !section.contains_key("timeout_ms") {
+        section.insert("timeout_ms".into(), 100u64.into());
+    }
+    let section = serde_json::Value::Object(section);
     let settings = RedisSettings::parse(Some(&section), None, &mut issues);
     let settings = issues.finish(settings).map_err(Error::from)?;
     if !crate::ratelimit::settings::is_name(name) {
@@ -192,7 +205,11 @@ impl PyRateLimiter {
     /// same `path` and `name` (`path` defaults to this app's file under the runtime directory);
     /// an unusable path raises `ConfigError`, a hit the file cannot take `StoreUnavailableError`.
     #[new]
-    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000, storage=None, name="default", prefix="ferrogate:", batch=0, batch_ttl_ms=1000, timeout_ms=100, path=None))]
+    ///
+    /// `redis=` is a gate's `[redis]` table (TLS files, timeouts, circuit breaker, pool): the
+    /// limiter then reaches Redis as that gate does (`storage` and `prefix` still name the URL
+    /// and the key prefix; `timeout_ms`, when given, wins).
+    #[pyo3(signature = (quota, *, burst=None, max_keys=1_000_000, storage=None, name="default", prefix="ferrogate:", batch=0, batch_ttl_ms=1000, timeout_ms=None, path=None, redis=None))]
     #[allow(clippy::too_many_arguments)] // keyword-only options, as Python users pass them
     fn new(
         quota: &str,
@@ -203,9 +220,25 @@ impl PyRateLimiter {
         prefix: &str,
         batch: u64,
         batch_ttl_ms: u64,
-        timeout_ms: u64,
+        timeout_ms: Option<u64>,
         path: Option<std::path::PathBuf>,
+        redis: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let section = match redis.map(super::convert::to_value).transpose() {
+            Ok(None | Some(serde_json::Value::Null)) => None,
+            Ok(Some(serde_json::Value::Object(m))) => Some(m),
+            Ok(Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "redis= is a [redis] table (a dict), as in a gate's config",
+                ));
+            }
+            Err(e) => return Err(Error::from(e).into()),
+        };
+        if section.is_some() && matches!(storage, None | Some("memory" | "host")) {
+            return Err(PyValueError::new_err(
+                "redis= configures Redis storage; pass storage=\"redis://...\"",
+            ));
+        }
         let mut quotas = parse_quotas(quota).map_err(Error::from)?;
         if let Some(b) = burst {
             let [q] = quotas.as_slice() else {
@@ -255,7 +288,7 @@ impl PyRateLimiter {
                     batch_ttl_nanos: batch_ttl_ms.saturating_mul(1_000_000),
                 };
                 let l = Arc::new(redis_limiter(
-                    url, name, prefix, timeout_ms, &quotas, options,
+                    url, name, prefix, timeout_ms, section, &quotas, options,
                 )?);
                 if batch > 0 {
                     spawn_reconciler(

@@ -404,8 +404,26 @@ const TAG_SUB: u8 = 2;
 const TAG_CLAIM: u8 = 3;
 const TAG_HEADER: u8 = 4;
 const TAG_MISSING: u8 = 5;
+const TAG_ISS: u8 = 6;
 
 impl Stage {
+    /// The forwarding header `client_ip` reads (lower case), when it trusts a proxy.
+    #[must_use]
+    pub fn forwarded_header(&self) -> Option<&'static str> {
+        self.client_ip
+            .reads_header()
+            .then(|| self.client_ip.header.name())
+    }
+
+    /// The client as the limits key it: `REMOTE_ADDR`, or what a trusted proxy's header says,
+    /// masked to `ipv4_prefix` / `ipv6_prefix`. `None` when there is no usable address.
+    #[must_use]
+    pub fn client_key(&self, remote_addr: Option<&str>, forwarded: Option<&str>) -> Option<IpAddr> {
+        self.client_ip
+            .resolve(remote_addr, forwarded)
+            .map(|ip| self.client_ip.key_of(ip))
+    }
+
     /// How many in-memory limiters the gate holds (for the multi-process warning).
     #[must_use]
     pub fn memory_limiters(&self) -> usize {
@@ -626,7 +644,15 @@ impl Stage {
             match part {
                 BoundPart::Ip => self.write_ip(h, TAG_IP, client),
                 BoundPart::Subject => match claims.and_then(|c| c.get("sub")) {
-                    Some(v) => write_claim(h, TAG_SUB, v),
+                    Some(v) => {
+                        write_claim(h, TAG_SUB, v);
+                        // `sub` is unique only within its issuer (RFC 7519 §4.1.2): with several
+                        // trusted issuers, one's user must not spend another's quota.
+                        if let Some(iss) = claims.and_then(|c| c.get("iss")).and_then(Value::as_str)
+                        {
+                            write_bytes(h, TAG_ISS, iss.as_bytes());
+                        }
+                    }
                     None => self.write_ip(h, TAG_MISSING, client),
                 },
                 BoundPart::Claim(name) => match claims.and_then(|c| c.get(name)) {
