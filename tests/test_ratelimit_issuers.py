@@ -1,4 +1,4 @@
-"""Hostile inputs against the gate's rate limits (review C)."""
+"""Rate limits keyed by a token's subject when several issuers are trusted."""
 
 from __future__ import annotations
 

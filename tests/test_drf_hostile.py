@@ -1,4 +1,5 @@
-"""Hostile inputs against the DRF classes (review C)."""
+"""Hostile inputs against the DRF classes: spoofed client addresses, tokens that name the user
+in `user_id`, and Redis reached with the gate's own settings."""
 
 from __future__ import annotations
 
