@@ -734,3 +734,36 @@ def test_shared_limits_from_decorators_and_config_merge() -> None:
 
     with pytest.raises(ConfigError, match="defined both"):
         gate.init_app(clash)
+
+
+def test_the_fast_path_leaves_request_finished_without_a_receiver() -> None:
+    """Hook mode holds a view's response until ``request_finished`` (the app's after_request
+    hooks and the session can still make it unstorable). The fast path stores in the WSGI layer,
+    so no receiver is connected for it: one would be called on every request of the app."""
+    from flask import request_finished
+
+    app = Flask(__name__)
+    gate = FerroGate(app)
+
+    @app.get("/a")
+    @gate.cache(ttl=60)
+    def a() -> Any:
+        return {"a": 1}
+
+    c = app.test_client()
+    assert c.get("/a").status_code == 200
+    assert c.get("/a").headers["Cache-Status"].startswith("ferrogate; hit")
+    assert not request_finished.has_receivers_for(app)
+
+    hooked = Flask(__name__)
+    hook_gate = FerroGate(hooked, fast_path=False)
+
+    @hooked.get("/a")
+    @hook_gate.cache(ttl=60)
+    def b() -> Any:
+        return {"b": 1}
+
+    h = hooked.test_client()
+    assert h.get("/a").status_code == 200
+    assert request_finished.has_receivers_for(hooked)
+    assert h.get("/a").headers["Cache-Status"].startswith("ferrogate; hit")

@@ -251,6 +251,17 @@ class _AppState:
         self.inner: Any = None
         self.mounts = Mounts()
         self._issuer: TokenIssuer | None = None
+        self._watching_finished = False
+
+    def watch_finished(self) -> None:
+        """Connects ``request_finished`` to the store of a held response (:func:`_store_pending`)
+        when the first one is held. The fast path never holds one, and a receiver would cost every
+        request of the app a call."""
+        if not self._watching_finished:
+            with self.lock:
+                if not self._watching_finished:
+                    request_finished.connect(_store_pending, self.app, weak=False)
+                    self._watching_finished = True
 
     def setting(self, key: str) -> Any:
         short = key.removeprefix("FERROGATE_").lower()
@@ -534,7 +545,6 @@ class FerroGate:
         self._states.append(state)
         app.wsgi_app = _FlaskGateMiddleware(app.wsgi_app, state)  # type: ignore[method-assign]
         app.before_request(self._confirmer(state))
-        request_finished.connect(_store_pending, app, weak=False)
         from ferrogate.flask_cli import ferrogate_cli
 
         app.cli.add_command(ferrogate_cli)
@@ -818,6 +828,7 @@ def _hold_flask_response(ticket: CacheTicket, response: Response) -> None:
     if not ticket.is_store or streamed:
         store_response(ticket, response.status_code, streamed, lambda: ([], b""))
         return
+    FerroGate.state().watch_finished()
     request.environ[_PENDING] = (
         ticket,
         response.status_code,
