@@ -31,8 +31,8 @@ pub struct PyWsgiGate {
     #[pyo3(get)]
     refusal_app: Option<Py<PyAny>>,
     /// Called as `on_refused(decision, environ)` for every refusal (status 400 and up; a cache
-    /// hit is none), before it is answered or deferred: for logging and metrics. It cannot change the answer; if it raises, the error is
-    /// logged and the refusal goes out as decided.
+    /// hit is none), before it is answered or deferred: for logging and metrics. It cannot change
+    /// the answer; if it raises, the error is logged and the refusal goes out as decided.
     #[pyo3(get)]
     on_refused: Option<Py<PyAny>>,
     keys: Keys,
