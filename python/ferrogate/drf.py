@@ -122,10 +122,12 @@ def drf_rate_to_quota(rate: str) -> str:
     return f"{count}/{unit}"
 
 
-def _store() -> tuple[str | None, str, str]:
-    """``(store, key prefix or host file, on_error)`` from ``settings.FERROGATE``: throttles count
-    where the gate's rate limits do, so every worker process shares them. ``store`` is None (memory),
-    ``"host"`` (the second item is then the file, ``""`` for the default) or a Redis URL."""
+def _store() -> tuple[str | None, str, str, dict[str, Any] | None]:
+    """``(store, key prefix or host file, on_error, redis)`` from ``settings.FERROGATE``: throttles
+    count where the gate's rate limits do, so every worker process shares them. ``store`` is None
+    (memory), ``"host"`` (the second item is then the file, ``""`` for the default) or a Redis URL;
+    ``redis`` is then the gate's ``[redis]`` table (TLS files, timeouts, breaker), so the throttles
+    reach Redis as the gate's limits do."""
     from ferrogate.django import state
 
     config = state.gate_config()
@@ -135,22 +137,19 @@ def _store() -> tuple[str | None, str, str]:
     on_error = str(rl.get("on_error", "local"))
     prefix = str(redis.get("prefix", "ferrogate:"))
     if storage == "memory":
-        return None, prefix, on_error
+        return None, prefix, on_error, None
     if storage == "host":
-        return _HOST, str(rl.get("host_path") or ""), on_error
+        return _HOST, str(rl.get("host_path") or ""), on_error, None
     url = storage if isinstance(storage, str) and "://" in storage else redis.get("url")
-    return (str(url) if url else None), prefix, on_error
+    if not url:
+        return None, prefix, on_error, None
+    return str(url), prefix, on_error, dict(redis)
 
 
-def _limiter(rate: str, url: str | None = None, prefix: str = "ferrogate:") -> RateLimiter:
-    redis: dict[str, Any] | None = None
-    if url is not None and url != _HOST:
-        from ferrogate.django import state
-
-        # The gate's [redis] table (TLS files, timeouts, breaker): the throttles reach Redis as
-        # the gate's limits do.
-        redis = dict(state.gate_config().get("redis") or {})
-    key = (rate, url, prefix, json.dumps(redis, sort_keys=True, default=str))
+def _limiter(
+    rate: str, url: str | None = None, prefix: str = "ferrogate:", redis: dict[str, Any] | None = None
+) -> RateLimiter:
+    key = (rate, url, prefix, "" if redis is None else json.dumps(redis, sort_keys=True, default=str))
     limiter = _limiters.get(key)
     if limiter is None:
         quota = drf_rate_to_quota(rate)
@@ -246,9 +245,9 @@ class _RateThrottle(BaseThrottle):
         key = self.get_cache_key(request, view)
         if key is None:
             return True
-        url, prefix, on_error = _store()
+        url, prefix, on_error, redis = _store()
         try:
-            result = _limiter(rate, url, prefix).hit(key)
+            result = _limiter(rate, url, prefix, redis).hit(key)
         except StoreUnavailableError:
             # The gate's on_error, as DRF can express it: a throttle can only allow or refuse.
             if on_error == "allow":
