@@ -66,3 +66,12 @@ def redis_server(redis_session: RedisServer) -> Iterator[RedisServer]:
 def own_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own (for tests that kill or pause it)."""
     yield from _running_redis()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drf_views_bound_under_the_project_settings() -> None:
+    """DRF binds a view's ``throttle_classes`` (and its other defaults) from ``REST_FRAMEWORK`` when
+    the class is defined. Imported first inside a test's ``override_settings`` (one that empties
+    ``DEFAULT_THROTTLE_CLASSES``, say), the project's views would keep that test's settings for the
+    rest of the session, and whether a later test is throttled would depend on the order."""
+    import django_project.views  # noqa: F401
