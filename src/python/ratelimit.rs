@@ -109,10 +109,9 @@ fn redis_limiter(
     let mut section = section.unwrap_or_default();
     section.insert("url".into(), url.into());
     section.insert("prefix".into(), prefix.into());
+    // Absent from both, the `[redis]` default (100 ms) applies.
     if let Some(t) = timeout_ms {
         section.insert("timeout_ms".into(), t.into());
-    } else if !section.contains_key("timeout_ms") {
-        section.insert("timeout_ms".into(), 100u64.into());
     }
     let section = serde_json::Value::Object(section);
     let settings = RedisSettings::parse(Some(&section), None, &mut issues);
