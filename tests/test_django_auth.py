@@ -44,13 +44,12 @@ def test_auth_decorator_401_403_200() -> None:
     assert r.json()["claims"]["sub"] == "ann"
 
 
-def test_a_cors_preflight_passes_the_gate_without_a_token() -> None:
-    """OPTIONS (a browser's preflight, never with credentials) is not asked for the token; the
-    view (or django-cors-headers before it) answers it. GET still needs one."""
+def test_options_needs_the_token_unless_exempted() -> None:
+    """``@auth`` without ``exempt_methods``: OPTIONS needs the token like GET (a preflight is
+    answered by django-cors-headers placed before the gate, or with ``exempt_methods``)."""
     c = Client()
     r = c.options("/notes/", HTTP_ORIGIN="https://app.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET")
-    assert r.status_code == 200
-    assert r.json()["claims"] is None
+    assert r.status_code == 401
     assert c.get("/notes/").status_code == 401
 
 

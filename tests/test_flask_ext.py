@@ -51,19 +51,19 @@ def test_rules_that_fall_back(rule: str, reason: str) -> None:
 @pytest.mark.parametrize("fast_path", [True, False])
 def test_flask_answers_a_cors_preflight_to_a_protected_view(fast_path: bool) -> None:
     """Flask answers OPTIONS itself (the ``Allow`` header) without running the view; a browser's
-    preflight carries no token, and a 401 would fail every cross-origin call. Other methods still
-    need the token, and ``exempt_methods=[]`` asks it of OPTIONS too."""
+    preflight carries no token. With ``exempt_methods=["OPTIONS"]`` it gets Flask's answer, other
+    methods still need the token, and by default OPTIONS needs it too."""
     app = Flask(__name__)
     app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": "cors-secret-long-enough-for-hs256!!"}
     gate = FerroGate(app, fast_path=fast_path)
 
     @app.get("/me")
-    @gate.auth()
+    @gate.auth(exempt_methods=["OPTIONS"])
     def me() -> Any:
         return {"me": True}
 
     @app.get("/strict")
-    @gate.auth(exempt_methods=[])
+    @gate.auth()
     def strict() -> Any:
         return {"strict": True}
 
@@ -767,3 +767,33 @@ def test_the_fast_path_leaves_request_finished_without_a_receiver() -> None:
     assert h.get("/a").status_code == 200
     assert request_finished.has_receivers_for(hooked)
     assert h.get("/a").headers["Cache-Status"].startswith("ferrogate; hit")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the confirmation at dispatch compares the route, not the method: a layer inside the "
+    "gate that rewrites OPTIONS to GET runs the view under the OPTIONS exemption",
+)
+def test_a_method_rewritten_inside_the_gate_does_not_inherit_an_exemption() -> None:
+    """A method override wrapped around ``app.wsgi_app`` before ``init_app`` turns ``OPTIONS`` with
+    ``X-HTTP-Method-Override: GET`` into a GET after the gate decided on OPTIONS."""
+    app = Flask(__name__)
+    app.config["FERROGATE_JWT"] = {"algorithms": ["HS256"], "key": "override-secret-long-enough-for-hs256"}
+    inner = app.wsgi_app
+
+    def override(environ: dict[str, Any], start_response: Any) -> Any:
+        method = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE")
+        if method:
+            environ["REQUEST_METHOD"] = method.upper()
+        return inner(environ, start_response)
+
+    app.wsgi_app = override  # type: ignore[method-assign]
+    gate = FerroGate(app)
+
+    @app.get("/secret")
+    @gate.auth(exempt_methods=["OPTIONS"])
+    def secret() -> Any:
+        return {"secret": True}
+
+    r = app.test_client().options("/secret", headers={"X-HTTP-Method-Override": "GET"})
+    assert r.status_code == 401

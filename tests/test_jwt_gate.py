@@ -208,16 +208,16 @@ def test_auth_config_errors() -> None:
     assert "jwt.leeway" in keys
 
 
-def test_a_cors_preflight_needs_no_token_but_a_token_sent_must_be_valid() -> None:
-    """A browser's preflight (OPTIONS, never with credentials) is not asked for the token that the
-    route's other methods need: refusing it breaks every cross-origin call. ``exempt_methods = []``
-    asks it of every method; a token that is sent on an exempt method is still checked."""
+def test_a_cors_preflight_needs_no_token_on_exempt_methods_but_a_token_sent_must_be_valid() -> None:
+    """``exempt_methods = ["OPTIONS"]``: a browser's preflight (never with credentials) is not asked
+    for the token the route's other methods need. Without it (the default) every method needs it;
+    a token that is sent on an exempt method is still checked."""
     config: dict[str, Any] = {
         "jwt": {"algorithms": ["HS256"], "key": SECRET},
         "routes": [
-            {"path": "/me", "auth": "required"},
-            {"path": "/write", "auth": {"scopes": ["articles:write"]}},
-            {"path": "/strict", "auth": {"exempt_methods": []}},
+            {"path": "/me", "auth": {"exempt_methods": ["OPTIONS"]}},
+            {"path": "/write", "auth": {"scopes": ["articles:write"], "exempt_methods": ["OPTIONS"]}},
+            {"path": "/strict", "auth": "required"},
             {"path": "/custom", "auth": {"exempt_methods": ["OPTIONS", "HEAD"]}},
         ],
     }
@@ -238,6 +238,7 @@ def test_a_cors_preflight_needs_no_token_but_a_token_sent_must_be_valid() -> Non
     assert c.options("/strict", headers=preflight).status_code == 401
     assert c.head("/custom").status_code == 200
     assert c.head("/me").status_code == 401
+    assert c.options("/strict").status_code == 401
     # Sent anyway: verified, and its claims reach the app; a bad one is refused.
     r = c.options("/me", headers=bearer(token(sub="ann")))
     assert r.json["claims"]["sub"] == "ann"

@@ -609,9 +609,9 @@ class FerroGate:
         ``optional=True`` lets requests without a token through (a token that is sent must be
         valid). ``locations``: ``"header"`` (default), ``"cookie:<name>"``, ``"query:<name>"``.
         ``claims``: ``{"email_verified": True, "roles": {"contains": ["admin"]}}``.
-        ``exempt_methods``: methods on which the token is optional (default ``["OPTIONS"]``, so
-        CORS preflights, which never carry one, get Flask's own answer; ``[]`` asks it of every
-        method). The verified claims are in :data:`current_claims`.
+        ``exempt_methods``: methods on which the token is optional (``["OPTIONS"]``: CORS
+        preflights, which never carry one, get Flask's own answer; none by default, see
+        docs/authentication.md). The verified claims are in :data:`current_claims`.
         """
         return self.policy(
             **auth_fragment(

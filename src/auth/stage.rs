@@ -47,11 +47,6 @@ pub enum ClaimRule {
     Contains(Vec<String>),
 }
 
-/// Methods a required token is not asked of by default: a CORS preflight never carries
-/// credentials (Fetch §4.8), and frameworks answer it without running the view. Flask-JWT-Extended
-/// exempts the same.
-pub const DEFAULT_EXEMPT_METHODS: &[&str] = &["OPTIONS"];
-
 /// A route's auth policy.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AuthPolicy {
@@ -59,16 +54,12 @@ pub struct AuthPolicy {
     pub scopes: Vec<String>,
     pub claims: Vec<(String, ClaimRule)>,
     pub locations: Vec<TokenLocation>,
-    /// Methods on which a required token becomes optional: a request without one passes, a
-    /// token that is sent must still be valid and grant the scopes and claims.
+    /// Methods on which a required token becomes optional (none unless configured; `["OPTIONS"]`
+    /// for CORS preflights): a request without one passes, a token that is sent must still be
+    /// valid and grant the scopes and claims. Not a default: the gate decides on the method it
+    /// sees, and a layer inside it that rewrites the method (a method override) would turn an
+    /// exempt request into one the gate never checked.
     pub exempt_methods: Vec<String>,
-}
-
-fn default_exempt_methods() -> Vec<String> {
-    DEFAULT_EXEMPT_METHODS
-        .iter()
-        .map(|&m| m.to_owned())
-        .collect()
 }
 
 impl AuthPolicy {
@@ -86,7 +77,6 @@ impl AuthPolicy {
             return Some(AuthPolicy {
                 mode: mode_of(mode),
                 locations: vec![TokenLocation::Header],
-                exempt_methods: default_exempt_methods(),
                 ..Default::default()
             });
         }
@@ -99,7 +89,6 @@ impl AuthPolicy {
         let mut p = AuthPolicy {
             mode: Mode::Required,
             locations: vec![TokenLocation::Header],
-            exempt_methods: default_exempt_methods(),
             ..Default::default()
         };
         if let Some(m) = map.get("exempt_methods") {
